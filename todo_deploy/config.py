@@ -1,0 +1,289 @@
+"""The one settings object every task reads.
+
+Values are merged from four places, lowest priority first: the defaults below,
+secrets generated on first use (kept in the gitignored `.env.secrets`), the
+project's `.env`, and the process environment. The result is validated once;
+every problem is reported together, and secrets are never shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRETS_FILE_NAME = ".env.secrets"
+GENERATED_SECRETS = ("AUTH_SECRET", "SESSION_SECRET", "POSTGRES_PASSWORD")
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_MEMORY = re.compile(r"^(\d+)\s*([mMgG][bB]?|[mM]i|[gG]i)?$")
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            "must be a DNS label: lowercase letters, digits and '-', "
+            "start and end with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def _memory(value: str) -> str:
+    match = _MEMORY.match(value.strip())
+    if not match:
+        raise ValueError("must be a size such as 4096 (MiB), 4096m or 4g")
+    return value.strip()
+
+
+def _optional_url(value: str) -> str:
+    if value and not (urlparse(value).scheme and urlparse(value).netloc):
+        raise ValueError("must be a URL such as https://api.example.com/v1")
+    return value
+
+
+def _database_url(value: str) -> str:
+    if not value:
+        return value
+    parsed = urlparse(value)
+    if not parsed.scheme.startswith("postgres") or not parsed.hostname:
+        raise ValueError(
+            "must be a PostgreSQL URL such as postgresql://user:password@host:5432/todo"
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+
+
+class Source(StrEnum):
+    DEFAULT = "default"
+    GENERATED = "generated"
+    DOTENV = ".env"
+    ENVIRONMENT = "environment"
+
+
+class Settings(BaseModel):
+    """Every knob of the workflow. Field names are the lower-case .env keys."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # The cluster
+    cluster_provider: Literal["minikube", "kind", "docker-desktop", "existing"] = "minikube"
+    kube_context: str = ""
+    minikube_profile: DnsLabel = "todo-chatbot"
+    minikube_driver: str = "docker"
+    minikube_cpus: int = Field(default=2, ge=2, le=64)
+    minikube_memory: Annotated[str, AfterValidator(_memory)] = "4096"
+    minikube_addons: str = ""
+    kind_cluster_name: DnsLabel = "todo-chatbot"
+
+    # The release
+    namespace: DnsLabel = "todo"
+    release_name: Annotated[str, AfterValidator(_dns_label), Field(max_length=53)] = (
+        "todo-chatbot"
+    )
+    backend_replicas: int = Field(default=2, ge=1, le=20)
+    frontend_replicas: int = Field(default=2, ge=1, le=20)
+    frontend_service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = "LoadBalancer"
+    deploy_timeout_seconds: int = Field(default=300, ge=10, le=3600)
+
+    # Images
+    python_base_image: str = Field(default="python:3.12-slim", min_length=1)
+    postgres_image: str = Field(default="postgres:16", min_length=1)
+    image_registry: str = ""
+    backend_image_budget_mb: int = Field(default=150, gt=0)
+    frontend_image_budget_mb: int = Field(default=80, gt=0)
+
+    # The database
+    database_mode: Literal["bundled", "external"] = "bundled"
+    database_url: SecretStr = SecretStr("")
+    postgres_password: SecretStr = SecretStr("")
+
+    # The app's secrets
+    auth_secret: SecretStr = SecretStr("")
+    session_secret: SecretStr = SecretStr("")
+
+    # The assistant
+    llm_provider: Literal["auto", "openai", "offline"] = "auto"
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: Annotated[str, AfterValidator(_optional_url)] = ""
+    llm_model: str = "gpt-4o-mini"
+
+    # AIOps
+    kagent_namespace: DnsLabel = "kagent"
+    aiops_timeout_seconds: int = Field(default=120, ge=5, le=3600)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgres(cls, value: SecretStr) -> SecretStr:
+        _database_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _database_consistent(self) -> Settings:
+        if self.database_mode == "external" and not self.database_url.get_secret_value():
+            raise ValueError("DATABASE_MODE=external needs DATABASE_URL")
+        return self
+
+    @property
+    def memory_mb(self) -> int:
+        match = _MEMORY.match(self.minikube_memory)
+        assert match  # validated above
+        number, unit = int(match.group(1)), (match.group(2) or "m").lower()
+        return number * 1024 if unit.startswith("g") else number
+
+    @property
+    def effective_llm_provider(self) -> Literal["openai", "offline"]:
+        if self.llm_provider == "auto":
+            return "openai" if self.openai_api_key.get_secret_value() else "offline"
+        return self.llm_provider
+
+    @property
+    def context_name(self) -> str:
+        """The kubeconfig context the workflow talks to ('' = the current one)."""
+        if self.kube_context:
+            return self.kube_context
+        return {
+            "minikube": self.minikube_profile,
+            "kind": f"kind-{self.kind_cluster_name}",
+            "docker-desktop": "docker-desktop",
+            "existing": "",
+        }[self.cluster_provider]
+
+    def secret_values(self) -> list[str]:
+        """Every non-empty secret value, for scrubbing output."""
+        values = [
+            getattr(self, name).get_secret_value()
+            for name, info in type(self).model_fields.items()
+            if info.annotation is SecretStr
+        ]
+        return [v for v in values if v]
+
+
+SECRET_KEYS = frozenset(
+    name.upper()
+    for name, info in Settings.model_fields.items()
+    if info.annotation is SecretStr
+)
+
+
+class SettingsError(Exception):
+    """Invalid settings: one line per bad key, secrets masked."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "Invalid settings (fix them in .env or the environment):\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    settings: Settings
+    sources: dict[str, Source] = field(default_factory=dict)
+    root: Path = PROJECT_ROOT
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".state"
+
+
+def mask(key: str, value: Any) -> str:
+    """A printable form of a value: secrets become '*** (set)' / '(empty)'."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    if key.upper() in SECRET_KEYS:
+        return "***" if text else "(empty)"
+    return text
+
+
+def _read_secrets_file(path: Path) -> dict[str, str]:
+    return {k: v for k, v in dotenv_values(path).items() if v} if path.exists() else {}
+
+
+def _generate_missing_secrets(path: Path, merged: dict[str, str]) -> dict[str, str]:
+    """Create (once) each generated secret that no source sets, and keep it in `path`."""
+    kept = _read_secrets_file(path)
+    missing = [key for key in GENERATED_SECRETS if not merged.get(key) and not kept.get(key)]
+    if missing:
+        kept.update({key: secrets.token_urlsafe(32) for key in missing})
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_text(
+            "# Generated by todo_deploy on first use. Keep it: the database was\n"
+            "# initialised with POSTGRES_PASSWORD. Never commit this file.\n"
+            + "".join(f"{key}={value}\n" for key, value in sorted(kept.items()))
+        )
+        path.chmod(0o600)
+    return kept
+
+
+def load_settings(
+    root: Path = PROJECT_ROOT, environ: dict[str, str] | None = None
+) -> LoadedSettings:
+    """Merge defaults, generated secrets, .env and the environment; validate once."""
+    environ = dict(os.environ if environ is None else environ)
+    keys = {name.upper() for name in Settings.model_fields}
+    dotenv = {
+        k.upper(): v
+        for k, v in dotenv_values(root / ".env").items()
+        if v is not None and k.upper() in keys
+    }
+    env = {k: v for k, v in environ.items() if k in keys}
+
+    merged: dict[str, str] = {}
+    sources: dict[str, Source] = {}
+    layers = [(Source.DOTENV, dotenv), (Source.ENVIRONMENT, env)]
+    for source, layer in layers:
+        for key, value in layer.items():
+            merged[key], sources[key] = value, source
+    for key, value in _generate_missing_secrets(root / SECRETS_FILE_NAME, merged).items():
+        if not merged.get(key):
+            merged[key], sources[key] = value, Source.GENERATED
+
+    try:
+        settings = Settings.model_validate({k.lower(): v for k, v in merged.items()})
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, merged)) from None
+    for name in Settings.model_fields:
+        sources.setdefault(name.upper(), Source.DEFAULT)
+    return LoadedSettings(settings=settings, sources=sources, root=root)
+
+
+def _describe(exc: ValidationError, merged: dict[str, str]) -> list[str]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:
+            problems.append(message)
+            continue
+        key = str(error["loc"][0]).upper()
+        shown = mask(key, merged.get(key, ""))
+        problems.append(f"{key}={shown!r}: {message}")
+    return problems
+
+
+def effective_rows(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
+    """(KEY, printable value, source) for every setting, for `inv config`."""
+    settings = loaded.settings
+    return [
+        (name.upper(), mask(name, getattr(settings, name)), loaded.sources[name.upper()].value)
+        for name in Settings.model_fields
+    ]
