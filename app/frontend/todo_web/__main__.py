@@ -1,0 +1,85 @@
+"""``python -m todo_web``: serve with graceful, readiness-first shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+import uvicorn
+
+from .server import Lifecycle, configure_logging, create_app
+from .settings import load_settings
+
+log = logging.getLogger("todo_web")
+
+
+class DrainingServer(uvicorn.Server):
+    """SIGTERM: fail readiness at once, keep serving DRAIN_SECONDS, then shut down.
+
+    SIGINT (Ctrl+C) shuts down gracefully at once; a second signal forces exit.
+    """
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_seconds: float):
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self.drain_seconds = drain_seconds
+        self.drain_deadline: float | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self._on_signal) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self.drain_deadline is None and not self.should_exit:
+            self.lifecycle.draining = True
+            self.drain_deadline = time.monotonic() + self.drain_seconds
+            log.info("SIGTERM: readiness failing, draining for %.1fs", self.drain_seconds)
+            return
+        if self.should_exit:
+            self.force_exit = True
+        self.lifecycle.draining = True
+        self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    lifecycle = Lifecycle()
+    app = create_app(settings, lifecycle)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        timeout_graceful_shutdown=max(settings.backend_timeout_seconds, 10),
+        server_header=False,
+    )
+    log.info("todo_web listening on %s:%d, backend %s", settings.host, settings.port,
+             settings.backend_url)
+    DrainingServer(config, lifecycle, settings.drain_seconds).run()
+
+
+if __name__ == "__main__":
+    main()

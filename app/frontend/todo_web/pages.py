@@ -1,0 +1,182 @@
+"""Server-rendered pages: the sign-in / sign-up page, the app shell, sign-out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from .csrf import csrf_token, require_csrf
+from .proxy import UNREACHABLE, BackendUnavailable, backend_request, detail_of
+from .session import current_user, sign_in, sign_out
+
+router = APIRouter()
+
+LLM_HINT = (
+    "Set OPENAI_API_KEY (and OPENAI_BASE_URL / LLM_MODEL for Gemini, Groq or Ollama) "
+    "and redeploy"
+)
+FRIENDLY = {
+    401: "Wrong username or password.",
+    409: "That username is already taken — pick another one.",
+    422: "Please check the username and password.",
+}
+
+
+def templates(request: Request) -> Jinja2Templates:
+    return request.app.state.templates
+
+
+async def probe_backend(request: Request) -> dict[str, Any]:
+    """Ask the backend for /api/meta; describes the assistant or says it is unreachable."""
+    try:
+        response = await backend_request(request, "GET", "/api/meta", timeout=3.0)
+    except BackendUnavailable:
+        return {"reachable": False, "mode": None}
+    if response.status_code >= 500:
+        return {"reachable": False, "mode": None}
+    try:
+        agent = response.json().get("agent") or {}
+    except (ValueError, AttributeError):
+        agent = {}
+    provider = agent.get("provider")
+    model = agent.get("model")
+    if provider and provider != "offline":
+        mode = f"LLM: {model or provider}"
+        online = True
+    else:
+        mode = "Offline assistant"
+        online = False
+    return {"reachable": True, "mode": mode, "llm": online}
+
+
+def render_auth(
+    request: Request,
+    *,
+    mode: str,
+    status: int = 200,
+    error: str | None = None,
+    username: str = "",
+    backend: dict[str, Any] | None = None,
+) -> Response:
+    context = {
+        "mode": mode,
+        "error": error,
+        "username": username,
+        "csrf_token": csrf_token(request.session),
+        "backend": backend or {"reachable": True, "mode": None},
+        "unreachable_message": UNREACHABLE,
+        "llm_hint": LLM_HINT,
+    }
+    return templates(request).TemplateResponse(
+        request, "auth.html", context, status_code=status, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/")
+async def index(request: Request) -> Response:
+    backend = await probe_backend(request)
+    user = current_user(request.session)
+    if user is None:
+        return render_auth(request, mode="login", backend=backend)
+    _, _, username = user
+    context = {
+        "username": username,
+        "csrf_token": csrf_token(request.session),
+        "backend": backend,
+        "unreachable_message": UNREACHABLE,
+        "llm_hint": LLM_HINT,
+    }
+    return templates(request).TemplateResponse(
+        request, "app.html", context, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    if current_user(request.session):
+        return RedirectResponse("/", status_code=303)
+    return render_auth(request, mode="login", backend=await probe_backend(request))
+
+
+@router.get("/signup")
+async def signup_page(request: Request) -> Response:
+    if current_user(request.session):
+        return RedirectResponse("/", status_code=303)
+    return render_auth(request, mode="signup", backend=await probe_backend(request))
+
+
+async def _credentials(request: Request) -> tuple[str, str]:
+    form = await request.form()
+    username = form.get("username")
+    password = form.get("password")
+    return (
+        username.strip() if isinstance(username, str) else "",
+        password if isinstance(password, str) else "",
+    )
+
+
+async def _authenticate(request: Request, mode: str) -> Response:
+    username, password = await _credentials(request)
+    if not username or not password:
+        return render_auth(
+            request,
+            mode=mode,
+            status=422,
+            error="Enter a username and a password.",
+            username=username,
+        )
+    path = "/api/auth/signup" if mode == "signup" else "/api/auth/login"
+    try:
+        response = await backend_request(
+            request, "POST", path, json_body={"username": username, "password": password}
+        )
+    except BackendUnavailable:
+        return render_auth(
+            request,
+            mode=mode,
+            status=503,
+            error=UNREACHABLE,
+            username=username,
+            backend={"reachable": False, "mode": None},
+        )
+    if response.status_code in (200, 201):
+        try:
+            body = response.json()
+            token, user_id = body["token"], body["user_id"]
+            name = body.get("username") or username
+        except (ValueError, KeyError, TypeError):
+            return render_auth(
+                request, mode=mode, status=502, error="The task service sent a bad answer."
+            )
+        sign_in(request.session, token=str(token), user_id=str(user_id), username=str(name))
+        csrf_token(request.session)
+        return RedirectResponse("/", status_code=303)
+    status = response.status_code
+    if status == 401:
+        error = FRIENDLY[401]
+    elif status in (409, 422):
+        error = detail_of(response, FRIENDLY[status])
+    elif status >= 500:
+        error = detail_of(response, "The task service had a problem. Try again in a moment.")
+    else:
+        error = detail_of(response, "Something went wrong. Try again.")
+    return render_auth(request, mode=mode, status=status, error=error, username=username)
+
+
+@router.post("/login", dependencies=[Depends(require_csrf)])
+async def login(request: Request) -> Response:
+    return await _authenticate(request, "login")
+
+
+@router.post("/signup", dependencies=[Depends(require_csrf)])
+async def signup(request: Request) -> Response:
+    return await _authenticate(request, "signup")
+
+
+@router.post("/logout", dependencies=[Depends(require_csrf)])
+async def logout(request: Request) -> Response:
+    sign_out(request.session)
+    return RedirectResponse("/", status_code=303)

@@ -1,0 +1,80 @@
+"""Run-time settings, read once from the environment and validated."""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the frontend has. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    backend_url: str = Field(default="http://localhost:8000", description="Backend base URL")
+    session_secret: SecretStr = Field(description="Key that signs the session cookie")
+    host: str = Field(default="0.0.0.0", description="Interface to listen on")
+    port: int = Field(default=3000, ge=1, le=65535)
+    cookie_secure: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        description="Secure cookie flag: auto = only when the request came over https",
+    )
+    drain_seconds: float = Field(default=5.0, ge=0, le=300)
+    backend_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    session_max_age_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    log_level: str = Field(default="info")
+
+    @field_validator("backend_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("BACKEND_URL must start with http:// or https://")
+        return value
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("SESSION_SECRET must be at least 16 characters long")
+        return value
+
+    @field_validator("cookie_secure", mode="before")
+    @classmethod
+    def _normalise_bool(cls, value: object) -> object:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in {"1", "yes", "on", "true"}:
+                return "true"
+            if lowered in {"0", "no", "off", "false"}:
+                return "false"
+            return lowered
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """Readable one-liners naming the variable, never echoing its value."""
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]).upper() or "settings"
+        if item["type"] == "missing":
+            lines.append(f"{name} is required but not set")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{name} is invalid: {message}")
+    return lines
+
+
+def load_settings() -> Settings:
+    """Load settings or exit with code 2 and a message naming what is wrong."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as error:
+        for line in describe_errors(error):
+            print(f"todo_web: configuration error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
