@@ -1,0 +1,3 @@
+"""Todo chatbot backend."""
+
+__version__ = "0.1.0"

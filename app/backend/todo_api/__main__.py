@@ -1,0 +1,54 @@
+"""Command line: `python -m todo_api` (serve), `migrate`, `dev`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args else "serve"
+    if command in ("-h", "--help", "help"):
+        print("usage: python -m todo_api [serve|migrate|dev]")
+        return 0
+    if command not in ("serve", "migrate", "dev"):
+        print(f"Unknown command '{command}'. usage: python -m todo_api [serve|migrate|dev]", file=sys.stderr)
+        return 2
+
+    if command == "dev":
+        if not os.environ.get("AUTH_SECRET"):
+            os.environ["AUTH_SECRET"] = secrets.token_urlsafe(32)
+            print("dev: AUTH_SECRET was not set, generated an ephemeral one (sessions end on restart)", flush=True)
+        os.environ.setdefault("DATABASE_URL", "sqlite:///./todo.db")
+        if not os.environ["DATABASE_URL"].startswith("sqlite"):
+            print("dev: DATABASE_URL must be a sqlite URL (dev mode is for local use only)", file=sys.stderr)
+            return 2
+
+    from todo_api.settings import load_settings
+
+    if command == "migrate":
+        from pydantic import SecretStr
+
+        from todo_api.migrations import upgrade
+
+        # Migrations do not need AUTH_SECRET; don't require it here.
+        settings = load_settings(auth_secret=os.environ.get("AUTH_SECRET") or SecretStr("x" * 16))
+        revision = upgrade(settings.database_url)
+        print(f"migrate: database is at revision {revision}", flush=True)
+        return 0
+
+    settings = load_settings()
+    if command == "dev":
+        from todo_api.migrations import upgrade
+
+        print(f"dev: database at revision {upgrade(settings.database_url)}", flush=True)
+    from todo_api.server import serve
+
+    serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""Agent backed by the OpenAI Agents SDK, against any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import openai
+from agents import (
+    Agent,
+    AgentsException,
+    OpenAIChatCompletionsModel,
+    Runner,
+    function_tool,
+    set_tracing_disabled,
+)
+from agents.tool import FunctionTool
+from openai import AsyncOpenAI
+from sqlmodel import Session
+
+from todo_api import tools
+from todo_api.agents import AgentError, AgentResult
+from todo_api.settings import Settings
+
+INSTRUCTIONS = (
+    "You are a friendly assistant that manages the user's todo list. Use the tools to add, list, "
+    "complete, delete and update tasks; never invent task ids: list tasks first when unsure. "
+    "After acting, confirm in one or two short sentences what you did. If a request is unclear, ask."
+)
+
+
+class OpenAIAgent:
+    provider = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        set_tracing_disabled(True)
+        self.model = settings.llm_model
+        self.timeout = settings.llm_timeout_seconds
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+        self.client = AsyncOpenAI(
+            api_key=key or "unset", base_url=settings.openai_base_url, timeout=self.timeout, max_retries=0
+        )
+
+    def _tools(self, session: Session, user_id: int, calls: list[dict[str, Any]]) -> list[FunctionTool]:
+        def run(name: str, **arguments: Any) -> str:
+            clean = {k: v for k, v in arguments.items() if v is not None}
+            try:
+                result = getattr(tools, name)(session, user_id, **clean)
+            except tools.ToolError as exc:
+                result = {"error": str(exc)}
+            calls.append({"name": name, "arguments": clean, "result": result})
+            return json.dumps(result)
+
+        @function_tool
+        def add_task(title: str, description: str | None = None) -> str:
+            """Add a task to the user's list.
+
+            Args:
+                title: Short title of the task (at most 200 characters).
+                description: Optional longer details.
+            """
+            return run("add_task", title=title, description=description)
+
+        @function_tool
+        def list_tasks(status: str = "all") -> str:
+            """List the user's tasks, newest first.
+
+            Args:
+                status: One of "all", "pending" or "completed".
+            """
+            return run("list_tasks", status=status)
+
+        @function_tool
+        def complete_task(task_id: int) -> str:
+            """Mark a task as completed.
+
+            Args:
+                task_id: The task's id.
+            """
+            return run("complete_task", task_id=task_id)
+
+        @function_tool
+        def delete_task(task_id: int) -> str:
+            """Delete a task.
+
+            Args:
+                task_id: The task's id.
+            """
+            return run("delete_task", task_id=task_id)
+
+        @function_tool
+        def update_task(task_id: int, title: str | None = None, description: str | None = None) -> str:
+            """Change a task's title and/or description.
+
+            Args:
+                task_id: The task's id.
+                title: The new title, if it changes.
+                description: The new description, if it changes.
+            """
+            return run("update_task", task_id=task_id, title=title, description=description)
+
+        return [add_task, list_tasks, complete_task, delete_task, update_task]
+
+    async def respond(
+        self, session: Session, user_id: int, history: list[tuple[str, str]], message: str
+    ) -> AgentResult:
+        calls: list[dict[str, Any]] = []
+        agent = Agent(
+            name="Todo assistant",
+            instructions=INSTRUCTIONS,
+            model=OpenAIChatCompletionsModel(model=self.model, openai_client=self.client),
+            tools=self._tools(session, user_id, calls),
+        )
+        items: list[Any] = [{"role": role, "content": content} for role, content in history]
+        items.append({"role": "user", "content": message})
+        try:
+            result = await asyncio.wait_for(Runner.run(agent, items, max_turns=8), timeout=self.timeout)
+        except (TimeoutError, openai.APITimeoutError):
+            raise AgentError(f"the language model did not answer within {self.timeout:g} seconds") from None
+        except openai.AuthenticationError:
+            raise AgentError("the language model rejected the API key") from None
+        except openai.APIConnectionError:
+            raise AgentError("the language model service could not be reached") from None
+        except openai.APIStatusError as exc:
+            raise AgentError(f"the language model service returned HTTP {exc.status_code}") from None
+        except AgentsException as exc:
+            raise AgentError(f"the language model misbehaved ({type(exc).__name__})") from None
+        except openai.OpenAIError as exc:
+            raise AgentError(f"the language model call failed ({type(exc).__name__})") from None
+        text = str(result.final_output or "").strip() or "Done."
+        return AgentResult(response=text, tool_calls=calls)

@@ -1,0 +1,93 @@
+"""Exception handlers: every error body is {"detail": "<a sentence>"}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from todo_api.db import DB_UNAVAILABLE
+
+log = logging.getLogger("todo_api")
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    if not parts:
+        return {"body": "request body", "query": "query"}.get(str(loc[0]) if loc else "", "request")
+    return ".".join(parts)
+
+
+def _reason(err: dict[str, Any]) -> str:
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx.get('min_length')} characters"
+    if kind == "string_pattern_mismatch":
+        return "may only contain letters, digits, '_', '.' and '-'"
+    if kind == "json_invalid":
+        return "is not valid JSON"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        bound = next(iter(ctx.values()), "")
+        word = {"greater_than_equal": "at least", "less_than_equal": "at most", "greater_than": "more than",
+                "less_than": "less than"}[kind]
+        return f"must be {word} {bound}"
+    msg = str(err.get("msg", "is invalid"))
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return msg[:1].lower() + msg[1:]
+
+
+def validation_sentence(errors: list[dict[str, Any]]) -> str:
+    seen: list[str] = []
+    for err in errors:
+        line = f"{_field(err.get('loc', ()))}: {_reason(err)}"
+        if line not in seen:
+            seen.append(line)
+    return "; ".join(seen[:5]) or "The request is invalid"
+
+
+def _raw(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Never echo inputs back (they may be huge or secret).
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")} for e in errors]
+
+
+async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    return JSONResponse({"detail": validation_sentence(errors), "errors": _raw(errors)}, status_code=422)
+
+
+async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"There is nothing at {request.url.path}"
+    elif exc.status_code == 405 and detail == "Method Not Allowed":
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def on_database(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("database error: %s", type(exc).__name__)
+    return JSONResponse({"detail": DB_UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+
+
+async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error: %s", type(exc).__name__)
+    return JSONResponse({"detail": "Something went wrong on our side, try again"}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(OperationalError, on_database)
+    app.add_exception_handler(DBAPIError, on_database)
+    app.add_exception_handler(Exception, on_unexpected)

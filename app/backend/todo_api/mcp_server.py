@@ -1,0 +1,100 @@
+"""The five task tools over MCP (official SDK, streamable HTTP, stateless JSON mode), behind bearer auth."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError as MCPToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from sqlalchemy import Engine
+from sqlmodel import Session
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from todo_api import tools
+from todo_api.security import AuthError, user_id_from_header
+from todo_api.settings import Settings
+
+
+def build_mcp(settings: Settings, engine: Engine) -> tuple[MCPServer, Route]:
+    """An MCPServer with the five tools, and the /mcp route to add to the FastAPI app."""
+    server: MCPServer = MCPServer("todo", instructions="Manage the signed-in user's todo list.")
+
+    def call(ctx: Context, user_id: int, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        headers = ctx.headers or {}
+        try:
+            subject = user_id_from_header(headers.get("authorization"), settings)
+        except AuthError as exc:
+            raise MCPToolError(exc.detail) from None
+        if subject != user_id:
+            raise MCPToolError(f"Not allowed: your token does not belong to user {user_id}")
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                result = fn(session, user_id, **kwargs)
+            except tools.ToolError as exc:
+                session.rollback()
+                raise MCPToolError(str(exc)) from None
+            session.commit()
+            return result
+
+    @server.tool()
+    def add_task(user_id: int, title: str, ctx: Context, description: str | None = None) -> dict[str, Any]:
+        """Add a task to the user's todo list."""
+        return call(ctx, user_id, tools.add_task, title=title, description=description)
+
+    @server.tool()
+    def list_tasks(user_id: int, ctx: Context, status: str = "all") -> dict[str, Any]:
+        """List the user's tasks (status: all, pending or completed), newest first."""
+        return call(ctx, user_id, tools.list_tasks, status=status)
+
+    @server.tool()
+    def complete_task(user_id: int, task_id: int, ctx: Context) -> dict[str, Any]:
+        """Mark one of the user's tasks as completed."""
+        return call(ctx, user_id, tools.complete_task, task_id=task_id)
+
+    @server.tool()
+    def delete_task(user_id: int, task_id: int, ctx: Context) -> dict[str, Any]:
+        """Delete one of the user's tasks."""
+        return call(ctx, user_id, tools.delete_task, task_id=task_id)
+
+    @server.tool()
+    def update_task(
+        user_id: int, task_id: int, ctx: Context, title: str | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        """Change the title and/or description of one of the user's tasks."""
+        return call(ctx, user_id, tools.update_task, task_id=task_id, title=title, description=description)
+
+    starlette_app = server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    endpoint = next(r for r in starlette_app.routes if isinstance(r, Route)).endpoint
+    return server, Route("/mcp", endpoint=BearerGate(endpoint, settings), methods=["GET", "POST", "DELETE"])
+
+
+class BearerGate:
+    """Rejects MCP requests without a valid bearer token before they reach the SDK."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            user_id_from_header(headers.get("authorization"), self.settings)
+        except AuthError as exc:
+            body = json.dumps({"detail": exc.detail}).encode()
+            await send({
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+            })
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)

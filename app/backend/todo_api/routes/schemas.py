@@ -1,0 +1,122 @@
+"""Request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from todo_api import tools
+from todo_api.models import DESCRIPTION_MAX, MESSAGE_MAX, TITLE_MAX
+
+
+def _title(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return tools.clean_title(value)
+    except tools.ToolError as exc:
+        raise ValueError(str(exc).removeprefix("title: ")) from None
+
+
+def _description(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return tools.clean_description(value)
+    except tools.ToolError as exc:
+        raise ValueError(str(exc).removeprefix("description: ")) from None
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    username: Annotated[str, Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+    password: Annotated[str, Field(min_length=8, max_length=128)]
+
+
+class LoginIn(BaseModel):
+    username: Annotated[str, Field(max_length=64)]
+    password: Annotated[str, Field(max_length=256)]
+
+
+class AuthOut(BaseModel):
+    user_id: int
+    username: str
+    token: str
+
+
+class TaskCreate(BaseModel):
+    title: Annotated[str, Field(max_length=TITLE_MAX)]
+    description: Annotated[str | None, Field(max_length=DESCRIPTION_MAX)] = None
+
+    _t = field_validator("title")(_title)
+    _d = field_validator("description")(_description)
+
+
+class TaskUpdate(BaseModel):
+    title: Annotated[str | None, Field(max_length=TITLE_MAX)] = None
+    description: Annotated[str | None, Field(max_length=DESCRIPTION_MAX)] = None
+    completed: bool | None = None
+
+    _t = field_validator("title")(_title)
+    _d = field_validator("description")(_description)
+
+
+class CompleteIn(BaseModel):
+    completed: bool = True
+
+
+class TaskOut(BaseModel):
+    id: int
+    user_id: int
+    title: str
+    description: str
+    completed: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ChatIn(BaseModel):
+    conversation_id: int | None = None
+    message: Annotated[str, Field(min_length=1, max_length=MESSAGE_MAX)]
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class ToolCallOut(BaseModel):
+    name: str
+    arguments: dict[str, object]
+    result: dict[str, object]
+
+
+class ChatOut(BaseModel):
+    conversation_id: int
+    response: str
+    tool_calls: list[ToolCallOut]
+
+
+class ConversationOut(BaseModel):
+    id: int
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: str
+    content: str
+    created_at: datetime
