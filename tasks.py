@@ -1,11 +1,12 @@
-"""Invoke entry point: `inv --list`. Thin on purpose; the logic is in todo_deploy."""
+"""Invoke entry point (`inv --list`). Thin on purpose: the logic is in todo_deploy."""
 
 from invoke import Collection
 
-from todo_deploy.cli import core
+from todo_deploy.cli import core, dev
 
 ns = Collection()
-for module in (core,):
-    for task_obj in module.__dict__.values():
-        if hasattr(task_obj, "body") and getattr(task_obj, "__module__", "") == module.__name__:
-            ns.add_task(task_obj)
+for module in (core, dev):
+    for name in getattr(module, "__all__", None) or dir(module):
+        obj = getattr(module, name)
+        if getattr(obj, "__module__", "") == module.__name__ and hasattr(obj, "body"):
+            ns.add_task(obj)
