@@ -1,0 +1,135 @@
+"""Fixtures for the backend suite: an app per database backend (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+BACKEND = Path(__file__).resolve().parents[2] / "app" / "backend"
+if str(BACKEND) not in sys.path:
+    sys.path.insert(0, str(BACKEND))
+
+from todo_api.migrations import upgrade  # noqa: E402
+from todo_api.server import create_app  # noqa: E402
+from todo_api.settings import Settings, normalize_database_url  # noqa: E402
+
+SECRET = "test-secret-0123456789abcdef-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def create_pg_database(postgres_url: str, prefix: str = "todo_api_t") -> str:
+    """Create a fresh database next to TEST_DATABASE_URL's and return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = postgres_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def drop_pg_database(postgres_url: str, url: str) -> None:
+    name = url.rpartition("/")[2]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    postgres_url = request.getfixturevalue("postgres_url")
+    url = create_pg_database(postgres_url)
+    upgrade(normalize_database_url(url))
+    yield url
+    drop_pg_database(postgres_url, url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'todo.db'}"
+        upgrade(url)
+        return url
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'todo.db'}"
+    upgrade(url)
+    return url
+
+
+def make_settings(db_url: str, **extra: Any) -> Settings:
+    return Settings(auth_secret=SECRET, database_url=db_url, llm_provider="offline", **extra)
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(db_url))) as c:
+        yield c
+
+
+@pytest.fixture
+def sqlite_client(sqlite_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(sqlite_url))) as c:
+        yield c
+
+
+class User:
+    def __init__(self, user_id: int, username: str, token: str) -> None:
+        self.id = user_id
+        self.username = username
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+
+def signup(client: Any, name: str | None = None, password: str = "correct-horse-1") -> User:
+    username = name or f"u{uuid.uuid4().hex[:12]}"
+    r = client.post("/api/auth/signup", json={"username": username, "password": password})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    return User(body["user_id"], body["username"], body["token"])
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AUTH_SECRET", "DATABASE_URL", "LLM_PROVIDER")}
+    env["PYTHONPATH"] = str(BACKEND) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def start_server(db_url: str, **extra: str) -> tuple[subprocess.Popen[str], int]:
+    """Run `python -m todo_api` in a subprocess and wait for /started."""
+    import httpx
+
+    port = free_port()
+    env = subprocess_env(AUTH_SECRET=SECRET, DATABASE_URL=db_url, PORT=str(port), LLM_PROVIDER="offline", **extra)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "todo_api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/started", timeout=1).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
