@@ -76,8 +76,12 @@ def main() -> None:
         timeout_graceful_shutdown=max(settings.backend_timeout_seconds, 10),
         server_header=False,
     )
-    log.info("todo_web listening on %s:%d, backend %s", settings.host, settings.port,
-             settings.backend_url)
+    log.info(
+        "todo_web listening on %s:%d, backend %s",
+        settings.host,
+        settings.port,
+        settings.backend_url,
+    )
     DrainingServer(config, lifecycle, settings.drain_seconds).run()
 
 

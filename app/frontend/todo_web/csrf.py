@@ -10,9 +10,7 @@ from fastapi import HTTPException, Request
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-CSRF_MESSAGE = (
-    "Security check failed (missing or wrong CSRF token). Reload the page and try again."
-)
+CSRF_MESSAGE = "Security check failed (missing or wrong CSRF token). Reload the page and try again."
 
 
 def csrf_token(session: dict[str, Any]) -> str:
@@ -36,9 +34,7 @@ async def require_csrf(request: Request) -> None:
     supplied = request.headers.get(CSRF_HEADER)
     if not supplied:
         content_type = request.headers.get("content-type", "")
-        if content_type.startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")
-        ):
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             form = await request.form()
             value = form.get(CSRF_FIELD)
             supplied = value if isinstance(value, str) else None

@@ -15,8 +15,7 @@ from .session import current_user, sign_in, sign_out
 router = APIRouter()
 
 LLM_HINT = (
-    "Set OPENAI_API_KEY (and OPENAI_BASE_URL / LLM_MODEL for Gemini, Groq or Ollama) "
-    "and redeploy"
+    "Set OPENAI_API_KEY (and OPENAI_BASE_URL / LLM_MODEL for Gemini, Groq or Ollama) and redeploy"
 )
 FRIENDLY = {
     401: "Wrong username or password.",

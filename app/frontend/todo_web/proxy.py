@@ -20,8 +20,7 @@ from .session import current_user, sign_out
 log = logging.getLogger("todo_web.proxy")
 
 UNREACHABLE = (
-    "The task service is unreachable right now. Your data is safe — "
-    "try again in a moment."
+    "The task service is unreachable right now. Your data is safe — try again in a moment."
 )
 EXPIRED = "Your session expired — sign in again."
 NOT_SIGNED_IN = "You are not signed in — sign in first."
@@ -130,7 +129,6 @@ async def forward(
         return JSONResponse({"detail": UNREACHABLE}, status_code=503)
     if response.status_code == 401:
         sign_out(request.session)
-        csrf_token(request.session)  # keep the page able to post the sign-in form
         return JSONResponse({"detail": EXPIRED}, status_code=401)
     return relay(response)
 

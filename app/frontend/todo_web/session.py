@@ -9,8 +9,7 @@ decides per request, so the same image works behind plain http and TLS ingress.
 from __future__ import annotations
 
 import json
-from base64 import b64decode, b64encode
-from http.cookies import SimpleCookie
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from typing import Any, Literal
 
 import itsdangerous
@@ -33,6 +32,31 @@ def request_is_https(scope: Scope) -> bool:
     return False
 
 
+def make_signer(secret_key: str) -> itsdangerous.TimestampSigner:
+    return itsdangerous.TimestampSigner(secret_key, salt="todo_web.session")
+
+
+def encode_session(signer: itsdangerous.TimestampSigner, data: dict[str, Any]) -> str:
+    """Cookie value for ``data``: base64 JSON, signed with a timestamp."""
+    raw = json.dumps(data, separators=(",", ":")).encode("utf-8")
+    payload = urlsafe_b64encode(raw).rstrip(b"=")  # cookie-safe: no quoting needed
+    return signer.sign(payload).decode("ascii")
+
+
+def decode_session(
+    signer: itsdangerous.TimestampSigner, raw: str | None, *, max_age: int
+) -> dict[str, Any]:
+    """The session dict, or {} when the cookie is absent, forged, expired or garbled."""
+    if not raw:
+        return {}
+    try:
+        payload = signer.unsign(raw.encode("ascii"), max_age=max_age)
+        data = json.loads(urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+    except (BadSignature, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class SignedSessionMiddleware:
     """Pure-ASGI middleware exposing ``request.session`` backed by a signed cookie."""
 
@@ -45,23 +69,15 @@ class SignedSessionMiddleware:
         secure: Literal["auto", "true", "false"] = "auto",
     ) -> None:
         self.app = app
-        self.signer = itsdangerous.TimestampSigner(secret_key, salt="todo_web.session")
+        self.signer = make_signer(secret_key)
         self.max_age = max_age
         self.secure = secure
 
     def _load(self, raw: str | None) -> dict[str, Any]:
-        if not raw:
-            return {}
-        try:
-            payload = self.signer.unsign(raw.encode("utf-8"), max_age=self.max_age)
-            data = json.loads(b64decode(payload))
-        except (BadSignature, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return decode_session(self.signer, raw, max_age=self.max_age)
 
     def _dump(self, data: dict[str, Any]) -> str:
-        payload = b64encode(json.dumps(data, separators=(",", ":")).encode("utf-8"))
-        return self.signer.sign(payload).decode("utf-8")
+        return encode_session(self.signer, data)
 
     def _secure_for(self, scope: Scope) -> bool:
         if self.secure == "auto":
@@ -81,23 +97,16 @@ class SignedSessionMiddleware:
             if message["type"] == "http.response.start":
                 session: dict[str, Any] = scope["session"]
                 headers = MutableHeaders(scope=message)
-                cookie: SimpleCookie = SimpleCookie()
-                if session:
-                    if session != initial or not had_cookie:
-                        cookie[COOKIE_NAME] = self._dump(session)
-                        cookie[COOKIE_NAME]["max-age"] = self.max_age
-                elif had_cookie:
-                    cookie[COOKIE_NAME] = ""
-                    cookie[COOKIE_NAME]["max-age"] = 0
-                    cookie[COOKIE_NAME]["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
-                if COOKIE_NAME in cookie:
-                    morsel = cookie[COOKIE_NAME]
-                    morsel["path"] = "/"
-                    morsel["httponly"] = True
-                    morsel["samesite"] = "Lax"
+                value: str | None = None
+                if session and (session != initial or not had_cookie):
+                    value = f"{self._dump(session)}; Max-Age={self.max_age}"
+                elif not session and had_cookie:
+                    value = "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+                if value is not None:
+                    cookie = f"{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Lax"
                     if self._secure_for(scope):
-                        morsel["secure"] = True
-                    headers.append("Set-Cookie", morsel.OutputString())
+                        cookie += "; Secure"
+                    headers.append("Set-Cookie", cookie)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
@@ -111,8 +120,13 @@ def sign_in(session: dict[str, Any], *, token: str, user_id: str, username: str)
 
 
 def sign_out(session: dict[str, Any]) -> None:
-    """Forget the identity and the CSRF token; a fresh one is issued on next use."""
-    session.clear()
+    """Forget the identity (token, user id, username).
+
+    The CSRF token is bound to the browser's cookie, not to the identity, so it is
+    kept: the sign-in form the user lands on next still carries a valid token.
+    """
+    for key in AUTH_KEYS:
+        session.pop(key, None)
 
 
 def current_user(session: dict[str, Any]) -> tuple[str, str, str] | None:
