@@ -53,7 +53,7 @@ _DESCRIBE = re.compile(
     r"^(?:change|update|edit|set|modify|add)\s+(?:the\s+|a\s+)?(?:description|notes?|details)\s+"
     r"(?:of|for|on|to)\s+(.+?)\s+(?:to|:|as)\s+(.+)$"
     r"|^(?:describe)\s+(.+?)\s+as\s+(.+)$"
-    r"|^(?:change|update|edit|set)\s+(.+?)(?:'s)?\s+description\s+(?:to|:)\s*(.+)$",
+    r"|^(?:change|update|edit|set)\s+(.+?)(?:'s)?\s+description\s*(?:to\b|:)\s*(.+)$",
     _I | re.DOTALL,
 )
 _PENDING = re.compile(
@@ -289,7 +289,7 @@ class Turn:
             if not match:
                 return None
             ref = match.group(1) if match.group(1) is not None else match.group(2)
-            if match.group(1) is not None and text.lower().startswith(("set", "check")) and not _DONE_SUFFIX.search(ref):
+            if match.group(1) is not None and re.match(r"^(?:set|check)\b(?!\s+off)", text, _I) and not _DONE_SUFFIX.search(ref):
                 return None
         ref = _DONE_SUFFIX.sub("", ref or "").strip()
         if not ref:

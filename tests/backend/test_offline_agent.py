@@ -1,0 +1,234 @@
+"""The offline agent, table-driven: each phrasing must produce the right tool call and DB state."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from todo_api.agents.offline import OfflineAgent
+from todo_api.db import make_engine
+from todo_api.models import Task, User
+
+SEED = ["Buy milk", "Call mom", "Pay rent", "Write report", "Book dentist appointment"]
+
+
+@pytest.fixture
+def engine(sqlite_url: str) -> Engine:
+    return make_engine(sqlite_url)
+
+
+def seed(engine: Engine) -> tuple[int, dict[str, int]]:
+    with Session(engine) as s:
+        user = User(username="agent_user", password_hash="x")
+        s.add(user)
+        s.commit()
+        assert user.id is not None
+        ids = {}
+        for title in SEED:
+            task = Task(user_id=user.id, title=title)
+            s.add(task)
+            s.commit()
+            ids[title] = task.id
+        return user.id, ids  # type: ignore[return-value]
+
+
+def ask(engine: Engine, user_id: int, message: str, history: list[tuple[str, str]] | None = None) -> Any:
+    with Session(engine) as s:
+        result = asyncio.run(OfflineAgent().respond(s, user_id, history or [], message))
+        s.commit()
+    return result
+
+
+def tasks(engine: Engine, user_id: int) -> dict[str, Task]:
+    with Session(engine) as s:
+        return {t.title: t for t in s.exec(select(Task).where(Task.user_id == user_id)).all()}
+
+
+ADD_CASES = [
+    ("add a task to buy bread", "Buy bread", ""),
+    ("Add buy eggs", "Buy eggs", ""),
+    ("remind me to call grandma", "Call grandma", ""),
+    ("create task: pay rent — due Friday", "Pay rent", "due Friday"),
+    ("please add a task to water the plants", "Water the plants", ""),
+    ("I need to renew my passport", "Renew my passport", ""),
+    ("new task: clean the garage", "Clean the garage", ""),
+    ("add 'fix the bike' to my list", "Fix the bike", ""),
+    ("remember to send the invoice", "Send the invoice", ""),
+    ("can you add a task to book flights - for the summer trip", "Book flights", "for the summer trip"),
+    ("create a task called Plan party with description invite 10 friends", "Plan party", "invite 10 friends"),
+    ("add submit taxes by Friday", "Submit taxes", "by Friday"),
+    ("don't let me forget to buy a gift", "Buy a gift", ""),
+    ("I have to walk the dog tonight", "Walk the dog", "tonight"),
+    ("put take out the trash on my list", "Take out the trash", ""),
+]
+
+
+@pytest.mark.parametrize(("message", "title", "description"), ADD_CASES)
+def test_add(engine: Engine, message: str, title: str, description: str) -> None:
+    user_id, _ = seed(engine)
+    result = ask(engine, user_id, message)
+    assert [c["name"] for c in result.tool_calls] == ["add_task"], result.response
+    after = tasks(engine, user_id)
+    assert title in after, (result.response, list(after))
+    assert after[title].description == description
+    assert title in result.response
+
+
+LIST_CASES = [
+    ("show my tasks", "all"),
+    ("list my todos", "all"),
+    ("what's on my list?", "all"),
+    ("show all tasks", "all"),
+    ("what's pending?", "pending"),
+    ("what do I still need to do?", "pending"),
+    ("show pending tasks", "pending"),
+    ("which tasks are left?", "pending"),
+    ("what have I finished?", "completed"),
+    ("show completed tasks", "completed"),
+    ("list the tasks I've done", "completed"),
+    ("what tasks are open", "pending"),
+]
+
+
+@pytest.mark.parametrize(("message", "status"), LIST_CASES)
+def test_list(engine: Engine, message: str, status: str) -> None:
+    user_id, ids = seed(engine)
+    ask(engine, user_id, f"mark task {ids['Pay rent']} as done")
+    result = ask(engine, user_id, message)
+    assert [c["name"] for c in result.tool_calls] == ["list_tasks"], result.response
+    assert result.tool_calls[0]["arguments"] == {"status": status}
+    if status == "completed":
+        assert "Pay rent" in result.response and "Buy milk" not in result.response
+    elif status == "pending":
+        assert "Buy milk" in result.response and "Pay rent" not in result.response
+    else:
+        assert all(t in result.response for t in SEED)
+
+
+COMPLETE_CASES = [
+    ("mark task {Call mom} as done", "Call mom"),
+    ("complete task {Pay rent}", "Pay rent"),
+    ("I finished buying milk", "Buy milk"),
+    ("task {Write report} is done", "Write report"),
+    ("check off the dentist appointment", "Book dentist appointment"),
+    ("mark the rent task as complete", "Pay rent"),
+    ("done with the report", "Write report"),
+    ("I've called mom", None),
+    ("finish #{Buy milk}", "Buy milk"),
+    ("mark call mom as finished", "Call mom"),
+    ("I just completed the report", "Write report"),
+    ("tick off buy milk", "Buy milk"),
+]
+
+
+@pytest.mark.parametrize(("template", "title"), COMPLETE_CASES)
+def test_complete(engine: Engine, template: str, title: str | None) -> None:
+    user_id, ids = seed(engine)
+    message = template.format_map({k: v for k, v in ids.items()})
+    result = ask(engine, user_id, message)
+    after = tasks(engine, user_id)
+    if title is None:  # not understood: nothing may change
+        assert not any(t.completed for t in after.values())
+        return
+    assert [c["name"] for c in result.tool_calls] == ["complete_task"], result.response
+    assert after[title].completed is True
+    assert sum(t.completed for t in after.values()) == 1
+
+
+DELETE_CASES = [
+    ("delete task {Call mom}", "Call mom"),
+    ("remove the milk task", "Buy milk"),
+    ("delete the rent task", "Pay rent"),
+    ("get rid of write report", "Write report"),
+    ("please remove task #{Pay rent}", "Pay rent"),
+    ("cancel the dentist appointment", "Book dentist appointment"),
+    ("remove buy milk from my list", "Buy milk"),
+    ("trash task {Write report}", "Write report"),
+    ("delete the last task", "Book dentist appointment"),
+]
+
+
+@pytest.mark.parametrize(("template", "title"), DELETE_CASES)
+def test_delete(engine: Engine, template: str, title: str) -> None:
+    user_id, ids = seed(engine)
+    result = ask(engine, user_id, template.format_map(ids))
+    assert [c["name"] for c in result.tool_calls] == ["delete_task"], result.response
+    after = tasks(engine, user_id)
+    assert title not in after and len(after) == len(SEED) - 1
+
+
+UPDATE_CASES = [
+    ("rename task {Buy milk} to Buy oat milk", "Buy milk", {"title": "Buy oat milk"}),
+    ("change the title of task {Call mom} to Call mum", "Call mom", {"title": "Call mum"}),
+    ("rename the rent task to Pay rent and bills", "Pay rent", {"title": "Pay rent and bills"}),
+    ("change the description of task {Write report} to quarterly numbers", "Write report",
+     {"description": "quarterly numbers"}),
+    ("update task {Call mom} to Call mom on Sunday", "Call mom", {"title": "Call mom on Sunday"}),
+    ("set the description of the milk task to 2 litres", "Buy milk", {"description": "2 litres"}),
+    ("rename buy milk to \"Buy soy milk\"", "Buy milk", {"title": "Buy soy milk"}),
+    ("edit task {Pay rent} description: before the 5th", "Pay rent", {"description": "before the 5th"}),
+]
+
+
+@pytest.mark.parametrize(("template", "old", "changes"), UPDATE_CASES)
+def test_update(engine: Engine, template: str, old: str, changes: dict[str, str]) -> None:
+    user_id, ids = seed(engine)
+    result = ask(engine, user_id, template.format_map(ids))
+    assert [c["name"] for c in result.tool_calls] == ["update_task"], result.response
+    after = {t.id: t for t in tasks(engine, user_id).values()}
+    task = after[ids[old]]
+    for key, value in changes.items():
+        assert getattr(task, key) == value
+
+
+NONSENSE = ["asdfghjkl", "what is the weather like?", "tell me a joke", "42", "🙂", "banana"]
+
+
+@pytest.mark.parametrize("message", NONSENSE)
+def test_not_understood(engine: Engine, message: str) -> None:
+    user_id, _ = seed(engine)
+    result = ask(engine, user_id, message)
+    assert result.tool_calls == []
+    assert "didn't understand" in result.response and "add a task" in result.response
+    assert len(tasks(engine, user_id)) == len(SEED)
+
+
+def test_unknown_id_and_no_match(engine: Engine) -> None:
+    user_id, _ = seed(engine)
+    r = ask(engine, user_id, "delete task 999")
+    assert "Task 999 not found" in r.response and len(tasks(engine, user_id)) == len(SEED)
+    r = ask(engine, user_id, "complete the spaceship task")
+    assert r.tool_calls == [] and "couldn't find" in r.response
+
+
+def test_ambiguous_then_followup(engine: Engine) -> None:
+    user_id, ids = seed(engine)
+    ask(engine, user_id, "add buy milk for the cat")
+    first = ask(engine, user_id, "I finished the milk")
+    assert first.tool_calls == [] and "Which task" in first.response
+    assert f"#{ids['Buy milk']}" in first.response
+    assert not any(t.completed for t in tasks(engine, user_id).values())
+    history = [("user", "I finished the milk"), ("assistant", first.response)]
+    second = ask(engine, user_id, "the first one", history)
+    assert [c["name"] for c in second.tool_calls] == ["complete_task"]
+    assert tasks(engine, user_id)["Buy milk"].completed is True
+    assert tasks(engine, user_id)["Buy milk for the cat"].completed is False
+
+
+def test_agent_cannot_touch_other_users(engine: Engine) -> None:
+    user_id, ids = seed(engine)
+    with Session(engine) as s:
+        other = User(username="other", password_hash="x")
+        s.add(other)
+        s.commit()
+        other_id = other.id
+    assert other_id is not None
+    r = ask(engine, other_id, f"delete task {ids['Buy milk']}")
+    assert "not found" in r.response
+    r = ask(engine, other_id, "show my tasks")
+    assert "Buy milk" not in r.response
+    assert len(tasks(engine, user_id)) == len(SEED)
