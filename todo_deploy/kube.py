@@ -1,0 +1,689 @@
+"""Thin helpers over the `kubernetes` SDK: one client per context, server-side
+apply under one field manager, label-based listing, rollout waits, diagnosis.
+
+Objects travel as plain dicts (the API's JSON) through the SDK's ApiClient, so
+the code does not depend on the SDK's generated models and a no-change deploy
+costs one HTTP round-trip per object. `kubernetes` itself is imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+FIELD_MANAGER = "todo-deploy"
+
+# kind -> (plural, namespaced) for the kinds this project creates; others are discovered.
+_KNOWN: dict[str, tuple[str, bool]] = {
+    "Namespace": ("namespaces", False),
+    "Node": ("nodes", False),
+    "StorageClass": ("storageclasses", False),
+    "Secret": ("secrets", True),
+    "ConfigMap": ("configmaps", True),
+    "Service": ("services", True),
+    "ServiceAccount": ("serviceaccounts", True),
+    "PersistentVolumeClaim": ("persistentvolumeclaims", True),
+    "Pod": ("pods", True),
+    "Endpoints": ("endpoints", True),
+    "Event": ("events", True),
+    "Deployment": ("deployments", True),
+    "StatefulSet": ("statefulsets", True),
+    "ReplicaSet": ("replicasets", True),
+    "DaemonSet": ("daemonsets", True),
+    "Job": ("jobs", True),
+    "CronJob": ("cronjobs", True),
+    "NetworkPolicy": ("networkpolicies", True),
+    "Ingress": ("ingresses", True),
+    "PodDisruptionBudget": ("poddisruptionbudgets", True),
+    "HorizontalPodAutoscaler": ("horizontalpodautoscalers", True),
+    "Role": ("roles", True),
+    "RoleBinding": ("rolebindings", True),
+}
+
+# The top-level kinds an app release may own, looked up for prune and `down`.
+# (api group, kind); the version is discovered per cluster (e.g. PDB policy/v1 vs v1beta1).
+OWNED_KINDS: tuple[tuple[str, str], ...] = (
+    ("apps", "Deployment"),
+    ("apps", "StatefulSet"),
+    ("batch", "Job"),
+    ("batch", "CronJob"),
+    ("", "Service"),
+    ("", "ConfigMap"),
+    ("", "Secret"),
+    ("", "ServiceAccount"),
+    ("", "PersistentVolumeClaim"),
+    ("networking.k8s.io", "NetworkPolicy"),
+    ("networking.k8s.io", "Ingress"),
+    ("policy", "PodDisruptionBudget"),
+    ("autoscaling", "HorizontalPodAutoscaler"),
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("", "Pod"),
+)
+
+
+class KubeError(Exception):
+    """An API call failed; `status` is the HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, message: str, reason: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str = ""
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> ObjectRef:
+        meta = obj.get("metadata", {})
+        return cls(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace", ""))
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity that ignores the API version (PDB v1 and v1beta1 are the same object)."""
+        return (self.kind, self.namespace, self.name)
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def label_selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _group_of(api_version: str) -> str:
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+
+
+class Kube:
+    """A connection to one kubeconfig context ('' = the current one)."""
+
+    def __init__(self, context: str = "", api_client: Any = None) -> None:
+        if api_client is None:
+            from kubernetes import config
+
+            try:
+                api_client = config.new_client_from_config(context=context or None)
+            except Exception as exc:  # noqa: BLE001 - ConfigException, missing file, bad context
+                where = f"context {context!r}" if context else "the current context"
+                raise KubeError(0, f"cannot load kubeconfig for {where}: {exc}") from None
+        self.api = api_client
+        self.context = context
+        self._plural_cache: dict[tuple[str, str], tuple[str, bool]] = {}
+        self._preferred: dict[str, str] | None = None
+
+    # ---- raw HTTP -----------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Sequence[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+        timeout: float = 30,
+        raw: bool = False,
+    ) -> Any:
+        headers = {"Accept": "application/json" if not raw else "*/*"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        elif body is not None:
+            headers["Content-Type"] = "application/json"
+        method_, url, hdrs, body_, _ = self.api.param_serialize(
+            method,
+            path,
+            query_params=list(query) if query else None,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(
+                method_, url, header_params=hdrs, body=body_, _request_timeout=timeout
+            )
+            data = response.read()
+        except Exception as exc:  # noqa: BLE001 - urllib3/TLS/timeout errors become KubeError
+            status = getattr(exc, "status", 0) or 0
+            raise KubeError(status, f"{method} {path}: {exc}") from None
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
+        if not 200 <= response.status < 300:
+            message, reason = text, ""
+            try:
+                status_obj = json.loads(text)
+                message = status_obj.get("message", text)
+                reason = status_obj.get("reason", "")
+            except ValueError:
+                pass
+            raise KubeError(response.status, message, reason)
+        if raw:
+            return text
+        return json.loads(text) if text else {}
+
+    # ---- discovery and paths ----------------------------------------------------
+    def resource_info(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """(plural, namespaced) of a kind."""
+        if kind in _KNOWN:
+            return _KNOWN[kind]
+        key = (api_version, kind)
+        if key not in self._plural_cache:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            for res in self.request("GET", base).get("resources", []):
+                if "/" not in res["name"]:
+                    self._plural_cache[(api_version, res["kind"])] = (
+                        res["name"],
+                        bool(res.get("namespaced")),
+                    )
+        if key not in self._plural_cache:
+            raise KubeError(404, f"the cluster does not serve {kind} in {api_version}")
+        return self._plural_cache[key]
+
+    def path(self, api_version: str, kind: str, namespace: str = "", name: str = "") -> str:
+        plural, namespaced = self.resource_info(api_version, kind)
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        if namespaced and namespace:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{plural}"
+        return base + (f"/{quote(name)}" if name else "")
+
+    def preferred_versions(self) -> dict[str, str]:
+        """API group -> its preferred groupVersion ("" -> "v1")."""
+        if self._preferred is None:
+            groups = self.request("GET", "/apis").get("groups", [])
+            self._preferred = {"": "v1"}
+            for group in groups:
+                self._preferred[group["name"]] = group["preferredVersion"]["groupVersion"]
+        return self._preferred
+
+    def served(self, group: str, kind: str) -> str | None:
+        """The groupVersion serving `kind` in `group` on this cluster, or None."""
+        version = self.preferred_versions().get(group)
+        if version is None:
+            return None
+        try:
+            self.resource_info(version, kind)
+        except KubeError:
+            return None
+        return version
+
+    # ---- objects ------------------------------------------------------------------
+    def server_version(self) -> dict[str, Any]:
+        return self.request("GET", "/version", timeout=10)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict | None:
+        try:
+            return self.request("GET", self.path(api_version, kind, namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str = "",
+        selector: str = "",
+        field_selector: str = "",
+    ) -> list[dict[str, Any]]:
+        query = []
+        if selector:
+            query.append(("labelSelector", selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        data = self.request("GET", self.path(api_version, kind, namespace), query=query)
+        items = data.get("items", [])
+        for item in items:  # list items omit these
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    def apply(self, obj: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
+        """Server-side apply `obj` under the `todo-deploy` field manager."""
+        ref = ObjectRef.of(obj)
+        query = [("fieldManager", FIELD_MANAGER)]
+        if force:
+            query.append(("force", "true"))
+        return self.request(
+            "PATCH",
+            self.path(ref.api_version, ref.kind, ref.namespace, ref.name),
+            body=obj,
+            query=query,
+            content_type="application/apply-patch+yaml",
+        )
+
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str = "",
+        propagation: str = "Background",
+    ) -> bool:
+        """Delete one object; False when it was already gone."""
+        try:
+            self.request(
+                "DELETE",
+                self.path(api_version, kind, namespace, name),
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+            )
+            return True
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def wait_deleted(self, refs: Iterable[ObjectRef], timeout: float = 120) -> list[ObjectRef]:
+        """Wait until every object is gone; returns those still present at the deadline."""
+        pending = list(refs)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            pending = [r for r in pending if self.get(r.api_version, r.kind, r.name, r.namespace)]
+            if pending:
+                time.sleep(0.5)
+        return pending
+
+    def list_owned(
+        self,
+        namespace: str,
+        selector: str,
+        kinds: Sequence[tuple[str, str]] = OWNED_KINDS,
+    ) -> list[dict[str, Any]]:
+        """Every object of `kinds` in `namespace` matching `selector`."""
+        found: list[dict[str, Any]] = []
+        for group, kind in kinds:
+            version = self.served(group, kind)
+            if version is None:
+                continue
+            found.extend(self.list(version, kind, namespace, selector))
+        return found
+
+    def list_everything(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Objects of EVERY listable namespaced kind the cluster serves that match `selector`."""
+        found: list[dict[str, Any]] = []
+        seen: set[tuple[str, str, str]] = set()
+        versions = self.preferred_versions()
+        for group, version in sorted(versions.items()):
+            base = "/api/v1" if version == "v1" else f"/apis/{version}"
+            try:
+                resources = self.request("GET", base).get("resources", [])
+            except KubeError:
+                continue
+            for res in resources:
+                if "/" in res["name"] or not res.get("namespaced"):
+                    continue
+                if "list" not in res.get("verbs", []):
+                    continue
+                self._plural_cache[(version, res["kind"])] = (res["name"], True)
+                try:
+                    items = self.list(version, res["kind"], namespace, selector)
+                except KubeError:
+                    continue
+                for item in items:
+                    key = (res["kind"], item["metadata"]["name"], group)
+                    if key not in seen:
+                        seen.add(key)
+                        found.append(item)
+        return found
+
+    def ensure_namespace(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        return self.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+        )
+
+    def pod_logs(
+        self, namespace: str, pod: str, container: str, tail: int = 20, previous: bool = False
+    ) -> str:
+        query = [("container", container), ("tailLines", str(tail))]
+        if previous:
+            query.append(("previous", "true"))
+        try:
+            return self.request(
+                "GET",
+                f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/log",
+                query=query,
+                raw=True,
+            )
+        except KubeError as exc:
+            return f"(no logs: {exc})"
+
+
+# ---- rollout state --------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """What one workload is doing, for the progress display."""
+
+    ref: ObjectRef
+    done: bool = False
+    failed: str = ""  # non-empty: it cannot succeed (e.g. Job failed, image never pulls)
+    summary: str = ""
+
+
+def deployment_state(kube: Kube, dep: dict[str, Any]) -> Progress:
+    meta, spec, status = dep["metadata"], dep.get("spec", {}), dep.get("status", {})
+    ref = ObjectRef("apps/v1", "Deployment", meta["name"], meta.get("namespace", ""))
+    want = spec.get("replicas", 1)
+    updated = status.get("updatedReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    ready = status.get("readyReplicas", 0)
+    total = status.get("replicas", 0)
+    summary = f"{updated}/{want} updated, {ready}/{want} ready, {available}/{want} available"
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        return Progress(ref, summary="waiting for the controller to see the new spec")
+    for cond in status.get("conditions", []):
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return Progress(ref, failed=f"progress deadline exceeded: {cond.get('message', '')}")
+    if not (updated == want and available == want and ready == want and total == want):
+        return Progress(ref, summary=summary)
+    old = old_pods(kube, dep)
+    if old:
+        return Progress(ref, summary=f"{summary}; {len(old)} old pod(s) still terminating")
+    return Progress(ref, done=True, summary=summary)
+
+
+def current_pod_template_hash(kube: Kube, dep: dict[str, Any]) -> str | None:
+    meta = dep["metadata"]
+    revision = meta.get("annotations", {}).get("deployment.kubernetes.io/revision")
+    selector = label_selector(dep["spec"]["selector"].get("matchLabels", {}))
+    for rs in kube.list("apps/v1", "ReplicaSet", meta["namespace"], selector):
+        owners = [o.get("uid") for o in rs["metadata"].get("ownerReferences", [])]
+        rs_rev = rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision")
+        if meta.get("uid") in owners and rs_rev == revision:
+            return rs["metadata"].get("labels", {}).get("pod-template-hash")
+    return None
+
+
+def old_pods(kube: Kube, dep: dict[str, Any]) -> list[dict[str, Any]]:
+    """Pods of the Deployment that do not belong to its current ReplicaSet."""
+    current = current_pod_template_hash(kube, dep)
+    if current is None:
+        return []
+    selector = label_selector(dep["spec"]["selector"].get("matchLabels", {}))
+    pods = kube.list("v1", "Pod", dep["metadata"]["namespace"], selector)
+    return [p for p in pods if p["metadata"].get("labels", {}).get("pod-template-hash") != current]
+
+
+def statefulset_state(sts: dict[str, Any]) -> Progress:
+    meta, spec, status = sts["metadata"], sts.get("spec", {}), sts.get("status", {})
+    ref = ObjectRef("apps/v1", "StatefulSet", meta["name"], meta.get("namespace", ""))
+    want = spec.get("replicas", 1)
+    ready = status.get("readyReplicas", 0)
+    updated = status.get("updatedReplicas", 0)
+    summary = f"{ready}/{want} ready, {updated}/{want} updated"
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        return Progress(ref, summary="waiting for the controller to see the new spec")
+    revision_ok = status.get("currentRevision") == status.get("updateRevision")
+    done = ready == want and updated == want and revision_ok
+    return Progress(ref, done=done, summary=summary)
+
+
+def job_state(job: dict[str, Any]) -> Progress:
+    meta, status = job["metadata"], job.get("status", {})
+    ref = ObjectRef("batch/v1", "Job", meta["name"], meta.get("namespace", ""))
+    for cond in status.get("conditions", []):
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            return Progress(ref, done=True, summary="complete")
+        if cond.get("type") == "Failed":
+            return Progress(ref, failed=f"{cond.get('reason', 'Failed')}: {cond.get('message', '')}")
+    summary = (
+        f"{status.get('active', 0)} active, {status.get('succeeded', 0)} succeeded, "
+        f"{status.get('failed', 0)} failed"
+    )
+    return Progress(ref, summary=summary)
+
+
+# Waiting reasons that will not fix themselves while we wait.
+FATAL_WAITING = frozenset(
+    {"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "ImageInspectError"}
+)
+
+
+def stuck_reason(kube: Kube, namespace: str, selector: str) -> str:
+    """A reason the pods under `selector` cannot become ready, or ''."""
+    for pod in kube.list("v1", "Pod", namespace, selector):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        for cs in pod.get("status", {}).get("containerStatuses", []) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in FATAL_WAITING:
+                return f"{pod['metadata']['name']}: {waiting['reason']}: {waiting.get('message', '')}"
+    return ""
+
+
+def _workload_selector(obj: dict[str, Any]) -> str:
+    if obj["kind"] == "Job":
+        uid = obj["metadata"].get("uid", "")
+        return f"controller-uid={uid}" if uid else f"job-name={obj['metadata']['name']}"
+    return label_selector(obj["spec"]["selector"].get("matchLabels", {}))
+
+
+def state_of(kube: Kube, ref: ObjectRef) -> tuple[Progress, dict[str, Any] | None]:
+    obj = kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+    if obj is None:
+        return Progress(ref, failed="object does not exist"), None
+    obj.setdefault("kind", ref.kind)
+    if ref.kind == "Deployment":
+        return deployment_state(kube, obj), obj
+    if ref.kind == "StatefulSet":
+        return statefulset_state(obj), obj
+    if ref.kind == "Job":
+        return job_state(obj), obj
+    return Progress(ref, done=True, summary="no rollout"), obj
+
+
+@dataclass
+class WaitOutcome:
+    ok: bool
+    seconds: float
+    states: list[Progress] = field(default_factory=list)
+    message: str = ""
+    failed_selectors: list[tuple[str, str]] = field(default_factory=list)  # (namespace, selector)
+
+
+def wait_for(
+    kube: Kube,
+    refs: Sequence[ObjectRef],
+    timeout_s: float,
+    *,
+    log: Callable[[str], None] = print,
+    poll_s: float = 1.0,
+    what: str = "rollout",
+) -> WaitOutcome:
+    """Wait until every workload in `refs` is rolled out/ready/complete, or fail.
+
+    Returns at once when everything is already done (no-change deploys).
+    A rich live table on a terminal; one plain line per state change otherwise.
+    """
+    started = time.monotonic()
+    deadline = started + timeout_s
+    last: dict[ObjectRef, str] = {}
+    live = None
+    if sys.stdout.isatty():
+        from rich.live import Live
+
+        from todo_deploy.console import console
+
+        live = Live(console=console(), refresh_per_second=4, transient=True)
+    states: list[Progress] = []
+    try:
+        while True:
+            states, objs = [], []
+            for ref in refs:
+                state, obj = state_of(kube, ref)
+                if not state.done and not state.failed and obj is not None:
+                    reason = stuck_reason(kube, ref.namespace, _workload_selector(obj))
+                    if reason:
+                        state.failed = reason
+                states.append(state)
+                objs.append(obj)
+            elapsed = time.monotonic() - started
+            failed = [s for s in states if s.failed]
+            if all(s.done for s in states) or failed:
+                break
+            if time.monotonic() >= deadline:
+                break
+            if live is not None:
+                if not live.is_started:
+                    live.start()
+                live.update(_progress_table(states, elapsed, what))
+            else:
+                for s in states:
+                    line = s.summary or ("done" if s.done else "")
+                    if last.get(s.ref) != line:
+                        last[s.ref] = line
+                        log(f"  [{elapsed:5.1f}s] {s.ref}: {line}")
+            time.sleep(poll_s)
+    finally:
+        if live is not None and live.is_started:
+            live.stop()
+    elapsed = time.monotonic() - started
+    selectors = []
+    for s, obj in zip(states, objs, strict=True):
+        if not s.done and obj is not None:
+            selectors.append((s.ref.namespace, _workload_selector(obj)))
+    if all(s.done for s in states):
+        return WaitOutcome(True, elapsed, states, f"{what} complete in {elapsed:.1f}s")
+    failed = [s for s in states if s.failed]
+    if failed:
+        msg = "; ".join(f"{s.ref}: {s.failed}" for s in failed)
+    else:
+        pending = ", ".join(f"{s.ref} ({s.summary})" for s in states if not s.done)
+        msg = f"deadline of {timeout_s:g}s passed; not done: {pending}"
+    return WaitOutcome(False, elapsed, states, msg, selectors)
+
+
+def _progress_table(states: Sequence[Progress], elapsed: float, what: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{what} ({elapsed:.0f}s)", title_justify="left")
+    table.add_column("object")
+    table.add_column("state")
+    for s in states:
+        mark = "[green]done[/]" if s.done else "[yellow]…[/]"
+        table.add_row(str(s.ref), f"{mark} {s.summary}")
+    return table
+
+
+# ---- diagnosis --------------------------------------------------------------------
+
+
+def diagnose(kube: Kube, namespace: str, selector: str, log_lines: int = 20) -> str:
+    """Explain why the pods under `selector` are not healthy: phase, container
+    state reasons and exit codes, recent Warning events, the failing container's
+    last log lines (its previous instance when it restarted)."""
+    lines: list[str] = []
+    try:
+        pods = kube.list("v1", "Pod", namespace, selector)
+    except KubeError as exc:
+        return f"cannot list pods in {namespace} ({selector}): {exc}"
+    if not pods:
+        lines.append(f"no pods match {selector} in namespace {namespace}")
+    names = set()
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        names.add(name)
+        status = pod.get("status", {})
+        phase = status.get("phase", "?")
+        extra = " (terminating)" if pod["metadata"].get("deletionTimestamp") else ""
+        lines.append(f"pod {name}: phase {phase}{extra}")
+        for cond in status.get("conditions", []) or []:
+            if cond.get("status") != "True" and cond.get("reason"):
+                lines.append(f"  {cond['type']}: {cond['reason']} {cond.get('message', '')}".rstrip())
+        statuses = (status.get("initContainerStatuses") or []) + (
+            status.get("containerStatuses") or []
+        )
+        for cs in statuses:
+            state = cs.get("state") or {}
+            desc, bad = _container_state(state)
+            last = (cs.get("lastState") or {}).get("terminated")
+            restarts = cs.get("restartCount", 0)
+            line = f"  container {cs['name']}: {desc}, ready={cs.get('ready')}, restarts={restarts}"
+            if last:
+                line += (
+                    f"; last exit: {last.get('reason', '')} exit code {last.get('exitCode')}"
+                )
+            lines.append(line)
+            if bad or restarts or not cs.get("ready"):
+                terminated_now = "terminated" in state
+                running = "running" in state
+                if running or terminated_now or restarts:
+                    previous = bool(restarts) and not terminated_now
+                    text = kube.pod_logs(namespace, name, cs["name"], log_lines, previous)
+                    label = "previous instance" if previous else "current instance"
+                    lines.append(f"  last {log_lines} log lines of {cs['name']} ({label}):")
+                    lines.extend(f"    | {t}" for t in text.rstrip().splitlines()[-log_lines:])
+    try:
+        events = kube.list("v1", "Event", namespace, field_selector="type=Warning")
+    except KubeError:
+        events = []
+    events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    relevant = [
+        e
+        for e in events
+        if e.get("involvedObject", {}).get("name") in names
+        or e.get("involvedObject", {}).get("kind") in ("ReplicaSet", "Job", "StatefulSet", "Deployment")
+    ]
+    if relevant:
+        lines.append("recent Warning events:")
+        for e in relevant[-10:]:
+            obj = e.get("involvedObject", {})
+            lines.append(
+                f"  {obj.get('kind')}/{obj.get('name')}: {e.get('reason')}: "
+                f"{(e.get('message') or '').strip()} (x{e.get('count', 1)})"
+            )
+    return "\n".join(lines)
+
+
+def _container_state(state: dict[str, Any]) -> tuple[str, bool]:
+    if "waiting" in state:
+        w = state["waiting"] or {}
+        msg = f": {w['message']}" if w.get("message") else ""
+        return f"waiting ({w.get('reason', '?')}{msg})", True
+    if "terminated" in state:
+        t = state["terminated"] or {}
+        return f"terminated ({t.get('reason', '?')}, exit code {t.get('exitCode')})", (
+            t.get("exitCode", 0) != 0
+        )
+    if "running" in state:
+        return "running", False
+    return "unknown state", True
+
+
+# ---- quantities and image identity ----------------------------------------------
+
+
+def quantity(value: str | float | None) -> Decimal:
+    if value is None or value == "":
+        return Decimal(0)
+    from kubernetes.utils import parse_quantity
+
+    return Decimal(parse_quantity(value))
+
+
+def image_id_matches(status_image_id: str, recorded_id: str) -> bool:
+    """Does a container status imageID name the recorded image ID ("sha256:<hex>")?
+
+    Docker (dockershim, minikube's docker runtime) reports `docker://sha256:<id>`
+    for local images; containerd/CRI-O report `sha256:<id>` or `repo@sha256:<id>`.
+    A `docker-pullable://repo@sha256:<digest>` is a registry digest, not the image ID,
+    and only matches when the recorded value is that digest.
+    """
+    if not status_image_id or not recorded_id:
+        return False
+    want = recorded_id.split(":", 1)[-1].lower()
+    got = status_image_id.rsplit("sha256:", 1)[-1].lower()
+    return bool(want) and got == want

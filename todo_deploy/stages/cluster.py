@@ -1,0 +1,555 @@
+"""Stage 2, `inv cluster`: bring up (or adopt) the cluster, deliver the built
+images to where the kubelet looks, and prove the cluster can run the app.
+
+Providers (CLUSTER_PROVIDER): minikube, kind, docker-desktop, existing. Every
+outside command goes through the Runner, so tests check the exact command lines.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from todo_deploy.console import say
+from todo_deploy.gates import Check, GateResult, Verdict
+
+if TYPE_CHECKING:
+    from todo_deploy.artifacts import ImageRef
+    from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.kube import Kube
+    from todo_deploy.runner import CommandResult
+
+STAGE = "cluster"
+MINIKUBE_INSTALL = "install minikube: https://minikube.sigs.k8s.io/docs/start/"
+KIND_INSTALL = "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+START_TIMEOUT = 900
+
+
+class RunnerLike(Protocol):
+    def which(self, name: str) -> str | None: ...
+
+    def run(
+        self,
+        argv: list[str] | tuple[str, ...],
+        *,
+        timeout: float = 600,
+        env: dict[str, str] | None = None,
+        input_text: str | None = None,
+    ) -> CommandResult: ...
+
+
+# ---- providers ----------------------------------------------------------------------
+
+
+def _minikube_status(settings: Settings, runner: RunnerLike) -> tuple[str, dict[str, Any]]:
+    """('absent'|'running'|'stopped'|'nonexistent'|'unknown', the parsed status)."""
+    profile = settings.minikube_profile
+    result = runner.run(["minikube", "status", "-p", profile, "-o", "json"], timeout=60)
+    status: dict[str, Any] = {}
+    for line in result.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"Host"' in line:
+            try:
+                status = json.loads(line)
+            except ValueError:
+                pass
+    text = (result.stdout + result.stderr).lower()
+    if result.returncode == 85 or (not status and ("not found" in text or "no local cluster" in text)):
+        return "absent", status
+    if not status:
+        return "unknown", status
+    host = status.get("Host", "")
+    if host == "Running" and status.get("APIServer") == "Running" and status.get("Kubelet") == "Running":
+        return "running", status
+    if host == "Nonexistent":
+        return "nonexistent", status
+    if host in ("Stopped", "Running", "Paused", "Saved"):
+        return "stopped", status
+    return "unknown", status
+
+
+def _minikube_driver(settings: Settings, runner: RunnerLike) -> str | None:
+    result = runner.run(["minikube", "profile", "list", "-o", "json"], timeout=60)
+    try:
+        data = json.loads(result.stdout or "{}")
+    except ValueError:
+        return None
+    for group in ("valid", "invalid"):
+        for entry in data.get(group) or []:
+            if entry.get("Name") == settings.minikube_profile:
+                return (entry.get("Config") or {}).get("Driver")
+    return None
+
+
+def minikube_start_argv(settings: Settings) -> list[str]:
+    return [
+        "minikube",
+        "start",
+        "-p",
+        settings.minikube_profile,
+        f"--driver={settings.minikube_driver}",
+        f"--cpus={settings.minikube_cpus}",
+        f"--memory={settings.memory_mb}",
+    ]
+
+
+def _addons(settings: Settings) -> list[str]:
+    listed = [a.strip() for a in settings.minikube_addons.split(",") if a.strip()]
+    return ["storage-provisioner", *[a for a in listed if a != "storage-provisioner"]]
+
+
+def ensure_minikube(settings: Settings, runner: RunnerLike, log: Callable[[str], None]) -> Check:
+    profile = settings.minikube_profile
+    name = f"minikube profile {profile}"
+    if not runner.which("minikube"):
+        return Check.of(name, False, "the minikube binary is not on PATH", MINIKUBE_INSTALL)
+    state, status = _minikube_status(settings, runner)
+    if state == "unknown":
+        return Check.of(
+            name, False, f"`minikube status` gave no usable answer: {status or 'no JSON'}",
+            f"run `minikube status -p {profile}` and `minikube logs -p {profile}`",
+        )
+    if state != "absent":
+        driver = _minikube_driver(settings, runner)
+        if driver and driver != settings.minikube_driver:
+            return Check.of(
+                name, False,
+                f"profile {profile} exists with driver {driver}, MINIKUBE_DRIVER={settings.minikube_driver}",
+                f"keep it with MINIKUBE_DRIVER={driver}, or recreate it: `minikube delete -p {profile}` "
+                "(this deletes the cluster and its data)",
+            )
+    if state == "running":
+        log(f"minikube profile {profile} is already running: left alone")
+        evidence = f"{profile} already running (left alone)"
+    else:
+        verb = "creating" if state in ("absent", "nonexistent") else "starting stopped"
+        log(f"minikube: {verb} profile {profile}")
+        started = runner.run(minikube_start_argv(settings), timeout=START_TIMEOUT)
+        if not started.ok:
+            tail = (started.stderr or started.stdout).strip().splitlines()[-3:]
+            return Check.of(
+                name, False, f"`minikube start` failed (exit {started.returncode}): {' / '.join(tail)}",
+                f"read `minikube logs -p {profile}`; if the profile is broken: `minikube delete -p {profile}`",
+            )
+        evidence = f"{profile} {'created' if state in ('absent', 'nonexistent') else 'restarted'}"
+    failed_addons = []
+    for addon in _addons(settings):
+        done = runner.run(["minikube", "addons", "enable", addon, "-p", profile], timeout=300)
+        if not done.ok:
+            failed_addons.append(addon)
+    if failed_addons:
+        return Check.of(
+            name, False, f"{evidence}; addon(s) failed to enable: {', '.join(failed_addons)}",
+            f"`minikube addons enable <addon> -p {profile}` and read its error",
+        )
+    return Check.of(name, True, f"{evidence}; addons: {', '.join(_addons(settings))}")
+
+
+def ensure_kind(settings: Settings, runner: RunnerLike, log: Callable[[str], None]) -> Check:
+    cluster = settings.kind_cluster_name
+    name = f"kind cluster {cluster}"
+    if not runner.which("kind"):
+        return Check.of(name, False, "the kind binary is not on PATH", KIND_INSTALL)
+    listed = runner.run(["kind", "get", "clusters"], timeout=60)
+    if not listed.ok:
+        return Check.of(
+            name, False, f"`kind get clusters` failed: {listed.stderr.strip()}",
+            "is Docker running? `docker info`",
+        )
+    clusters = {line.strip() for line in listed.stdout.splitlines() if line.strip()}
+    if cluster not in clusters:
+        log(f"kind: creating cluster {cluster}")
+        created = runner.run(["kind", "create", "cluster", "--name", cluster], timeout=START_TIMEOUT)
+        if not created.ok:
+            return Check.of(
+                name, False, f"`kind create cluster` failed: {created.stderr.strip()[-300:]}",
+                f"`kind delete cluster --name {cluster}` and retry; check `docker info`",
+            )
+        return Check.of(name, True, f"{cluster} created")
+    node = f"{cluster}-control-plane"
+    inspected = runner.run(["docker", "inspect", "-f", "{{.State.Status}}", node], timeout=30)
+    node_state = inspected.stdout.strip()
+    if inspected.ok and node_state != "running":
+        log(f"kind: node container {node} is {node_state}: starting it")
+        started = runner.run(["docker", "start", node], timeout=120)
+        if not started.ok:
+            return Check.of(
+                name, False, f"node container {node} is {node_state} and would not start",
+                f"`kind delete cluster --name {cluster}` then `inv cluster`",
+            )
+        return Check.of(name, True, f"{cluster} existed with its node {node_state}: restarted")
+    log(f"kind cluster {cluster} already exists: left alone")
+    return Check.of(name, True, f"{cluster} already running (left alone)")
+
+
+def ensure_cluster(settings: Settings, runner: RunnerLike, log: Callable[[str], None] = say) -> Check:
+    provider = settings.cluster_provider
+    if provider == "minikube":
+        return ensure_minikube(settings, runner, log)
+    if provider == "kind":
+        return ensure_kind(settings, runner, log)
+    context = settings.context_name or "(current context)"
+    return Check(
+        f"{provider} cluster", Verdict.PASS, f"using kubeconfig context {context}; nothing to start"
+    )
+
+
+# ---- image delivery -----------------------------------------------------------------
+
+
+def _normalize(ref: str) -> str:
+    for prefix in ("docker.io/library/", "docker.io/", "localhost/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return ref
+
+
+def node_image_refs(nodes: list[dict[str, Any]]) -> set[str]:
+    refs: set[str] = set()
+    for node in nodes:
+        for image in node.get("status", {}).get("images", []) or []:
+            refs.update(_normalize(n) for n in image.get("names", []) or [])
+    return refs
+
+
+def _is_local_address(ip: str) -> bool:
+    """True when `ip` is one of this machine's own addresses (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect((ip, 9))
+            return sock.getsockname()[0] == ip
+    except OSError:
+        return False
+
+
+def _local_docker_images(refs: list[str]) -> dict[str, str]:
+    """ref -> image ID in the local Docker daemon (missing refs left out)."""
+    try:
+        from docker.errors import DockerException
+
+        import docker
+
+        client = docker.from_env(timeout=10)
+    except (ImportError, DockerException):
+        return {}
+    found = {}
+    for ref in refs:
+        try:
+            found[ref] = client.images.get(ref).id
+        except DockerException:  # ImageNotFound, APIError: not present here
+            found.pop(ref, None)
+    return found
+
+
+@dataclass
+class Delivery:
+    check: Check
+    method: str  # "minikube image load", "kind load", "shared daemon", "registry", "none"
+    loaded: list[str] = field(default_factory=list)
+
+
+def shares_host_daemon(
+    nodes: list[dict[str, Any]],
+    images: dict[str, ImageRef],
+    local_images: Callable[[list[str]], dict[str, str]] = _local_docker_images,
+    is_local: Callable[[str], bool] = _is_local_address,
+) -> tuple[bool, str]:
+    """Does every node run on this host's Docker daemon with the built images in it?"""
+    wanted = [img.ref for img in images.values()]
+    if wanted and set(map(_normalize, wanted)) <= node_image_refs(nodes):
+        return True, "the node lists every built image"
+    if not nodes:
+        return False, "no nodes"
+    for node in nodes:
+        runtime = node.get("status", {}).get("nodeInfo", {}).get("containerRuntimeVersion", "")
+        if not runtime.startswith("docker://"):
+            return False, f"node {node['metadata']['name']} runs {runtime or 'an unknown runtime'}"
+        ips = [
+            a["address"]
+            for a in node.get("status", {}).get("addresses", [])
+            if a.get("type") == "InternalIP"
+        ]
+        if not any(is_local(ip) for ip in ips):
+            return False, f"node {node['metadata']['name']} ({', '.join(ips)}) is not this host"
+    present = local_images(wanted)
+    missing = [
+        img.ref for img in images.values()
+        if img.ref not in present or (img.image_id and present[img.ref] != img.image_id)
+    ]
+    if missing:
+        return False, f"not in the local Docker daemon: {', '.join(missing)}"
+    return True, "the node runs on this host's Docker daemon, which holds every built image"
+
+
+def deliver_images(
+    settings: Settings,
+    runner: RunnerLike,
+    images: dict[str, ImageRef],
+    nodes: list[dict[str, Any]],
+    log: Callable[[str], None] = say,
+    local_images: Callable[[list[str]], dict[str, str]] = _local_docker_images,
+    is_local: Callable[[str], bool] = _is_local_address,
+) -> Delivery:
+    """Get the built images to where the kubelet looks, the way the provider allows."""
+    name = "image delivery"
+    refs = [img.ref for img in images.values()]
+    if not refs:
+        return Delivery(
+            Check.of(name, False, "no build recorded in .state/images.json", "run `inv build`"),
+            "none",
+        )
+    provider = settings.cluster_provider
+    if provider == "minikube":
+        profile = settings.minikube_profile
+        listed = runner.run(["minikube", "image", "ls", "-p", profile], timeout=120)
+        present = {_normalize(line.strip()) for line in listed.stdout.splitlines() if line.strip()}
+        missing = [r for r in refs if _normalize(r) not in present]
+        failed = []
+        for ref in missing:
+            log(f"loading {ref} into minikube ({profile})")
+            if not runner.run(["minikube", "image", "load", ref, "-p", profile], timeout=900).ok:
+                failed.append(ref)
+        tip = f"tip: build straight into minikube's daemon with `eval $(minikube -p {profile} docker-env)`"
+        if failed:
+            return Delivery(
+                Check.of(name, False, f"`minikube image load` failed for {', '.join(failed)}", tip),
+                "minikube image load", missing,
+            )
+        what = f"loaded {', '.join(missing)}" if missing else "already in the node"
+        return Delivery(Check(name, Verdict.PASS, f"minikube image load: {what} ({tip})"),
+                        "minikube image load", missing)
+    if provider == "kind":
+        present = node_image_refs(nodes)
+        missing = [r for r in refs if _normalize(r) not in present]
+        failed = []
+        for ref in missing:
+            log(f"loading {ref} into kind ({settings.kind_cluster_name})")
+            argv = ["kind", "load", "docker-image", ref, "--name", settings.kind_cluster_name]
+            if not runner.run(argv, timeout=900).ok:
+                failed.append(ref)
+        if failed:
+            return Delivery(
+                Check.of(name, False, f"`kind load docker-image` failed for {', '.join(failed)}",
+                         "check `docker images` holds them (`inv build`)"),
+                "kind load", missing,
+            )
+        what = f"loaded {', '.join(missing)}" if missing else "already in the node"
+        return Delivery(Check(name, Verdict.PASS, f"kind load docker-image: {what}"), "kind load", missing)
+    shared, why = shares_host_daemon(nodes, images, local_images, is_local)
+    if shared:
+        return Delivery(Check(name, Verdict.PASS, f"shared daemon, nothing to load ({why})"),
+                        "shared daemon")
+    if settings.image_registry:
+        registry = settings.image_registry.rstrip("/")
+        unpushed = [r for r in refs if not r.startswith(registry + "/")]
+        if unpushed:
+            return Delivery(
+                Check.of(name, False, f"IMAGE_REGISTRY={registry} but the built refs are local: "
+                         f"{', '.join(unpushed)}", "run `inv build --push`"),
+                "registry",
+            )
+        return Delivery(Check(name, Verdict.PASS, f"pulled from {registry} (pushed by inv build --push)"),
+                        "registry")
+    return Delivery(
+        Check.of(
+            name, False, f"the node cannot see the built images ({why})",
+            "build on the node's own Docker daemon (minikube: `eval $(minikube docker-env)`), "
+            "or set IMAGE_REGISTRY and run `inv build --push`, or use CLUSTER_PROVIDER=minikube/kind "
+            "so the images are loaded for you",
+        ),
+        "none",
+    )
+
+
+# ---- capacity -------------------------------------------------------------------------
+
+
+def app_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal, list[str]]:
+    """Sum of cpu (cores) and memory (bytes) requests of the app's long-running pods."""
+    from todo_deploy.kube import quantity
+
+    cpu, mem, parts = Decimal(0), Decimal(0), []
+    for obj in objects:
+        if obj.get("kind") not in ("Deployment", "StatefulSet"):
+            continue
+        replicas = obj.get("spec", {}).get("replicas", 1)
+        pod = obj["spec"]["template"]["spec"]
+        c = sum(quantity((k.get("resources") or {}).get("requests", {}).get("cpu"))
+                for k in pod.get("containers", []))
+        m = sum(quantity((k.get("resources") or {}).get("requests", {}).get("memory"))
+                for k in pod.get("containers", []))
+        cpu += c * replicas
+        mem += m * replicas
+        parts.append(f"{obj['metadata']['name']} {replicas}x({c * 1000:.0f}m, {m / 2**20:.0f}Mi)")
+    return cpu, mem, parts
+
+
+def capacity_check(
+    kube: Kube, settings: Settings, objects: list[dict[str, Any]], nodes: list[dict[str, Any]]
+) -> Check:
+    from todo_deploy.kube import quantity
+
+    need_cpu, need_mem, parts = app_requests(objects)
+    ready = [n for n in nodes if _node_ready(n)]
+    alloc_cpu = sum((quantity(n["status"]["allocatable"].get("cpu")) for n in ready), Decimal(0))
+    alloc_mem = sum((quantity(n["status"]["allocatable"].get("memory")) for n in ready), Decimal(0))
+    used_cpu, used_mem = Decimal(0), Decimal(0)
+    ready_names = {n["metadata"]["name"] for n in ready}
+    for pod in kube.list("v1", "Pod"):
+        status = pod.get("status", {}).get("phase")
+        if status in ("Succeeded", "Failed") or pod["spec"].get("nodeName") not in ready_names:
+            continue
+        meta = pod["metadata"]
+        labels = meta.get("labels", {})
+        if meta.get("namespace") == settings.namespace and labels.get(
+            "app.kubernetes.io/instance") == settings.release_name:
+            continue  # our own pods are replaced, not added
+        for k in pod["spec"].get("containers", []):
+            req = (k.get("resources") or {}).get("requests", {})
+            used_cpu += quantity(req.get("cpu"))
+            used_mem += quantity(req.get("memory"))
+    free_cpu, free_mem = alloc_cpu - used_cpu, alloc_mem - used_mem
+    ok = bool(ready) and need_cpu <= free_cpu and need_mem <= free_mem
+    evidence = (
+        f"app requests {need_cpu * 1000:.0f}m CPU, {need_mem / 2**20:.0f}Mi "
+        f"({'; '.join(parts)}); free on {len(ready)} Ready node(s): {free_cpu * 1000:.0f}m CPU, "
+        f"{free_mem / 2**20:.0f}Mi (allocatable {alloc_cpu * 1000:.0f}m/{alloc_mem / 2**20:.0f}Mi "
+        f"minus {used_cpu * 1000:.0f}m/{used_mem / 2**20:.0f}Mi already requested)"
+    )
+    fix = ("give the node more: MINIKUBE_CPUS/MINIKUBE_MEMORY then `minikube delete -p "
+           f"{settings.minikube_profile}` and `inv cluster`; or lower BACKEND_REPLICAS/FRONTEND_REPLICAS")
+    return Check.of("capacity covers the app's requests", ok, evidence, fix)
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in node.get("status", {}).get("conditions", []) or []
+    )
+
+
+# ---- the stage ------------------------------------------------------------------------
+
+
+def run(
+    loaded: LoadedSettings,
+    *,
+    runner: RunnerLike | None = None,
+    kube: Kube | None = None,
+    log: Callable[[str], None] = say,
+) -> GateResult:
+    from todo_deploy.artifacts import load_images
+    from todo_deploy.kube import Kube, KubeError
+    from todo_deploy.runner import Runner
+
+    settings = loaded.settings
+    if runner is None:
+        runner = Runner(log=log, secrets=settings.secret_values())
+    result = GateResult(STAGE, details={"provider": settings.cluster_provider})
+    provider_check = ensure_cluster(settings, runner, log)
+    result.checks.append(provider_check)
+    if provider_check.verdict is Verdict.FAIL:
+        return result
+
+    context = settings.context_name
+    result.details["context"] = context or "(current)"
+    try:
+        kube = kube or Kube(context)
+        version = kube.server_version()
+    except KubeError as exc:
+        result.checks.append(Check.of(
+            "context answers", False, f"context {context or '(current)'}: {exc}",
+            "check `kubectl --context <ctx> get nodes`; set KUBE_CONTEXT or CLUSTER_PROVIDER",
+        ))
+        return result
+    result.details["server_version"] = version.get("gitVersion", "")
+    result.checks.append(Check.of(
+        "context answers", True,
+        f"context {context or '(current)'}: server {version.get('gitVersion')} ({version.get('platform')})",
+    ))
+
+    nodes = kube.list("v1", "Node")
+    ready = [n for n in nodes if _node_ready(n)]
+    result.checks.append(Check.of(
+        "nodes Ready", bool(ready) and len(ready) == len(nodes),
+        f"{len(ready)}/{len(nodes)} Ready: " + ", ".join(n["metadata"]["name"] for n in nodes),
+        "`kubectl describe node` shows why; minikube: `minikube start` again",
+    ))
+    kubelets = sorted({n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes})
+    result.details["kubelet_versions"] = kubelets
+    result.checks.append(Check(
+        "Kubernetes version", Verdict.PASS,
+        f"API server {version.get('gitVersion')}, kubelet {', '.join(kubelets)}",
+    ))
+
+    images = load_images(loaded.state_dir)
+    objects: list[dict[str, Any]] = []
+    if not images:
+        result.checks.append(Check.of(
+            "capacity covers the app's requests", False,
+            "no build recorded, so the app's requests are unknown", "run `inv build`",
+        ))
+    else:
+        from todo_deploy import render
+
+        try:
+            objects = render.render_manifests(settings, images)
+            result.checks.append(capacity_check(kube, settings, objects, nodes))
+        except Exception as exc:  # noqa: BLE001 - any renderer error becomes a failed check
+            result.checks.append(Check.of(
+                "capacity covers the app's requests", False,
+                f"could not render the manifests: {exc}", "fix k8s/ or the settings, see the error",
+            ))
+
+    if settings.database_mode == "bundled":
+        classes = kube.list("storage.k8s.io/v1", "StorageClass")
+        defaults = [
+            c["metadata"]["name"] for c in classes
+            if (c["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+            or (c["metadata"].get("annotations") or {}).get("storageclass.beta.kubernetes.io/is-default-class") == "true"
+        ]
+        result.checks.append(Check.of(
+            "default StorageClass", bool(defaults),
+            f"default: {', '.join(defaults)}" if defaults else
+            f"no default among: {', '.join(c['metadata']['name'] for c in classes) or 'none'}",
+            "minikube: `minikube addons enable storage-provisioner`; or mark a class default; "
+            "or use DATABASE_MODE=external",
+        ))
+
+    delivery = deliver_images(settings, runner, images, nodes, log)
+    result.details["image_delivery"] = delivery.method
+    result.checks.append(delivery.check)
+    if images and delivery.check.verdict is not Verdict.FAIL:
+        result.checks.append(images_present_check(kube, settings, images, delivery))
+    return result
+
+
+def images_present_check(
+    kube: Kube, settings: Settings, images: dict[str, ImageRef], delivery: Delivery
+) -> Check:
+    """The built refs are where the kubelet looks (re-read after delivery)."""
+    name = "images present on the node"
+    refs = [img.ref for img in images.values()]
+    if delivery.method == "registry":
+        return Check(name, Verdict.PASS, f"pulled on demand from {settings.image_registry}")
+    nodes = kube.list("v1", "Node")
+    listed = node_image_refs(nodes)
+    missing = [r for r in refs if _normalize(r) not in listed]
+    if not missing:
+        return Check.of(name, True, f"node status lists {', '.join(refs)}")
+    if delivery.method == "shared daemon":
+        # node.status.images holds only the 50 largest images; the daemon check stands.
+        return Check(name, Verdict.PASS, f"{', '.join(refs)} in the shared Docker daemon")
+    if delivery.method == "minikube image load":
+        return Check(name, Verdict.PASS, f"{', '.join(refs)} listed by `minikube image ls`")
+    if set(missing) <= set(delivery.loaded):
+        # the kubelet refreshes node.status.images every few seconds; the load succeeded
+        return Check(name, Verdict.PASS, f"just loaded {', '.join(missing)}")
+    return Check.of(
+        name, False, f"not listed by the node: {', '.join(missing)}",
+        "re-run `inv cluster` to load them, or `inv build` first",
+    )
