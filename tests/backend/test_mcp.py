@@ -1,0 +1,132 @@
+"""MCP tools through the official client against a real uvicorn server, with bearer auth and isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+import uvicorn
+from conftest import free_port, make_settings, signup
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from todo_api.server import create_app
+
+
+@pytest.fixture
+def live_server(db_url: str) -> Iterator[str]:
+    port = free_port()
+    app = create_app(make_settings(db_url))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/started", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    yield base
+    server.should_exit = True
+    thread.join(10)
+
+
+async def _session_calls(url: str, token: str, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    results = []
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=20) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                listed = await session.list_tools()
+                results.append(sorted(t.name for t in listed.tools))
+                for name, args in calls:
+                    results.append(await session.call_tool(name, args))
+    return results
+
+
+def run(url: str, token: str, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    return asyncio.run(_session_calls(url, token, calls))
+
+
+def text_of(result: Any) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def structured(result: Any) -> dict[str, Any]:
+    data = result.structured_content
+    assert isinstance(data, dict), result
+    return data.get("result", data) if set(data) == {"result"} else data
+
+
+def test_mcp_tools_and_isolation(live_server: str) -> None:
+    with httpx.Client(base_url=live_server) as http:
+        alice, bob = signup(http), signup(http)
+    url = f"{live_server}/mcp"
+
+    out = run(url, alice.token, [
+        ("add_task", {"user_id": alice.id, "title": "Buy milk", "description": "2 litres"}),
+        ("add_task", {"user_id": alice.id, "title": "Call mom"}),
+    ])
+    assert out[0] == ["add_task", "complete_task", "delete_task", "list_tasks", "update_task"]
+    milk = structured(out[1])["task"]
+    mom = structured(out[2])["task"]
+    assert milk["title"] == "Buy milk" and milk["description"] == "2 litres" and milk["user_id"] == alice.id
+
+    out = run(url, alice.token, [
+        ("complete_task", {"user_id": alice.id, "task_id": milk["id"]}),
+        ("update_task", {"user_id": alice.id, "task_id": mom["id"], "title": "Call mum"}),
+        ("list_tasks", {"user_id": alice.id, "status": "pending"}),
+        ("list_tasks", {"user_id": alice.id}),
+    ])
+    assert structured(out[1])["task"]["completed"] is True
+    assert structured(out[2])["task"]["title"] == "Call mum"
+    assert [t["title"] for t in structured(out[3])["tasks"]] == ["Call mum"]
+    assert structured(out[4])["count"] == 2
+
+    # Bob: naming Alice's user id is refused; naming Alice's task ids under his own id is "not found".
+    attacks: list[tuple[str, dict[str, Any]]] = [
+        ("list_tasks", {"user_id": alice.id}),
+        ("add_task", {"user_id": alice.id, "title": "intruder"}),
+        ("complete_task", {"user_id": alice.id, "task_id": mom["id"]}),
+        ("update_task", {"user_id": alice.id, "task_id": mom["id"], "title": "hacked"}),
+        ("delete_task", {"user_id": alice.id, "task_id": mom["id"]}),
+        ("complete_task", {"user_id": bob.id, "task_id": mom["id"]}),
+        ("update_task", {"user_id": bob.id, "task_id": mom["id"], "title": "hacked"}),
+        ("delete_task", {"user_id": bob.id, "task_id": mom["id"]}),
+    ]
+    out = run(url, bob.token, attacks)
+    for (name, args), result in zip(attacks, out[1:], strict=True):
+        assert result.is_error, (name, args)
+        text = text_of(result)
+        assert "Call mum" not in text and "Buy milk" not in text
+        if args["user_id"] == alice.id:
+            assert "Not allowed" in text
+        else:
+            assert f"Task {mom['id']} not found" in text
+    bob_list = run(url, bob.token, [("list_tasks", {"user_id": bob.id})])[1]
+    assert structured(bob_list)["count"] == 0
+
+    final = run(url, alice.token, [("list_tasks", {"user_id": alice.id}),
+                                   ("delete_task", {"user_id": alice.id, "task_id": milk["id"]}),
+                                   ("list_tasks", {"user_id": alice.id})])
+    assert {t["title"] for t in structured(final[1])["tasks"]} == {"Buy milk", "Call mum"}
+    assert [t["title"] for t in structured(final[3])["tasks"]] == ["Call mum"]
+
+
+def test_mcp_requires_bearer_token(live_server: str) -> None:
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    r = httpx.post(f"{live_server}/mcp", json=init, headers=headers)
+    assert r.status_code == 401 and "Bearer" in r.json()["detail"]
+    r = httpx.post(f"{live_server}/mcp", json=init, headers={**headers, "Authorization": "Bearer nope"})
+    assert r.status_code == 401 and "Invalid token" in r.json()["detail"]
