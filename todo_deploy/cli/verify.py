@@ -1,0 +1,47 @@
+"""`inv verify`: stage 6, the end-to-end gate through the deployed frontend."""
+
+from __future__ import annotations
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from todo_deploy.cli import finish, guard, load_or_exit
+
+CHECK_HELP = (
+    "frontend-page, signup, task-journey, chat-adds-task, isolation-rest, isolation-chat, "
+    "backend-readiness, no-restarts, image-identity, pod-security, self-healing, persistence, "
+    "cleanup"
+)
+
+
+@task(
+    help={
+        "only": f"Comma-separated checks to run (cleanup always runs unless skipped): {CHECK_HELP}.",
+        "skip": "Comma-separated checks to leave out (e.g. self-healing,persistence; "
+        "'cleanup' keeps the verify-* test users and tasks for inspection).",
+        "access": "How to reach the frontend: 'auto' (minikube service / NodePort / "
+        "LoadBalancer, else a port-forward) or 'port-forward'.",
+        "force": "Run even if no deploy/helm gate has passed.",
+    }
+)
+def verify(c, only="", skip="", access="auto", force=False):  # type: ignore[no-untyped-def]
+    """Verify the deployed app end to end through its frontend (stage 6).
+
+    Signs up two test users, walks the task journey and the chat, proves the users are
+    isolated, then checks readiness, restarts, image identity and Pod Security of the
+    live pods, deletes a backend pod under load (self-healing) and restarts every pod
+    (persistence). Writes .state/verify.json; exits non-zero on any failed check.
+    """
+    from todo_deploy.verify.access import ACCESS_MODES
+    from todo_deploy.verify.checks import SelectionError
+    from todo_deploy.verify.stage import run
+
+    if access not in ACCESS_MODES:
+        raise Exit(f"--access must be one of {', '.join(ACCESS_MODES)}", code=2)
+    loaded = load_or_exit()
+    guard(loaded, "verify", force)
+    try:
+        result = run(loaded, only=only or None, skip=skip or None, access=access)
+    except SelectionError as exc:
+        raise Exit(str(exc), code=2) from None
+    finish(loaded, result)

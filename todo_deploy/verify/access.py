@@ -1,0 +1,335 @@
+"""How to reach the frontend the way a user would on this cluster.
+
+minikube   -> `minikube service <svc> -n <ns> --url -p <profile>` (through the Runner)
+NodePort   -> http://<node InternalIP>:<nodePort>
+LoadBalancer with an ingress address -> http://<ip or hostname>:<port>
+otherwise  (LoadBalancer pending, ClusterIP, or an address that does not answer)
+           -> a port-forward opened here and always closed in a `finally`.
+
+The port-forward is the kubernetes client's `portforward` wrapped in a local
+socket server: every accepted connection is forwarded to a Ready pod behind the
+Service, chosen afresh, so it keeps working while pods are replaced (the
+self-healing and persistence checks delete pods).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import select
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from todo_deploy.config import Settings
+    from todo_deploy.kube import Kube
+    from todo_deploy.runner import Runner
+
+MINIKUBE = "minikube-service"
+NODEPORT = "nodeport"
+LOADBALANCER = "loadbalancer"
+PORT_FORWARD = "port-forward"
+ACCESS_MODES = ("auto", PORT_FORWARD)
+
+
+@dataclass(frozen=True)
+class AccessPlan:
+    """Which path reaches the frontend: `url` is empty for a port-forward still to open."""
+
+    kind: str
+    url: str = ""
+    detail: str = ""
+
+
+def frontend_service_name(settings: Settings) -> str:
+    return f"{settings.release_name}-frontend"
+
+
+def tcp_reachable(url: str, timeout: float = 3.0) -> bool:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _service_port(service: dict[str, Any]) -> dict[str, Any]:
+    ports = (service.get("spec") or {}).get("ports") or []
+    for port in ports:
+        if port.get("port") == 80 or port.get("name") == "http":
+            return port
+    return ports[0] if ports else {}
+
+
+def _node_address(nodes: list[dict[str, Any]]) -> str:
+    def ready(node: dict[str, Any]) -> bool:
+        conditions = (node.get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+    for node in sorted(nodes, key=lambda n: not ready(n)):
+        for address in (node.get("status") or {}).get("addresses") or []:
+            if address.get("type") == "InternalIP" and address.get("address"):
+                return str(address["address"])
+    return ""
+
+
+def _minikube_url(settings: Settings, runner: Runner) -> tuple[str, str]:
+    argv = [
+        "minikube", "service", frontend_service_name(settings),
+        "-n", settings.namespace, "--url", "-p", settings.minikube_profile,
+    ]  # fmt: skip
+    result = runner.run(argv, timeout=60)
+    urls = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("http")]
+    if result.ok and urls:
+        return urls[0], ""
+    why = (result.stderr or result.stdout).strip().splitlines()
+    return "", f"`minikube service --url` gave no URL ({why[-1] if why else result.returncode})"
+
+
+def choose_access(
+    settings: Settings,
+    service: dict[str, Any] | None,
+    nodes: list[dict[str, Any]],
+    runner: Runner | None = None,
+    reachable: Callable[[str], bool] = tcp_reachable,
+    mode: str = "auto",
+) -> AccessPlan:
+    """Decide how to reach the frontend; falls back to a port-forward, saying why."""
+    name = frontend_service_name(settings)
+    if mode == PORT_FORWARD:
+        return AccessPlan(PORT_FORWARD, detail="port-forward requested (--access port-forward)")
+    if service is None:
+        return AccessPlan(PORT_FORWARD, detail=f"Service {name} not found")
+    spec = service.get("spec") or {}
+    kind = spec.get("type") or "ClusterIP"
+    port = _service_port(service)
+    reasons: list[str] = []
+
+    if settings.cluster_provider == "minikube" and runner is not None:
+        url, why = _minikube_url(settings, runner)
+        if url and reachable(url):
+            return AccessPlan(MINIKUBE, url, f"minikube service {name} --url")
+        reasons.append(why or f"{url} did not answer")
+
+    if kind == "NodePort":
+        address, node_port = _node_address(nodes), port.get("nodePort")
+        if address and node_port:
+            url = f"http://{address}:{node_port}"
+            if reachable(url):
+                return AccessPlan(NODEPORT, url, f"NodePort {node_port} on node {address}")
+            reasons.append(f"NodePort {url} did not answer")
+        else:
+            reasons.append("NodePort service without a node address or nodePort")
+    elif kind == "LoadBalancer":
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        host = next((i.get("ip") or i.get("hostname") for i in ingress if i), None)
+        if host:
+            url = f"http://{host}:{port.get('port', 80)}"
+            if reachable(url):
+                return AccessPlan(LOADBALANCER, url, f"LoadBalancer ingress {host}")
+            reasons.append(f"LoadBalancer {url} did not answer")
+        else:
+            reasons.append("LoadBalancer has no ingress address yet (pending)")
+    else:
+        reasons.append(f"Service type {kind} is not reachable from outside the cluster")
+    return AccessPlan(PORT_FORWARD, detail="; ".join(reasons))
+
+
+class PortForwarder:
+    """A local TCP server forwarding each connection to a Ready pod behind a Service.
+
+    It owns its ApiClient: the kubernetes client's websocket helpers swap the
+    client's transport during a call, so they must not share one with other threads.
+    """
+
+    def __init__(self, settings: Settings, api_client: Any, service_name: str) -> None:
+        from kubernetes import client
+
+        self.namespace = settings.namespace
+        self.service_name = service_name
+        self.core = client.CoreV1Api(api_client)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.connections = 0
+        self.errors: list[str] = []
+        self._counter = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self._server: socket.socket | None = None
+        self.url = ""
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> str:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        server.settimeout(0.5)
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        thread = threading.Thread(target=self._accept_loop, name="verify-port-forward", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self.url
+
+    def close(self) -> None:
+        self.stop.set()
+        if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.close()
+        for thread in list(self._threads):
+            thread.join(timeout=3)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- forwarding ----------------------------------------------------------------
+    def _target(self) -> tuple[str, int]:
+        """A Ready, not-terminating pod behind the Service and its container port."""
+        service = self.core.read_namespaced_service(self.service_name, self.namespace)
+        selector = ",".join(f"{k}={v}" for k, v in sorted((service.spec.selector or {}).items()))
+        port = next(
+            (p for p in service.spec.ports if p.port == 80 or p.name == "http"),
+            service.spec.ports[0],
+        )
+        pods = [
+            pod
+            for pod in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+            if pod.metadata.deletion_timestamp is None
+            and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        ]
+        if not pods:
+            raise RuntimeError(f"no Ready pod behind Service {self.service_name}")
+        pods.sort(key=lambda p: p.metadata.name)
+        pod = pods[next(self._counter) % len(pods)]
+        target = port.target_port if port.target_port is not None else port.port
+        if isinstance(target, str) and not target.isdigit():
+            named = [
+                cp.container_port
+                for c in pod.spec.containers
+                for cp in c.ports or []
+                if cp.name == target
+            ]
+            if not named:
+                raise RuntimeError(f"pod {pod.metadata.name} has no port named {target}")
+            target = named[0]
+        return pod.metadata.name, int(target)
+
+    def _accept_loop(self) -> None:
+        assert self._server is not None
+        while not self.stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+
+    def _serve(self, conn: socket.socket) -> None:
+        from kubernetes.stream import portforward
+
+        forward = None
+        try:
+            with self.lock:
+                pod, port = self._target()
+                forward = portforward(
+                    self.core.connect_get_namespaced_pod_portforward,
+                    pod,
+                    self.namespace,
+                    ports=str(port),
+                )
+            remote = forward.socket(port)
+            remote.setblocking(True)
+            self._relay(conn, remote)
+        except Exception as exc:  # noqa: BLE001 - one failed connection must not stop the server
+            self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+            if forward is not None:
+                with contextlib.suppress(Exception):
+                    forward.close()
+
+    def _relay(self, conn: socket.socket, remote: Any) -> None:
+        peers = {conn: remote, remote: conn}
+        while not self.stop.is_set():
+            readable, _, _ = select.select(list(peers), [], [], 0.5)
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                peers[sock].sendall(data)
+
+
+@dataclass
+class Access:
+    """An open way to the frontend; `forwarder` is set when a port-forward is in use."""
+
+    plan: AccessPlan
+    url: str
+    forwarder: PortForwarder | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.plan.kind
+
+    def describe(self) -> str:
+        detail = f" ({self.plan.detail})" if self.plan.detail else ""
+        return f"{self.plan.kind} {self.url}{detail}"
+
+
+def read_service_and_nodes(
+    settings: Settings, kube: Kube
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The frontend Service and the nodes, as the API's JSON."""
+    service = kube.get("v1", "Service", frontend_service_name(settings), settings.namespace)
+    return service, kube.list("v1", "Node")
+
+
+def plan_access(
+    settings: Settings, kube: Kube, runner: Runner | None = None, mode: str = "auto"
+) -> AccessPlan:
+    """How a user reaches the frontend right now (for verify and the docs report)."""
+    service, nodes = read_service_and_nodes(settings, kube)
+    return choose_access(settings, service, nodes, runner=runner, mode=mode)
+
+
+@contextlib.contextmanager
+def open_access(
+    settings: Settings,
+    kube: Kube,
+    runner: Runner | None = None,
+    mode: str = "auto",
+) -> Iterator[Access]:
+    """Reach the frontend; a port-forward opened here is closed when the block ends."""
+    from todo_deploy.kube import Kube
+
+    service, nodes = read_service_and_nodes(settings, kube)
+    plan = choose_access(settings, service, nodes, runner=runner, mode=mode)
+    if plan.kind != PORT_FORWARD:
+        yield Access(plan, plan.url)
+        return
+    if service is None:
+        raise RuntimeError(plan.detail)
+    # Its own ApiClient: the websocket helpers are not safe to share across threads.
+    own = Kube(kube.context).api
+    forwarder = PortForwarder(settings, own, frontend_service_name(settings))
+    try:
+        url = forwarder.start()
+        yield Access(plan, url, forwarder)
+    finally:
+        forwarder.close()

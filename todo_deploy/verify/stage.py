@@ -1,0 +1,184 @@
+"""Stage 6, `inv verify`: a person's journey through the deployed frontend, plus
+isolation, readiness, restarts, image identity, Pod Security, self-healing and
+persistence, read from the live cluster. Returns the "verify" GateResult.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from todo_deploy.console import say
+from todo_deploy.gates import Check, GateResult, Verdict
+
+if TYPE_CHECKING:
+    from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.kube import Kube
+    from todo_deploy.runner import Runner
+
+STAGE = "verify"
+
+# Runs inside a backend container (the app's own code and DATABASE_URL, in both
+# bundled and external database mode). It only ever deletes verify-* users.
+CLEANUP_SCRIPT = """
+import re, sys
+from sqlalchemy import bindparam, text
+from todo_api.db import make_engine
+from todo_api.settings import load_settings
+names = [n for n in sys.argv[1:] if re.fullmatch(r"verify-[a-z]-[0-9a-f]{6}", n)]
+engine = make_engine(load_settings().database_url)
+def q(sql, key):
+    return text(sql).bindparams(bindparam(key, expanding=True))
+with engine.begin() as db:
+    ids = [r[0] for r in db.execute(q("SELECT id FROM users WHERE username IN :n", "n"), {"n": names})] if names else []
+    if ids:
+        for table in ("messages", "conversations", "tasks"):
+            db.execute(q(f"DELETE FROM {table} WHERE user_id IN :i", "i"), {"i": ids})
+        db.execute(q("DELETE FROM users WHERE id IN :i", "i"), {"i": ids})
+print(len(ids))
+"""
+
+
+def exec_in_pod(
+    kube: Kube, namespace: str, pod: str, container: str, command: list[str], timeout: float = 60
+) -> tuple[int | None, str, str]:
+    """Run a command in a container through the API server; (exit code, stdout, stderr)."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    from todo_deploy.kube import Kube
+
+    core = client.CoreV1Api(Kube(kube.context).api)  # its own client: stream() patches it
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        namespace,
+        container=container,
+        command=command,
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    try:
+        resp.run_forever(timeout=timeout)
+        out, err = resp.read_channel(1), resp.read_channel(2)
+        code = resp.returncode
+    finally:
+        resp.close()
+    return code, out, err
+
+
+def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
+    """Deletes the verify users (and their tasks, conversations, messages) by exec into
+    a Ready backend pod: no admin endpoint, no extra pod, works with either database."""
+
+    def remove(names: list[str]) -> str:
+        from todo_deploy.verify.checks import USERNAME_RE, component_of, pod_ready
+
+        names = [n for n in names if USERNAME_RE.match(n)]
+        if not names:
+            return "no verify users to remove"
+        pods = [
+            p
+            for p in kube.list("v1", "Pod", settings.namespace)
+            if component_of(settings, p) == "backend"
+            and pod_ready(p)
+            and not p["metadata"].get("deletionTimestamp")
+        ]
+        if not pods:
+            raise RuntimeError("no Ready backend pod to run the cleanup in")
+        pod = pods[0]
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        container = "backend" if "backend" in containers else containers[0]
+        last = ""
+        for python in ("python", "python3"):
+            code, out, err = exec_in_pod(
+                kube,
+                settings.namespace,
+                pod["metadata"]["name"],
+                container,
+                [python, "-c", CLEANUP_SCRIPT, *names],
+            )
+            if code == 0:
+                count = out.strip().splitlines()[-1] if out.strip() else "?"
+                return (
+                    f"removed {count} user(s) {', '.join(names)} with their conversations "
+                    f"(exec in {pod['metadata']['name']})"
+                )
+            last = (err or out).strip().splitlines()[-1:] or [f"exit code {code}"]
+            last = last[0]
+        raise RuntimeError(f"cleanup exec failed: {last}")
+
+    return remove
+
+
+def run(
+    loaded: LoadedSettings,
+    *,
+    only: str | None = None,
+    skip: str | None = None,
+    access: str = "auto",
+    kube: Kube | None = None,
+    runner: Runner | None = None,
+    log: Callable[[str], None] = say,
+) -> GateResult:
+    """Verify the deployed app end to end; raises SelectionError for unknown names."""
+    from todo_deploy.artifacts import load_images
+    from todo_deploy.kube import Kube, KubeError
+    from todo_deploy.runner import Runner
+    from todo_deploy.verify.access import open_access
+    from todo_deploy.verify.checks import VerifyContext, run_checks, select_checks
+    from todo_deploy.verify.client import wait_until_up
+
+    settings = loaded.settings
+    names = select_checks(only, skip)
+    runner = runner or Runner(log=log, secrets=settings.secret_values())
+    started = time.monotonic()
+    checks: list[Check] = []
+    details: dict[str, Any] = {"checks_selected": names}
+    try:
+        kube = kube or Kube(settings.context_name)
+        with open_access(settings, kube, runner, mode=access) as way:
+            details["access"] = {"kind": way.kind, "url": way.url, "detail": way.plan.detail}
+            log(f"verify: reaching the frontend via {way.describe()}")
+            up, how = wait_until_up(way.url, deadline_s=30)
+            checks.append(
+                Check.of(
+                    "access",
+                    up,
+                    f"{way.describe()}: {how}",
+                    "The frontend Service does not answer: `inv status`, then `kubectl get "
+                    f"svc,pods -n {settings.namespace}`.",
+                )
+            )
+            if up:
+                ctx = VerifyContext(
+                    settings,
+                    way.url,
+                    kube=kube,
+                    images=load_images(loaded.state_dir),
+                    log=log,
+                    remove_users=user_remover(settings, kube),
+                )
+                try:
+                    checks.extend(run_checks(ctx, names))
+                finally:
+                    ctx.close()
+                    details["test_users"] = [ctx.username(label) for label in ctx.clients]
+            if way.forwarder is not None:
+                details["access"]["port_forward_connections"] = way.forwarder.connections
+    except (KubeError, RuntimeError, OSError) as exc:
+        checks.append(
+            Check.of(
+                "access",
+                False,
+                f"{type(exc).__name__}: {exc}"[:400],
+                "Check the kube context (`inv status`) and that `inv deploy` passed.",
+            )
+        )
+    details["duration_s"] = round(time.monotonic() - started, 1)
+    details["counts"] = {v.value: sum(c.verdict is v for c in checks) for v in Verdict}
+    return GateResult(STAGE, checks, details=details)
