@@ -122,6 +122,8 @@ class Kube:
         self.context = context
         self._plural_cache: dict[tuple[str, str], tuple[str, bool]] = {}
         self._preferred: dict[str, str] | None = None
+        self._all_versions: dict[str, list[str]] | None = None
+        self._discovered: dict[str, dict[str, tuple[str, bool]]] = {}
 
     # ---- raw HTTP -----------------------------------------------------------------
     def request(
@@ -196,25 +198,48 @@ class Kube:
         base += f"/{plural}"
         return base + (f"/{quote(name)}" if name else "")
 
+    def _discover(self, group_version: str) -> dict[str, tuple[str, bool]]:
+        """kind -> (plural, namespaced) served by one groupVersion (cached)."""
+        if group_version not in self._discovered:
+            base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            try:
+                resources = self.request("GET", base).get("resources", [])
+            except KubeError:
+                resources = []
+            kinds = {
+                r["kind"]: (r["name"], bool(r.get("namespaced")))
+                for r in resources
+                if "/" not in r["name"]
+            }
+            self._discovered[group_version] = kinds
+            for kind, info in kinds.items():
+                self._plural_cache[(group_version, kind)] = info
+        return self._discovered[group_version]
+
     def preferred_versions(self) -> dict[str, str]:
         """API group -> its preferred groupVersion ("" -> "v1")."""
-        if self._preferred is None:
-            groups = self.request("GET", "/apis").get("groups", [])
-            self._preferred = {"": "v1"}
-            for group in groups:
-                self._preferred[group["name"]] = group["preferredVersion"]["groupVersion"]
+        self._group_versions()
+        assert self._preferred is not None
         return self._preferred
 
+    def _group_versions(self) -> dict[str, list[str]]:
+        if self._all_versions is None:
+            groups = self.request("GET", "/apis").get("groups", [])
+            self._preferred = {"": "v1"}
+            self._all_versions = {"": ["v1"]}
+            for group in groups:
+                preferred = group["preferredVersion"]["groupVersion"]
+                self._preferred[group["name"]] = preferred
+                others = [v["groupVersion"] for v in group.get("versions", [])]
+                self._all_versions[group["name"]] = [preferred] + [v for v in others if v != preferred]
+        return self._all_versions
+
     def served(self, group: str, kind: str) -> str | None:
-        """The groupVersion serving `kind` in `group` on this cluster, or None."""
-        version = self.preferred_versions().get(group)
-        if version is None:
-            return None
-        try:
-            self.resource_info(version, kind)
-        except KubeError:
-            return None
-        return version
+        """The groupVersion serving `kind` in `group` on this cluster (preferred first), or None."""
+        for version in self._group_versions().get(group, []):
+            if kind in self._discover(version):
+                return version
+        return None
 
     # ---- objects ------------------------------------------------------------------
     def server_version(self) -> dict[str, Any]:
