@@ -1,0 +1,28 @@
+"""`inv docs`: stage 7, the deployment report written from live state."""
+
+from __future__ import annotations
+
+from invoke import task
+
+from todo_deploy.cli import finish, guard, load_or_exit
+
+
+@task(help={"force": "Run even if no deploy/helm gate has passed."})
+def docs(c, force=False):  # type: ignore[no-untyped-def]
+    """Write docs/deployment-report.md (+ .json) and docs/architecture.svg from the cluster.
+
+    Lists the deployed objects with their status, the built images, every stage's gate,
+    the verify results, the AIOps findings, how to reach the app, and an architecture
+    diagram (graphviz SVG plus a Mermaid block). Secret values never appear: only the
+    Secrets' names and key names.
+    """
+    from todo_deploy.docs.stage import run
+
+    loaded = load_or_exit()
+    guard(loaded, "docs", force)
+    result = run(loaded)
+    if result.details.get("report"):
+        from todo_deploy.console import say
+
+        say(f"report: {result.details['report']}")
+    finish(loaded, result)

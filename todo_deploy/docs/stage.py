@@ -1,0 +1,164 @@
+"""Stage 7, `inv docs`: write docs/deployment-report.md/.json and docs/architecture.svg
+from the live cluster, the recorded build and every stage's gate. Returns the
+"docs" GateResult.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from todo_deploy.console import say
+from todo_deploy.gates import Check, GateResult, Verdict
+
+if TYPE_CHECKING:
+    from todo_deploy.config import LoadedSettings
+    from todo_deploy.kube import Kube
+    from todo_deploy.runner import Runner
+
+STAGE = "docs"
+REPORT_MD = "deployment-report.md"
+REPORT_JSON = "deployment-report.json"
+DIAGRAM_SVG = "architecture.svg"
+
+
+def run(
+    loaded: LoadedSettings,
+    *,
+    kube: Kube | None = None,
+    runner: Runner | None = None,
+    out_dir: Path | None = None,
+    log: Callable[[str], None] = say,
+) -> GateResult:
+    from todo_deploy.artifacts import load_images
+    from todo_deploy.docs.diagram import build_graph, dot_available, mermaid, render_svg
+    from todo_deploy.docs.report import build_report, collect_objects, find_secrets, render_markdown
+    from todo_deploy.gates import load_all
+    from todo_deploy.kube import Kube, KubeError
+    from todo_deploy.runner import Runner
+    from todo_deploy.verify.access import plan_access
+
+    settings = loaded.settings
+    out = out_dir or loaded.root / "docs"
+    checks: list[Check] = []
+    details: dict[str, Any] = {"out_dir": str(out)}
+    try:
+        kube = kube or Kube(settings.context_name)
+        objects = collect_objects(kube, settings)
+        runner = runner or Runner(log=log, secrets=settings.secret_values())
+        plan = plan_access(settings, kube, runner)
+    except KubeError as exc:
+        return GateResult(
+            STAGE,
+            [Check.of("live objects read", False, str(exc)[:300], "Is the cluster up? `inv status`.")],
+            details=details,
+        )
+    log(f"docs: {len(objects)} live object(s) in namespace {settings.namespace}")
+    access = {"kind": plan.kind, "url": plan.url, "detail": plan.detail}
+
+    with_uid = [o for o in objects if (o.get("metadata") or {}).get("uid")]
+    kinds = sorted({o["kind"] for o in objects})
+    checks.append(
+        Check.of(
+            "live objects read",
+            bool(objects) and len(with_uid) == len(objects),
+            f"{len(objects)} object(s) read from the API in {settings.namespace} "
+            f"({', '.join(kinds) or 'none'}), each with its uid",
+            "Nothing is deployed under the app's labels: run `inv deploy` first.",
+        )
+    )
+
+    graph = build_graph(objects)
+    mermaid_text = mermaid(graph)
+    out.mkdir(parents=True, exist_ok=True)
+    svg_path = out / DIAGRAM_SVG
+    svg_name: str | None = None
+    if dot_available():
+        try:
+            render_svg(graph, svg_path, f"{settings.release_name} in {settings.namespace}")
+            svg_name = DIAGRAM_SVG
+            size = svg_path.stat().st_size
+            ok = size > 0 and b"<svg" in svg_path.read_bytes()[:2000]
+            checks.append(
+                Check.of(
+                    "diagram written",
+                    ok,
+                    f"{svg_path} ({size} bytes, {len(graph.nodes)} nodes, {len(graph.edges)} edges)"
+                    " and a Mermaid block in the report",
+                    "graphviz produced no SVG: run `dot -V`.",
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - graphviz raises several kinds; reported
+            checks.append(
+                Check(
+                    "diagram written",
+                    Verdict.WARN,
+                    f"graphviz failed ({type(exc).__name__}: {exc}); Mermaid block only",
+                    "Install graphviz (`apt-get install graphviz`).",
+                )
+            )
+    else:
+        checks.append(
+            Check(
+                "diagram written",
+                Verdict.WARN,
+                "graphviz `dot` is not on PATH: the report has the Mermaid block only",
+                "Install graphviz (`apt-get install graphviz` / `brew install graphviz`).",
+            )
+        )
+
+    gates = load_all(loaded.state_dir)
+    report = build_report(
+        settings,
+        objects,
+        load_images(loaded.state_dir),
+        gates,
+        access,
+        mermaid_text,
+        svg_name,
+        context=kube.context,
+    )
+    markdown = render_markdown(report, settings)
+    md_path, json_path = out / REPORT_MD, out / REPORT_JSON
+    md_path.write_text(markdown)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    checks.append(
+        Check.of(
+            "report written",
+            md_path.stat().st_size > 0 and bool(json.loads(json_path.read_text())["objects"]),
+            f"{md_path} ({len(markdown.splitlines())} lines), {json_path}: "
+            f"{len(report['objects'])} objects, {sum(1 for g in gates.values() if g)} stage gate(s)",
+            "Check that docs/ is writable.",
+        )
+    )
+
+    written = {p.name: p.read_text(errors="replace") for p in (md_path, json_path, svg_path) if p.exists()}
+    hits = find_secrets(written, settings.secret_values())
+    if hits:  # never leave a secret on disk, and fail loudly
+        from todo_deploy.runner import scrub
+
+        for path in (md_path, json_path, svg_path):
+            if path.exists():
+                path.write_text(scrub(path.read_text(errors="replace"), settings.secret_values()))
+    scanned = sum(1 for s in settings.secret_values() if len(s) >= 8)
+    checks.append(
+        Check.of(
+            "no secret values",
+            not hits,
+            f"{', '.join(written)} scanned for {scanned} secret value(s): "
+            + ("; ".join(hits) + " (scrubbed)" if hits else "none found"),
+            "A secret reached a gate's evidence or an object: find its source and fix it.",
+        )
+    )
+    details.update(
+        {
+            "report": str(md_path),
+            "json": str(json_path),
+            "svg": str(svg_path) if svg_name else None,
+            "objects": len(objects),
+            "access": access,
+        }
+    )
+    return GateResult(STAGE, checks, details=details)
