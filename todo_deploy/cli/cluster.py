@@ -1,0 +1,20 @@
+"""`inv cluster`: start or adopt the cluster, deliver the images, check capacity."""
+
+from __future__ import annotations
+
+from invoke import task
+
+from todo_deploy.cli import finish, guard, load_or_exit
+
+
+@task(help={"force": "Run even when the build gate has not passed."})
+def cluster(c, force=False):  # type: ignore[no-untyped-def]
+    """Start or adopt the cluster, deliver the images, check it can run the app.
+
+    CLUSTER_PROVIDER picks minikube, kind, docker-desktop or an existing context.
+    """
+    from todo_deploy.stages import cluster as stage
+
+    loaded = load_or_exit()
+    guard(loaded, stage.STAGE, force)
+    finish(loaded, stage.run(loaded))

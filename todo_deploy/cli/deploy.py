@@ -1,0 +1,108 @@
+"""`inv deploy [--helm]`, `inv rollback`, `inv history`, `inv down`."""
+
+from __future__ import annotations
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from todo_deploy.cli import finish, guard, load_or_exit
+
+
+@task(
+    help={
+        "helm": "Deploy with the Helm chart (helm CLI, else embedded Helm v4) instead of "
+        "the raw manifests.",
+        "dry_run": "Only render (Helm: the chart) and list the objects; touch nothing.",
+        "force": "Run even when the cluster gate has not passed.",
+        "timeout": "Longest wait for the rollout in seconds (default DEPLOY_TIMEOUT_SECONDS).",
+    }
+)
+def deploy(c, helm=False, dry_run=False, force=False, timeout=0):  # type: ignore[no-untyped-def]
+    """Deploy the built images (raw manifests, or the chart with --helm).
+
+    Secrets through the API, server-side apply in order, migrations, rollout with
+    a deadline; any failure is explained and exits non-zero.
+    """
+    loaded = load_or_exit()
+    if dry_run:
+        _dry_run(loaded, helm)
+        return
+    if helm:
+        from todo_deploy.stages import helm_deploy as stage
+
+        guard(loaded, stage.STAGE, force)
+        finish(loaded, stage.run(loaded, timeout_s=int(timeout) or None))
+        return
+    from todo_deploy.stages import deploy as raw
+
+    guard(loaded, raw.STAGE, force)
+    finish(loaded, raw.run(loaded, timeout_s=int(timeout) or None))
+
+
+def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
+    from todo_deploy.console import say
+
+    if helm:
+        from todo_deploy.stages.helm_deploy import dry_run
+
+        dry_run(loaded)
+        return
+    from todo_deploy import render
+    from todo_deploy.artifacts import load_images
+
+    images = load_images(loaded.state_dir) or render.default_images()
+    objects = render.render_manifests(loaded.settings, images)
+    for obj in objects:
+        say(f"{obj['kind']}/{obj['metadata']['name']}")
+    for name in render.secret_data(loaded.settings):
+        say(f"Secret/{name}  (created through the API at deploy time)")
+    say(f"{len(objects)} objects rendered; nothing applied (--dry-run)")
+
+
+@task(help={"revision": "Revision to return to (default: the previous one)."})
+def rollback(c, revision=0):  # type: ignore[no-untyped-def]
+    """Roll the Helm release back and wait for it."""
+    from todo_deploy.console import say
+    from todo_deploy.stages.helm_deploy import rollback as do_rollback
+
+    result = do_rollback(load_or_exit(), int(revision) or None)
+    say(result.message)
+    if not result.ok:
+        raise Exit("rollback failed", code=1)
+
+
+@task
+def history(c):  # type: ignore[no-untyped-def]
+    """Show the Helm release's revisions."""
+    from rich.table import Table
+
+    from todo_deploy.console import console, say
+    from todo_deploy.stages.helm_deploy import history as get_history
+
+    loaded = load_or_exit()
+    entries = get_history(loaded)
+    if not entries:
+        say(f"no Helm release {loaded.settings.release_name} in {loaded.settings.namespace}")
+        return
+    table = Table(title=f"{loaded.settings.release_name} history", title_justify="left")
+    for column in ("revision", "updated", "status", "chart", "app version", "description"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(str(e["revision"]), e.get("updated", ""), e.get("status", ""),
+                      e.get("chart", ""), e.get("app_version", ""), e.get("description", ""))
+    console().print(table)
+
+
+@task(
+    help={
+        "all": "Also delete the namespace (only when no data is kept).",
+        "yes": "Delete the data (PersistentVolumeClaims) without asking.",
+    }
+)
+def down(c, all_=False, yes=False):  # type: ignore[no-untyped-def]
+    """Remove the app (Helm release or raw objects); asks before deleting data."""
+    from todo_deploy.stages.teardown import run
+
+    result = run(load_or_exit(), all_=all_, yes=yes)
+    if not result.clean:
+        raise Exit(result.message, code=1)

@@ -1,0 +1,187 @@
+"""Stage 4, `inv deploy --helm`: the chart, installed or upgraded with wait and
+automatic rollback; Secrets are created through the API first (existingSecret).
+Also `inv rollback` and `inv history`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from todo_deploy.console import say
+from todo_deploy.gates import Check, GateResult
+
+if TYPE_CHECKING:
+    from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.helm import HelmEngine, HelmResult
+    from todo_deploy.kube import Kube
+
+STAGE = "helm"
+
+
+def make_engine(settings: Settings, log: Callable[[str], None] = say) -> HelmEngine:
+    from todo_deploy import helm
+    from todo_deploy.runner import Runner
+
+    return helm.engine(Runner(log=log, secrets=settings.secret_values()), settings.context_name)
+
+
+def dry_run(loaded: LoadedSettings, log: Callable[[str], None] = say) -> list[dict[str, Any]]:
+    """Render the chart (no cluster touched) and print each object's kind/name."""
+    from todo_deploy import render
+    from todo_deploy.artifacts import load_images
+
+    settings = loaded.settings
+    images = load_images(loaded.state_dir) or render.default_images()
+    engine = make_engine(settings, log)
+    log(f"Helm engine: {engine.name}")
+    objects = engine.template(
+        render.CHART_DIR, settings.release_name, settings.namespace,
+        render.helm_values(settings, images),
+    )
+    for obj in objects:
+        hook = (obj.get("metadata", {}).get("annotations") or {}).get("helm.sh/hook")
+        suffix = f"  (hook: {hook})" if hook else ""
+        log(f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}{suffix}")
+    log(f"{len(objects)} objects rendered; nothing applied (--dry-run)")
+    return objects
+
+
+def remove_raw_objects(kube: Kube, settings: Settings, log: Callable[[str], None]) -> list[str]:
+    """Before a Helm deploy: delete the raw-deployed app objects (keep PVCs and Secrets)."""
+    from todo_deploy.kube import ObjectRef
+    from todo_deploy.stages.deploy import raw_selector
+
+    keep_kinds = {"PersistentVolumeClaim", "Pod", "Secret"}
+    objs = [o for o in kube.list_owned(settings.namespace, raw_selector(settings))
+            if o["kind"] not in keep_kinds]
+    if not objs:
+        return []
+    log(f"switching to Helm: removing {len(objs)} raw-deployed objects of "
+        f"{settings.release_name} (PersistentVolumeClaims are kept)")
+    refs = []
+    for obj in objs:
+        ref = ObjectRef.of(obj)
+        kube.delete(ref.api_version, ref.kind, ref.name, ref.namespace, "Foreground")
+        refs.append(ref)
+    kube.wait_deleted(refs, timeout=120)
+    return [str(r) for r in refs]
+
+
+def migration_check(kube: Kube, settings: Settings) -> Check:
+    from todo_deploy.kube import label_selector
+    from todo_deploy.render import app_labels
+
+    selector = label_selector({**app_labels(settings), "app.kubernetes.io/component": "migration"})
+    jobs = kube.list("batch/v1", "Job", settings.namespace, selector)
+    if not jobs:
+        return Check.of(
+            "migration Job succeeded", True,
+            "no migration Job left: it ran as a hook and was deleted on success (release deployed)",
+        )
+    jobs.sort(key=lambda j: j["metadata"].get("creationTimestamp", ""))
+    job = jobs[-1]
+    ok = job.get("status", {}).get("succeeded", 0) >= 1
+    return Check.of(
+        "migration Job succeeded", ok, f"Job {job['metadata']['name']}: {job.get('status', {})}",
+        f"`kubectl -n {settings.namespace} logs job/{job['metadata']['name']}`",
+    )
+
+
+def run(
+    loaded: LoadedSettings,
+    *,
+    kube: Kube | None = None,
+    engine: HelmEngine | None = None,
+    timeout_s: int | None = None,
+    log: Callable[[str], None] = say,
+) -> GateResult:
+    from todo_deploy import render
+    from todo_deploy.artifacts import load_images
+    from todo_deploy.kube import Kube, KubeError, diagnose
+    from todo_deploy.stages.deploy import (
+        app_selector,
+        ensure_namespace,
+        ensure_secrets,
+        workload_checks,
+    )
+
+    settings = loaded.settings
+    release, namespace = settings.release_name, settings.namespace
+    result = GateResult(STAGE, details={"namespace": namespace, "release": release})
+    images = load_images(loaded.state_dir)
+    if not images:
+        result.checks.append(Check.of("build recorded", False, "no .state/images.json",
+                                      "run `inv build` first"))
+        return result
+    started = time.monotonic()
+    try:
+        kube = kube or Kube(settings.context_name)
+        engine = engine or make_engine(settings, log)
+        log(f"Helm engine: {engine.name}")
+        result.details["engine"] = engine.name
+        removed = remove_raw_objects(kube, settings, log)
+        result.details["removed_raw_objects"] = removed
+        ensure_namespace(kube, settings, [])
+        secret_names = ensure_secrets(kube, settings)
+        log(f"Secrets created/updated through the API: {', '.join(secret_names)}")
+    except KubeError as exc:
+        result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
+        return result
+
+    values = render.helm_values(settings, images)
+    timeout = timeout_s or settings.deploy_timeout_seconds
+    outcome: HelmResult = engine.upgrade_install(
+        release, render.CHART_DIR, namespace, values, wait=True, timeout_s=timeout,
+        rollback_on_failure=True,
+    )
+    elapsed = time.monotonic() - started
+    result.details["duration_s"] = round(elapsed, 2)
+    result.details["revision"] = outcome.revision
+    if not outcome.ok:
+        explanation = diagnose(kube, namespace, app_selector(settings))
+        log(outcome.message)
+        log(explanation)
+        current = engine.status(release, namespace)
+        now = (f"release is now revision {current['revision']} ({current['status']})"
+               if current else "release not installed")
+        result.details["diagnosis"] = explanation
+        result.checks.append(Check.of(
+            "helm upgrade --install", False, f"{outcome.message}; rolled back: {now}",
+            "read the diagnosis printed above; fix it and re-run `inv deploy --helm`",
+        ))
+        return result
+    result.checks.append(Check.of(
+        "helm upgrade --install", True, f"{outcome.message} in {elapsed:.1f}s ({engine.name})"))
+
+    status = engine.status(release, namespace) or {}
+    result.checks.append(Check.of(
+        "release status deployed", status.get("status") == "deployed",
+        f"{release} revision {status.get('revision')}: {status.get('status')}",
+        "`inv history` shows what happened",
+    ))
+    test_ok, test_out = engine.test(release, namespace, timeout_s=timeout)
+    result.details["helm_test"] = test_out[-2000:]
+    result.checks.append(Check.of(
+        "helm test passed", test_ok, test_out.splitlines()[0] if test_out else "",
+        "read the test pod's logs (printed by `helm test --logs`)",
+    ))
+    result.checks.append(migration_check(kube, settings))
+    result.checks.extend(
+        c for c in workload_checks(kube, namespace, app_selector(settings), images)
+    )
+    return result
+
+
+def history(loaded: LoadedSettings, engine: HelmEngine | None = None) -> list[dict[str, Any]]:
+    settings = loaded.settings
+    engine = engine or make_engine(settings)
+    return engine.history(settings.release_name, settings.namespace)
+
+
+def rollback(
+    loaded: LoadedSettings, revision: int | None = None, engine: HelmEngine | None = None
+) -> HelmResult:
+    settings = loaded.settings
+    engine = engine or make_engine(settings)
+    return engine.rollback(settings.release_name, settings.namespace, revision)
