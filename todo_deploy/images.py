@@ -1,0 +1,470 @@
+"""Thin helpers over the docker SDK: content-addressed tags, builds with progress, push.
+
+A tag is the first 12 hex digits of a sha256 over the exact build context
+(every path the `.dockerignore` lets through, with its mode and contents, in
+sorted order), the Dockerfile and the build arguments. The same inputs always
+give the same tag, so a build whose tag already exists locally is skipped: that
+path only hashes the files and asks the engine for one image.
+
+`docker` is imported inside functions only: `inv --list` never pays for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from todo_deploy.artifacts import COMPONENTS as COMPONENT_NAMES
+from todo_deploy.artifacts import ImageRef, load_images, save_images
+from todo_deploy.config import PROJECT_ROOT
+from todo_deploy.console import say
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from todo_deploy.config import LoadedSettings, Settings
+
+Log = Callable[[str], None]
+
+# The name the Dockerfile gets inside the tar context we send (never a file of the app).
+CONTEXT_DOCKERFILE = ".todo-deploy.Dockerfile"
+ENGINE_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str  # "backend"
+    app_dir: str  # the build context, relative to the source root
+    dockerfile: str  # relative to the source root
+    image_name: str  # repository name without registry
+    port: int
+    health_path: str
+
+
+COMPONENTS: dict[str, Component] = {
+    "backend": Component(
+        "backend", "app/backend", "docker/backend.Dockerfile", "todo-backend", 8000, "/health"
+    ),
+    "frontend": Component(
+        "frontend", "app/frontend", "docker/frontend.Dockerfile", "todo-frontend", 3000, "/healthz"
+    ),
+}
+assert tuple(COMPONENTS) == COMPONENT_NAMES
+
+
+class EngineUnavailable(Exception):
+    """The Docker engine cannot be reached."""
+
+
+class BuildError(Exception):
+    """`docker build` failed; the message holds the error and the last output lines."""
+
+
+class PushError(Exception):
+    """`docker push` failed (registry unreachable, denied, ...)."""
+
+
+def source_root(loaded: LoadedSettings) -> Path:
+    """Where docker/ and app/ are: the settings root when it has them, else the project."""
+    return loaded.root if (loaded.root / "docker").is_dir() else PROJECT_ROOT
+
+
+def repository(settings: Settings, component: str) -> str:
+    name = COMPONENTS[component].image_name
+    registry = settings.image_registry.strip().rstrip("/")
+    return f"{registry}/{name}" if registry else name
+
+
+def build_args(settings: Settings) -> dict[str, str]:
+    return {"PYTHON_IMAGE": settings.python_base_image}
+
+
+def dockerignore_patterns(context: Path) -> list[str]:
+    """The context's .dockerignore patterns, read the way `docker build` reads them."""
+    path = context / ".dockerignore"
+    if not path.exists():
+        return []
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def context_files(context: Path) -> list[str]:
+    """Every path (files and directories) of `context` that the .dockerignore lets through."""
+    from docker.utils.build import exclude_paths
+
+    # exclude_paths appends to the list it gets: give it a copy.
+    return sorted(exclude_paths(str(context), list(dockerignore_patterns(context)),
+                                dockerfile=CONTEXT_DOCKERFILE))
+
+
+def content_tag(
+    context: Path, files: Iterable[str], dockerfile_text: str, args: dict[str, str]
+) -> str:
+    """sha256 (first 12 hex) of the context's paths + modes + contents, the Dockerfile, the args."""
+    digest = hashlib.sha256()
+
+    def feed(kind: str, *parts: bytes) -> None:
+        digest.update(kind.encode())
+        for part in parts:
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+
+    for rel in sorted(files):
+        full = context / rel
+        info = os.lstat(full)
+        mode = oct(stat.S_IMODE(info.st_mode)).encode()
+        name = rel.replace(os.sep, "/").encode()
+        if stat.S_ISDIR(info.st_mode):
+            feed("dir", name, mode)
+        elif stat.S_ISLNK(info.st_mode):
+            feed("link", name, mode, os.readlink(full).encode())
+        elif stat.S_ISREG(info.st_mode):
+            feed("file", name, mode, full.read_bytes())
+    feed("dockerfile", dockerfile_text.encode())
+    for key, value in sorted(args.items()):
+        feed("arg", key.encode(), value.encode())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    component: Component
+    context: Path
+    files: tuple[str, ...]
+    dockerfile_text: str
+    args: dict[str, str]
+    repository: str
+    tag: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+    def tar(self) -> io.BufferedIOBase:
+        """The build context as the engine gets it: the filtered app folder + our Dockerfile."""
+        from docker.utils.build import create_archive
+
+        ignore = "\n".join([*dockerignore_patterns(self.context), CONTEXT_DOCKERFILE])
+        return create_archive(
+            root=str(self.context),
+            files=list(self.files),
+            extra_files=[(".dockerignore", ignore), (CONTEXT_DOCKERFILE, self.dockerfile_text)],
+        )
+
+
+def plan(loaded: LoadedSettings, component: str) -> BuildPlan:
+    """What would be built for `component`, and under which content-addressed tag."""
+    spec = COMPONENTS[component]
+    root = source_root(loaded)
+    context = root / spec.app_dir
+    dockerfile_text = (root / spec.dockerfile).read_text()
+    args = build_args(loaded.settings)
+    files = tuple(context_files(context))
+    return BuildPlan(
+        component=spec,
+        context=context,
+        files=files,
+        dockerfile_text=dockerfile_text,
+        args=args,
+        repository=repository(loaded.settings, component),
+        tag=content_tag(context, files, dockerfile_text, args),
+    )
+
+
+def engine(timeout: int = ENGINE_TIMEOUT_S) -> DockerClient:
+    """A client of the local engine (DOCKER_HOST etc. honoured), or EngineUnavailable."""
+    from docker.errors import DockerException
+
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except DockerException as exc:
+        raise EngineUnavailable(f"cannot reach the Docker engine: {exc}") from None
+    return client
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    image: ImageRef
+    skipped: bool
+    seconds: float  # the whole build, or (skipped) hashing + the one engine lookup
+    base_image: str
+    base_size_bytes: int
+
+
+class _Progress:
+    """Live progress of one build: a rich progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, name: str, log: Log) -> None:
+        from todo_deploy.console import console
+
+        self.name, self.log = name, log
+        self.tail: list[str] = []
+        self.live = console().is_terminal and log is say
+        self._progress: Any = None
+        if self.live:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=20),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[step]}", style="cyan"),
+                TextColumn("{task.fields[layer]}", style="dim"),
+                console=console(),
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(name, total=None, step="", layer="")
+
+    def line(self, text: str) -> None:
+        text = text.rstrip()
+        if not text.strip():
+            return
+        self.tail = [*self.tail[-29:], text]
+        stripped = text.strip()
+        if stripped.startswith("Step ") and " : " in stripped:
+            counter, _, instruction = stripped.partition(" : ")
+            instruction = " ".join(instruction.split())
+            done, _, total = counter.removeprefix("Step ").partition("/")
+            if self.live:
+                self._progress.update(
+                    self._task,
+                    completed=max(int(done) - 1, 0) if done.isdigit() else None,
+                    total=int(total) if total.isdigit() else None,
+                    step=f"{counter} : {_clip(instruction, 60)}",
+                    layer="",
+                )
+            else:
+                self.log(f"{self.name}: {counter} : {_clip(instruction, 120)}")
+        elif stripped.startswith("--->"):
+            layer = stripped.removeprefix("--->").strip()
+            if self.live:
+                self._progress.update(self._task, layer=layer)
+            else:
+                self.log(f"{self.name}:   ---> {layer}")
+        elif self.live:
+            self._progress.update(self._task, layer=_clip(stripped, 50))
+
+    def close(self, done: bool) -> None:
+        if self.live:
+            task = self._progress.tasks[0]
+            if done and task.total:
+                self._progress.update(self._task, completed=task.total, layer="done")
+            self._progress.stop()
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Split the engine's JSON stream into whole text lines (and pass the raw chunks)."""
+    pending = ""
+    for chunk in chunks:
+        text = chunk.get("stream") or ""
+        if text:
+            pending += text
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                yield line, {}
+        if set(chunk) - {"stream"}:
+            yield "", chunk
+    if pending:
+        yield pending, {}
+
+
+def _base_size(client: DockerClient, base_image: str) -> int:
+    from docker.errors import ImageNotFound
+
+    try:
+        return int(client.images.get(base_image).attrs.get("Size") or 0)
+    except ImageNotFound:
+        return 0
+
+
+def build_image(
+    loaded: LoadedSettings,
+    component: str,
+    *,
+    no_cache: bool = False,
+    log: Log = say,
+    client: DockerClient | None = None,
+    known: ImageRef | None = None,
+) -> BuildOutcome:
+    """Build one image unless its content tag exists already (then skip in a blink)."""
+    from docker.errors import APIError, DockerException, ImageNotFound
+
+    started = time.perf_counter()
+    build = plan(loaded, component)
+    client = client or engine()
+    base = build.args["PYTHON_IMAGE"]
+    image = None
+    if not no_cache:
+        try:
+            image = client.images.get(build.ref)
+        except ImageNotFound:
+            image = None
+    if image is not None:
+        seconds = time.perf_counter() - started
+        log(f"{component}: {build.ref} is up to date, build skipped ({seconds:.3f} s)")
+        size = int(image.attrs.get("Size") or 0)
+        if known and known.image_id == image.id and known.added_bytes:
+            base_size = size - known.added_bytes
+        else:
+            base_size = _base_size(client, base)
+        ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size)
+        return BuildOutcome(ref, True, seconds, base, base_size)
+
+    try:
+        client.images.get(base)
+    except ImageNotFound:
+        raise BuildError(
+            f"{component}: base image {base} is not present locally; pull it "
+            f"(`docker pull {base}`) or set PYTHON_BASE_IMAGE to an image you have"
+        ) from None
+
+    log(f"{component}: building {build.ref} from {build.context} ({len(build.files)} paths)")
+    progress = _Progress(component, log)
+    image_id = ""
+    ok = False
+    try:
+        context = build.tar()
+        stream = client.api.build(
+            fileobj=context,
+            custom_context=True,
+            dockerfile=CONTEXT_DOCKERFILE,
+            tag=build.ref,
+            buildargs=build.args,
+            nocache=no_cache,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            # One label (each one is a build step): which base the size is measured against.
+            labels={"org.opencontainers.image.base.name": base},
+        )
+        for line, chunk in _stream_lines(stream):
+            if line:
+                progress.line(line)
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
+                tail = "\n".join(progress.tail[-15:])
+                raise BuildError(f"{component}: build failed: {message.strip()}\n{tail}")
+            aux = chunk.get("aux") or {}
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = aux["ID"]
+        ok = True
+    except (APIError, DockerException) as exc:
+        raise BuildError(f"{component}: build failed: {exc}") from None
+    finally:
+        progress.close(ok)
+    try:
+        image = client.images.get(build.ref)
+    except ImageNotFound:
+        raise BuildError(
+            f"{component}: the engine reported no error but {build.ref} does not exist"
+            + (f" (last built layer {image_id})" if image_id else "")
+        ) from None
+    seconds = time.perf_counter() - started
+    size = int(image.attrs.get("Size") or 0)
+    base_size = _base_size(client, base)
+    ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size)
+    log(
+        f"{component}: built {build.ref} in {seconds:.1f} s: {mb(size)} "
+        f"({mb(size - base_size)} above {base})"
+    )
+    return BuildOutcome(ref, False, seconds, base, base_size)
+
+
+def mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def ensure_built(
+    loaded: LoadedSettings,
+    log: Log = say,
+    *,
+    only: str | None = None,
+    no_cache: bool = False,
+    client: DockerClient | None = None,
+) -> dict[str, BuildOutcome]:
+    """Build (or skip, when up to date) the images and record them in .state/images.json.
+
+    For other stages and `inv up`: afterwards `artifacts.load_images(state_dir)`
+    names exactly the images that match the current sources.
+    """
+    names = [only] if only else list(COMPONENTS)
+    for name in names:
+        if name not in COMPONENTS:
+            raise ValueError(f"unknown component {name!r}: choose from {', '.join(COMPONENTS)}")
+    client = client or engine()
+    recorded = load_images(loaded.state_dir)
+    outcomes: dict[str, BuildOutcome] = {}
+    for name in names:
+        outcomes[name] = build_image(
+            loaded, name, no_cache=no_cache, log=log, client=client, known=recorded.get(name)
+        )
+        recorded[name] = outcomes[name].image
+        save_images(loaded.state_dir, recorded)
+    return outcomes
+
+
+def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = None) -> None:
+    """Push one image with progress; PushError with a clear reason when it fails."""
+    from docker.errors import APIError, DockerException
+
+    if "/" not in image.repository:
+        raise PushError(
+            f"{image.ref} names no registry: set IMAGE_REGISTRY (e.g. localhost:5000) "
+            "and run `inv build --push`"
+        )
+    client = client or engine()
+    registry = image.repository.split("/")[0]
+    log(f"{image.component}: pushing {image.ref}")
+    progress = _Progress(f"push {image.component}", log)
+    layers: dict[str, str] = {}
+    ok = False
+    try:
+        for chunk in client.api.push(image.repository, tag=image.tag, stream=True, decode=True):
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
+                raise PushError(_push_message(image, registry, message))
+            status, layer = chunk.get("status", ""), chunk.get("id", "")
+            if layer and status:
+                layers[layer] = status
+                pushed = sum(1 for s in layers.values() if s in ("Pushed", "Layer already exists"))
+                progress.line(f"---> {layer}: {status} ({pushed}/{len(layers)} layers done)")
+            elif status:
+                progress.line(status)
+        ok = True
+    except (APIError, DockerException) as exc:
+        raise PushError(_push_message(image, registry, str(exc))) from None
+    finally:
+        progress.close(ok)
+    log(f"{image.component}: pushed {image.ref}")
+
+
+def _push_message(image: ImageRef, registry: str, message: str) -> str:
+    lowered = message.lower()
+    unreachable = any(
+        word in lowered
+        for word in ("connection refused", "no such host", "dial tcp", "timeout", "i/o timeout")
+    )
+    reason = (
+        f"the registry {registry} is unreachable" if unreachable else f"the registry {registry} refused it"
+    )
+    return (
+        f"push of {image.ref} failed: {reason}: {message.strip()}. Check IMAGE_REGISTRY, "
+        f"that the registry runs and that you are logged in (`docker login {registry}`)."
+    )
+
