@@ -236,10 +236,16 @@ def _generate_missing_secrets(path: Path, merged: dict[str, str]) -> dict[str, s
 
 
 def load_settings(
-    root: Path = PROJECT_ROOT, environ: dict[str, str] | None = None
+    root: Path | None = None, environ: dict[str, str] | None = None
 ) -> LoadedSettings:
-    """Merge defaults, generated secrets, .env and the environment; validate once."""
+    """Merge defaults, generated secrets, .env and the environment; validate once.
+
+    The settings root (where `.env`, `.env.secrets` and `.state/` live) is `root`,
+    else TODO_DEPLOY_ROOT from the environment (tests, CI), else the project.
+    """
     environ = dict(os.environ if environ is None else environ)
+    if root is None:
+        root = Path(environ["TODO_DEPLOY_ROOT"]) if environ.get("TODO_DEPLOY_ROOT") else PROJECT_ROOT
     keys = {name.upper() for name in Settings.model_fields}
     dotenv = {
         k.upper(): v
