@@ -20,9 +20,9 @@ BACKEND = Path(__file__).resolve().parents[2] / "app" / "backend"
 if str(BACKEND) not in sys.path:
     sys.path.insert(0, str(BACKEND))
 
-from todo_api.migrations import upgrade  # noqa: E402
-from todo_api.server import create_app  # noqa: E402
-from todo_api.settings import Settings, normalize_database_url  # noqa: E402
+from todo_api.migrations import upgrade
+from todo_api.server import create_app
+from todo_api.settings import Settings, normalize_database_url
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
 

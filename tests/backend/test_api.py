@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from conftest import SECRET, signup
 from fastapi.testclient import TestClient
+
+from conftest import SECRET, signup
 
 
 def test_signup_login_and_errors(client: TestClient) -> None:

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import free_port, make_settings, signup
 from fastapi.testclient import TestClient
 
+from conftest import free_port, make_settings, signup
 from todo_api.server import create_app
 
 
@@ -95,7 +95,7 @@ def make_handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
             if fake.mode == "401":

@@ -12,10 +12,10 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
-from conftest import free_port, make_settings, signup
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from conftest import free_port, make_settings, signup
 from todo_api.server import create_app
 
 
@@ -41,14 +41,16 @@ def live_server(db_url: str) -> Iterator[str]:
 
 async def _session_calls(url: str, token: str, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
     results = []
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=20) as http:
-        async with streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                listed = await session.list_tools()
-                results.append(sorted(t.name for t in listed.tools))
-                for name, args in calls:
-                    results.append(await session.call_tool(name, args))
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=20) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        listed = await session.list_tools()
+        results.append(sorted(t.name for t in listed.tools))
+        for name, args in calls:
+            results.append(await session.call_tool(name, args))
     return results
 
 
