@@ -287,6 +287,7 @@
   function autosize() {
     els.input.style.height = "auto";
     els.input.style.height = `${Math.min(els.input.scrollHeight, 160)}px`;
+    els.input.style.overflowY = els.input.scrollHeight > 160 ? "auto" : "hidden";
   }
 
   // ---------------------------------------------------------------- tasks
