@@ -1,0 +1,36 @@
+"""`inv build`: stage 1, the images (issue 4)."""
+
+from __future__ import annotations
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from todo_deploy.cli import finish, guard, load_or_exit
+
+COMPONENT_CHOICES = ("backend", "frontend")
+
+
+@task(
+    help={
+        "no_cache": "Rebuild every layer, even when an image with the same content tag exists.",
+        "push": "Push the images to IMAGE_REGISTRY after the gate passes (needs IMAGE_REGISTRY).",
+        "gordon": "Ask Gordon (`docker ai`, Docker Desktop) to review each Dockerfile.",
+        "only": "Build and check only one image: backend or frontend.",
+    }
+)
+def build(c, no_cache=False, push=False, gordon=False, only=None):  # type: ignore[no-untyped-def]
+    """Stage 1: build both images (content-addressed tags), lint, size and smoke-test them."""
+    loaded = load_or_exit()
+    if only is not None and only not in COMPONENT_CHOICES:
+        raise Exit(f"--only must be one of {', '.join(COMPONENT_CHOICES)}, not {only!r}", code=1)
+    if push and not loaded.settings.image_registry:
+        raise Exit(
+            "--push needs a registry: set IMAGE_REGISTRY (e.g. IMAGE_REGISTRY=localhost:5000) "
+            "in .env or the environment; without it the images stay in the local engine.",
+            code=1,
+        )
+    guard(loaded, "build", force=False)  # stage 1 has no predecessor: never refuses
+    from todo_deploy.stages import containerize
+
+    result = containerize.run(loaded, no_cache=no_cache, push=push, gordon=gordon, only=only)
+    finish(loaded, result)

