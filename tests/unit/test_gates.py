@@ -1,0 +1,122 @@
+"""Gates as data: persisted, rendered, enforced (refusal, --force, exit codes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from invoke.exceptions import Exit
+
+from todo_deploy.cli import finish, guard
+from todo_deploy.config import load_settings
+from todo_deploy.gates import Check, GateResult, Verdict, load, load_all, refusal, save
+
+
+@pytest.fixture
+def loaded(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return load_settings(root=tmp_path, environ={})
+
+
+def _failed_build() -> GateResult:
+    return GateResult(
+        "build",
+        [
+            Check.of("lint backend", True, "no findings", "never shown"),
+            Check.of("size backend", False, "181.0 MB above base; budget 150 MB",
+                     "reduce dependencies in app/backend/requirements.txt"),
+            Check("gordon", Verdict.SKIP, "Gordon (docker ai) not found"),
+        ],
+        details={"images": {"backend": {"ref": "todo-backend:0123456789ab", "added_bytes": 1}}},
+    )
+
+
+def test_check_of_keeps_the_fix_only_when_it_failed() -> None:
+    assert Check.of("a", True, "ok", "do this").fix == ""
+    failed = Check.of("a", False, "bad", "do this")
+    assert (failed.verdict, failed.fix) == (Verdict.FAIL, "do this")
+
+
+def test_skip_and_warn_do_not_fail_a_gate() -> None:
+    result = GateResult("build", [Check("g", Verdict.SKIP, "absent"), Check("w", Verdict.WARN, "")])
+    assert result.passed and result.failures == []
+    result.checks.append(Check.of("x", False, "broken", "fix it"))
+    assert not result.passed and [c.name for c in result.failures] == ["x"]
+
+
+def test_persistence_round_trip(tmp_path: Path) -> None:
+    original = _failed_build()
+    path = save(tmp_path / ".state", original)
+    assert path == tmp_path / ".state" / "build.json"
+    data = json.loads(path.read_text())
+    assert data["passed"] is False and data["stage"] == "build"
+    restored = load(tmp_path / ".state", "build")
+    assert restored == original
+    assert restored is not None and restored.details["images"]["backend"]["added_bytes"] == 1
+    assert load_all(tmp_path / ".state")["cluster"] is None
+
+
+def test_a_corrupt_state_file_reads_as_not_run(tmp_path: Path) -> None:
+    (tmp_path / "build.json").write_text("{not json")
+    assert load(tmp_path, "build") is None
+
+
+def test_stage_one_never_refuses(tmp_path: Path) -> None:
+    assert refusal(tmp_path, "build") is None
+
+
+def test_refusal_when_the_predecessor_never_ran(tmp_path: Path) -> None:
+    reason = refusal(tmp_path, "cluster")
+    assert reason is not None
+    assert "`inv cluster`" in reason and "`inv build`" in reason
+
+
+def test_refusal_names_the_failed_check_and_the_fixing_command(tmp_path: Path) -> None:
+    save(tmp_path, _failed_build())
+    reason = refusal(tmp_path, "cluster")
+    assert reason is not None
+    assert "'size backend'" in reason
+    assert "181.0 MB above base" in reason
+    assert "reduce dependencies in app/backend/requirements.txt" in reason
+    assert "re-run `inv build`" in reason
+
+
+def test_any_passed_predecessor_lets_a_stage_run(tmp_path: Path) -> None:
+    save(tmp_path, GateResult("deploy", [Check.of("rollout", False, "timed out", "see pods")]))
+    assert refusal(tmp_path, "verify") is not None
+    save(tmp_path, GateResult("helm", [Check.of("release", True, "deployed")]))
+    assert refusal(tmp_path, "verify") is None
+
+
+def test_guard_refuses_with_exit_1_and_the_reason(loaded) -> None:  # type: ignore[no-untyped-def]
+    save(loaded.state_dir, _failed_build())
+    with pytest.raises(Exit) as caught:
+        guard(loaded, "cluster", force=False)
+    assert caught.value.code == 1
+    assert "'size backend'" in str(caught.value.message)
+    assert "--force" in str(caught.value.message)
+
+
+def test_guard_force_runs_anyway_and_says_why(
+    loaded, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    save(loaded.state_dir, _failed_build())
+    guard(loaded, "cluster", force=True)  # no exception
+    out = capsys.readouterr().out
+    assert "--force" in out and "size backend" in out
+
+
+def test_finish_persists_and_exits_non_zero_on_failure(loaded) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(Exit) as caught:
+        finish(loaded, _failed_build())
+    assert caught.value.code == 1
+    assert "size backend" in str(caught.value.message)
+    stored = load(loaded.state_dir, "build")
+    assert stored is not None and not stored.passed
+
+
+def test_finish_returns_a_passed_result(loaded, capsys) -> None:  # type: ignore[no-untyped-def]
+    result = GateResult("build", [Check.of("lint backend", True, "no findings")])
+    assert finish(loaded, result) is result
+    assert "PASSED" in capsys.readouterr().out
+    assert refusal(loaded.state_dir, "cluster") is None
