@@ -47,7 +47,17 @@ def calls(record: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in record.read_text().splitlines()]
 
 
+@pytest.fixture(autouse=True)
+def _restore_process_env() -> Any:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def environ(bin_dir: Path, record: Path, **modes: str) -> dict[str, str]:
+    """The tools' environment: the stand-ins' bin dir prepended to PATH (in this process too,
+    since the shared Gordon module runs `docker ai` with the process environment)."""
     python_dir = str(Path(shutil.which("python3") or "/usr/bin/python3").parent)
     env = {
         "PATH": f"{bin_dir}{os.pathsep}{python_dir}",
@@ -55,6 +65,9 @@ def environ(bin_dir: Path, record: Path, **modes: str) -> dict[str, str]:
         "FAKE_RECORD": str(record),
     }
     env.update({f"FAKE_MODE_{k.upper()}": v for k, v in modes.items()})
+    for key in [k for k in os.environ if k.startswith("FAKE_MODE_")]:
+        del os.environ[key]
+    os.environ.update(env)
     return env
 
 
@@ -369,9 +382,11 @@ def test_scale_refuses_without_allow_changes_before_running_anything(
     kubectl_ai = [c["argv"] for c in calls(record) if c["tool"] == "kubectl-ai"]
     assert kubectl_ai == [[
         "kubectl-ai", "--quiet", "--skip-permissions",
-        "Scale the Deployment todo-chatbot-backend in namespace todo to 3 replicas, wait "
-        "until the new replicas are Ready, and report the final ready/desired count. "
-        "Change nothing else.",
+        (
+            "Scale the Deployment todo-chatbot-backend in namespace todo to 3 replicas, wait "
+            "until the new replicas are Ready, and report the final ready/desired count. "
+            "Change nothing else."
+        ),
     ]]
 
 
@@ -388,7 +403,7 @@ def test_dockerfiles_playbook_goes_to_gordon_only(
     tools_called = {c["tool"] for c in calls(record)}
     assert tools_called == {"docker"}
     prompt = calls(record)[-1]["argv"][2]
-    assert "docker/backend.Dockerfile" in prompt and "USER 10001" in prompt
+    assert "backend.Dockerfile" in prompt and "USER 10001" in prompt
     assert {c.name for c in result.checks} >= {"gordon: dockerfiles", "doctor"}
 
 

@@ -272,7 +272,8 @@ class Kagent(Tool):
 
 
 class Gordon(Tool):
-    """Docker's Gordon. Uses `todo_deploy.gordon` when that module exists."""
+    """Docker's Gordon, through the shared `todo_deploy.gordon` module when it exists
+    (it runs `docker ai` with the process environment)."""
 
     name = "gordon"
 

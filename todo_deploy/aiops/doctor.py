@@ -117,7 +117,15 @@ def _events_for(events: Iterable[Obj], kind: str, name: str) -> list[Obj]:
         for e in events
         if g(e, "involvedObject", "kind") == kind and g(e, "involvedObject", "name") == name
     ]
-    return sorted(found, key=lambda e: str(g(e, "lastTimestamp", default="") or ""))
+    return sorted(found, key=_event_time)
+
+
+def _event_time(event: Obj) -> str:
+    for key in ("lastTimestamp", "eventTime", "firstTimestamp"):
+        value = g(event, key)
+        if value:
+            return str(value)
+    return str(g(event, "metadata", "creationTimestamp", default=""))
 
 
 # --- quantities ------------------------------------------------------------------------------
@@ -164,8 +172,14 @@ def fmt_amount(resource: str, value: Decimal) -> str:
 def delivery_fix(reason: str, image: str, provider: str, registry: str) -> str:
     """Which step puts the image where this provider's kubelet looks for it."""
     if registry:
+        never = (
+            " and let the kubelet pull it: imagePullPolicy Never only looks in the node's "
+            "local images, so deploy with IfNotPresent"
+            if reason == "ErrImageNeverPull"
+            else ""
+        )
         return (
-            f"push the image: `inv build --push` (IMAGE_REGISTRY={registry}), then "
+            f"push the image: `inv build --push` (IMAGE_REGISTRY={registry}){never}, then "
             "`inv deploy`; check the tag in the manifest matches the pushed one"
         )
     step = {
@@ -336,7 +350,7 @@ def _requests(pod: Obj, resource: str) -> Decimal:
     return total
 
 
-_INSUFFICIENT = re.compile(r"Insufficient ([a-zA-Z0-9./-]+)")
+_INSUFFICIENT = re.compile(r"Insufficient ([a-zA-Z0-9/-]+(?:\.[a-zA-Z0-9/-]+)*)")
 
 
 def pending_findings(

@@ -104,13 +104,9 @@ def build(
     if name == "dockerfiles":
         base = (root or Path.cwd()) / "docker"
         files = sorted(base.glob("*.Dockerfile"))
-        prompts = tuple(
-            f"Review this Dockerfile ({path.relative_to(base.parent)}) for image size, security "
-            "(non-root numeric user, pinned base image, no secrets), layer caching and "
-            "runtime behaviour (signals, healthcheck). List concrete changes, most important "
-            f"first.\n\n{path.read_text()}"
-            for path in files
-        )
+        from todo_deploy.gordon import dockerfile_prompt  # the same review as `inv build`
+
+        prompts = tuple(dockerfile_prompt(path) for path in files)
         if not prompts:
             raise PlaybookRefused(f"no Dockerfiles to review: {base}/*.Dockerfile matches nothing")
         return Playbook(name, ("gordon",), prompts)

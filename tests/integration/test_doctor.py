@@ -1,0 +1,244 @@
+"""Every doctor diagnosis induced for real on the test cluster, in a scratch namespace.
+
+All broken workloads are created first, then the doctor is polled until every
+expected finding appears (or a deadline passes); the namespace is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from todo_deploy.aiops import doctor, stage
+from todo_deploy.aiops.doctor import Finding
+from todo_deploy.config import load_settings
+
+pytestmark = pytest.mark.cluster
+
+IMAGE = os.environ.get("LOCALCLUSTER_PYTHON_IMAGE", "localcluster/python:3.11-slim")
+DEADLINE_S = 180
+
+
+def _pod(name: str, container: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    base = {"name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"case": name}},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [base | container], **spec},
+    }
+
+
+MIGRATE = "print('relation tasks does not exist'); raise SystemExit(1)"
+OOM = "x = b'x' * (200 * 1024 * 1024); import time; time.sleep(3600)"
+
+
+def broken_objects() -> list[dict[str, Any]]:
+    return [
+        _pod("neverpull", {"image": "localcluster/python:does-not-exist",
+                           "imagePullPolicy": "Never", "command": ["sleep", "3600"]}),
+        _pod("crash", {"command": ["python3", "-c",
+                                   "import sys; print('boom'); sys.exit(3)"]}),
+        _pod("oom", {"command": ["python3", "-c", OOM],
+                     "resources": {"limits": {"memory": "32Mi"},
+                                   "requests": {"memory": "32Mi"}}}),
+        _pod("greedy", {"command": ["sleep", "3600"],
+                        "resources": {"requests": {"cpu": "500"}}}),
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "nowhere"},
+            "spec": {"storageClassName": "no-such-class", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Mi"}}},
+        },
+        _pod("unready", {
+            "command": ["python3", "-m", "http.server", "8080", "--directory", "/tmp/empty"],
+            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080},
+                               "periodSeconds": 2, "failureThreshold": 1},
+        }),
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "app-secret"},
+            "stringData": {"PRESENT": "x"},
+        },
+        _pod("nosecret", {"command": ["sleep", "3600"], "env": [{
+            "name": "AUTH_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "AUTH_SECRET"}},
+        }]}),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "orphan"},
+            "spec": {"selector": {"app": "nothing-matches"},
+                     "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "migrate"},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "migrate", "image": IMAGE,
+                                "imagePullPolicy": "IfNotPresent",
+                                "command": ["python3", "-c", MIGRATE]}],
+            }}},
+        },
+    ]
+
+
+# The unready pod needs an empty directory to serve: make it before the server starts.
+def _fix_unready(obj: dict[str, Any]) -> dict[str, Any]:
+    if obj["metadata"]["name"] == "unready":
+        container = obj["spec"]["containers"][0]
+        serve = " ".join(container["command"])
+        container["command"] = ["sh", "-c", f"mkdir -p /tmp/empty && exec {serve}"]
+    return obj
+
+
+@pytest.fixture(scope="module")
+def scratch(kube_cluster: None) -> Iterator[tuple[Any, str]]:
+    from kubernetes import client, config, utils
+
+    api = config.new_client_from_config()
+    core = client.CoreV1Api(api)
+    namespace = f"doctor-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        for obj in broken_objects():
+            utils.create_from_dict(api, _fix_unready(obj), namespace=namespace)
+        yield api, namespace
+    finally:
+        core.delete_namespace(namespace, grace_period_seconds=0)
+
+
+EXPECTED = {
+    "neverpull": ("image not found", "Pod/neverpull"),
+    "crash": ("CrashLoopBackOff", "Pod/crash"),
+    "oom": ("OOMKilled", "Pod/oom"),
+    "greedy": ("Pending: insufficient cpu", "Pod/greedy"),
+    "pvc": ("unbound PVC", "PersistentVolumeClaim/nowhere"),
+    "probe": ("Readiness probe failing", "Pod/unready"),
+    "config": ("missing config", "Pod/nosecret"),
+    "service": ("Service without endpoints", "Service/orphan"),
+    "job": ("failed Job", "Job/migrate"),
+}
+
+
+def _poll(settings: Any, namespace: str, api: Any) -> dict[str, Finding]:
+    deadline = time.monotonic() + DEADLINE_S
+    found: dict[str, Finding] = {}
+    while True:
+        snapshot = doctor.collect(settings, namespace, client_factory=lambda _s: api)
+        findings = doctor.diagnose(snapshot, provider="existing")
+        found = {
+            case: f
+            for case, (kind, obj) in EXPECTED.items()
+            for f in findings
+            if f.kind == kind and f.object == obj
+        }
+        crash = found.get("crash")
+        crash_ready = crash is not None and "boom" in crash.evidence
+        if (len(found) == len(EXPECTED) and crash_ready) or time.monotonic() > deadline:
+            return found
+        time.sleep(5)
+
+
+def test_doctor_diagnoses_every_induced_failure(scratch: tuple[Any, str], tmp_path: Any) -> None:
+    api, namespace = scratch
+    settings = load_settings(
+        root=tmp_path, environ={"CLUSTER_PROVIDER": "existing", "NAMESPACE": namespace}
+    ).settings
+    found = _poll(settings, namespace, api)
+    missing = sorted(set(EXPECTED) - set(found))
+    assert not missing, f"not diagnosed within {DEADLINE_S}s: {missing}"
+
+    pull = found["neverpull"]
+    assert "ErrImageNeverPull" in pull.evidence
+    assert "localcluster/python:does-not-exist" in pull.evidence
+    assert "inv build" in pull.fix and "imagePullPolicy Never" in pull.fix
+
+    crash = found["crash"]
+    assert "code 3" in crash.evidence and "boom" in crash.evidence
+    assert "kubectl logs crash -c main --previous" in crash.fix
+
+    oom = found["oom"]
+    assert "OOMKilled" in oom.evidence and "memory limit 32Mi" in oom.evidence
+    assert "peak" in oom.evidence
+    assert "resources.limits.memory" in oom.fix and "64Mi" in oom.fix
+
+    greedy = found["greedy"]
+    assert "Insufficient cpu" in greedy.evidence
+    assert "requests 500 vs" in greedy.evidence
+    assert "resources.requests.cpu" in greedy.fix
+
+    pvc = found["pvc"]
+    assert "'no-such-class' does not exist" in pvc.evidence
+    assert "standard (default)" in pvc.evidence
+    assert "storageClassName" in pvc.fix
+
+    probe = found["probe"]
+    assert "readiness probe http GET :8080/ready answered HTTP 404" in probe.evidence
+    assert ":8080/ready" in probe.fix
+
+    config_error = found["config"]
+    assert "AUTH_SECRET" in config_error.evidence and "app-secret" in config_error.evidence
+    assert "add key AUTH_SECRET to Secret/app-secret" in config_error.fix
+
+    service = found["service"]
+    assert "app=nothing-matches matches no pod" in service.evidence
+    assert "spec.selector of Service/orphan" in service.fix
+
+    job = found["job"]
+    assert "BackoffLimitExceeded" in job.evidence
+    assert "exited 1" in job.evidence and "relation tasks does not exist" in job.evidence
+    assert "kubectl delete job migrate" in job.fix
+
+    # The same namespace through the stage: every finding is a failed gate check.
+    result = stage.run(
+        load_settings(root=tmp_path, environ={"CLUSTER_PROVIDER": "existing",
+                                               "NAMESPACE": namespace}),
+        "doctor",
+        collect=lambda s, ns: doctor.collect(s, ns, client_factory=lambda _s: api),
+        log=lambda _: None,
+    )
+    assert not result.passed
+    failed = {c.name for c in result.failures}
+    for kind, obj in EXPECTED.values():
+        assert f"{kind}: {obj}" in failed
+
+
+def test_doctor_passes_a_healthy_namespace_and_reports_a_missing_one(
+    kube_cluster: None, tmp_path: Any
+) -> None:
+    from kubernetes import client, config
+
+    api = config.new_client_from_config()
+    core = client.CoreV1Api(api)
+    namespace = f"doctor-ok-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        core.create_namespaced_pod(namespace, _pod("fine", {"command": ["sleep", "3600"]}))
+        loaded = load_settings(root=tmp_path, environ={"CLUSTER_PROVIDER": "existing"})
+        def collect(settings: Any, ns: str) -> doctor.Snapshot:
+            return doctor.collect(settings, ns, client_factory=lambda _s: api)
+
+        result = stage.run(loaded, "doctor", namespace=namespace, collect=collect,
+                           log=lambda _: None)
+        assert result.passed
+        assert [c.name for c in result.checks] == ["doctor"]
+        assert "no problem found" in result.checks[0].evidence
+
+        gone = stage.run(loaded, "doctor", namespace="doctor-absent-x", collect=collect,
+                         log=lambda _: None)
+        assert not gone.passed
+        assert gone.failures[0].evidence == "namespace doctor-absent-x does not exist"
+    finally:
+        core.delete_namespace(namespace, grace_period_seconds=0)
