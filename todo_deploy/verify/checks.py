@@ -370,6 +370,7 @@ def component_of(settings: Settings, pod: dict[str, Any]) -> str | None:
     if any(o.get("kind") in ("Job", "CronJob") for o in owners) or not owners:
         return None
     label = (meta.get("labels") or {}).get("app.kubernetes.io/component")
+    label = {"database": "postgres"}.get(label or "", label)
     if label in COMPONENTS:
         return str(label)
     for component in COMPONENTS:
