@@ -103,14 +103,27 @@ def _fix_unready(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def _new_namespace(core: Any, prefix: str) -> str:
+    """A scratch namespace (no Pod Security labels) whose default ServiceAccount has its
+    token: on v1.20 pods are refused until the token controller has added it."""
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        accounts = core.list_namespaced_service_account(namespace).items
+        if any(a.metadata.name == "default" and a.secrets for a in accounts):
+            break
+        time.sleep(0.5)
+    return namespace
+
+
 @pytest.fixture(scope="module")
 def scratch(kube_cluster: None) -> Iterator[tuple[Any, str]]:
     from kubernetes import client, config, utils
 
     api = config.new_client_from_config()
     core = client.CoreV1Api(api)
-    namespace = f"doctor-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": namespace}})
+    namespace = _new_namespace(core, "doctor")
     try:
         for obj in broken_objects():
             utils.create_from_dict(api, _fix_unready(obj), namespace=namespace)
@@ -222,8 +235,7 @@ def test_doctor_passes_a_healthy_namespace_and_reports_a_missing_one(
 
     api = config.new_client_from_config()
     core = client.CoreV1Api(api)
-    namespace = f"doctor-ok-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": namespace}})
+    namespace = _new_namespace(core, "doctor-ok")
     try:
         core.create_namespaced_pod(namespace, _pod("fine", {"command": ["sleep", "3600"]}))
         loaded = load_settings(root=tmp_path, environ={"CLUSTER_PROVIDER": "existing"})
