@@ -83,7 +83,7 @@ def migration_check(kube: Kube, settings: Settings) -> Check:
     job = jobs[-1]
     ok = job.get("status", {}).get("succeeded", 0) >= 1
     return Check.of(
-        "migration Job succeeded", ok, f"Job {job['metadata']['name']}: {job.get('status', {})}",
+        "migration Job succeeded", ok, f"Job {job['metadata']['name']}: succeeded={job.get('status', {}).get('succeeded', 0)}",
         f"`kubectl -n {settings.namespace} logs job/{job['metadata']['name']}`",
     )
 

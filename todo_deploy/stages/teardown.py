@@ -80,6 +80,7 @@ def run(
     if refs:
         log(f"deleted {len(refs)} objects of {release}: {', '.join(out.deleted)}")
     kube.wait_deleted(refs, timeout=180)
+    _wait_pods_gone(kube, namespace, selector, timeout=120)
 
     pvcs = [ObjectRef.of(p) for p in kube.list("v1", "PersistentVolumeClaim", namespace, selector)]
     delete_data = False
@@ -127,6 +128,15 @@ def run(
     log(out.message)
     _forget_gates(loaded)
     return out
+
+
+def _wait_pods_gone(kube: Kube, namespace: str, selector: str, timeout: float) -> None:
+    """Pods drain (DRAIN_SECONDS) before they go; wait so the final listing is true."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and kube.list("v1", "Pod", namespace, selector):
+        time.sleep(1)
 
 
 def _forget_gates(loaded: LoadedSettings) -> None:

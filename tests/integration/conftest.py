@@ -1,0 +1,160 @@
+"""Shared cluster fixtures: built images (once per session), scratch namespaces
+with their own release names and settings roots, and cleanup."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from todo_deploy.artifacts import ImageRef, save_images
+from todo_deploy.config import LoadedSettings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON_IMAGE = os.environ.get("LOCALCLUSTER_PYTHON_IMAGE", "localcluster/python:3.11-slim")
+POSTGRES_IMAGE = os.environ.get("LOCALCLUSTER_POSTGRES_IMAGE", "localcluster/postgres:15")
+
+
+def _context_hash(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for base in paths:
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or ".egg-info" in str(path) or "/build/" in str(path):
+                continue
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _build(client, component: str) -> ImageRef:  # noqa: ANN001
+    context = ROOT / "app" / component
+    dockerfile = ROOT / "docker" / f"{component}.Dockerfile"
+    tag = "it-" + _context_hash(context, dockerfile)
+    repository = f"todo-{component}"
+    try:
+        image = client.images.get(f"{repository}:{tag}")
+    except Exception:  # noqa: BLE001 - not built yet
+        image, _ = client.images.build(
+            path=str(context), dockerfile=str(dockerfile), tag=f"{repository}:{tag}",
+            buildargs={"PYTHON_IMAGE": PYTHON_IMAGE}, rm=True, forcerm=True,
+        )
+    return ImageRef(component, repository, tag, image.id, image.attrs.get("Size", 0))
+
+
+def _derive(client, base: ImageRef, suffix: str, extra: str) -> ImageRef:  # noqa: ANN001
+    """A new image FROM a built one with one more Dockerfile line (new ID, new tag)."""
+    dockerfile = f"FROM {base.ref}\n{extra}\n".encode()
+    tag = f"{base.tag}-{suffix}"
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{base.repository}:{tag}", rm=True)
+    return ImageRef(base.component, base.repository, tag, image.id)
+
+
+@pytest.fixture(scope="session")
+def built_images(docker_engine: None, kube_cluster: None) -> dict[str, ImageRef]:
+    """backend + frontend built once per session from app/ and docker/."""
+    import docker
+
+    client = docker.from_env(timeout=600)
+    return {c: _build(client, c) for c in ("backend", "frontend")}
+
+
+@pytest.fixture(scope="session")
+def changed_backend(built_images: dict[str, ImageRef]) -> ImageRef:
+    """The backend with a one-line change: a new image ID and tag, same behaviour."""
+    import docker
+
+    return _derive(docker.from_env(timeout=600), built_images["backend"], "changed",
+                   "LABEL org.example.todo.change=one-line")
+
+
+@pytest.fixture(scope="session")
+def broken_backend(built_images: dict[str, ImageRef]) -> ImageRef:
+    """A backend image that cannot start (its command exits 1)."""
+    import docker
+
+    return _derive(docker.from_env(timeout=600), built_images["backend"], "broken",
+                   'CMD ["python", "-c", "import sys; print(\'broken on purpose\'); sys.exit(1)"]')
+
+
+@pytest.fixture(scope="session")
+def unmigratable_backend(built_images: dict[str, ImageRef]) -> ImageRef:
+    """A backend image whose migrations are gone: `python -m todo_api migrate` fails."""
+    import docker
+
+    script = ("import os, shutil, todo_api; "
+              "shutil.rmtree(os.path.join(os.path.dirname(todo_api.__file__), 'migrations'))")
+    return _derive(docker.from_env(timeout=600), built_images["backend"], "nomigrations",
+                   f'USER root\nRUN ["/opt/venv/bin/python", "-c", "{script}"]\nUSER 10001:10001')
+
+
+class Scratch:
+    """One test's namespace, release and settings root (its own .state/)."""
+
+    def __init__(self, root: Path, images: dict[str, ImageRef]) -> None:
+        suffix = uuid.uuid4().hex[:6]
+        self.root = root
+        self.namespace = f"it-{suffix}"
+        self.release = f"todo-{suffix}"
+        self.env = {
+            "CLUSTER_PROVIDER": "existing",
+            "KUBE_CONTEXT": os.environ.get("TEST_KUBE_CONTEXT", ""),
+            "NAMESPACE": self.namespace,
+            "RELEASE_NAME": self.release,
+            "BACKEND_REPLICAS": "1",
+            "FRONTEND_REPLICAS": "1",
+            "FRONTEND_SERVICE_TYPE": "ClusterIP",
+            "DEPLOY_TIMEOUT_SECONDS": "240",
+            "PYTHON_BASE_IMAGE": PYTHON_IMAGE,
+            "POSTGRES_IMAGE": POSTGRES_IMAGE,
+            "LLM_PROVIDER": "offline",
+        }
+        self.set_images(images)
+
+    def set_images(self, images: dict[str, ImageRef]) -> None:
+        save_images(self.root / ".state", images)
+
+    def settings(self, **overrides: str) -> LoadedSettings:
+        self.env.update(overrides)
+        return load_settings(self.root, dict(self.env))
+
+
+@pytest.fixture
+def scratch(
+    tmp_path: Path, built_images: dict[str, ImageRef]
+) -> Iterator[Callable[[], Scratch]]:
+    """Factory of scratch deployments; every namespace made is removed afterwards."""
+    made: list[Scratch] = []
+
+    def make() -> Scratch:
+        s = Scratch(tmp_path / f"root{len(made)}", built_images)
+        made.append(s)
+        return s
+
+    yield make
+    from todo_deploy.stages import teardown
+
+    for s in made:
+        try:
+            teardown.run(s.settings(), all_=True, yes=True, log=lambda _: None)
+        except Exception:  # noqa: BLE001 - fall back to deleting the namespace
+            subprocess.run(["kubectl", "delete", "namespace", s.namespace, "--wait=false"],
+                           check=False, capture_output=True)
+
+
+def service_url(kube, namespace: str, name: str, port: int) -> str:  # noqa: ANN001
+    """http://<ClusterIP>:<port> (ClusterIPs are reachable from the host here)."""
+    svc = kube.get("v1", "Service", name, namespace)
+    assert svc is not None, f"Service {name} missing"
+    return f"http://{svc['spec']['clusterIP']}:{port}"
+
+
+@pytest.fixture
+def svc_url() -> Callable[..., str]:
+    return service_url
