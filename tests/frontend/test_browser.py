@@ -127,8 +127,8 @@ def test_journey(browser: WebDriver, frontend: Proc, backend: Proc) -> None:
     box.send_keys(Keys.ENTER)
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#messages .bubble.assistant")))
     reply = browser.find_element(By.CSS_SELECTOR, "#messages .bubble.assistant")
-    assert reply.text.strip()
-    chips = [c.text for c in reply.find_elements(By.CSS_SELECTOR, ".chip")]
+    assert reply.get_attribute("textContent").strip()
+    chips = [c.get_attribute("textContent") for c in reply.find_elements(By.CSS_SELECTOR, ".chip")]
     assert any(c.startswith("add_task") for c in chips), chips
     wait.until(lambda d: task_state(d, "buy milk") is not None)
     assert browser.execute_script("return window.__noReload === true;")
@@ -161,6 +161,20 @@ def test_journey(browser: WebDriver, frontend: Proc, backend: Proc) -> None:
     browser.execute_script("document.querySelector('.tasks').scrollIntoView();")
     shot(browser, "app-phone-tasks")
     viewport(browser, 1280, 800)
+
+    # New chat clears the panel; the history menu reopens the conversation.
+    browser.find_element(By.ID, "new-chat").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "welcome")))
+    assert not browser.find_elements(By.CSS_SELECTOR, "#messages .bubble")
+    browser.find_element(By.CSS_SELECTOR, "#conv-menu summary").click()
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#conv-list button.menu-item")))
+    shot(browser, "history-menu-desktop")
+    WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#conv-list button.menu-item").click() or True
+    )
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages .bubble.user")) >= 2)
+    transcript = browser.find_element(By.ID, "messages").get_attribute("textContent")
+    assert "call the plumber" in transcript.lower()
 
     # Sign out: back to the sign-in page.
     browser.find_element(By.ID, "logout").click()

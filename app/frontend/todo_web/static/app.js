@@ -12,6 +12,7 @@
   let statusFilter = "all";
   let busy = false;
   let allTasks = [];
+  let conversationsSignature = null;
 
   const els = {
     messages: $("#messages"),
@@ -113,15 +114,24 @@
   }
 
   // ---------------------------------------------------------------- chat
+  // "add_task · Buy milk": the tool's name and the task it touched (or what it found).
   function chipLabel(call) {
     const args = (call && typeof call.arguments === "object" && call.arguments) || {};
     const result = (call && typeof call.result === "object" && call.result) || {};
-    let what = args.title || result.title || "";
+    const task = result.task && typeof result.task === "object" ? result.task : null;
+    const list = Array.isArray(result.tasks) ? result.tasks
+      : Array.isArray(result.items) ? result.items : Array.isArray(result) ? result : null;
+    let what = (task && task.title) || args.title || result.title || "";
     if (!what && args.task_id !== undefined && args.task_id !== null) what = `#${args.task_id}`;
+    if (!what && list) what = `${typeof result.count === "number" ? result.count : list.length} found`;
     if (!what && args.status) what = String(args.status);
-    if (!what && Array.isArray(result.items)) what = `${result.items.length} found`;
-    if (!what && Array.isArray(result)) what = `${result.length} found`;
-    return what ? `${call.name} · ${what}` : String(call.name || "tool");
+    return what ? `${call.name} · ${what}` : String((call && call.name) || "tool");
+  }
+
+  function chipFailed(call) {
+    const res = call && call.result;
+    if (!res || typeof res !== "object" || Array.isArray(res)) return false;
+    return Boolean(res.error) || res.ok === false || res.status === "error" || res.status === "not_found";
   }
 
   function addMessage(role, text, toolCalls) {
@@ -150,10 +160,7 @@
       for (const call of toolCalls) {
         const chip = document.createElement("span");
         chip.className = "chip";
-        const res = call && call.result;
-        if (res && typeof res === "object" && !Array.isArray(res) && (res.error || res.ok === false)) {
-          chip.classList.add("chip-error");
-        }
+        if (chipFailed(call)) chip.classList.add("chip-error");
         chip.textContent = chipLabel(call);
         chips.append(chip);
       }
@@ -253,6 +260,12 @@
       return;
     }
     if (!Array.isArray(items)) items = (items && items.items) || [];
+    const signature = JSON.stringify(items.map((c) => [c.id, c.title, c.updated_at]));
+    if (signature === conversationsSignature) {
+      markCurrentConversation();
+      return;
+    }
+    conversationsSignature = signature;
     els.convList.replaceChildren();
     if (!items.length) {
       const li = document.createElement("li");
