@@ -9,16 +9,18 @@ from invoke import Task, task
 from invoke.exceptions import Exit
 from invoke.parser import Argument
 
+from todo_deploy.aiops.playbooks import CHOICES
 from todo_deploy.cli import finish, guard, load_or_exit
 
 
 class _OptionalPositional(Argument):
     """A positional argument that may be left out (Invoke has none built in).
 
-    While the parser looks for positional values, an unset value reads as None,
-    so `inv aiops doctor` fills it; when the parser finishes the task's context
-    (`complete_context`, which rejects missing positionals) it reads as set, so a
-    bare `inv aiops` is accepted and the body falls back to its default.
+    Invoke's parser asks `value` whether a positional is still missing, both
+    while handling each token and when it completes the task's context. We
+    answer "missing" only while the token at hand is a playbook name, so
+    `inv aiops doctor` fills it, while `inv aiops`, `inv aiops --help` and
+    `inv aiops verify` (a second task) parse as they would without it.
     """
 
     @property  # type: ignore[override]
@@ -29,10 +31,10 @@ class _OptionalPositional(Argument):
         for _ in range(4):
             if frame is None:
                 break
-            if frame.f_code.co_name == "complete_context":
-                return ""
+            if frame.f_code.co_name == "handle":
+                return None if frame.f_locals.get("token") in CHOICES else ""
             frame = frame.f_back
-        return None
+        return ""
 
     @value.setter
     def value(self, arg: str) -> None:
