@@ -1,0 +1,153 @@
+"""The Helm chart, rendered offline by the embedded Helm v4 engine."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from todo_deploy import helm, render
+
+ENGINE = helm.embedded()
+PRODUCTION = yaml.safe_load((render.CHART_DIR / "ci" / "production-values.yaml").read_text())
+
+
+def template(values: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
+    return ENGINE.template(render.CHART_DIR, "todo-chatbot", "todo", values, **kwargs)
+
+
+def kinds(objects: list[dict[str, Any]]) -> set[str]:
+    return {o["kind"] for o in objects}
+
+
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        ({"backend": {"replicaCount": "two"}}, "replicaCount"),
+        ({"frontend": {"replicas": 2}}, "replicas"),
+        ({"surprise": True}, "surprise"),
+        ({"frontend": {"service": {"type": "Ingress"}}}, "type"),
+        ({"backend": {"replicaCount": 0}}, "replicaCount"),
+        ({"backend": {"image": {"tag": "latest"}}}, "tag"),
+        ({"migration": {"hook": True}}, "mode"),  # hook needs an external database
+    ],
+)
+def test_schema_rejects_bad_values(values: dict[str, Any], needle: str) -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmValuesError) as caught:
+        template(values)
+    assert needle in str(caught.value)
+    ok, output = ENGINE.lint(render.CHART_DIR, values, strict=True)
+    assert not ok and needle in output
+
+
+def test_default_and_production_values_lint_clean() -> None:
+    for values in ({}, PRODUCTION):
+        ok, output = ENGINE.lint(render.CHART_DIR, values, strict=True)
+        assert ok, output
+
+
+def test_pdb_and_hpa_only_with_the_capability() -> None:
+    new = template(PRODUCTION, kube_version="v1.30.0", api_versions=["policy/v1", "autoscaling/v2"])
+    assert {"PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds(new)
+    hpa_targets = {o["spec"]["scaleTargetRef"]["name"] for o in new
+                   if o["kind"] == "HorizontalPodAutoscaler"}
+    assert hpa_targets == {"todo-chatbot-backend", "todo-chatbot-frontend"}
+    # HPA owns the replica count when it renders.
+    assert all("replicas" not in o["spec"] for o in new if o["kind"] == "Deployment")
+    old = template(PRODUCTION, kube_version="v1.20.2")  # the test cluster's version
+    assert not {"PodDisruptionBudget", "HorizontalPodAutoscaler"} & kinds(old)
+    assert all(o["spec"]["replicas"] == 3 for o in old if o["kind"] == "Deployment")
+    off = template({}, kube_version="v1.30.0", api_versions=["policy/v1", "autoscaling/v2"])
+    assert not {"PodDisruptionBudget", "HorizontalPodAutoscaler"} & kinds(off)
+
+
+def test_existing_secret_is_used_and_no_secret_rendered() -> None:
+    values = {"secrets": {"existingSecret": {"backend": "mine-b", "frontend": "mine-f",
+                                             "postgres": "mine-p"},
+                          "secretChecksum": "a" * 64}}
+    objects = template(values)
+    assert "Secret" not in kinds(objects)
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    backend = deployments["todo-chatbot-backend"]["spec"]["template"]
+    assert backend["metadata"]["annotations"]["checksum/secret"] == "a" * 64
+    assert backend["spec"]["containers"][0]["envFrom"][1]["secretRef"]["name"] == "mine-b"
+    sts = next(o for o in objects if o["kind"] == "StatefulSet")
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "mine-p"
+
+
+def test_chart_creates_secrets_without_existing_secret() -> None:
+    objects = template({"secrets": {"authSecret": "x" * 40, "postgresPassword": "pw"}})
+    secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
+    assert set(secrets) == {"todo-chatbot-backend", "todo-chatbot-frontend", "todo-chatbot-postgres"}
+    import base64
+
+    url = base64.b64decode(secrets["todo-chatbot-backend"]["data"]["DATABASE_URL"]).decode()
+    assert url == "postgresql://todo:pw@todo-chatbot-postgres:5432/todo"
+
+
+def test_config_checksum_changes_with_config() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        dep = next(o for o in template(values) if o["kind"] == "Deployment")
+        return dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum({}) != checksum({"config": {"llmModel": "other"}})
+
+
+def test_hooks_and_tests() -> None:
+    objects = template({})
+    tests = [o for o in objects if (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+    assert {t["metadata"]["name"] for t in tests} == {"todo-chatbot-test-backend",
+                                                      "todo-chatbot-test-frontend"}
+    urls = {t["spec"]["containers"][0]["command"][-1] for t in tests}
+    assert urls == {"http://todo-chatbot-backend:8000/ready", "http://todo-chatbot-frontend:80/"}
+    for t in tests:
+        assert t["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
+        assert t["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+    job = next(o for o in objects if o["kind"] == "Job")
+    assert "annotations" not in job["metadata"]  # bundled DB: a regular Job, not a hook
+    hooked = next(o for o in template(PRODUCTION) if o["kind"] == "Job")
+    assert hooked["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert "before-hook-creation" in hooked["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    # The network policy lets the test pods reach the backend.
+    policy = next(o for o in objects if o["kind"] == "NetworkPolicy"
+              and o["metadata"]["name"] == "todo-chatbot-backend")
+    sources = [p["podSelector"]["matchLabels"] for p in policy["spec"]["ingress"][0]["from"]]
+    assert {"app.kubernetes.io/component": "test", "app.kubernetes.io/instance": "todo-chatbot"} in sources
+
+
+def test_external_mode_renders_no_database() -> None:
+    values = copy.deepcopy(PRODUCTION)
+    objects = template(values)
+    assert not [o for o in objects if "postgres" in o["metadata"]["name"]]
+
+
+@pytest.mark.parametrize(
+    ("service_type", "expected"),
+    [
+        ("LoadBalancer", ["minikube service todo-chatbot-frontend -n todo --url", "minikube tunnel",
+                          "port-forward svc/todo-chatbot-frontend"]),
+        ("NodePort", ["minikube service todo-chatbot-frontend -n todo --url", "nodePort",
+                      "port-forward svc/todo-chatbot-frontend"]),
+        ("ClusterIP", ["port-forward svc/todo-chatbot-frontend 8080:80"]),
+    ],
+)
+def test_notes_say_how_to_reach_the_app(service_type: str, expected: list[str]) -> None:
+    notes = ENGINE.notes(render.CHART_DIR, "todo-chatbot", "todo",
+                         {"frontend": {"service": {"type": service_type}}})
+    for text in expected:
+        assert text in notes
+    if service_type == "ClusterIP":
+        assert "minikube service" not in notes
+
+
+def test_chart_labels_say_helm() -> None:
+    for obj in template({}):
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/part-of"] == "todo-chatbot"
+        assert labels["app.kubernetes.io/instance"] == "todo-chatbot"
