@@ -2,11 +2,11 @@
 
 from invoke import Collection
 
-from todo_deploy.cli import aiops, core, dev
+from todo_deploy.cli import aiops, build, cluster, core, deploy, dev, docs, lint, up, verify
 
 ns = Collection()
-for module in (core, dev, aiops):
-    for name in getattr(module, "__all__", None) or dir(module):
+for module in (up, build, cluster, deploy, aiops, verify, docs, core, lint, dev):
+    for name in dir(module):
         obj = getattr(module, name)
         if getattr(obj, "__module__", "") == module.__name__ and hasattr(obj, "body"):
             ns.add_task(obj)
