@@ -248,11 +248,10 @@ def smoke_test(
     log(f"{name}: starting {image.ref} to check health, endpoint and user")
     try:
         try:
-            container = client.containers.run(
+            container = client.containers.create(
                 image.ref,
                 command=smoke_command(name),
                 environment=env,
-                detach=True,
                 name=f"todo-build-gate-{name}-{secrets.token_hex(4)}",
                 labels={"todo-deploy.gate": STAGE},
                 ports={port_key: ("127.0.0.1", None)},
@@ -261,9 +260,13 @@ def smoke_test(
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
             )
+            container.start()
         except DockerException as exc:
-            return [Check.of(f"healthy {name}", False, f"could not start {image.ref}: {exc}",
-                             f"run {debug} to see why, fix, then `inv build`")]
+            checks.append(Check.of(
+                f"healthy {name}", False, f"could not start {image.ref}: {exc}",
+                f"run {debug} to see why, fix, then `inv build`",
+            ))
+            return checks
 
         started = time.monotonic()
         health, answered, status_code, last_error = "", None, 0, ""
