@@ -1,0 +1,164 @@
+"""`inv verify` and `inv docs` against a real deploy on the test cluster.
+
+One raw deploy (2 backend replicas, NodePort frontend, bundled PostgreSQL) in a
+scratch namespace serves all three tests: verify through the NodePort, verify
+through its own port-forward, then the docs report from the live objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from todo_deploy.artifacts import ImageRef, save_images
+from todo_deploy.config import LoadedSettings, load_settings
+from todo_deploy.gates import GateResult, Verdict, save
+from todo_deploy.kube import Kube
+
+pytestmark = pytest.mark.cluster
+
+PYTHON_IMAGE = os.environ.get("LOCALCLUSTER_PYTHON_IMAGE", "localcluster/python:3.11-slim")
+POSTGRES_IMAGE = os.environ.get("LOCALCLUSTER_POSTGRES_IMAGE", "localcluster/postgres:15")
+ALL_PASS_EXCEPT = {"cleanup"}  # cleanup may only warn; everything else must pass
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    built_images: dict[str, ImageRef], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LoadedSettings]:
+    from todo_deploy.stages import deploy, teardown
+
+    suffix = uuid.uuid4().hex[:6]
+    root = tmp_path_factory.mktemp("verify-root")
+    env = {
+        "CLUSTER_PROVIDER": "existing",
+        "KUBE_CONTEXT": os.environ.get("TEST_KUBE_CONTEXT", ""),
+        "NAMESPACE": f"it-verify-{suffix}",
+        "RELEASE_NAME": f"vfy-{suffix}",
+        "BACKEND_REPLICAS": "2",
+        "FRONTEND_REPLICAS": "2",
+        "FRONTEND_SERVICE_TYPE": "NodePort",
+        "DEPLOY_TIMEOUT_SECONDS": "300",
+        "PYTHON_BASE_IMAGE": PYTHON_IMAGE,
+        "POSTGRES_IMAGE": POSTGRES_IMAGE,
+        "LLM_PROVIDER": "offline",
+    }
+    save_images(root / ".state", built_images)
+    loaded = load_settings(root, env)
+    try:
+        result = deploy.run(loaded, log=lambda _: None)
+        save(loaded.state_dir, result)
+        assert result.passed, [f"{c.name}: {c.evidence}" for c in result.failures]
+        yield loaded
+    finally:
+        try:
+            teardown.run(loaded, all_=True, yes=True, log=lambda _: None)
+        except Exception:  # noqa: BLE001 - fall back to deleting the namespace
+            Kube(loaded.settings.context_name).delete("v1", "Namespace", loaded.settings.namespace)
+
+
+def assert_all_pass(result: GateResult) -> dict[str, str]:
+    verdicts = {c.name: c.verdict.value for c in result.checks}
+    bad = [
+        f"{c.name}: {c.verdict.value}: {c.evidence}"
+        for c in result.checks
+        if c.verdict is not Verdict.PASS and c.name not in ALL_PASS_EXCEPT
+    ]
+    assert not bad, bad
+    assert result.passed
+    return verdicts
+
+
+def verify_users_left(loaded: LoadedSettings) -> str:
+    """Counts verify-* users in the database (exec into a backend pod, like the cleanup)."""
+    from todo_deploy.verify.checks import component_of, pod_ready
+    from todo_deploy.verify.stage import exec_in_pod
+
+    kube = Kube(loaded.settings.context_name)
+    ns = loaded.settings.namespace
+    pod = next(
+        p for p in kube.list("v1", "Pod", ns)
+        if component_of(loaded.settings, p) == "backend" and pod_ready(p)
+    )  # fmt: skip
+    script = (
+        "from sqlalchemy import text\n"
+        "from todo_api.db import make_engine\n"
+        "from todo_api.settings import load_settings\n"
+        "with make_engine(load_settings().database_url).connect() as db:\n"
+        "    print(db.execute(text(\"SELECT count(*) FROM users WHERE username LIKE 'verify-%'\"))"
+        ".scalar())\n"
+    )
+    code, out, err = exec_in_pod(kube, ns, pod["metadata"]["name"], pod["spec"]["containers"][0]["name"],
+                                 ["python", "-c", script])  # fmt: skip
+    assert code == 0, err
+    return out.strip()
+
+
+def test_verify_through_the_nodeport(deployed: LoadedSettings) -> None:
+    from todo_deploy.verify import stage
+
+    result = stage.run(deployed, log=lambda _: None)
+    save(deployed.state_dir, result)
+    verdicts = assert_all_pass(result)
+    assert result.details["access"]["kind"] == "nodeport"
+    for name in ("frontend-page", "signup", "task-journey", "chat-adds-task", "isolation-rest",
+                 "isolation-chat", "backend-readiness", "no-restarts", "image-identity",
+                 "pod-security", "self-healing", "persistence", "cleanup"):  # fmt: skip
+        assert name in verdicts, name
+    heal = next(c for c in result.checks if c.name == "self-healing")
+    assert ", 0 failed" in heal.evidence and "replicas back: yes" in heal.evidence
+    assert verdicts["cleanup"] == "pass"
+    assert verify_users_left(deployed) == "0"
+    assert result.details["duration_s"] < 150
+    assert json.loads((deployed.state_dir / "verify.json").read_text())["passed"] is True
+
+
+def test_verify_through_its_own_port_forward(deployed: LoadedSettings) -> None:
+    from todo_deploy.verify import stage
+
+    # the journey plus the checks that replace pods behind the forward
+    result = stage.run(deployed, access="port-forward", skip="self-healing", log=lambda _: None)
+    assert_all_pass(result)
+    access = result.details["access"]
+    assert access["kind"] == "port-forward" and access["url"].startswith("http://127.0.0.1:")
+    assert access["port_forward_connections"] > 0
+    persistence = next(c for c in result.checks if c.name == "persistence")
+    assert "all still there" in persistence.evidence
+    # the local forwarding server is closed afterwards
+    import httpx
+
+    with pytest.raises(httpx.TransportError):
+        httpx.get(access["url"], timeout=2)
+
+
+def test_docs_report_from_the_live_objects(deployed: LoadedSettings, tmp_path: Path) -> None:
+    from todo_deploy.docs import stage
+    from todo_deploy.docs.diagram import dot_available
+
+    out = tmp_path / "docs"
+    result = stage.run(deployed, out_dir=out, log=lambda _: None)
+    verdicts = {c.name: c.verdict for c in result.checks}
+    assert verdicts["live objects read"] is Verdict.PASS
+    assert verdicts["report written"] is Verdict.PASS
+    assert verdicts["no secret values"] is Verdict.PASS
+    assert verdicts["diagram written"] is (Verdict.PASS if dot_available() else Verdict.WARN)
+    release = deployed.settings.release_name
+    md = (out / "deployment-report.md").read_text()
+    for name in (f"{release}-backend", f"{release}-frontend", f"{release}-postgres",
+                 f"data-{release}-postgres-0"):  # fmt: skip
+        assert name in md, name
+    assert f"| Deployment | {release}-backend | backend | 2/2 | 2 | ready |" in md
+    assert "### deploy: passed" in md and "### verify: passed" in md
+    assert "```mermaid" in md
+    data = json.loads((out / "deployment-report.json").read_text())
+    assert all(row["uid"] for row in data["objects"])
+    assert data["access"]["kind"] == "nodeport"
+    if dot_available():
+        assert "<svg" in (out / "architecture.svg").read_text()
+    for secret in deployed.settings.secret_values():
+        assert secret not in md and secret not in json.dumps(data)
