@@ -211,16 +211,15 @@ class SdkHelm:
         try:
             with self._config(namespace) as config, helm_python.Chart.load(chart_dir) as chart:
                 exists = self._exists(config, release)
-                common: dict[str, Any] = {
-                    "namespace": namespace,
-                    "timeout": timeout_s,
-                    "wait": "watcher" if wait else None,
-                    "rollback_on_failure": rollback_on_failure,
-                }
-                if exists:
-                    data = config.upgrade(chart, release, values, **common)
-                else:
-                    data = config.install(chart, release, values, **common)
+                options: dict[str, Any] = {"namespace": namespace, "timeout_seconds": timeout_s}
+                if wait:
+                    # Config.install/upgrade do not expose wait_for_jobs, but the
+                    # library's options take it (`helm --wait --wait-for-jobs`):
+                    # without it the migration Job is not waited for.
+                    options.update(wait="watcher", wait_for_jobs=True)
+                if rollback_on_failure:
+                    options["rollback_on_failure"] = True
+                data = self._release_action(config, chart, release, values, options, exists)
         except helm_python.HelmError as exc:
             current = self.status(release, namespace)
             return HelmResult(
@@ -238,6 +237,22 @@ class SdkHelm:
             summary["status"],
             {"manifest": data.get("manifest", "")},
         )
+
+    @staticmethod
+    def _release_action(
+        config: Any, chart: Any, release: str, values: dict[str, Any],
+        options: dict[str, Any], upgrade: bool,
+    ) -> dict[str, Any]:
+        """Config.install/upgrade with the full option set of the library."""
+        from helm_python import _native
+
+        payload = _native.call_string(
+            "helm_upgrade" if upgrade else "helm_install",
+            config._raw(), config._context_arg(None), chart._raw(), None, release,
+            json.dumps(values), json.dumps(options),
+        )
+        result: dict[str, Any] = json.loads(payload)
+        return result
 
     @staticmethod
     def _exists(config: Any, release: str) -> bool:
@@ -362,7 +377,7 @@ class CliHelm:
         argv = self._base(namespace) + ["upgrade", "--install", release, str(chart_dir)]
         argv += ["--timeout", f"{timeout_s}s", "-f", "-"]
         if wait:
-            argv += ["--wait"]
+            argv += ["--wait", "--wait-for-jobs"]
         if rollback_on_failure:
             argv += ["--rollback-on-failure"]
         result = self.runner.run(argv, timeout=timeout_s + 60, input_text=self._yaml(values))
