@@ -155,12 +155,47 @@ def test_journey(browser: WebDriver, frontend: Proc, backend: Proc) -> None:
     WebDriverWait(browser, 10).until(lambda _: milk_completed())
     assert not browser.execute_script("return document.cookie;")  # HttpOnly: invisible to JS
     shot(browser, "app-desktop")
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+    )
+    time.sleep(0.4)  # let colour transitions finish
+    shot(browser, "app-desktop-dark")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     viewport(browser, 390, 844)
     browser.execute_script("window.scrollTo(0, 0);")
     shot(browser, "app-phone")
     browser.execute_script("document.querySelector('.tasks').scrollIntoView();")
     shot(browser, "app-phone-tasks")
     viewport(browser, 1280, 800)
+
+    # Inline edit (Enter saves) and delete, both persisted through the API.
+    def row_button(title: str, css: str) -> None:
+        for _ in range(10):
+            try:
+                for item in browser.find_elements(By.CSS_SELECTOR, "#task-list li.task"):
+                    label = item.find_element(By.CSS_SELECTOR, ".task-title").text.strip().lower()
+                    if label == title:
+                        item.find_element(By.CSS_SELECTOR, css).click()
+                        return
+            except StaleElementReferenceException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"no task row titled {title!r}")
+
+    def titles() -> list[str]:
+        items = httpx.get(f"{frontend.url}/api/tasks", cookies=cookies).json()["items"]
+        return sorted(t["title"].lower() for t in items)
+
+    row_button("call the plumber", ".task-edit")
+    editor = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".task-edit-input")))
+    editor.send_keys(Keys.CONTROL, "a")
+    editor.send_keys("call the electrician", Keys.ENTER)
+    WebDriverWait(browser, 10).until(lambda _: "call the electrician" in titles())
+    wait.until(lambda d: task_state(d, "call the electrician") is not None)
+    row_button("call the electrician", ".task-delete")
+    WebDriverWait(browser, 10).until(lambda _: titles() == ["buy milk"])
+    wait.until(lambda d: task_state(d, "call the electrician") is None)
 
     # New chat clears the panel; the history menu reopens the conversation.
     browser.find_element(By.ID, "new-chat").click()
@@ -175,6 +210,7 @@ def test_journey(browser: WebDriver, frontend: Proc, backend: Proc) -> None:
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages .bubble.user")) >= 2)
     transcript = browser.find_element(By.ID, "messages").get_attribute("textContent")
     assert "call the plumber" in transcript.lower()
+    shot(browser, "app-reopened-conversation-desktop")
 
     # Sign out: back to the sign-in page.
     browser.find_element(By.ID, "logout").click()
@@ -215,3 +251,12 @@ def test_session_expiry_keeps_the_draft(browser: WebDriver, frontend: Proc) -> N
             == "add a task to water the plants"
         )
     )
+
+
+def test_backend_down_page(browser: WebDriver, frontend_backend_down: Proc) -> None:
+    viewport(browser, 1280, 800)
+    browser.get(f"{frontend_backend_down.url}/")
+    banner = browser.find_element(By.CSS_SELECTOR, "[data-testid=backend-unreachable]")
+    assert "unreachable" in banner.text.lower()
+    assert browser.find_element(By.CSS_SELECTOR, "form[action='/login']")
+    shot(browser, "backend-down-desktop")
