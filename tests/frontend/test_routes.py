@@ -346,3 +346,10 @@ def test_json_access_log_without_secrets(frontend: Proc, signed_in: tuple[WebCli
     token = session_data(web)["token"]
     assert token not in text and PASSWORD not in text and COOKIE_NAME not in text
     assert not re.search(r"Bearer\s", text)
+
+
+def test_user_input_is_escaped_in_pages(web: WebClient) -> None:
+    response = web.signup("<script>alert(1)</script>", "x")
+    assert response.status_code == 422
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;" in response.text
