@@ -213,11 +213,11 @@ class _Progress:
         if self.live:
             from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
+            self._width = max(console().width - len(name) - 45, 24)
             self._progress = Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}"),
-                BarColumn(bar_width=20),
-                TextColumn("{task.completed}/{task.total}"),
+                BarColumn(bar_width=10),
                 TextColumn("{task.fields[step]}", style="cyan"),
                 TextColumn("{task.fields[layer]}", style="dim"),
                 console=console(),
@@ -241,7 +241,7 @@ class _Progress:
                     self._task,
                     completed=max(int(done) - 1, 0) if done.isdigit() else None,
                     total=int(total) if total.isdigit() else None,
-                    step=f"{counter} : {_clip(instruction, 60)}",
+                    step=_clip(f"{counter} : {instruction}", self._width),
                     layer="",
                 )
             else:
@@ -249,11 +249,11 @@ class _Progress:
         elif stripped.startswith("--->"):
             layer = stripped.removeprefix("--->").strip()
             if self.live:
-                self._progress.update(self._task, layer=layer)
+                self._progress.update(self._task, layer=_clip(layer, 24))
             else:
                 self.log(f"{self.name}:   ---> {layer}")
         elif self.live:
-            self._progress.update(self._task, layer=_clip(stripped, 50))
+            self._progress.update(self._task, layer=_clip(stripped, 24))
 
     def close(self, done: bool) -> None:
         if self.live:
