@@ -109,8 +109,8 @@ class Settings(BaseModel):
     python_base_image: str = Field(default="python:3.12-slim", min_length=1)
     postgres_image: str = Field(default="postgres:16", min_length=1)
     image_registry: str = ""
-    backend_image_budget_mb: int = Field(default=150, gt=0)
-    frontend_image_budget_mb: int = Field(default=80, gt=0)
+    backend_image_budget_mb: int = Field(default=120, gt=0)
+    frontend_image_budget_mb: int = Field(default=60, gt=0)
 
     # The database
     database_mode: Literal["bundled", "external"] = "bundled"

@@ -28,6 +28,7 @@ from todo_deploy.console import say
 
 if TYPE_CHECKING:
     from docker import DockerClient
+
     from todo_deploy.config import LoadedSettings, Settings
 
 Log = Callable[[str], None]
@@ -179,9 +180,8 @@ def plan(loaded: LoadedSettings, component: str) -> BuildPlan:
 
 def engine(timeout: int = ENGINE_TIMEOUT_S) -> DockerClient:
     """A client of the local engine (DOCKER_HOST etc. honoured), or EngineUnavailable."""
-    from docker.errors import DockerException
-
     import docker
+    from docker.errors import DockerException
 
     try:
         client = docker.from_env(timeout=timeout)
