@@ -134,6 +134,9 @@ def test_embedded_engine_install_test_rollback_uninstall(
     engine = helm.engine(Runner(log=lambda _: None), "")
     assert engine.name == helm.SDK_NAME  # no helm binary here
     values = render.helm_values(settings, images)
+    # An emptyDir instead of a claim: the test cluster's 12 hostPath volumes are
+    # Retain-ed, so every claim would use one up for good.
+    values["database"]["persistence"] = {"enabled": False}
 
     started = time.monotonic()
     installed = engine.upgrade_install("hit", render.CHART_DIR, namespace, values, timeout_s=150)
@@ -152,6 +155,7 @@ def test_embedded_engine_install_test_rollback_uninstall(
     postgres = apps.read_namespaced_stateful_set("hit-postgres", namespace)
     assert postgres.status.ready_replicas == 1  # restricted context, uid 100, read-only root
     assert postgres.spec.template.spec.security_context.run_as_user == 100
+    assert not postgres.spec.volume_claim_templates
     job = client.BatchV1Api().read_namespaced_job(render.migration_job_name(settings, images), namespace)
     assert job.status.succeeded == 1
 
@@ -180,8 +184,5 @@ def test_embedded_engine_install_test_rollback_uninstall(
     while (left := _release_objects(core, namespace)) and time.monotonic() < deadline:
         time.sleep(2)
     assert left == []
-    # The StatefulSet's claim is kept by Kubernetes on purpose (data survives an
-    # uninstall); it carries the release's labels so teardown can find it.
-    claims = core.list_namespaced_persistent_volume_claim(  # type: ignore[attr-defined]
-        namespace, label_selector="app.kubernetes.io/instance=hit").items
-    assert [c.metadata.name for c in claims] == ["data-hit-postgres-0"]
+    claims = core.list_namespaced_persistent_volume_claim(namespace).items  # type: ignore[attr-defined]
+    assert claims == []

@@ -211,3 +211,15 @@ def test_cli_engine_commands(tmp_path, monkeypatch) -> None:  # type: ignore[no-
     assert ["--kube-context", "minikube", "--namespace", "ns", "history", "r", "-o", "json"] in argvs
     assert ["--kube-context", "minikube", "--namespace", "ns", "uninstall", "r",
             "--ignore-not-found", "--wait"] in argvs
+
+
+def test_persistence_can_be_turned_off() -> None:
+    def statefulset(values: dict[str, Any]) -> dict[str, Any]:
+        return next(o for o in template(values) if o["kind"] == "StatefulSet")
+
+    kept = statefulset({})["spec"]
+    assert kept["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert "storageClassName" not in kept["volumeClaimTemplates"][0]["spec"]  # the default class
+    off = statefulset({"database": {"persistence": {"enabled": False}}})["spec"]
+    assert "volumeClaimTemplates" not in off
+    assert {"name": "data", "emptyDir": {}} in off["template"]["spec"]["volumes"]
