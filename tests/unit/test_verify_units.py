@@ -207,6 +207,7 @@ def compliant_pod() -> dict[str, Any]:
                         "allowPrivilegeEscalation": False,
                         "capabilities": {"drop": ["ALL"]},
                         "runAsUser": 10001,
+                        "readOnlyRootFilesystem": True,
                     },
                 }
             ],
@@ -227,7 +228,8 @@ def test_restricted_names_each_violation() -> None:
     c["securityContext"] = {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}, "runAsUser": 0}
     found = " | ".join(restricted_problems(pod))
     for expected in ("hostNetwork", "hostPath", "privileged", "allowPrivilegeEscalation",
-                     "drop ALL", "SYS_ADMIN", "runAsNonRoot", "runAsUser 0", "seccompProfile"):  # fmt: skip
+                     "drop must include ALL", "add[0] may only be", "runAsNonRoot",
+                     "runAsUser must not be 0", "seccompProfile"):  # fmt: skip
         assert expected in found, expected
 
 

@@ -516,81 +516,23 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
     ]
 
 
-_ALLOWED_VOLUMES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-    "persistentVolumeClaim", "projected", "secret",
-}  # fmt: skip
-
-
 def restricted_problems(pod: dict[str, Any]) -> list[str]:
-    """Pod Security Standards "restricted" violations of one pod (the API's JSON)."""
-    spec = pod.get("spec") or {}
-    name = (pod.get("metadata") or {}).get("name", "?")
-    psc = spec.get("securityContext") or {}
-    problems = []
-    for host in ("hostNetwork", "hostPID", "hostIPC"):
-        if spec.get(host):
-            problems.append(f"{name}: {host}=true")
-    for volume in spec.get("volumes") or []:
-        kinds = set(volume) - {"name"}
-        if not kinds <= _ALLOWED_VOLUMES:
-            problems.append(f"{name}: volume {volume.get('name')} uses {', '.join(sorted(kinds))}")
-    containers = (
-        list(spec.get("initContainers") or [])
-        + list(spec.get("containers") or [])
-        + list(spec.get("ephemeralContainers") or [])
-    )
-    for c in containers:
-        where = f"{name}/{c.get('name')}"
-        sc = c.get("securityContext") or {}
-        if sc.get("privileged"):
-            problems.append(f"{where}: privileged")
-        if sc.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{where}: allowPrivilegeEscalation is not false")
-        caps = sc.get("capabilities") or {}
-        if "ALL" not in (caps.get("drop") or []):
-            problems.append(f"{where}: capabilities do not drop ALL")
-        extra = set(caps.get("add") or []) - {"NET_BIND_SERVICE"}
-        if extra:
-            problems.append(f"{where}: adds capabilities {sorted(extra)}")
-        non_root = sc.get("runAsNonRoot", psc.get("runAsNonRoot"))
-        if non_root is not True:
-            problems.append(f"{where}: runAsNonRoot is not true")
-        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
-            problems.append(f"{where}: runAsUser 0")
-        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            problems.append(f"{where}: seccompProfile {seccomp or 'unset'} (want RuntimeDefault)")
-        if any(p.get("hostPort") for p in c.get("ports") or []):
-            problems.append(f"{where}: hostPort")
-        if sc.get("procMount") not in (None, "Default"):
-            problems.append(f"{where}: procMount {sc.get('procMount')}")
-    return problems
+    """Pod Security "restricted" violations of one live pod (the API's JSON), by the lint
+    stage's checker: the same rules the manifests were held to before the deploy."""
+    from todo_deploy.stages.lint import pss_violations
 
-
-def _pss_checker() -> Callable[[dict[str, Any]], list[str]]:
-    """The lint stage's restricted checker when it offers one for a single pod, else ours."""
-    try:
-        from todo_deploy.stages import lint  # type: ignore[attr-defined]
-    except ImportError:
-        return restricted_problems
-    for name in ("pod_security_problems", "restricted_problems", "pss_problems"):
-        fn = getattr(lint, name, None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    return restricted_problems
+    return pss_violations({**pod, "kind": "Pod"})
 
 
 def check_pod_security(ctx: VerifyContext) -> list[Check]:
     if skipped := _skip_without_cluster(ctx, "pod-security"):
         return skipped
-    checker = _pss_checker()
     problems: list[str] = []
     count = 0
     for pods in app_pods(ctx).values():
         for pod in pods:
             count += 1
-            problems.extend(str(p) for p in checker(pod))
+            problems.extend(restricted_problems(pod))
     ok = count > 0 and not problems
     evidence = f"{count} live pod(s) checked against Pod Security 'restricted'" + (
         f"; violations: {'; '.join(problems[:8])}" if problems else "; all comply"
