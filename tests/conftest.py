@@ -42,7 +42,7 @@ def docker_available() -> bool:
 
         docker.from_env(timeout=5).ping()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means "no usable engine"
         return False
 
 
@@ -50,7 +50,11 @@ def cluster_available() -> bool:
     if not shutil.which("kubectl"):
         return False
     result = subprocess.run(
-        ["kubectl", "get", "--raw", "/readyz"], capture_output=True, text=True, timeout=15
+        ["kubectl", "get", "--raw", "/readyz"],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
     )
     return result.returncode == 0
 
@@ -80,3 +84,18 @@ def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser") or ""
     require(bool(path) and bool(shutil.which("chromedriver")), "Chromium and chromedriver")
     return path
+
+
+def _recycle_volumes() -> None:
+    from tests.volumes import recycle
+
+    if shutil.which("kubectl") and cluster_available():
+        recycle()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _recycle_volumes()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _recycle_volumes()
