@@ -33,7 +33,7 @@ def _context_hash(*paths: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _build(client, component: str) -> ImageRef:  # noqa: ANN001
+def _build(client, component: str) -> ImageRef:
     context = ROOT / "app" / component
     dockerfile = ROOT / "docker" / f"{component}.Dockerfile"
     tag = "it-" + _context_hash(context, dockerfile)
@@ -48,7 +48,7 @@ def _build(client, component: str) -> ImageRef:  # noqa: ANN001
     return ImageRef(component, repository, tag, image.id, image.attrs.get("Size", 0))
 
 
-def _derive(client, base: ImageRef, suffix: str, extra: str) -> ImageRef:  # noqa: ANN001
+def _derive(client, base: ImageRef, suffix: str, extra: str) -> ImageRef:
     """A new image FROM a built one with one more Dockerfile line (new ID, new tag)."""
     dockerfile = f"FROM {base.ref}\n{extra}\n".encode()
     tag = f"{base.tag}-{suffix}"
@@ -148,7 +148,7 @@ def scratch(
                            check=False, capture_output=True)
 
 
-def service_url(kube, namespace: str, name: str, port: int) -> str:  # noqa: ANN001
+def service_url(kube, namespace: str, name: str, port: int) -> str:
     """http://<ClusterIP>:<port> (ClusterIPs are reachable from the host here)."""
     svc = kube.get("v1", "Service", name, namespace)
     assert svc is not None, f"Service {name} missing"

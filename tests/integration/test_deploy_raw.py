@@ -17,7 +17,6 @@ from todo_deploy.gates import Verdict
 from todo_deploy.kube import Kube
 from todo_deploy.stages import deploy, teardown
 
-
 pytestmark = pytest.mark.cluster
 
 
@@ -63,7 +62,7 @@ def test_raw_deploy_noop_rollout_and_down(
 ) -> None:
     s = scratch()
     loaded = s.settings()
-    quiet: Callable[[str], None] = lambda _: None  # noqa: E731
+    quiet: Callable[[str], None] = lambda _: None
 
     first = deploy.run(loaded, log=print)
     assert first.passed, [(c.name, c.evidence) for c in first.failures]

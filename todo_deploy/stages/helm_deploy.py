@@ -131,9 +131,13 @@ def run(
 
     values = render.helm_values(settings, images)
     timeout = timeout_s or settings.deploy_timeout_seconds
+    before = engine.status(release, namespace)
+    upgrading = bool(before and before.get("status") == "deployed")
+    # An upgrade is rolled back by us right after the diagnosis, so that the failing
+    # pods can still be examined; a first install is removed by Helm itself.
     outcome: HelmResult = engine.upgrade_install(
         release, render.CHART_DIR, namespace, values, wait=True, timeout_s=timeout,
-        rollback_on_failure=True,
+        rollback_on_failure=not upgrading,
     )
     elapsed = time.monotonic() - started
     result.details["duration_s"] = round(elapsed, 2)
@@ -142,6 +146,10 @@ def run(
         explanation = diagnose(kube, namespace, app_selector(settings))
         log(outcome.message)
         log(explanation)
+        if upgrading:
+            log(f"rolling {release} back to revision {before['revision'] if before else '?'}")
+            back = engine.rollback(release, namespace, before["revision"] if before else None)
+            log(back.message)
         current = engine.status(release, namespace)
         now = (f"release is now revision {current['revision']} ({current['status']})"
                if current else "release not installed")

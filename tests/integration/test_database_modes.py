@@ -1,0 +1,85 @@
+"""Both database modes on the real test cluster; data survives a restart of
+every app pod."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+
+from todo_deploy.kube import Kube
+from todo_deploy.stages import deploy
+
+pytestmark = pytest.mark.cluster
+
+
+def call(method: str, url: str, body: dict | None = None, token: str = "") -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def survives_pod_restarts(s: Any, svc_url: Callable[..., str]) -> None:
+    kube = Kube("")
+    base = svc_url(kube, s.namespace, f"{s.release}-backend", 8000)
+    user = call("POST", f"{base}/api/auth/signup",
+                {"username": f"u{uuid.uuid4().hex[:8]}", "password": "correct-horse-battery"})
+    title = f"survive restart {uuid.uuid4().hex[:6]}"
+    task = call("POST", f"{base}/api/{user['user_id']}/tasks", {"title": title}, user["token"])
+
+    selector = f"app.kubernetes.io/instance={s.release}"
+    pods = [p for p in kube.list("v1", "Pod", s.namespace, selector)
+            if p.get("status", {}).get("phase") == "Running"]
+    assert pods
+    for pod in pods:
+        kube.delete("v1", "Pod", pod["metadata"]["name"], s.namespace)
+    time.sleep(2)
+    again = deploy.run(s.settings(), log=print)  # waits for every workload to be back
+    assert again.passed, [(c.name, c.evidence) for c in again.failures]
+    old = {p["metadata"]["uid"] for p in pods}
+    now = {p["metadata"]["uid"] for p in kube.list("v1", "Pod", s.namespace, selector)}
+    assert old.isdisjoint(now)
+    read = call("GET", f"{base}/api/{user['user_id']}/tasks/{task['id']}", token=user["token"])
+    assert read["title"] == title
+
+
+def test_bundled_postgres_keeps_data(scratch: Callable[[], Any], svc_url: Callable[..., str]) -> None:
+    s = scratch()
+    result = deploy.run(s.settings(), log=print)
+    assert result.passed, [(c.name, c.evidence) for c in result.failures]
+    kube = Kube("")
+    assert kube.get("apps/v1", "StatefulSet", f"{s.release}-postgres", s.namespace)
+    survives_pod_restarts(s, svc_url)
+
+
+def node_ip() -> str:
+    node = Kube("").list("v1", "Node")[0]
+    return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+
+
+def test_external_postgres_on_the_host(
+    scratch: Callable[[], Any], postgres_url: str, svc_url: Callable[..., str]
+) -> None:
+    parsed = urlparse(postgres_url)
+    netloc = parsed.netloc.replace(parsed.hostname or "", node_ip())
+    from_pods = urlunparse(parsed._replace(netloc=netloc))
+    s = scratch()
+    result = deploy.run(s.settings(DATABASE_MODE="external", DATABASE_URL=from_pods), log=print)
+    assert result.passed, (
+        "external mode failed; if the pods cannot reach PostgreSQL on the node IP, the host's "
+        "PostgreSQL must listen on all addresses and accept 10.244.0.0/16: "
+        + "; ".join(f"{c.name}: {c.evidence}" for c in result.failures)
+    )
+    kube = Kube("")
+    assert kube.list("apps/v1", "StatefulSet", s.namespace) == []
+    survives_pod_restarts(s, svc_url)

@@ -1,0 +1,78 @@
+"""`inv deploy --helm` on the real test cluster: install + gate + helm test, then
+an upgrade to an image that cannot start is rolled back while the old pods serve."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from todo_deploy.artifacts import ImageRef
+from todo_deploy.kube import Kube
+from todo_deploy.stages import helm_deploy, teardown
+
+pytestmark = pytest.mark.cluster
+
+
+def test_helm_install_gate_then_failed_upgrade_rolls_back(
+    scratch: Callable[[], Any],
+    built_images: dict[str, ImageRef],
+    broken_backend: ImageRef,
+    svc_url: Callable[..., str],
+) -> None:
+    s = scratch()
+    said: list[str] = []
+    result = helm_deploy.run(s.settings(), log=said.append)
+    assert result.passed, [(c.name, c.evidence) for c in result.failures]
+    assert any(line.startswith("Helm engine: ") for line in said)
+    checks = {c.name for c in result.checks}
+    assert {"release status deployed", "helm test passed", "Deployments available",
+            "pods run exactly the built images"} <= checks
+    print(f"helm install: {result.details['duration_s']}s")
+
+    kube = Kube("")
+    backend = svc_url(kube, s.namespace, f"{s.release}-backend", 8000) + "/health"
+    old_pods = {p["metadata"]["uid"] for p in kube.list(
+        "v1", "Pod", s.namespace, f"app.kubernetes.io/instance={s.release},"
+        "app.kubernetes.io/component=backend")}
+    failures: list[str] = []
+    ok = [0]
+    stop = threading.Event()
+
+    def poll() -> None:
+        deadline = time.monotonic() + 300
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(backend, timeout=5) as response:
+                    ok[0] += response.status == 200
+            except Exception as exc:  # noqa: BLE001
+                failures.append(repr(exc))
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    s.set_images({**built_images, "backend": broken_backend})
+    said.clear()
+    upgrade = helm_deploy.run(s.settings(), timeout_s=120, log=said.append)
+    stop.set()
+    thread.join()
+    assert not upgrade.passed
+    failure = upgrade.failures[0]
+    assert failure.name == "helm upgrade --install"
+    assert "rolled back" in failure.evidence
+    assert "broken on purpose" in upgrade.details["diagnosis"]  # why: the crashing container's log
+    history = helm_deploy.history(s.settings())
+    assert history[-1]["status"] == "deployed" and history[-1]["revision"] >= 3
+    assert any(h["status"] == "failed" for h in history)
+    new_pods = {p["metadata"]["uid"] for p in kube.list(
+        "v1", "Pod", s.namespace, f"app.kubernetes.io/instance={s.release},"
+        "app.kubernetes.io/component=backend") if not p["metadata"].get("deletionTimestamp")}
+    assert old_pods <= new_pods, "the old backend pods did not keep serving"
+    assert ok[0] > 10 and failures == [], failures[:5]
+
+    gone = teardown.run(s.settings(), yes=True, log=print)
+    assert gone.helm_uninstalled and gone.clean, gone.message
