@@ -1,0 +1,52 @@
+"""One deployment of the app shared by the cluster drills of a session.
+
+It is deployed through the project's own stages (`todo_deploy.images.ensure_built`,
+`todo_deploy.stages.deploy.run`) into a scratch namespace with CLUSTER_PROVIDER=existing,
+2 backend replicas and recognisable generated secrets (for the secrets scan), from a
+private copy of the sources (so the rolling-update drill can change the backend without
+touching the repository). The namespace is deleted and its volume returned afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from bench.client import WebClient
+from bench.stack import Stack
+
+
+@dataclass
+class DrillStack:
+    stack: Stack
+    secret_values: dict[str, str]
+    output: list[str] = field(default_factory=list)  # everything the stages printed
+
+    def web(self) -> WebClient:
+        web = WebClient(self.stack.service_url("frontend"), timeout=15)
+        web.signup()
+        return web
+
+
+@pytest.fixture(scope="session")
+def drill_stack(docker_engine: None, kube_cluster: None) -> Iterator[DrillStack]:
+    output: list[str] = []
+    values = {
+        "AUTH_SECRET": "drillAuthSecret" + secrets.token_hex(16),
+        "SESSION_SECRET": "drillSessionSecret" + secrets.token_hex(16),
+        "POSTGRES_PASSWORD": "drillPgPassword" + secrets.token_hex(16),
+        "OPENAI_API_KEY": "",
+    }
+    stack = Stack.scratch(f"drill-{os.getpid() % 10000}", log=output.append,
+                          BACKEND_REPLICAS="2", FRONTEND_REPLICAS="1", **values)
+    stack.release = "drill"
+    stack.private_source()
+    try:
+        stack.up()
+        yield DrillStack(stack, {k: v for k, v in values.items() if v}, output)
+    finally:
+        stack.down()
