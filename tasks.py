@@ -2,10 +2,10 @@
 
 from invoke import Collection
 
-from todo_deploy.cli import aiops, build, cluster, core, deploy, dev, docs, lint, up, verify
+from todo_deploy.cli import aiops, bench, build, cluster, core, deploy, dev, docs, lint, up, verify
 
 ns = Collection()
-for module in (up, build, cluster, deploy, aiops, verify, docs, core, lint, dev):
+for module in (up, build, cluster, deploy, aiops, verify, docs, core, lint, dev, bench):
     for name in dir(module):
         obj = getattr(module, name)
         if getattr(obj, "__module__", "") == module.__name__ and hasattr(obj, "body"):
