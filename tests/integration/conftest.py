@@ -51,7 +51,9 @@ def _build(client, component: str) -> ImageRef:
 def _derive(client, base: ImageRef, suffix: str, extra: str) -> ImageRef:
     """A new image FROM a built one with one more Dockerfile line (new ID, new tag)."""
     dockerfile = f"FROM {base.ref}\n{extra}\n".encode()
-    tag = f"{base.tag}-{suffix}"
+    # A tag of its own (content-addressed like the build's), so that names derived
+    # from the tag's first characters (the migration Job's) differ as in real builds.
+    tag = hashlib.sha256(f"{base.tag}\n{suffix}\n{extra}".encode()).hexdigest()[:16]
     image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{base.repository}:{tag}", rm=True)
     return ImageRef(base.component, base.repository, tag, image.id)
 

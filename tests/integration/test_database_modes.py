@@ -43,10 +43,14 @@ def survives_pod_restarts(s: Any, svc_url: Callable[..., str]) -> None:
     assert pods
     for pod in pods:
         kube.delete("v1", "Pod", pod["metadata"]["name"], s.namespace)
-    time.sleep(2)
+    old = {p["metadata"]["uid"] for p in pods}
+    deadline = time.monotonic() + 120  # they drain for DRAIN_SECONDS first
+    while time.monotonic() < deadline and old & {
+        p["metadata"]["uid"] for p in kube.list("v1", "Pod", s.namespace, selector)
+    }:
+        time.sleep(1)
     again = deploy.run(s.settings(), log=print)  # waits for every workload to be back
     assert again.passed, [(c.name, c.evidence) for c in again.failures]
-    old = {p["metadata"]["uid"] for p in pods}
     now = {p["metadata"]["uid"] for p in kube.list("v1", "Pod", s.namespace, selector)}
     assert old.isdisjoint(now)
     read = call("GET", f"{base}/api/{user['user_id']}/tasks/{task['id']}", token=user["token"])

@@ -64,7 +64,8 @@ def test_helm_install_gate_then_failed_upgrade_rolls_back(
     failure = upgrade.failures[0]
     assert failure.name == "helm upgrade --install"
     assert "rolled back" in failure.evidence
-    assert "broken on purpose" in upgrade.details["diagnosis"]  # why: the crashing container's log
+    # why: the crashing container's own log line
+    assert "broken on purpose" in upgrade.details["diagnosis"], (failure.evidence, upgrade.details)
     history = helm_deploy.history(s.settings())
     assert history[-1]["status"] == "deployed" and history[-1]["revision"] >= 3
     assert any(h["status"] == "failed" for h in history)
