@@ -172,9 +172,13 @@ def postgres_uid(image: str) -> int:
 
 
 def migration_job_name(settings: Settings, images: dict[str, ImageRef]) -> str:
-    """`<release>-migrate-<first 8 chars of the backend tag>`."""
-    tag8 = re.sub(r"[^a-z0-9]", "", images["backend"].tag.lower())[:8] or "0"
-    return f"{settings.release_name}-migrate-{tag8}"
+    """`<release>-migrate-<backend tag>`: a new image runs its migrations once.
+
+    Build tags are 12 hex characters of a content hash; all of them are kept, so
+    two images never share (and collide on) one immutable Job.
+    """
+    tag = re.sub(r"[^a-z0-9]", "", images["backend"].tag.lower())[:12] or "0"
+    return f"{settings.release_name}-migrate-{tag}"
 
 
 def config_data(settings: Settings) -> dict[str, str]:

@@ -116,7 +116,7 @@ def test_images_are_the_exact_built_refs(bundled: list) -> None:
     assert images == {IMAGES["backend"].ref, IMAGES["frontend"].ref, "postgres:16"}
     assert not any(i.endswith(":latest") or ":" not in i for i in images)
     job = by_kind(bundled, "Job")[0]
-    assert job["metadata"]["name"] == "todo-chatbot-migrate-a1b2c3d4"
+    assert job["metadata"]["name"] == "todo-chatbot-migrate-a1b2c3d4e5f6"
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "python", "-m", "todo_api", "migrate"]
     assert job["spec"]["backoffLimit"] == 3 and job["spec"]["activeDeadlineSeconds"] > 0

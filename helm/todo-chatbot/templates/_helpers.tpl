@@ -87,7 +87,7 @@ as is (e.g. a digest reference). Usage: include "todo-chatbot.image" .Values.bac
 The migration Job's name: <fullname>-migrate-<first 8 chars of the backend tag>.
 */}}
 {{- define "todo-chatbot.migrationJobName" -}}
-{{- $tag := regexReplaceAll "[^a-z0-9]" (lower (.Values.backend.image.tag | default "0")) "" | trunc 8 | default "0" -}}
+{{- $tag := regexReplaceAll "[^a-z0-9]" (lower (.Values.backend.image.tag | default "0")) "" | trunc 12 | default "0" -}}
 {{- printf "%s-migrate-%s" (include "todo-chatbot.fullname" .) $tag -}}
 {{- end }}
 
