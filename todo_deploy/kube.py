@@ -396,6 +396,43 @@ class Progress:
     summary: str = ""
 
 
+def exec_in_pod(
+    api_client: Any,
+    namespace: str,
+    pod: str,
+    container: str,
+    command: list[str],
+    timeout: float = 60,
+) -> tuple[int | None, str, str]:
+    """Run a command in a container through the API server: (exit code, stdout, stderr).
+
+    `stream()` swaps the client's request method while it runs, so pass a client
+    no other thread is using at the same time.
+    """
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    resp = stream(
+        client.CoreV1Api(api_client).connect_get_namespaced_pod_exec,
+        pod,
+        namespace,
+        container=container,
+        command=command,
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    try:
+        resp.run_forever(timeout=timeout)
+        out, err = resp.read_channel(1), resp.read_channel(2)
+        code = resp.returncode
+    finally:
+        resp.close()
+    return code, out, err
+
+
 def deployment_state(kube: Kube, dep: dict[str, Any]) -> Progress:
     meta, spec, status = dep["metadata"], dep.get("spec", {}), dep.get("status", {})
     ref = ObjectRef("apps/v1", "Deployment", meta["name"], meta.get("namespace", ""))

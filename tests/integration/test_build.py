@@ -32,9 +32,8 @@ TARGET_MB = {"backend": 120, "frontend": 60}  # the issue's targets (the budgets
 
 
 def _base_present() -> bool:
-    from docker.errors import DockerException
-
     import docker
+    from docker.errors import DockerException
 
     try:
         docker.from_env(timeout=10).images.get(BASE)

@@ -753,20 +753,13 @@ def collect(settings: Settings, namespace: str, *, client_factory: Any = None) -
 
 def _read_peak(api: Any, namespace: str, pod: str, container: str) -> int | None:
     """The container's peak memory from its cgroup, via exec; None when unreadable."""
-    from kubernetes import client
-    from kubernetes.stream import stream
+    from todo_deploy.kube import exec_in_pod
 
-    core = client.CoreV1Api(api)
     for path in PEAK_FILES:
         try:
-            out = stream(
-                core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
-                command=["cat", path], stderr=False, stdin=False, stdout=True, tty=False,
-                _request_timeout=10,
-            )
+            code, out, _ = exec_in_pod(api, namespace, pod, container, ["cat", path], timeout=10)
         except Exception:  # noqa: BLE001 - exec refused, no `cat`, container gone: peak unknown
             return None
-        text = str(out).strip()
-        if text.isdigit():
-            return int(text)
+        if code == 0 and out.strip().isdigit():
+            return int(out.strip())
     return None

@@ -229,9 +229,8 @@ def _is_local_address(ip: str) -> bool:
 def _local_docker_images(refs: list[str]) -> dict[str, str]:
     """ref -> image ID in the local Docker daemon (missing refs left out)."""
     try:
-        from docker.errors import DockerException
-
         import docker
+        from docker.errors import DockerException
 
         client = docker.from_env(timeout=10)
     except (ImportError, DockerException):

@@ -43,32 +43,11 @@ print(len(ids))
 def exec_in_pod(
     kube: Kube, namespace: str, pod: str, container: str, command: list[str], timeout: float = 60
 ) -> tuple[int | None, str, str]:
-    """Run a command in a container through the API server; (exit code, stdout, stderr)."""
-    from kubernetes import client
-    from kubernetes.stream import stream
-
+    """kube.exec_in_pod on a client of its own (the load thread keeps using `kube`)."""
     from todo_deploy.kube import Kube
+    from todo_deploy.kube import exec_in_pod as run_in_pod
 
-    core = client.CoreV1Api(Kube(kube.context).api)  # its own client: stream() patches it
-    resp = stream(
-        core.connect_get_namespaced_pod_exec,
-        pod,
-        namespace,
-        container=container,
-        command=command,
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
-    try:
-        resp.run_forever(timeout=timeout)
-        out, err = resp.read_channel(1), resp.read_channel(2)
-        code = resp.returncode
-    finally:
-        resp.close()
-    return code, out, err
+    return run_in_pod(Kube(kube.context).api, namespace, pod, container, command, timeout)
 
 
 def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
