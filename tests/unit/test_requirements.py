@@ -1,0 +1,41 @@
+"""The pinned requirement files agree with each other and carry no URLs."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = [
+    "requirements.txt",
+    "requirements-dev.txt",
+    "app/backend/requirements.txt",
+    "app/frontend/requirements.txt",
+]
+PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==(\S+)$")
+
+
+def _lines(name: str) -> list[str]:
+    text = (ROOT / name).read_text()
+    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+
+
+def test_one_version_per_package_across_all_files() -> None:
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for name in FILES:
+        for line in _lines(name):
+            match = PIN.match(line)
+            if not match:
+                continue
+            package = match.group(1).lower().replace("_", "-")
+            version = match.group(3)
+            if package in seen and seen[package][0] != version:
+                clashes.append(f"{package}: {seen[package][1]}={seen[package][0]} vs {name}={version}")
+            seen.setdefault(package, (version, name))
+    assert clashes == []
+
+
+def test_pins_are_exact_and_carry_no_urls() -> None:
+    for name in FILES:
+        for line in _lines(name):
+            assert "://" not in line and "--hash" not in line and "--index" not in line, line
+            assert line.startswith(("-r ", "-e ")) or PIN.match(line), f"{name}: unpinned {line!r}"
