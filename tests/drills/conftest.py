@@ -1,4 +1,5 @@
-"""One deployment of the app shared by the cluster drills of a session.
+"""One deployment of the app shared by the cluster drills (package scope: it is removed
+as soon as the drills are done, before the rest of the suite runs).
 
 It is deployed through the project's own stages (`todo_deploy.images.ensure_built`,
 `todo_deploy.stages.deploy.run`) into a scratch namespace with CLUSTER_PROVIDER=existing,
@@ -32,7 +33,7 @@ class DrillStack:
         return web
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def drill_stack(docker_engine: None, kube_cluster: None) -> Iterator[DrillStack]:
     output: list[str] = []
     values = {
