@@ -8,10 +8,14 @@ registry prefix are removed.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -275,3 +279,54 @@ def test_push_without_a_registry_exits_1_before_doing_anything(tmp_path: Path) -
     assert done.returncode == 1, done.stdout + done.stderr
     assert "--push needs a registry: set IMAGE_REGISTRY" in done.stderr
     assert not (tmp_path / ".state").exists()
+
+
+@pytest.fixture
+def local_registry(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real registry (Debian's docker-registry) on a loopback port, removed afterwards."""
+    binary = shutil.which("docker-registry")
+    require(binary is not None, "docker-registry (apt-get install docker-registry)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "registry.yml"  # no auth, storage in tmp_path (Debian's default has auth)
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen(
+        [str(binary), "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "registry did not start"
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_build_push_reaches_a_real_registry(loaded: LoadedSettings, gate, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                            local_registry: str) -> None:
+    (tmp_path / ".env").write_text(f"IMAGE_REGISTRY={local_registry}\n")
+    pushed = load_settings(root=tmp_path, environ={"PYTHON_BASE_IMAGE": BASE})
+    result = containerize.run(pushed, push=True, only="frontend", log=lambda _: None)
+    client = _client()
+    try:
+        assert result.passed, [c for c in result.checks if c.verdict is Verdict.FAIL]
+        ref = result.details["images"]["frontend"]["ref"]
+        assert ref.startswith(f"{local_registry}/todo-frontend:")
+        tags = json.loads(urllib.request.urlopen(
+            f"http://{local_registry}/v2/todo-frontend/tags/list", timeout=5).read())
+        assert tags["tags"] == [ref.rsplit(":", 1)[1]]
+    finally:
+        for image in client.images.list(name=f"{local_registry}/todo-frontend"):
+            for tag in image.tags:
+                client.images.remove(tag)
