@@ -17,9 +17,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=5,
-        pool_timeout=5,
+        # A connection for each of the server's worker threads at peak, and a short
+        # wait, so that an outage answers 503 quickly instead of queueing requests.
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=3,
         connect_args={"connect_timeout": 3},
     )
 

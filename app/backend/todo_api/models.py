@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 TITLE_MAX = 200
+ID_MAX = 2_147_483_647  # ids are 32-bit integer columns
 DESCRIPTION_MAX = 1000
 MESSAGE_MAX = 4000
 

@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 
+from todo_api.routes.schemas import IdPath
 from todo_api.settings import Settings
 
 _hasher = PasswordHasher()
@@ -64,7 +65,7 @@ def user_id_from_header(authorization: str | None, settings: Settings) -> int:
     return user_id_from_token(token.strip(), settings)
 
 
-def authorized_user(request: Request, user_id: int) -> int:
+def authorized_user(request: Request, user_id: IdPath) -> int:
     """Dependency for /api/{user_id}/...: the token must belong to user_id."""
     settings: Settings = request.app.state.settings
     try:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from todo_api.models import DESCRIPTION_MAX, TITLE_MAX, Task, utcnow
+from todo_api.models import DESCRIPTION_MAX, ID_MAX, TITLE_MAX, Task, utcnow
 
 Status = Literal["all", "pending", "completed"]
 
@@ -57,6 +57,8 @@ def has_control_chars(text: str, allowed: str = "\t\n\r") -> bool:
 
 
 def get_task(session: Session, user_id: int, task_id: int) -> Task:
+    if not 1 <= task_id <= ID_MAX:  # no such row can exist; don't hand the database an overflow
+        raise ToolError(f"Task {task_id} not found")
     task = session.exec(select(Task).where(Task.id == task_id, Task.user_id == user_id)).first()
     if task is None:
         raise ToolError(f"Task {task_id} not found")

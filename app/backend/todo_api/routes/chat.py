@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from todo_api.agents import AgentError
 from todo_api.db import get_session
 from todo_api.models import Conversation, Message, utcnow
-from todo_api.routes.schemas import ChatIn, ChatOut, ConversationOut, MessageOut
+from todo_api.routes.schemas import ChatIn, ChatOut, ConversationOut, IdPath, MessageOut
 from todo_api.security import authorized_user
 
 router = APIRouter(prefix="/api/{user_id}", tags=["chat"])
@@ -82,7 +82,7 @@ def conversations(user_id: int = Depends(authorized_user), session: Session = De
 
 @router.get("/conversations/{conversation_id}/messages", response_model=list[MessageOut])
 def messages(
-    conversation_id: int, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)
+    conversation_id: IdPath, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)
 ) -> Any:
     conv = _conversation(session, user_id, conversation_id)
     return session.exec(select(Message).where(Message.conversation_id == conv.id).order_by(col(Message.id))).all()

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from todo_api import tools
-from todo_api.models import DESCRIPTION_MAX, MESSAGE_MAX, TITLE_MAX
+from todo_api.models import DESCRIPTION_MAX, ID_MAX, MESSAGE_MAX, TITLE_MAX
+
+# An id in a URL: anything outside the column's range is a 422, not a database error.
+IdPath = Annotated[int, Path(ge=1, le=ID_MAX)]
 
 
 def _title(value: str | None) -> str | None:
@@ -85,7 +89,7 @@ class TaskPage(BaseModel):
 
 
 class ChatIn(BaseModel):
-    conversation_id: int | None = None
+    conversation_id: Annotated[int, Field(ge=1, le=ID_MAX)] | None = None
     message: Annotated[str, Field(min_length=1, max_length=MESSAGE_MAX)]
 
     @field_validator("message")

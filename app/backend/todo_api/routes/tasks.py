@@ -9,7 +9,8 @@ from sqlmodel import Session
 
 from todo_api import tools
 from todo_api.db import get_session
-from todo_api.routes.schemas import CompleteIn, TaskCreate, TaskOut, TaskPage, TaskUpdate
+from todo_api.models import ID_MAX
+from todo_api.routes.schemas import CompleteIn, IdPath, TaskCreate, TaskOut, TaskPage, TaskUpdate
 from todo_api.security import authorized_user
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
@@ -31,7 +32,7 @@ def list_tasks(
     user_id: int = Depends(authorized_user),
     status: Literal["all", "pending", "completed"] = Query("all"),
     limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=ID_MAX),
     session: Session = Depends(get_session),
 ) -> TaskPage:
     tasks, total = tools.query_tasks(session, user_id, status, limit=limit, offset=offset)
@@ -47,7 +48,7 @@ def create_task(
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-def get_task(task_id: int, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)) -> Any:
+def get_task(task_id: IdPath, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)) -> Any:
     try:
         return tools.task_dict(tools.get_task(session, user_id, task_id))
     except tools.ToolError as exc:
@@ -56,7 +57,7 @@ def get_task(task_id: int, user_id: int = Depends(authorized_user), session: Ses
 
 @router.put("/{task_id}", response_model=TaskOut)
 def update_task(
-    task_id: int, body: TaskUpdate, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)
+    task_id: IdPath, body: TaskUpdate, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)
 ) -> Any:
     return _run(
         session, tools.update_task, user_id, task_id, title=body.title, description=body.description,
@@ -65,14 +66,14 @@ def update_task(
 
 
 @router.delete("/{task_id}", status_code=204)
-def delete_task(task_id: int, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)) -> Response:
+def delete_task(task_id: IdPath, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)) -> Response:
     _run(session, tools.delete_task, user_id, task_id)
     return Response(status_code=204)
 
 
 @router.patch("/{task_id}/complete", response_model=TaskOut)
 def complete_task(
-    task_id: int,
+    task_id: IdPath,
     body: CompleteIn | None = Body(None),
     user_id: int = Depends(authorized_user),
     session: Session = Depends(get_session),
