@@ -79,7 +79,10 @@ def query_tasks(
     stmt = stmt.order_by(col(Task.id).desc()).offset(offset)
     if limit is not None:
         stmt = stmt.limit(limit)
-    return list(session.exec(stmt).all()), int(session.exec(count).one())
+    tasks = list(session.exec(stmt).all())
+    if offset == 0 and (limit is None or len(tasks) < limit):
+        return tasks, len(tasks)  # the page holds them all: no COUNT round trip
+    return tasks, int(session.exec(count).one())
 
 
 def add_task(session: Session, user_id: int, title: str, description: str | None = None) -> dict[str, Any]:
