@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from todo_deploy import render
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.gates import Verdict
 from todo_deploy.kube import Kube
@@ -108,7 +109,7 @@ def test_raw_deploy_noop_rollout_and_down(
     assert image_check.verdict is Verdict.PASS
     # the old migration Job (named after the old backend tag) was pruned
     jobs = [j["metadata"]["name"] for j in kube.list("batch/v1", "Job", s.namespace)]
-    assert jobs == [f"{s.release}-migrate-{changed_backend.tag[:8]}"]
+    assert jobs == [render.migration_job_name(s, {"backend": changed_backend})]
 
     # inv down: nothing of the app remains (data kept without --yes, then removed with it).
     kept = teardown.run(s.settings(), log=print)

@@ -13,13 +13,16 @@ from todo_api import __version__, migrations
 router = APIRouter(tags=["health"])
 
 
+# Liveness and startup run on the event loop, never in the worker-thread pool:
+# during a database outage every worker can be waiting on a connection, and a
+# liveness probe queued behind them would time out and restart a healthy pod.
 @router.get("/health")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/started")
-def started(request: Request) -> JSONResponse:
+async def started(request: Request) -> JSONResponse:
     if getattr(request.app.state, "started", False):
         return JSONResponse({"status": "started"})
     return JSONResponse({"detail": "Still starting"}, status_code=503)
