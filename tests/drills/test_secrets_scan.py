@@ -1,4 +1,4 @@
-"""Drill: after a full build + deploy with recognisable generated secrets, none of them
+"""Drill: after a full build + deploy (and a full `inv up`) with recognisable generated secrets, none of them
 appears in the repository, the images' layers, any ConfigMap (or other non-Secret object),
 the pods' logs, the stage state files or the output of any task.
 """
@@ -134,3 +134,19 @@ def test_no_secret_in_any_image_layer(drill_stack: DrillStack) -> None:
         layers, hits = _scan_image(client, image.ref, needles)
         assert layers >= 2, f"{image.ref}: found only {layers} layers to scan"
         assert not hits, hits
+
+
+def test_no_secret_in_a_full_inv_up(drill_stack: DrillStack) -> None:
+    """`inv up` end to end on the drill's deployment: all it prints and writes is clean."""
+    stack, needles = drill_stack.stack, _needles(drill_stack.secret_values)
+    env = {**os.environ, **stack.environ, "TODO_DEPLOY_ROOT": str(stack.root)}
+    run = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "up"],
+                         env=env, capture_output=True, timeout=540, check=False)
+    printed = run.stdout + run.stderr
+    assert run.returncode == 0, printed.decode(errors="replace")[-3000:]
+    assert b"All gates passed" in printed
+    assert not _hits(printed, needles, "inv up output")
+    written = [*(stack.root / ".state").glob("*.json"), *(stack.root / "docs").glob("*")]
+    assert any(p.name == "deployment-report.md" for p in written)
+    for path in written:
+        assert not _hits(path.read_bytes(), needles, str(path.relative_to(stack.root)))
