@@ -153,13 +153,30 @@ def test_gordon_absent_is_one_line_and_a_skip(loaded: LoadedSettings, gate) -> N
     assert "build frontend" in {c.name for c in result.checks}
 
 
-def test_no_cache_rebuilds_under_the_same_tag(loaded: LoadedSettings, gate) -> None:  # type: ignore[no-untyped-def]
-    lines: list[str] = []
-    outcome = images.ensure_built(loaded, log=lines.append, only="frontend", no_cache=True)
-    assert not outcome["frontend"].skipped
-    assert outcome["frontend"].image.ref == gate[0].details["images"]["frontend"]["ref"]
-    assert any("Step 7/" in line and "pip install" in line for line in lines), lines
-    assert not any("Using cache" in line for line in lines)
+def test_no_cache_rebuilds_under_the_same_tag(loaded: LoadedSettings, tmp_path: Path) -> None:
+    # Under the test's own repository name: re-pointing the real tag to a fresh image ID
+    # would break any deployment that recorded the old ID (image identity checks).
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT_ROOT / "docker", root / "docker")
+    shutil.copytree(PROJECT_ROOT / "app" / "frontend", root / "app" / "frontend",
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    (root / ".env").write_text(f"IMAGE_REGISTRY={TEST_REGISTRY}\n")
+    own = load_settings(root=root, environ={"PYTHON_BASE_IMAGE": BASE})
+    client = _client()
+    try:
+        first = images.ensure_built(own, log=lambda _: None, only="frontend")["frontend"]
+        lines: list[str] = []
+        again = images.ensure_built(own, log=lines.append, only="frontend", no_cache=True)
+        rebuilt = again["frontend"]
+        assert not rebuilt.skipped
+        assert rebuilt.image.ref == first.image.ref
+        assert rebuilt.image.ref.startswith(f"{TEST_REGISTRY}/todo-frontend:")
+        assert any("Step 7/" in line and "pip install" in line for line in lines), lines
+        assert not any("Using cache" in line for line in lines)
+    finally:
+        for image in client.images.list(name=f"{TEST_REGISTRY}/todo-frontend"):
+            for tag in image.tags:
+                client.images.remove(tag, force=True)
 
 
 # --- failure paths, with throw-away images under TEST_REGISTRY ----------------------------
