@@ -239,39 +239,42 @@ def write() -> None:
 
 # Findings from the reliability drills (tests/drills), kept here so the report states them.
 FINDINGS = [
-    ("- Hostile input (tests/drills/test_hostile_input.py): schemathesis found no 5xx. It did "
-     "find a schema violation on every operation with a body or typed parameters: 422 answers "
-     "carry `detail` as a sentence (string) while the OpenAPI schema (FastAPI's default "
-     "`HTTPValidationError`) declares `detail` as an array. Fix in the backend: declare the "
-     "real 422 body in the schema. The schema also documents no 401/403/404/409/503, so "
-     "`status_code_conformance` is not asserted. Hostile titles (SQL, HTML, template syntax) "
-     "are stored verbatim, control characters are rejected with 422, a 100 000-character chat "
-     "message is rejected with 422 without echoing it, and the frontend only ever inserts "
-     "titles with textContent."),
-    ("- Database restart (tests/drills/test_database_restart.py): while PostgreSQL restarts, "
-     "requests wait 5 s for a pooled connection and then get **500** \"Something went wrong\" "
-     "instead of 503: SQLAlchemy's pool `TimeoutError` is not a DBAPIError, so the backend's "
-     "503 handler does not catch it. Fix in the backend: map `sqlalchemy.exc.TimeoutError` "
-     "to the same 503. The same pool timeout gives 500s under load: list tasks at "
-     "concurrency 64 and the mixed footprint load (64 workers) both saw 500s (and connection "
-     "resets) once requests queued for more than 5 s."),
-    ("- Throughput: one backend pod serves list tasks at ~110-120 req/s (16% of the /health "
-     "ceiling; target 50%) with p99 ~130 ms at concurrency 8 (target 25 ms). Both targets are "
-     "missed on this machine; the ceiling itself is limited by the load generator (its client "
-     "CPU is 5-10 s per 10 s point on the same 2 cores), so the fraction is if anything "
-     "flattering. Every database route (list, create, chat, the frontend page that calls the "
-     "backend) levels off near 100 req/s: the synchronous SQLAlchemy routes in the threadpool "
-     "plus PostgreSQL share the two cores with the client."),
+    ("- Hostile input (tests/drills/test_hostile_input.py): schemathesis first found a schema "
+     "violation on every operation with a body or typed parameters (422 answers carry `detail` "
+     "as a sentence while FastAPI's default schema declared an array) and a 500 for ids beyond "
+     "the 32-bit id columns. Both are fixed (the schema declares the real 422 body; ids are "
+     "bounded and answer 422), and the drill now passes with no 5xx and no schema violation. "
+     "The schema documents no 401/403/404/409/503, so `status_code_conformance` is not "
+     "asserted. Hostile titles (SQL, HTML, template syntax) are stored verbatim, control "
+     "characters are rejected with 422, a 100 000-character chat message is rejected with 422 "
+     "without echoing it, and the frontend only ever inserts titles with textContent."),
+    ("- Database restart (tests/drills/test_database_restart.py): the drill first found **500** "
+     "answers (SQLAlchemy's pool `TimeoutError` was not mapped to 503) and, in CI, backend "
+     "pods restarted: `/health` ran in the worker-thread pool, queued behind threads waiting "
+     "on the database, so the liveness probe timed out. Fixed: an exhausted pool answers 503 "
+     "after at most 3 s, the pool has a connection per worker thread at peak, and the "
+     "liveness and startup probes run on the event loop. The drill now passes: only clean "
+     "503s during the outage, no app restart, service back within 30 s, no write lost."),
+    ("- Throughput: one backend pod served list tasks at ~110-120 req/s (16% of the /health "
+     "ceiling; target 50%) with p99 ~130 ms at concurrency 8 (target 25 ms): both missed. "
+     "The flat ~115 req/s from concurrency 1 to 32 with a ~130 ms p99 is the signature of "
+     "CFS throttling at the backend's 0.5 CPU limit (100 ms periods); the limit is now 1 CPU "
+     "and uvicorn parses HTTP with httptools instead of pure-Python h11 (a local A/B at "
+     "concurrency 8 went from 299 to 390 req/s), but the figures above predate both changes: "
+     "re-run `inv bench app`. The ceiling is also limited by the load generator (5-10 client "
+     "CPU-seconds per 10 s point on the same 2 cores). The routes are synchronous SQLAlchemy "
+     "in the thread pool; an async engine is the next step."),
     ("- Pipeline, warm no-change: ours (two `inv` processes) takes ~1.2 s against ~0.7 s for "
-     "the hand-run sequence: missed. The deploy stage also reports "
-     "`StatefulSet/todo-postgres` as changed on every no-change run (server-side apply "
-     "rewrites it), so the no-change deploy is not a pure no-op."),
+     "the hand-run sequence: missed. Each `inv` pays Python start-up and imports, and the "
+     "deploy server-side-applies every object; on Kubernetes 1.20 the postgres StatefulSet's "
+     "resourceVersion changes on each identical apply (no rollout follows)."),
     ("- Pipeline, edit to running: ours ~50 s against ~25 s by hand (2.0x; target 1.2x): "
      "missed. Of ours, the deploy's rollout wait alone is ~28 s (it waits for the old pods to "
      "be gone, including their 5 s drain, where `kubectl rollout status` returns once the new "
      "ones are available), a new migration Job per backend image ~3 s, and `inv build` also "
      "smoke-tests the new image in a container before the deploy starts."),
     ("- Rolling update (2 replicas, 10 req/s through the frontend), pod loss and the secrets "
-    "scan (repository, both images' layers, every non-Secret object, pod logs, stage output, "
-    "`inv config`/`inv status`) pass: zero failed requests, no acknowledged task lost."),
+     "scan (repository, both images' layers, every non-Secret object, pod logs, stage output, "
+     "a full `inv up`'s output and files, `inv config`/`inv status`) pass: zero failed "
+     "requests, no acknowledged task lost."),
 ]
