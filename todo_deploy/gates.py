@@ -93,10 +93,6 @@ def load_all(state_dir: Path) -> dict[str, GateResult | None]:
     return {stage: load(state_dir, stage) for stage in STAGES}
 
 
-class GateRefused(Exception):
-    """The stage's predecessor has not passed its gate."""
-
-
 def refusal(state_dir: Path, stage: str) -> str | None:
     """Why `stage` may not run yet, or None when a predecessor's gate passed."""
     needs = STAGES[stage][1]

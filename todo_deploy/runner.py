@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,6 @@ class Runner:
 
     log: Callable[[str], None] = print
     secrets: Sequence[str] = ()
-    history: list[CommandResult] = field(default_factory=list)
 
     def which(self, name: str) -> str | None:
         return shutil.which(name)
@@ -81,7 +80,6 @@ class Runner:
             )
         except FileNotFoundError:
             result = CommandResult(tuple(argv), 127, "", f"{argv[0]}: command not found")
-        self.history.append(result)
         return result
 
 
