@@ -2,7 +2,7 @@
 # Build context: app/frontend (see app/frontend/.dockerignore). Classic builder
 # compatible (no BuildKit-only syntax). Base image from the PYTHON_IMAGE build
 # argument (settings: PYTHON_BASE_IMAGE); it needs only python3 with venv.
-ARG PYTHON_IMAGE=python:3.12-slim
+ARG PYTHON_IMAGE=python:3.11-slim
 
 # --- builder: dependencies into a venv, then the app itself -------------------
 FROM ${PYTHON_IMAGE} AS builder

@@ -8,6 +8,7 @@ every problem is reported together, and secrets are never shown.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import secrets
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -32,6 +33,11 @@ from pydantic import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE_NAME = ".env.secrets"
 GENERATED_SECRETS = ("AUTH_SECRET", "SESSION_SECRET", "POSTGRES_PASSWORD")
+
+# The apps refuse shorter signing keys (todo_api and todo_web settings; a unit
+# test keeps the three in step), so a short one must stop `inv config`, not a rollout.
+APP_SECRET_MIN_LENGTH = 16
+_SENSITIVE_QUERY = re.compile(r"key|token|secret|password|passwd|pwd|signature|sig", re.IGNORECASE)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MEMORY = re.compile(r"^(\d+)\s*([mMgG][bB]?|[mM]i|[gG]i)?$")
@@ -70,6 +76,42 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _app_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < APP_SECRET_MIN_LENGTH:
+        raise ValueError(
+            f"must be at least {APP_SECRET_MIN_LENGTH} characters (the apps refuse shorter); "
+            "leave it empty to have one generated"
+        )
+    return value
+
+
+def url_credentials(value: str) -> list[str]:
+    """The secret parts of a URL: the user info's password (or lone user) and sensitive
+    query values (`?key=…`, `?token=…`)."""
+    try:
+        parsed = urlparse(value)
+    except ValueError:
+        return []
+    found = [part for part in (parsed.password or parsed.username,) if part]
+    found += [v for k, v in parse_qsl(parsed.query) if v and _SENSITIVE_QUERY.search(k)]
+    return found
+
+
+def mask_url(value: str) -> str:
+    """`value` with any credentials in it replaced by ***; other URLs unchanged."""
+    if not url_credentials(value):
+        return value
+    parsed = urlparse(value)
+    netloc = parsed.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = urlencode(
+        [(k, "***" if _SENSITIVE_QUERY.search(k) else v) for k, v in parse_qsl(parsed.query)],
+        safe="*",
+    )
+    return urlunparse(parsed._replace(netloc=netloc, query=query))
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 
 
@@ -106,8 +148,9 @@ class Settings(BaseModel):
     deploy_timeout_seconds: int = Field(default=300, ge=10, le=3600)
 
     # Images
-    python_base_image: str = Field(default="python:3.12-slim", min_length=1)
-    postgres_image: str = Field(default="postgres:16", min_length=1)
+    # The defaults are the images CI runs on a first run (pulled, never preloaded).
+    python_base_image: str = Field(default="python:3.11-slim", min_length=1)
+    postgres_image: str = Field(default="postgres:15", min_length=1)
     image_registry: str = ""
     backend_image_budget_mb: int = Field(default=120, gt=0)
     frontend_image_budget_mb: int = Field(default=60, gt=0)
@@ -136,6 +179,11 @@ class Settings(BaseModel):
     def _database_url_is_postgres(cls, value: SecretStr) -> SecretStr:
         _database_url(value.get_secret_value())
         return value
+
+    @field_validator("auth_secret", "session_secret")
+    @classmethod
+    def _long_enough_for_the_apps(cls, value: SecretStr) -> SecretStr:
+        return _app_secret(value) if value.get_secret_value() else value
 
     @model_validator(mode="after")
     def _database_consistent(self) -> Settings:
@@ -175,6 +223,7 @@ class Settings(BaseModel):
             for name, info in type(self).model_fields.items()
             if info.annotation is SecretStr
         ]
+        values += url_credentials(self.openai_base_url)
         return [v for v in values if v]
 
 
@@ -212,7 +261,7 @@ def mask(key: str, value: Any) -> str:
     text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     if key.upper() in SECRET_KEYS:
         return "***" if text else "(empty)"
-    return text
+    return mask_url(text)
 
 
 def _read_secrets_file(path: Path) -> dict[str, str]:
@@ -247,11 +296,9 @@ def load_settings(
     if root is None:
         root = Path(environ["TODO_DEPLOY_ROOT"]) if environ.get("TODO_DEPLOY_ROOT") else PROJECT_ROOT
     keys = {name.upper() for name in Settings.model_fields}
-    dotenv = {
-        k.upper(): v
-        for k, v in dotenv_values(root / ".env").items()
-        if v is not None and k.upper() in keys
-    }
+    in_file = {k.upper(): v for k, v in dotenv_values(root / ".env").items() if v is not None}
+    unknown = [unknown_key_problem(k, keys) for k in in_file if k not in keys]
+    dotenv = {k: v for k, v in in_file.items() if k in keys}
     env = {k: v for k, v in environ.items() if k in keys}
 
     merged: dict[str, str] = {}
@@ -267,10 +314,19 @@ def load_settings(
     try:
         settings = Settings.model_validate({k.lower(): v for k, v in merged.items()})
     except ValidationError as exc:
-        raise SettingsError(_describe(exc, merged)) from None
+        raise SettingsError(unknown + _describe(exc, merged)) from None
+    if unknown:
+        raise SettingsError(unknown)
     for name in Settings.model_fields:
         sources.setdefault(name.upper(), Source.DEFAULT)
     return LoadedSettings(settings=settings, sources=sources, root=root)
+
+
+def unknown_key_problem(key: str, known: set[str]) -> str:
+    """A line for a .env key no setting has, naming the closest known key when one is near."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]}?" if close else "see .env.example for every setting"
+    return f"{key} (in .env): unknown setting; {hint}"
 
 
 def _describe(exc: ValidationError, merged: dict[str, str]) -> list[str]:

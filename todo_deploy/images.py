@@ -71,6 +71,10 @@ class PushError(Exception):
     """`docker push` failed (registry unreachable, denied, ...)."""
 
 
+class PullError(Exception):
+    """`docker pull` failed: the message names the image and the registry's answer."""
+
+
 def source_root(loaded: LoadedSettings) -> Path:
     """Where docker/ and app/ are: the settings root when it has them, else the project."""
     return loaded.root if (loaded.root / "docker").is_dir() else PROJECT_ROOT
@@ -325,13 +329,7 @@ def build_image(
         ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size)
         return BuildOutcome(ref, True, seconds, base, base_size)
 
-    try:
-        client.images.get(base)
-    except ImageNotFound:
-        raise BuildError(
-            f"{component}: base image {base} is not present locally; pull it "
-            f"(`docker pull {base}`) or set PYTHON_BASE_IMAGE to an image you have"
-        ) from None
+    ensure_image(client, base, log)
 
     log(f"{component}: building {build.ref} from {build.context} ({len(build.files)} paths)")
     progress = _Progress(component, log)
@@ -384,6 +382,74 @@ def build_image(
         f"({mb(size - base_size)} above {base})"
     )
     return BuildOutcome(ref, False, seconds, base, base_size)
+
+
+def ensure_image(client: DockerClient, ref: str, log: Log = say) -> float:
+    """Pull `ref` unless the engine has it; returns the seconds spent pulling (0 if present).
+
+    A first run on a new machine has no base image yet: the build must fetch it
+    (with progress, as `docker pull` shows) instead of refusing.
+    """
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(ref)
+        return 0.0
+    except ImageNotFound:
+        pass
+    return pull_image(client, ref, log)
+
+
+def pull_image(client: DockerClient, ref: str, log: Log = say) -> float:
+    """`docker pull ref` with a line (or a live bar) per layer; PullError when it fails."""
+    from docker.errors import APIError, DockerException
+    from docker.utils import parse_repository_tag
+
+    started = time.perf_counter()
+    repository_name, tag = parse_repository_tag(ref)
+    log(f"pulling {ref} (not present in the Docker engine yet)")
+    progress = _Progress(f"pull {ref}", log)
+    layers: dict[str, str] = {}
+    ok = False
+    try:
+        stream = client.api.pull(repository_name, tag=tag or "latest", stream=True, decode=True)
+        for chunk in stream:
+            if "error" in chunk or "errorDetail" in chunk:
+                message = chunk.get("error") or chunk["errorDetail"].get("message", "")
+                raise PullError(_pull_message(ref, message))
+            status, layer = chunk.get("status", ""), chunk.get("id", "")
+            if layer and status and layer != tag:
+                if layers.get(layer) == status and "progressDetail" in chunk:
+                    continue  # byte counters: one line per state change is enough
+                layers[layer] = status
+                done = sum(1 for s in layers.values() if s in _LAYER_DONE)
+                progress.line(f"---> {layer}: {status} ({done}/{len(layers)} layers done)")
+            elif status:
+                progress.line(status)
+        ok = True
+    except (APIError, DockerException) as exc:
+        raise PullError(_pull_message(ref, str(exc))) from None
+    finally:
+        progress.close(ok)
+    seconds = time.perf_counter() - started
+    log(f"pulled {ref} in {seconds:.1f} s ({len(layers)} layers)")
+    return seconds
+
+
+_LAYER_DONE = ("Pull complete", "Already exists")
+
+
+def _pull_message(ref: str, message: str) -> str:
+    lowered = message.lower()
+    if "not found" in lowered or "manifest unknown" in lowered or "does not exist" in lowered:
+        reason = "the registry has no such image or tag"
+    elif any(w in lowered for w in ("unauthorized", "denied", "authentication required")):
+        reason = "the registry refused access"
+    elif any(w in lowered for w in ("timeout", "no such host", "connection refused", "dial tcp")):
+        reason = "the registry is unreachable"
+    else:
+        reason = "the pull failed"
+    return f"cannot pull {ref}: {reason}: {message.strip()}"
 
 
 def mb(size: int) -> str:

@@ -92,6 +92,8 @@ BAD_SETTINGS = [
     ({"DATABASE_URL": "not a url"}, "DATABASE_URL", "'***'", "must be a PostgreSQL URL"),
     ({"DATABASE_MODE": "external"}, "DATABASE_MODE=external", "", "needs DATABASE_URL"),
     ({"BACKEND_IMAGE_BUDGET_MB": "-5"}, "BACKEND_IMAGE_BUDGET_MB", "'-5'", "greater than 0"),
+    ({"AUTH_SECRET": "short-secret"}, "AUTH_SECRET", "'***'", "at least 16 characters"),
+    ({"SESSION_SECRET": "x" * 15}, "SESSION_SECRET", "'***'", "at least 16 characters"),
 ]
 
 
@@ -214,3 +216,55 @@ def test_settings_root_override_isolates_state(tmp_path: Path) -> None:
     assert loaded.root == tmp_path
     assert loaded.state_dir == tmp_path / ".state"
     assert (tmp_path / SECRETS_FILE_NAME).exists()
+
+
+def test_an_unknown_dotenv_key_is_reported_with_the_closest_known_one(
+    inv_prefix: list[str], root: Path
+) -> None:
+    (root / ".env").write_text("BACKEND_REPLCIAS=3\nNAMESPACE=ok\nWHATEVER_ELSE=1\n")
+    done = run_inv(inv_prefix, root, ["config"])
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "BACKEND_REPLCIAS (in .env): unknown setting; did you mean BACKEND_REPLICAS?" in done.stderr
+    assert "WHATEVER_ELSE (in .env): unknown setting; see .env.example" in done.stderr
+    # reported together with the invalid values, not one at a time
+    (root / ".env").write_text("BACKEND_REPLCIAS=3\nNAMESPACE=Bad_Label\n")
+    done = run_inv(inv_prefix, root, ["config"])
+    assert "BACKEND_REPLCIAS" in done.stderr and "NAMESPACE='Bad_Label'" in done.stderr
+
+
+def test_every_key_in_env_example_is_a_setting(tmp_path: Path) -> None:
+    from dotenv import dotenv_values
+
+    keys = set(dotenv_values(REPO / ".env.example"))
+    assert keys == SETTING_KEYS, (keys - SETTING_KEYS, SETTING_KEYS - keys)
+
+
+def test_credentials_inside_a_url_setting_are_masked_and_scrubbed(
+    inv_prefix: list[str], root: Path
+) -> None:
+    url = "https://llm-user:sekret-URLPASS-123@llm.example.test/v1?key=sekret-URLKEY-456&x=1"
+    done = run_inv(inv_prefix, root, ["config", "--json"], {"OPENAI_BASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)["OPENAI_BASE_URL"]["value"]
+    assert shown == "https://***@llm.example.test/v1?key=***&x=1"
+    assert "sekret-URL" not in done.stdout + done.stderr
+    loaded = load_settings(root=root, environ={"OPENAI_BASE_URL": url})
+    assert {"sekret-URLPASS-123", "sekret-URLKEY-456"} <= set(loaded.settings.secret_values())
+
+
+def test_the_workflow_refuses_the_secrets_the_apps_refuse() -> None:
+    """AUTH_SECRET/SESSION_SECRET: the same minimum length as the apps' own settings."""
+    import todo_api.settings as todo_api_settings
+    import todo_web.settings as todo_web_settings
+    from pydantic import ValidationError
+
+    from todo_deploy.config import APP_SECRET_MIN_LENGTH
+    short, ok = "s" * (APP_SECRET_MIN_LENGTH - 1), "s" * APP_SECRET_MIN_LENGTH
+    for model, field in ((todo_api_settings.Settings, "auth_secret"),
+                         (todo_web_settings.Settings, "session_secret")):
+        with pytest.raises(ValidationError):
+            model.model_validate({field: short, "backend_url": "http://x"})
+        model.model_validate({field: ok, "backend_url": "http://x"})
+    with pytest.raises(ValidationError):
+        Settings(auth_secret=short)  # type: ignore[arg-type]
+    Settings(auth_secret=ok)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from todo_deploy import gordon, images
-from todo_deploy.config import PROJECT_ROOT, load_settings
+from todo_deploy.config import PROJECT_ROOT, Settings, load_settings
 from todo_deploy.gates import GateResult, Verdict
 from todo_deploy.runner import CommandResult, Runner
 from todo_deploy.stages import containerize
@@ -162,7 +162,8 @@ def test_repository_names_and_registry_prefix(project: Path) -> None:
 def test_the_real_dockerfiles_take_the_base_from_the_build_arg() -> None:
     for spec in images.COMPONENTS.values():
         text = (PROJECT_ROOT / spec.dockerfile).read_text()
-        assert "ARG PYTHON_IMAGE=python:3.12-slim" in text
+        # the Dockerfile's own default is the workflow's default (a plain `docker build` agrees)
+        assert f"ARG PYTHON_IMAGE={Settings().python_base_image}" in text
         assert text.count("FROM ${PYTHON_IMAGE}") == 2  # builder + runtime
         assert "USER 10001:10001" in text
         instructions = [line for line in text.splitlines() if not line.lstrip().startswith("#")]

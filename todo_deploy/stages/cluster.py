@@ -364,6 +364,63 @@ def deliver_images(
     )
 
 
+def _pull_to_host(ref: str, log: Callable[[str], None]) -> tuple[bool, str]:
+    """Make the host's Docker daemon hold `ref` (pulling it with progress when missing)."""
+    from todo_deploy import images as image_tools
+
+    try:
+        seconds = image_tools.ensure_image(image_tools.engine(timeout=900), ref, log)
+    except (image_tools.EngineUnavailable, image_tools.PullError) as exc:
+        return False, str(exc)
+    return True, f"pulled {ref} in {seconds:.1f} s" if seconds else f"{ref} already present"
+
+
+def deliver_database_image(
+    settings: Settings,
+    runner: RunnerLike,
+    method: str,
+    nodes: list[dict[str, Any]],
+    log: Callable[[str], None] = say,
+    pull: Callable[[str, Callable[[str], None]], tuple[bool, str]] = _pull_to_host,
+) -> Check:
+    """The bundled PostgreSQL image, where the kubelet will look for it.
+
+    minikube/kind nodes have their own image store: pull on the host, then load it
+    (the node may have no route to Docker Hub's mirror or credentials). A node on
+    the host's daemon gets it pulled here, with progress, instead of as a silent
+    part of the rollout wait. Otherwise the kubelet pulls it (IfNotPresent).
+    """
+    name = "database image"
+    ref = settings.postgres_image
+    fix = (f"check POSTGRES_IMAGE={ref} (`inv config`) and that `docker pull {ref}` works, "
+           "then `inv cluster`")
+    if method in ("minikube image load", "kind load"):
+        if method == "kind load":
+            present = _normalize(ref) in node_image_refs(nodes)
+        else:
+            profile = settings.minikube_profile
+            listed = runner.run(["minikube", "image", "ls", "-p", profile], timeout=120)
+            present = _normalize(ref) in {_normalize(x.strip()) for x in listed.stdout.splitlines()}
+        if present:
+            return Check(name, Verdict.PASS, f"{ref} already in the node")
+        ok, how = pull(ref, log)
+        if not ok:
+            return Check.of(name, False, how, fix)
+        argv = (["kind", "load", "docker-image", ref, "--name", settings.kind_cluster_name]
+                if method == "kind load"
+                else ["minikube", "image", "load", ref, "-p", settings.minikube_profile])
+        log(f"loading {ref} into the node ({' '.join(argv[:3])})")
+        loaded = runner.run(argv, timeout=900)
+        if not loaded.ok:
+            why = (loaded.stderr or loaded.stdout).strip().splitlines()
+            return Check.of(name, False, f"`{' '.join(argv)}` failed: {why[-1] if why else ''}", fix)
+        return Check(name, Verdict.PASS, f"{how}; loaded into the node")
+    if method == "shared daemon":
+        ok, how = pull(ref, log)
+        return Check.of(name, ok, how, fix)
+    return Check(name, Verdict.PASS, f"the kubelet pulls {ref} (imagePullPolicy IfNotPresent)")
+
+
 # ---- capacity -------------------------------------------------------------------------
 
 
@@ -522,6 +579,8 @@ def run(
     delivery = deliver_images(settings, runner, images, nodes, log)
     result.details["image_delivery"] = delivery.method
     result.checks.append(delivery.check)
+    if settings.database_mode == "bundled":
+        result.checks.append(deliver_database_image(settings, runner, delivery.method, nodes, log))
     if images and delivery.check.verdict is not Verdict.FAIL:
         result.checks.append(images_present_check(kube, settings, images, delivery))
     return result

@@ -91,11 +91,19 @@ def run(
             outcome = images.build_image(
                 loaded, name, no_cache=no_cache, log=log, client=client, known=recorded.get(name)
             )
+        except images.PullError as exc:
+            base = settings.python_base_image
+            result.checks.append(Check.of(
+                f"base image {name}", False, str(exc),
+                f"check PYTHON_BASE_IMAGE={base} (`inv config`), that `docker pull {base}` "
+                "works here (network, registry login, mirror), then `inv build`",
+            ))
+            continue
         except images.BuildError as exc:
             result.checks.append(Check.of(
                 f"build {name}", False, _last_lines(str(exc), 12),
-                f"fix {spec.dockerfile} or {spec.app_dir}/requirements.txt (see the build "
-                "output above), then `inv build --no-cache`",
+                f"fix {spec.dockerfile} or {spec.app_dir}/requirements.txt (the evidence "
+                "holds the build's last lines), then `inv build --no-cache`",
             ))
             continue
         built[name] = outcome
