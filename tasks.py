@@ -2,11 +2,9 @@
 
 from invoke import Collection
 
-from todo_deploy.cli import aiops, bench, build, cluster, core, deploy, dev, docs, lint, up, verify
+from todo_deploy.cli import task_modules, tasks_of
 
 ns = Collection()
-for module in (up, build, cluster, deploy, aiops, verify, docs, core, lint, dev, bench):
-    for name in dir(module):
-        obj = getattr(module, name)
-        if getattr(obj, "__module__", "") == module.__name__ and hasattr(obj, "body"):
-            ns.add_task(obj)
+for module in task_modules():
+    for found in tasks_of(module):
+        ns.add_task(found)

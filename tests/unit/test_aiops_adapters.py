@@ -421,21 +421,3 @@ def test_doctor_findings_fail_the_gate_even_when_tools_pass(
     [failure] = result.failures
     assert failure.name == "Service without endpoints: Service/web"
     assert result.details["findings"][0]["object"] == "Service/web"
-
-
-def test_inv_aiops_parses_an_optional_positional_playbook() -> None:
-    from invoke import Collection
-    from invoke.parser import Parser
-
-    from todo_deploy.cli.aiops import aiops
-
-    contexts = Collection(aiops).to_contexts()
-
-    def parse(*argv: str) -> dict[str, Any]:
-        return Parser(contexts=contexts).parse_argv(list(argv))[0].as_kwargs
-
-    assert parse("aiops")["playbook"] in (None, "")
-    assert parse("aiops", "doctor")["playbook"] == "doctor"
-    scale = parse("aiops", "--replicas", "3", "--allow-changes", "scale")
-    assert (scale["playbook"], scale["replicas"], scale["allow_changes"]) == ("scale", 3, True)
-    assert parse("aiops", "resources", "-n", "other")["namespace"] == "other"

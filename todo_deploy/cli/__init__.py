@@ -7,8 +7,10 @@ bodies so that `inv --list` and no-change runs stay fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+import invoke
 from invoke.exceptions import Exit
 
 if TYPE_CHECKING:
@@ -16,6 +18,86 @@ if TYPE_CHECKING:
     from todo_deploy.gates import GateResult
 
 EXIT_SETTINGS = 2
+
+# Failures of the outside world (no kubeconfig, an unreachable API server or
+# Docker engine) end a task with one line and what to run, never a traceback.
+# Matched by module so that no heavy SDK is imported to name its classes.
+_CLUSTER_FIX = "check that `kubectl config current-context` (or KUBE_CONTEXT) answers, or run `inv cluster`"
+_DOCKER_FIX = "start Docker and check that `docker info` answers"
+_OUTSIDE_WORLD = {
+    "todo_deploy.kube": ("the cluster", _CLUSTER_FIX),
+    "kubernetes": ("the cluster", _CLUSTER_FIX),
+    "urllib3": ("the cluster", _CLUSTER_FIX),
+    "helm_python": ("Helm", _CLUSTER_FIX),
+    "todo_deploy.images": ("Docker", _DOCKER_FIX),
+    "docker": ("Docker", _DOCKER_FIX),
+}
+
+
+def outside_world_failure(exc: BaseException) -> str | None:
+    """One line for a failure of a tool or service the task depends on; None for a bug."""
+    for cls in type(exc).__mro__:
+        module = cls.__module__
+        for prefix, (what, fix) in _OUTSIDE_WORLD.items():
+            if module == prefix or module.startswith(prefix + "."):
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                return f"{what}: {first[:300]}\n{fix}"
+    return None
+
+
+class ProjectTask(invoke.Task):
+    """Every task of this project: `-h` is always help, and failures of the outside
+    world are one line with the fix, exit 1."""
+
+    def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
+        # Invoke gives a flag the first free letter of its name: `--helm` would take
+        # `-h`, and `inv up -h` would deploy with Helm instead of showing help.
+        return super().arg_opts(name, default, taken_names | {"h"})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exit:
+            raise
+        except Exception as exc:
+            message = outside_world_failure(exc)
+            if message is None:
+                raise
+            raise Exit(message, code=1) from None
+
+
+# The modules that hold the tasks, in `inv --list` order; tasks.py collects them.
+TASK_MODULES = (
+    "up", "build", "cluster", "deploy", "aiops", "verify", "docs", "core", "lint",
+    "dev", "bench",
+)
+
+
+def task_modules() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(f"todo_deploy.cli.{name}") for name in TASK_MODULES]
+
+
+def tasks_of(module: Any) -> list[invoke.Task]:
+    return [
+        obj for obj in vars(module).values()
+        if isinstance(obj, invoke.Task) and obj.body.__module__ == module.__name__
+    ]
+
+
+def task_names() -> set[str]:
+    """Every task name (and alias) of the project, as `inv` knows them."""
+    return {
+        name for module in task_modules() for t in tasks_of(module)
+        for name in (t.name, *t.aliases)
+    }
+
+
+def task(*args: Any, **kwargs: Any) -> Callable[..., Any]:
+    """`invoke.task` with ProjectTask as the default class."""
+    kwargs.setdefault("klass", ProjectTask)
+    return invoke.task(*args, **kwargs)
 
 
 def load_or_exit() -> LoadedSettings:

@@ -2,56 +2,23 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Any
-
-from invoke import Task, task
 from invoke.exceptions import Exit
 from invoke.parser import Argument
 
-from todo_deploy.aiops.playbooks import CHOICES
-from todo_deploy.cli import finish, guard, load_or_exit
+from todo_deploy.cli import ProjectTask, finish, guard, load_or_exit, task
+from todo_deploy.cli.optional_positional import make_optional
 
 
-class _OptionalPositional(Argument):
-    """A positional argument that may be left out (Invoke has none built in).
+def _task_names() -> set[str]:
+    from todo_deploy.cli import task_names
 
-    Invoke's parser asks `value` whether a positional is still missing, both
-    while handling each token and when it completes the task's context. We
-    answer "missing" only while the token at hand is a playbook name, so
-    `inv aiops doctor` fills it, while `inv aiops`, `inv aiops --help` and
-    `inv aiops verify` (a second task) parse as they would without it.
-    """
-
-    @property  # type: ignore[override]
-    def value(self) -> Any:
-        if self._value is not None:
-            return self._value
-        frame = sys._getframe(1)
-        for _ in range(4):
-            if frame is None:
-                break
-            if frame.f_code.co_name == "handle":
-                return None if frame.f_locals.get("token") in CHOICES else ""
-            frame = frame.f_back
-        return ""
-
-    @value.setter
-    def value(self, arg: str) -> None:
-        self.set_value(arg, cast=True)
+    return task_names()
 
 
-class _AiopsTask(Task):
+class _AiopsTask(ProjectTask):
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         arguments = super().get_arguments(ignore_unknown_help)
-        for index, argument in enumerate(arguments):
-            if argument.name == "playbook":
-                replacement = _OptionalPositional(
-                    names=argument.names, kind=str, default=None,
-                    help=argument.help, positional=True,
-                )
-                arguments[index] = replacement
-        return arguments
+        return make_optional(arguments, "playbook", ("aiops", *self.aliases), _task_names)
 
 
 @task(
@@ -85,9 +52,15 @@ def aiops(  # type: ignore[no-untyped-def]
     missing AI tool is a skip, a failing one a warning: their answers are advice,
     stored in .state/aiops.json.
     """
-    from todo_deploy.aiops.playbooks import PlaybookRefused
+    from todo_deploy.aiops.playbooks import CHOICES, PlaybookRefused
     from todo_deploy.aiops.stage import render_findings, run
 
+    if playbook and playbook not in CHOICES:
+        raise Exit(
+            f"unknown playbook {playbook!r}: choose one of {', '.join(CHOICES)} "
+            "(`inv aiops --help` says what each does)",
+            code=2,
+        )
     loaded = load_or_exit()
     guard(loaded, "aiops", force)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from invoke import task
 from invoke.exceptions import Exit
 
+from todo_deploy.cli import task
 from todo_deploy.config import PROJECT_ROOT
 
 NAMES = ("pipeline", "app", "data", "footprint", "sizes", "all", "report")

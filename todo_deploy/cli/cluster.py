@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from invoke import task
-
-from todo_deploy.cli import finish, guard, load_or_exit
+from todo_deploy.cli import finish, guard, load_or_exit, task
 
 
 @task(help={"force": "Run even when the build gate has not passed."})

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from invoke import task
-
-from todo_deploy.cli import load_or_exit
+from todo_deploy.cli import load_or_exit, task
 
 
 @task(help={"json": "Print machine-readable JSON instead of a table."})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from invoke import task
 from invoke.exceptions import Exit
 
-from todo_deploy.cli import finish, guard, load_or_exit
+from todo_deploy.cli import finish, guard, load_or_exit, task
 
 
 @task(

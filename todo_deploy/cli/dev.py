@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from invoke import task
 from invoke.exceptions import Exit
 
-from todo_deploy.cli import load_or_exit
+from todo_deploy.cli import load_or_exit, task
 
 
 def dev_environment(secrets: dict[str, str], data_dir: Path, ports: tuple[int, int]) -> dict:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from invoke import task
-
-from todo_deploy.cli import finish, load_or_exit
+from todo_deploy.cli import finish, load_or_exit, task
 
 
 @task

@@ -8,10 +8,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from invoke import task
 from invoke.exceptions import Exit
 
-from todo_deploy.cli import load_or_exit
+from todo_deploy.cli import load_or_exit, task
 
 # Checks that delete pods: run when what is deployed changed since the last
 # full verify (or with --full), not on a re-run where nothing changed.
