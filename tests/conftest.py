@@ -18,6 +18,11 @@ import pytest
 
 REQUIRE_ALL = os.environ.get("TODO_REQUIRE_ALL") == "1"
 
+# The images a user's first run uses: the settings' defaults (public names, pulled
+# when missing), unless the environment names others as it would for `inv`.
+PYTHON_IMAGE = os.environ.get("PYTHON_BASE_IMAGE") or "python:3.11-slim"
+POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE") or "postgres:15"
+
 
 def require(available: bool, what: str) -> None:
     """Skip (locally) or fail (CI) when a resource the test needs is missing."""

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.config import LoadedSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON_IMAGE = os.environ.get("LOCALCLUSTER_PYTHON_IMAGE", "localcluster/python:3.11-slim")
-POSTGRES_IMAGE = os.environ.get("LOCALCLUSTER_POSTGRES_IMAGE", "localcluster/postgres:15")
 
 
 def _context_hash(*paths: Path) -> str:

@@ -6,7 +6,6 @@ expected finding appears (or a deadline passes); the namespace is deleted at the
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import PYTHON_IMAGE
 from todo_deploy.aiops import doctor, stage
 from todo_deploy.aiops.doctor import Finding
 from todo_deploy.config import load_settings
 
 pytestmark = pytest.mark.cluster
 
-IMAGE = os.environ.get("LOCALCLUSTER_PYTHON_IMAGE", "localcluster/python:3.11-slim")
+IMAGE = PYTHON_IMAGE
 DEADLINE_S = 180
 
 

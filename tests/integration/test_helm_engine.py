@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
 import time
 import uuid
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
 from todo_deploy import helm, render
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.config import Settings, load_settings
@@ -23,8 +23,6 @@ from todo_deploy.runner import Runner
 
 pytestmark = pytest.mark.cluster
 
-PYTHON_IMAGE = os.environ.get("LOCALCLUSTER_PYTHON_IMAGE", "localcluster/python:3.11-slim")
-POSTGRES_IMAGE = os.environ.get("LOCALCLUSTER_POSTGRES_IMAGE", "localcluster/postgres:15")
 
 SERVER = '''\
 import http.server, os, sys

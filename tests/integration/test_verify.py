@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import GateResult, Verdict, save
@@ -22,8 +23,6 @@ from todo_deploy.kube import Kube
 
 pytestmark = pytest.mark.cluster
 
-PYTHON_IMAGE = os.environ.get("LOCALCLUSTER_PYTHON_IMAGE", "localcluster/python:3.11-slim")
-POSTGRES_IMAGE = os.environ.get("LOCALCLUSTER_POSTGRES_IMAGE", "localcluster/postgres:15")
 ALL_PASS_EXCEPT = {"cleanup"}  # cleanup may only warn; everything else must pass
 
 
