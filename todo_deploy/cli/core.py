@@ -58,3 +58,9 @@ def status(c, json_=False):  # type: ignore[no-untyped-def]
             f"{failure.name}: {failure.fix or failure.evidence}" if failure else "",
         )
     console().print(table)
+    from todo_deploy import app_url
+
+    app = app_url.load(loaded.state_dir)
+    if app:
+        console().print(f"app: {app.url} ({app.kind}; `inv open` checks it and re-opens it)",
+                        markup=False)

@@ -78,31 +78,54 @@ def up(c, helm=False, full=False, gordon=False):  # type: ignore[no-untyped-def]
         if not unchanged:
             (state / "up.json").write_text(json.dumps({"fully_verified": fingerprint()}))
 
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("build", lambda: build(c, gordon=gordon)),
-        ("cluster", lambda: cluster(c)),
-        ("helm" if helm else "deploy", lambda: deploy(c, helm=helm)),
-        ("aiops doctor", lambda: aiops(c, playbook="doctor")),
-        ("verify", verify_step),
-        ("docs", lambda: docs(c)),
+    deploy_stage = 4 if helm else 3
+    steps: list[tuple[int, str, Callable[[], object]]] = [
+        (1, "containerize: inv build", lambda: build(c, gordon=gordon)),
+        (2, "local cluster: inv cluster", lambda: cluster(c)),
+        (deploy_stage, "Helm chart: inv deploy --helm" if helm
+         else "raw manifests: inv deploy", lambda: deploy(c, helm=helm)),
+        (5, "AIOps: inv aiops doctor", lambda: aiops(c, playbook="doctor")),
+        (6, "end-to-end: inv verify", verify_step),
+        (7, "docs: inv docs", lambda: docs(c)),
     ]
     timings: list[tuple[str, float]] = []
-    for number, (name, step) in enumerate(steps, start=1):
-        say(f"\n━━ [{number}/{len(steps)}] {name}")
+    for number, name, step in steps:
+        if number == 4:
+            say("\n━━ stage 3/7 raw manifests: replaced by the Helm chart (--helm)")
+        if number == 5 and not helm:
+            say("\n━━ stage 4/7 Helm chart: not used (`inv up --helm` deploys with the chart)")
+        say(f"\n━━ stage {number}/7 {name}")
         started = time.monotonic()
+        short = name.split(":")[0]
         try:
             step()
         except Exit as exc:
-            timings.append((name, time.monotonic() - started))
+            timings.append((short, time.monotonic() - started))
             _summary(timings)
             raise Exit(
-                f"inv up stopped at stage '{name}': {exc.message or 'its gate failed'}\n"
+                f"inv up stopped at stage {number}/7 ({short}): "
+                f"{exc.message or 'its gate failed'}\n"
                 "Fix what the gate names above, then run `inv up` again.",
                 code=exc.code or 1,
             ) from None
-        timings.append((name, time.monotonic() - started))
+        timings.append((short, time.monotonic() - started))
     _summary(timings)
+    _announce(loaded)
+
+
+def _announce(loaded) -> None:  # type: ignore[no-untyped-def]
+    """The last lines: where the app answers from this machine."""
+    from todo_deploy import app_url
+    from todo_deploy.cli.open import describe
+    from todo_deploy.console import say
+
     say("All gates passed. The report is in docs/deployment-report.md.")
+    try:
+        app = app_url.ensure(loaded)
+    except RuntimeError as exc:
+        raise Exit(f"the app is deployed but cannot be reached from here: {exc}\n"
+                   "`inv open --forward` retries with a port-forward", code=1) from None
+    say(f"The app: {app.url}  ({describe(app)})")
 
 
 def _summary(timings: list[tuple[str, float]]) -> None:

@@ -140,6 +140,10 @@ def _wait_pods_gone(kube: Kube, namespace: str, selector: str, timeout: float) -
 
 
 def _forget_gates(loaded: LoadedSettings) -> None:
-    """The deploy/helm gates describe a deployment that no longer exists."""
-    for stage in ("deploy", "helm"):
-        (loaded.state_dir / f"{stage}.json").unlink(missing_ok=True)
+    """The gates from deploy on, the last full verify and the app's URL describe a
+    deployment that no longer exists; a port-forward to it is stopped."""
+    from todo_deploy import app_url
+
+    app_url.stop(loaded.state_dir)
+    for name in ("deploy", "helm", "aiops", "verify", "docs", "up"):
+        (loaded.state_dir / f"{name}.json").unlink(missing_ok=True)

@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import select
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -93,6 +94,12 @@ def _minikube_url(settings: Settings, runner: Runner) -> tuple[str, str]:
     return "", f"`minikube service --url` gave no URL ({why[-1] if why else result.returncode})"
 
 
+def minikube_service_blocks(settings: Settings, platform: str = sys.platform) -> bool:
+    """On macOS and Windows the docker/podman drivers cannot route to the node, so
+    `minikube service --url` opens a tunnel and blocks until interrupted."""
+    return platform in ("darwin", "win32") and settings.minikube_driver in ("docker", "podman")
+
+
 def choose_access(
     settings: Settings,
     service: dict[str, Any] | None,
@@ -113,10 +120,16 @@ def choose_access(
     reasons: list[str] = []
 
     if settings.cluster_provider == "minikube" and runner is not None:
-        url, why = _minikube_url(settings, runner)
-        if url and reachable(url):
-            return AccessPlan(MINIKUBE, url, f"minikube service {name} --url")
-        reasons.append(why or f"{url} did not answer")
+        if minikube_service_blocks(settings):
+            reasons.append(
+                f"`minikube service --url` keeps a tunnel open with the {settings.minikube_driver} "
+                f"driver on {sys.platform} (minikube issues 7644, 14039), so it is not called"
+            )
+        else:
+            url, why = _minikube_url(settings, runner)
+            if url and reachable(url):
+                return AccessPlan(MINIKUBE, url, f"minikube service {name} --url")
+            reasons.append(why or f"{url} did not answer")
 
     if kind == "NodePort":
         address, node_port = _node_address(nodes), port.get("nodePort")
@@ -136,7 +149,10 @@ def choose_access(
                 return AccessPlan(LOADBALANCER, url, f"LoadBalancer ingress {host}")
             reasons.append(f"LoadBalancer {url} did not answer")
         else:
-            reasons.append("LoadBalancer has no ingress address yet (pending)")
+            reasons.append("LoadBalancer has no ingress address yet (pending)" + (
+                f"; `minikube tunnel -p {settings.minikube_profile}` in another terminal gives it one"
+                if settings.cluster_provider == "minikube" else ""
+            ))
     else:
         reasons.append(f"Service type {kind} is not reachable from outside the cluster")
     return AccessPlan(PORT_FORWARD, detail="; ".join(reasons))
@@ -149,7 +165,9 @@ class PortForwarder:
     client's transport during a call, so they must not share one with other threads.
     """
 
-    def __init__(self, settings: Settings, api_client: Any, service_name: str) -> None:
+    def __init__(
+        self, settings: Settings, api_client: Any, service_name: str, port: int = 0
+    ) -> None:
         from kubernetes import client
 
         self.namespace = settings.namespace
@@ -162,13 +180,14 @@ class PortForwarder:
         self._counter = itertools.count()
         self._threads: list[threading.Thread] = []
         self._server: socket.socket | None = None
+        self.port = port  # 0: any free port
         self.url = ""
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> str:
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", 0))
+        server.bind(("127.0.0.1", self.port))
         server.listen(64)
         server.settimeout(0.5)
         self._server = server
