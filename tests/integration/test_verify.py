@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,8 @@ from todo_deploy.gates import GateResult, Verdict, save
 from todo_deploy.kube import Kube
 
 pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ALL_PASS_EXCEPT = {"cleanup"}  # cleanup may only warn; everything else must pass
 
@@ -161,3 +167,64 @@ def test_docs_report_from_the_live_objects(deployed: LoadedSettings, tmp_path: P
         assert "<svg" in (out / "architecture.svg").read_text()
     for secret in deployed.settings.secret_values():
         assert secret not in md and secret not in json.dumps(data)
+
+
+def test_the_app_url_is_the_nodeport_and_answers(deployed: LoadedSettings) -> None:
+    from todo_deploy import app_url
+
+    app = app_url.ensure(deployed)
+    assert app.kind == "nodeport", app
+    assert app_url.answers(app.url)
+    assert app_url.load(deployed.state_dir) == app
+
+
+def _inv(loaded: LoadedSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    settings = loaded.settings
+    env = {
+        **os.environ, "TODO_DEPLOY_ROOT": str(loaded.root), "COLUMNS": "250", "NO_COLOR": "1",
+        "CLUSTER_PROVIDER": "existing", "KUBE_CONTEXT": settings.kube_context,
+        "NAMESPACE": settings.namespace, "RELEASE_NAME": settings.release_name,
+    }
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_inv_open_keeps_a_port_forward_across_pod_restarts_until_stopped(
+    deployed: LoadedSettings,
+) -> None:
+    from todo_deploy import app_url
+    from todo_deploy.verify.checks import component_of, pod_ready
+
+    opened = _inv(deployed, "open", "--forward")
+    assert opened.returncode == 0, opened.stdout + opened.stderr
+    match = re.search(r"The app: (http://127\.0\.0\.1:\d+)  \(port-forward, pid (\d+)", opened.stdout)
+    assert match, opened.stdout
+    url, pid = match.group(1), int(match.group(2))
+    assert app_url.answers(url)
+
+    settings = deployed.settings
+    kube = Kube(settings.context_name)
+    frontends = [p for p in kube.list("v1", "Pod", settings.namespace)
+                 if component_of(settings, p) == "frontend"]
+    old = {p["metadata"]["name"] for p in frontends}
+    for pod in frontends:
+        kube.delete("v1", "Pod", pod["metadata"]["name"], settings.namespace)
+    deadline, answered_after = time.monotonic() + 180, False
+    while time.monotonic() < deadline:
+        pods = [p for p in kube.list("v1", "Pod", settings.namespace)
+                if component_of(settings, p) == "frontend" and pod_ready(p)
+                and p["metadata"]["name"] not in old]
+        if pods and app_url.answers(url):
+            answered_after = True
+            break
+        time.sleep(1)
+    assert answered_after, "the port-forward did not reach the replacement pods"
+    os.kill(pid, 0)  # the same forwarding process, still running
+
+    stopped = _inv(deployed, "open", "--stop")
+    assert stopped.returncode == 0 and f"stopped the port-forward on {url}" in stopped.stdout
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not app_url.answers(url, timeout=2)
+    assert app_url.load(deployed.state_dir) is None

@@ -94,10 +94,10 @@ def _minikube_url(settings: Settings, runner: Runner) -> tuple[str, str]:
     return "", f"`minikube service --url` gave no URL ({why[-1] if why else result.returncode})"
 
 
-def minikube_service_blocks(settings: Settings, platform: str = sys.platform) -> bool:
+def minikube_service_blocks(settings: Settings, platform: str | None = None) -> bool:
     """On macOS and Windows the docker/podman drivers cannot route to the node, so
     `minikube service --url` opens a tunnel and blocks until interrupted."""
-    return platform in ("darwin", "win32") and settings.minikube_driver in ("docker", "podman")
+    return (platform or sys.platform) in ("darwin", "win32") and settings.minikube_driver in ("docker", "podman")
 
 
 def choose_access(
