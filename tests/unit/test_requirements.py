@@ -39,3 +39,28 @@ def test_pins_are_exact_and_carry_no_urls() -> None:
         for line in _lines(name):
             assert "://" not in line and "--hash" not in line and "--index" not in line, line
             assert line.startswith(("-r ", "-e ")) or PIN.match(line), f"{name}: unpinned {line!r}"
+
+
+def test_pyproject_declares_every_pinned_workflow_dependency() -> None:
+    """`pip install -e .` alone gives a working `inv`: its dependencies are the pins'."""
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0].lower() for d in declared}
+    own = {PIN.match(line).group(1).lower() for line in _lines("requirements.txt")
+           if PIN.match(line)}
+    assert names == own
+
+
+def test_the_install_command_installs_the_workflow_and_both_apps() -> None:
+    """The README's install command is all `inv up` and `inv dev` need."""
+    lines = _lines("requirements.txt")
+    for needed in ("-e .", "-e ./app/backend", "-e ./app/frontend",
+                   "-r app/backend/requirements.txt", "-r app/frontend/requirements.txt"):
+        assert needed in lines
+    readme = (ROOT / "README.md").read_text()
+    assert "python3 -m pip install -r requirements.txt && inv up" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 -m pip install -r requirements-dev.txt && python3 -m pytest" in readme
+    assert "python3 -m pip install -r requirements-dev.txt && python3 -m pytest" in ci
+    assert "python3 -m pip install -r requirements.txt && inv up" in ci
