@@ -1,17 +1,32 @@
-"""`inv dev`: backend and frontend on this machine, no Docker or cluster needed."""
+"""`inv dev`: backend and frontend on this machine, no Docker or cluster needed.
+
+Like a dev server: both ports are checked before anything starts, the apps'
+JSON log records become one readable line each (time, app, level, message,
+request), and Ctrl-C or SIGTERM stops both apps cleanly. The apps run in their
+own process group (the terminal's Ctrl-C reaches only us, and we stop them in
+order) and, on Linux, die with us even if we are killed.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
+
+COLOURS = {"backend": "cyan", "frontend": "magenta", "migrate": "yellow"}
+LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
 
 
 def dev_environment(secrets: dict[str, str], data_dir: Path, ports: tuple[int, int]) -> dict:
@@ -31,6 +46,92 @@ def dev_environment(secrets: dict[str, str], data_dir: Path, ports: tuple[int, i
     return {"backend": backend, "frontend": frontend}
 
 
+def ports_in_use(ports: dict[str, int]) -> list[str]:
+    """One line per port another program holds (checked the way the apps bind: all addresses)."""
+    busy = []
+    for what, port in ports.items():
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                flag = f"--{what}-port"
+                busy.append(f"port {port} ({what}) is already in use; free it or pass {flag}")
+    return busy
+
+
+def readable(line: str) -> tuple[str, str]:
+    """(level, text) of one log line: a JSON record becomes 'message METHOD /path -> 200 (3.1 ms)'."""
+    line = line.rstrip("\n")
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return "", line
+    if not isinstance(record, dict) or not ({"msg", "method"} & set(record)):
+        return "", line
+    level = str(record.get("level", "")).lower()
+    text = str(record.get("msg", ""))
+    if "method" in record and "path" in record:
+        text = f"{record['method']} {record['path']} -> {record.get('status', '?')}"
+        if "duration_ms" in record:
+            text += f" ({record['duration_ms']} ms)"
+    elif record.get("logger") and not str(record["logger"]).startswith(("todo_", "uvicorn")):
+        text = f"{record['logger']}: {text}"
+    if record.get("error"):
+        text += f" [{record['error']}]"
+    return level, text
+
+
+def _printer(name: str) -> Callable[[str], None]:
+    from rich.markup import escape
+
+    from todo_deploy.console import console
+
+    def show(line: str) -> None:
+        level, text = readable(line)
+        if not text.strip():
+            return
+        style = LEVEL_STYLE.get(level, "")
+        body = f"[{style}]{escape(text)}[/]" if style else escape(text)
+        tag = f"[{COLOURS.get(name, 'white')}]{name:<8}[/]"
+        console().print(f"{tag} {level or '':<7} {body}", soft_wrap=True, highlight=False)
+
+    return show
+
+
+def _pump(stream: IO[str], show: Callable[[str], None]) -> None:
+    for line in stream:
+        show(line)
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when `inv dev` dies, even by SIGKILL (no orphans)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, threading.Thread]:
+    process = subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, bufsize=1,
+        start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads yet
+    )
+    assert process.stdout is not None
+    reader = threading.Thread(target=_pump, args=(process.stdout, _printer(name)), daemon=True)
+    reader.start()
+    return process, reader
+
+
+class _Stop(Exception):
+    """SIGTERM or Ctrl-C: stop both apps."""
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
 @task(
     help={
         "backend-port": "Port of the backend (default 8000).",
@@ -43,6 +144,10 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
 
     loaded = load_or_exit()
     settings = loaded.settings
+    ports = {"backend": int(backend_port), "frontend": int(frontend_port)}
+    busy = ports_in_use(ports)
+    if busy:
+        raise Exit("\n".join(busy), code=1)
     data_dir = loaded.state_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     envs = dev_environment(
@@ -51,33 +156,48 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
             "SESSION_SECRET": settings.session_secret.get_secret_value(),
         },
         data_dir,
-        (int(backend_port), int(frontend_port)),
+        (ports["backend"], ports["frontend"]),
     )
     migrate = subprocess.run(
-        [sys.executable, "-m", "todo_api", "migrate"], env=envs["backend"], check=False
+        [sys.executable, "-m", "todo_api", "migrate"], env=envs["backend"], check=False,
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
+    show_migrate = _printer("migrate")
+    for line in (migrate.stdout + migrate.stderr).splitlines():
+        show_migrate(line)
     if migrate.returncode != 0:
         raise Exit("backend migrations failed (see above)", code=1)
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "todo_api"], env=envs["backend"]),
-        subprocess.Popen([sys.executable, "-m", "todo_web"], env=envs["frontend"]),
-    ]
-    say(f"backend  http://127.0.0.1:{backend_port}  (SQLite in {data_dir}/todo-dev.db)")
-    say(f"frontend http://127.0.0.1:{frontend_port}  <- open this; Ctrl-C stops both")
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    running: list[tuple[str, subprocess.Popen, threading.Thread]] = []
+    stopped_by = ""
     try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        for name, module in (("backend", "todo_api"), ("frontend", "todo_web")):
+            running.append((name, *_spawn(name, [sys.executable, "-m", module], envs[name])))
+        say(f"backend  http://127.0.0.1:{ports['backend']}  (SQLite in {data_dir}/todo-dev.db)")
+        say(f"frontend http://127.0.0.1:{ports['frontend']}  <- open this; Ctrl-C stops both")
+        while all(p.poll() is None for _, p, _ in running):
+            time.sleep(0.5)  # a signal interrupts it: _on_signal raises _Stop
+    except _Stop as stop:
+        stopped_by = str(stop)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
+        for _, process, _ in reversed(running):  # the frontend first, then its backend
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _, process, reader in running:
             try:
-                p.wait(timeout=15)
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                p.kill()
-    codes = [p.returncode for p in procs]
-    if any(code not in (0, -signal.SIGTERM, None) for code in codes):
-        raise Exit(f"a process exited with {codes}", code=1)
+                process.kill()
+                process.wait()
+            reader.join(timeout=2)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stopped_by:
+        say(f"stopped both apps ({stopped_by})")
+        return
+    died = [f"{name} exited with code {p.returncode}" for name, p, _ in running
+            if p.returncode not in (0, -signal.SIGTERM)]
+    raise Exit("; ".join(died) or "an app stopped", code=1)
