@@ -120,11 +120,15 @@ def _announce(loaded) -> None:  # type: ignore[no-untyped-def]
     from todo_deploy.console import say
 
     say("All gates passed. The report is in docs/deployment-report.md.")
+    before = app_url.load(loaded.state_dir)
     try:
         app = app_url.ensure(loaded)
     except RuntimeError as exc:
         raise Exit(f"the app is deployed but cannot be reached from here: {exc}\n"
                    "`inv open --forward` retries with a port-forward", code=1) from None
+    if before and before.url != app.url:
+        say(f"Note: the app's URL changed (it was {before.url}): the Service was recreated "
+            "or the way to reach it changed.")
     say(f"The app: {app.url}  ({describe(app)})")
 
 
