@@ -2,6 +2,14 @@
 
 A gate result is persisted to `.state/<stage>.json` so that the next stage
 can refuse to run while its predecessor's gate has not passed.
+
+Each result says what it describes, so that a pass never outlives its subject:
+`scope` is the cluster context (cluster) or context/namespace/release (every
+stage from deploy on); `basis` is, for deploy/helm, the fingerprint of what was
+deployed (settings, images, mode) and, for the stages after them, the basis of
+the deployment they examined. A result whose scope differs from the current
+settings is "not run" for them; one whose basis differs from the current
+deployment's is stale.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ class GateResult:
     checks: list[Check] = field(default_factory=list)
     finished_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     details: dict[str, Any] = field(default_factory=dict)
+    scope: str = ""  # what it describes: "" (this machine), a context, or context/ns/release
+    basis: str = ""  # deploy/helm: what was deployed; later stages: the deployment examined
 
     @property
     def passed(self) -> bool:
@@ -57,7 +67,8 @@ class GateResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateResult:
         checks = [Check(c["name"], Verdict(c["verdict"]), c["evidence"], c["fix"]) for c in data["checks"]]
-        return cls(data["stage"], checks, data["finished_at"], data.get("details", {}))
+        return cls(data["stage"], checks, data["finished_at"], data.get("details", {}),
+                   data.get("scope", ""), data.get("basis", ""))
 
 
 # Stage name -> (the command that runs it, the stages any one of which must have passed first).
@@ -70,6 +81,69 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "verify": ("inv verify", ("deploy", "helm")),
     "docs": ("inv docs", ("deploy", "helm")),
 }
+
+
+DEPLOY_STAGES = ("deploy", "helm")
+AFTER_DEPLOY = ("aiops", "verify", "docs")
+
+
+def scope_of(stage: str, context: str, namespace: str, release: str) -> str:
+    """What a gate of `stage` describes under the given settings."""
+    if stage == "build":
+        return ""
+    if stage == "cluster":
+        return context or "(current context)"
+    return f"{context or '(current context)'}/{namespace}/{release}"
+
+
+def scopes_for(settings: Any) -> dict[str, str]:
+    """stage -> what its gate describes under `settings` (a config.Settings)."""
+    return {
+        stage: scope_of(stage, settings.context_name, settings.namespace, settings.release_name)
+        for stage in STAGES
+    }
+
+
+def fingerprint(*parts: str) -> str:
+    """A short stable hash of the parts (what was deployed)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def current_deployment(state_dir: Path, scope: str) -> GateResult | None:
+    """The latest passed deploy/helm gate of `scope`: the deployment that exists."""
+    found = [r for r in (load(state_dir, s) for s in DEPLOY_STAGES)
+             if r is not None and r.scope == scope and r.passed]
+    return max(found, key=lambda r: r.finished_at, default=None)
+
+
+def standing(state_dir: Path, stage: str, scope: str) -> tuple[GateResult | None, str]:
+    """The gate of `stage` that describes `scope` now, and why an older one does not.
+
+    Returns (result, "") when it stands, (None, reason) when there is none for
+    this scope or it is stale (its deployment was replaced or removed).
+    """
+    result = load(state_dir, stage)
+    if result is None:
+        return None, ""
+    if result.scope != scope:
+        return None, f"last run for {result.scope or 'another target'}"
+    if stage in DEPLOY_STAGES:
+        latest = current_deployment(state_dir, scope)
+        if result.passed and latest is not None and latest.stage != stage:
+            return None, f"replaced by {STAGES[latest.stage][0]} at {latest.finished_at}"
+    if stage in AFTER_DEPLOY:
+        latest = current_deployment(state_dir, scope)
+        if latest is None:
+            return None, "the deployment it examined is gone"
+        if result.basis != latest.basis:
+            return None, f"stale: the deployment changed at {latest.finished_at}"
+    return result, ""
 
 
 def save(state_dir: Path, result: GateResult) -> Path:
@@ -93,12 +167,19 @@ def load_all(state_dir: Path) -> dict[str, GateResult | None]:
     return {stage: load(state_dir, stage) for stage in STAGES}
 
 
-def refusal(state_dir: Path, stage: str) -> str | None:
-    """Why `stage` may not run yet, or None when a predecessor's gate passed."""
+def refusal(state_dir: Path, stage: str, scopes: dict[str, str] | None = None) -> str | None:
+    """Why `stage` may not run yet, or None when a predecessor's gate passed.
+
+    `scopes` (stage -> the scope under the current settings) keeps a gate of
+    another target or a replaced deployment from counting; None trusts any.
+    """
     needs = STAGES[stage][1]
     if not needs:
         return None
-    results = {name: load(state_dir, name) for name in needs}
+    results = {
+        name: (standing(state_dir, name, scopes[name])[0] if scopes else load(state_dir, name))
+        for name in needs
+    }
     if any(r is not None and r.passed for r in results.values()):
         return None
     ran = [r for r in results.values() if r is not None]

@@ -172,7 +172,7 @@ def test_no_cache_rebuilds_under_the_same_tag(loaded: LoadedSettings, tmp_path: 
 
 
 @pytest.fixture
-def scratch_project(tmp_path: Path) -> Iterator[Path]:
+def scratch_project(docker_engine: None, tmp_path: Path) -> Iterator[Path]:
     """A project whose docker/ holds the test's own Dockerfiles; its tags are removed after."""
     root = tmp_path / "project"
     for component in ("backend", "frontend"):
@@ -357,7 +357,9 @@ def test_a_missing_base_image_is_pulled_then_built(scratch_project: Path) -> Non
     assert client.images.get(outcome.image.ref).id == outcome.image.image_id
 
 
-def test_a_base_image_that_cannot_be_pulled_fails_the_gate_naming_it(tmp_path: Path) -> None:
+def test_a_base_image_that_cannot_be_pulled_fails_the_gate_naming_it(
+    docker_engine: None, tmp_path: Path
+) -> None:
     missing = "python:0.0-no-such-tag"
     (tmp_path / ".env").write_text(f"PYTHON_BASE_IMAGE={missing}\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHON_BASE_IMAGE"}

@@ -15,7 +15,7 @@ from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.docs import diagram, report
 from todo_deploy.docs import stage as docs_stage
-from todo_deploy.gates import Check, GateResult, Verdict, save
+from todo_deploy.gates import Check, GateResult, Verdict, save, scopes_for
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 CREATED = "2026-01-02T10:30:00Z"
@@ -180,8 +180,12 @@ def test_markdown_tables(tmp_path: Path) -> None:
                         details={"access": {"kind": "nodeport"}, "duration_s": 40,
                                  "counts": {"pass": 1}})  # fmt: skip
     aiops = GateResult("aiops", [Check("doctor", Verdict.FAIL, "x")],
-                       details={"findings": [{"kind": "CrashLoop", "object": "pod/p",
-                                              "evidence": "exit 1", "fix": "read logs"}]})  # fmt: skip
+                       finished_at="2026-01-02T11:59:00+00:00",
+                       details={"findings": [
+                           {"kind": "CrashLoop", "object": "Deployment/todo-chatbot-frontend",
+                            "evidence": "exit 1", "fix": "read logs"},
+                           {"kind": "CrashLoop", "object": "Pod/gone-since",
+                            "evidence": "exit 2", "fix": "read logs"}]})  # fmt: skip
     data, md = build(tmp_path, {"deploy": None, "verify": verify, "aiops": aiops})
     assert "| kind | name | component | ready | replicas | status | age |" in md
     assert "| Deployment | todo-chatbot-frontend | frontend | 1/2 | 2 | not ready | 1h |" in md
@@ -190,7 +194,10 @@ def test_markdown_tables(tmp_path: Path) -> None:
     assert "### deploy: not run" in md
     assert "### verify: passed" in md
     assert "| isolation-rest | pass | B sees 0 \\| of A's |" in md  # pipes escaped
-    assert "| CrashLoop | pod/p | exit 1 | read logs |" in md
+    # only findings about objects that exist now, each with when it was observed
+    assert ("| CrashLoop | Deployment/todo-chatbot-frontend | exit 1 | read logs | "
+            "2026-01-02T11:59:00+00:00 |") in md
+    assert "Pod/gone-since" not in md
     assert "```mermaid\nflowchart LR" in md and "![architecture diagram](architecture.svg)" in md
     assert "kubectl port-forward -n todo svc/todo-chatbot-frontend 8080:80" in md
     assert data["object_counts"]["Deployment"] == 2 and len(data["objects"]) == 12
@@ -238,7 +245,11 @@ class RecordedKube:
 def test_stage_writes_report_svg_and_json(tmp_path: Path) -> None:
     loaded = loaded_settings(tmp_path)
     save_images(loaded.state_dir, {"frontend": ImageRef("frontend", "todo-frontend", "t1", "sha256:2")})
-    save(loaded.state_dir, GateResult("deploy", [Check.of("objects applied", True, "16 objects")]))
+    scope = scopes_for(loaded.settings)["deploy"]
+    save(loaded.state_dir, GateResult("deploy", [Check.of("objects applied", True, "16 objects")],
+                                      scope=scope))
+    save(loaded.state_dir, GateResult("verify", [Check.of("persistence", True, "of another")],
+                                      scope=scope.replace("/todo/", "/elsewhere/")))
     out = tmp_path / "docs"
     result = docs_stage.run(loaded, kube=RecordedKube(recorded_objects()), out_dir=out,
                             log=lambda _: None)  # fmt: skip
@@ -251,6 +262,7 @@ def test_stage_writes_report_svg_and_json(tmp_path: Path) -> None:
     data = json.loads((out / "deployment-report.json").read_text())
     assert "data-todo-chatbot-postgres-0" in md  # the claim came from the StatefulSet's template
     assert "### deploy: passed" in md and "| objects applied | pass | 16 objects |" in md
+    assert "of another" not in md  # a gate of another namespace is not this deployment's
     # NodePort on 127.0.0.1:31080 does not answer here: the report says to port-forward
     assert data["access"]["kind"] == "port-forward"
     if diagram.dot_available():
@@ -273,7 +285,8 @@ def test_stage_without_dot_warns_and_keeps_mermaid(tmp_path: Path, monkeypatch: 
 def test_stage_fails_and_scrubs_when_a_secret_leaks(tmp_path: Path) -> None:
     loaded = loaded_settings(tmp_path)
     leaked = loaded.settings.auth_secret.get_secret_value()
-    save(loaded.state_dir, GateResult("deploy", [Check.of("bad", True, f"token={leaked}")]))
+    save(loaded.state_dir, GateResult("deploy", [Check.of("bad", True, f"token={leaked}")],
+                                      scope=scopes_for(loaded.settings)["deploy"]))
     out = tmp_path / "docs"
     result = docs_stage.run(loaded, kube=RecordedKube(recorded_objects()), out_dir=out,
                             log=lambda _: None)  # fmt: skip

@@ -113,7 +113,7 @@ def test_images_are_the_exact_built_refs(bundled: list) -> None:
         for _, pod in pod_specs(bundled)
         for c in pod.get("initContainers", []) + pod["containers"]
     }
-    assert images == {IMAGES["backend"].ref, IMAGES["frontend"].ref, "postgres:16"}
+    assert images == {IMAGES["backend"].ref, IMAGES["frontend"].ref, "postgres:15"}
     assert not any(i.endswith(":latest") or ":" not in i for i in images)
     job = by_kind(bundled, "Job")[0]
     assert job["metadata"]["name"] == "todo-chatbot-migrate-a1b2c3d4e5f6"

@@ -110,12 +110,31 @@ def load_or_exit() -> LoadedSettings:
         raise Exit(str(exc), code=EXIT_SETTINGS) from None
 
 
+def scopes(loaded: LoadedSettings) -> dict[str, str]:
+    """stage -> what its gate describes under the current settings."""
+    from todo_deploy.gates import scopes_for
+
+    return scopes_for(loaded.settings)
+
+
+def deployed_basis(loaded: LoadedSettings, stage: str) -> str:
+    """The fingerprint of what a deploy/helm gate deployed: settings, images and mode."""
+    from todo_deploy.artifacts import images_path
+    from todo_deploy.gates import fingerprint
+
+    try:
+        images = images_path(loaded.state_dir).read_text()
+    except OSError:
+        images = ""
+    return fingerprint(loaded.settings.model_dump_json(), images, stage)
+
+
 def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
     """Refuse to run `stage` unless a predecessor's gate passed (or --force)."""
     from todo_deploy.console import say
     from todo_deploy.gates import refusal
 
-    reason = refusal(loaded.state_dir, stage)
+    reason = refusal(loaded.state_dir, stage, scopes(loaded))
     if reason is None:
         return
     if force:
@@ -127,8 +146,14 @@ def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
 def finish(loaded: LoadedSettings, result: GateResult) -> GateResult:
     """Persist and print a gate result; exit non-zero when it failed."""
     from todo_deploy.console import render_gate
-    from todo_deploy.gates import save
+    from todo_deploy.gates import AFTER_DEPLOY, DEPLOY_STAGES, current_deployment, save
 
+    result.scope = scopes(loaded)[result.stage]
+    if result.stage in DEPLOY_STAGES:
+        result.basis = deployed_basis(loaded, result.stage)
+    elif result.stage in AFTER_DEPLOY:
+        deployment = current_deployment(loaded.state_dir, result.scope)
+        result.basis = deployment.basis if deployment else ""
     save(loaded.state_dir, result)
     render_gate(result)
     if not result.passed:

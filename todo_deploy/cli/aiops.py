@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke.exceptions import Exit
 from invoke.parser import Argument
 
-from todo_deploy.cli import ProjectTask, finish, guard, load_or_exit, task
+from todo_deploy.cli import ProjectTask, finish, load_or_exit, task
 from todo_deploy.cli.optional_positional import make_optional
 
 
@@ -34,7 +34,6 @@ class _AiopsTask(ProjectTask):
         "install_kagent": "Run `kagent install --profile demo` first (only when asked).",
         "replicas": "Replica count for the scale playbook (1-20; required by scale).",
         "namespace": "Namespace to examine (default: the NAMESPACE setting).",
-        "force": "Run even if neither the deploy nor the helm gate has passed.",
     },
 )
 def aiops(  # type: ignore[no-untyped-def]
@@ -44,7 +43,6 @@ def aiops(  # type: ignore[no-untyped-def]
     install_kagent=False,
     replicas=0,
     namespace=None,
-    force=False,
 ):
     """Diagnose the release with the built-in doctor, then ask kubectl-ai, kagent and Gordon.
 
@@ -62,7 +60,7 @@ def aiops(  # type: ignore[no-untyped-def]
             code=2,
         )
     loaded = load_or_exit()
-    guard(loaded, "aiops", force)
+    # No gate guard: the doctor is for exactly the moment a deploy failed.
     try:
         result = run(
             loaded,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from todo_deploy.cli import load_or_exit, task
+from todo_deploy.cli import load_or_exit, scopes, task
 
 
 @task(help={"json": "Print machine-readable JSON instead of a table."})
@@ -31,10 +31,12 @@ def config(c, json_=False):  # type: ignore[no-untyped-def]
 @task(help={"json": "Print machine-readable JSON instead of a table."})
 def status(c, json_=False):  # type: ignore[no-untyped-def]
     """Show every stage's last gate: verdict, time, and the first failed check."""
-    from todo_deploy.gates import STAGES, load_all
+    from todo_deploy.gates import STAGES, standing
 
     loaded = load_or_exit()
-    results = load_all(loaded.state_dir)
+    scope = scopes(loaded)
+    found = {stage: standing(loaded.state_dir, stage, scope[stage]) for stage in STAGES}
+    results = {stage: result for stage, (result, _) in found.items()}
     if json_:
         print(json.dumps({k: (r.to_dict() if r else None) for k, r in results.items()}, indent=2))
         return
@@ -47,7 +49,9 @@ def status(c, json_=False):  # type: ignore[no-untyped-def]
         table.add_column(column, overflow="fold")
     for stage, result in results.items():
         if result is None:
-            table.add_row(stage, STAGES[stage][0], "[dim]not run[/]", "", "")
+            why = found[stage][1]
+            table.add_row(stage, STAGES[stage][0], "[dim]not current[/]" if why else "[dim]not run[/]",
+                          "", why)
             continue
         failure = result.failures[0] if result.failures else None
         table.add_row(

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
-
-# Checks that delete pods: run when what is deployed changed since the last
-# full verify (or with --full), not on a re-run where nothing changed.
-DISRUPTIVE_CHECKS = ("self-healing", "persistence")
-
-
-def deployment_fingerprint(settings_json: str, images_json: str, helm: bool) -> str:
-    """What was deployed: the settings, the image tags and the mode, hashed."""
-    digest = hashlib.sha256()
-    for part in (settings_json, images_json, "helm" if helm else "raw"):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
-
-
-def _last_full_verify(state_dir: Path) -> str:
-    try:
-        return json.loads(_read(state_dir / "up.json"))["fully_verified"]
-    except (ValueError, KeyError, TypeError):
-        return ""
+from todo_deploy.verify.stage import DISRUPTIVE_CHECKS
 
 
 @task(
@@ -63,20 +34,14 @@ def up(c, helm=False, full=False, gordon=False):  # type: ignore[no-untyped-def]
     from todo_deploy.console import say
 
     loaded = load_or_exit()
-    state = loaded.state_dir
-
-    def fingerprint() -> str:
-        settings_json = loaded.settings.model_dump_json()
-        return deployment_fingerprint(settings_json, _read(state / "images.json"), helm)
 
     def verify_step() -> None:
-        unchanged = not full and _last_full_verify(state) == fingerprint()
-        if unchanged:
-            say("verify: nothing changed since the last full verify; skipping the checks "
-                f"that delete pods ({', '.join(DISRUPTIVE_CHECKS)}). `inv up --full` runs them.")
-        verify(c, skip=",".join(DISRUPTIVE_CHECKS) if unchanged else "")
-        if not unchanged:
-            (state / "up.json").write_text(json.dumps({"fully_verified": fingerprint()}))
+        same = not full and _same_deployment_fully_verified(loaded)
+        if same:
+            say("verify: this deployment (same objects, settings and images) already passed "
+                f"the checks that delete pods ({', '.join(DISRUPTIVE_CHECKS)}); skipping them. "
+                "`inv up --full` runs them.")
+        verify(c, skip=",".join(DISRUPTIVE_CHECKS) if same else "")
 
     deploy_stage = 4 if helm else 3
     steps: list[tuple[int, str, Callable[[], object]]] = [
@@ -130,6 +95,24 @@ def _announce(loaded) -> None:  # type: ignore[no-untyped-def]
         say(f"Note: the app's URL changed (it was {before.url}): the Service was recreated "
             "or the way to reach it changed.")
     say(f"The app: {app.url}  ({describe(app)})")
+
+
+def _same_deployment_fully_verified(loaded) -> bool:  # type: ignore[no-untyped-def]
+    """Did the verify gate that stands for this deployment run every check, on these very
+    objects (not a namesake made again after `inv down`)?"""
+    from todo_deploy.cli import scopes
+    from todo_deploy.gates import standing
+    from todo_deploy.kube import Kube, KubeError
+    from todo_deploy.verify.stage import live_identity
+
+    previous, _ = standing(loaded.state_dir, "verify", scopes(loaded)["verify"])
+    if previous is None or not previous.passed or not previous.details.get("full"):
+        return False
+    try:
+        live = live_identity(Kube(loaded.settings.context_name), loaded.settings)
+    except KubeError:
+        return False
+    return bool(live) and previous.details.get("live") == live
 
 
 def _summary(timings: list[tuple[str, float]]) -> None:

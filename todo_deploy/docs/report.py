@@ -124,6 +124,18 @@ def _order(row: dict[str, Any]) -> tuple[int, str]:
     return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), row["name"])
 
 
+def current_findings(aiops: GateResult, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The doctor's findings about objects that exist now, each with when it was observed."""
+    live = {f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in objects}
+    kept = []
+    for finding in aiops.details.get("findings", []):
+        subject = str(finding.get("object") or "")
+        if subject and "/" in subject and subject not in live:
+            continue  # a pod replaced since, a Job pruned: no longer true
+        kept.append({**finding, "observed_at": finding.get("observed_at") or aiops.finished_at})
+    return kept
+
+
 # ---- the report -----------------------------------------------------------------------
 
 
@@ -169,7 +181,7 @@ def build_report(
         "aiops": {
             "passed": aiops.passed,
             "finished_at": aiops.finished_at,
-            "findings": aiops.details.get("findings", []),
+            "findings": current_findings(aiops, objects),
             "tools": aiops.details.get("tools", []),
         }
         if aiops
@@ -306,8 +318,9 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
         lines += [f"The doctor found no problem ({aiops['finished_at']}).", ""]
     else:
         lines += _table(
-            ["finding", "object", "evidence", "fix"],
-            [[f.get("kind"), f.get("object"), f.get("evidence"), f.get("fix")] for f in aiops["findings"]],
+            ["finding", "object", "evidence", "fix", "observed"],
+            [[f.get("kind"), f.get("object"), f.get("evidence"), f.get("fix"), f.get("observed_at")]
+             for f in aiops["findings"]],
         )
         lines.append("")
     if aiops and aiops["tools"]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy.console import say
-from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.gates import Check, GateResult, Verdict, scopes_for, standing
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -35,7 +35,6 @@ def run(
     from todo_deploy.artifacts import load_images
     from todo_deploy.docs.diagram import build_graph, dot_available, mermaid, render_svg
     from todo_deploy.docs.report import build_report, collect_objects, find_secrets, render_markdown
-    from todo_deploy.gates import load_all
     from todo_deploy.kube import Kube, KubeError
     from todo_deploy.runner import Runner
     from todo_deploy.verify.access import plan_access
@@ -109,7 +108,11 @@ def run(
             )
         )
 
-    gates = load_all(loaded.state_dir)
+    # Only the gates that describe this deployment: never a pass of one since removed.
+    gates = {
+        stage: standing(loaded.state_dir, stage, scope)[0]
+        for stage, scope in scopes_for(settings).items()
+    }
     report = build_report(
         settings,
         objects,

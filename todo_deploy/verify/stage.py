@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from todo_deploy.runner import Runner
 
 STAGE = "verify"
+# The checks that delete pods: `inv up` skips them when the same deployment already passed them.
+DISRUPTIVE_CHECKS = ("self-healing", "persistence")
 
 # Runs inside a backend container (the app's own code and DATABASE_URL, in both
 # bundled and external database mode). It only ever deletes verify-* users.
@@ -158,6 +160,29 @@ def run(
                 "Check the kube context (`inv status`) and that `inv deploy` passed.",
             )
         )
+    details["full"] = set(DISRUPTIVE_CHECKS) <= set(names)
+    if kube is not None:
+        try:
+            details["live"] = live_identity(kube, settings)
+        except KubeError:
+            details["live"] = ""
     details["duration_s"] = round(time.monotonic() - started, 1)
     details["counts"] = {v.value: sum(c.verdict is v for c in checks) for v in Verdict}
     return GateResult(STAGE, checks, details=details)
+
+
+def live_identity(kube: Kube, settings: Settings) -> str:
+    """Which objects are deployed now: the namespace's and the workloads' UIDs, hashed.
+
+    A deployment removed and made again (`inv down` then `inv up`) has new UIDs
+    even when nothing in the settings or images changed.
+    """
+    from todo_deploy.gates import fingerprint
+
+    namespace = kube.get("v1", "Namespace", settings.namespace)
+    parts = [str(((namespace or {}).get("metadata") or {}).get("uid", ""))]
+    for api_version, kind in (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet")):
+        for obj in kube.list(api_version, kind, settings.namespace):
+            meta = obj.get("metadata") or {}
+            parts.append(f"{kind}/{meta.get('name')}={meta.get('uid')}")
+    return fingerprint(*sorted(parts))
