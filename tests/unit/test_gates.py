@@ -120,3 +120,48 @@ def test_finish_returns_a_passed_result(loaded, capsys) -> None:  # type: ignore
     assert finish(loaded, result) is result
     assert "PASSED" in capsys.readouterr().out
     assert refusal(loaded.state_dir, "cluster") is None
+
+
+def _at(stage: str, when: str, scope: str = "ctx/todo/rel", basis: str = "", ok: bool = True):
+    from todo_deploy.gates import GateResult as G
+
+    return G(stage, [Check.of("c", ok, "e")], when, {}, scope, basis)
+
+
+def test_a_gate_stands_only_for_what_it_describes(tmp_path: Path) -> None:
+    from todo_deploy.gates import standing
+
+    state = tmp_path / ".state"
+    save(state, _at("deploy", "2026-01-01T10:00:00+00:00", basis="raw-1"))
+    save(state, _at("verify", "2026-01-01T10:05:00+00:00", basis="raw-1"))
+    assert standing(state, "verify", "ctx/todo/rel")[0] is not None
+    # another namespace: not this deployment's gate
+    result, why = standing(state, "verify", "ctx/other/rel")
+    assert result is None and why == "last run for ctx/todo/rel"
+    # switching raw -> Helm: the raw gate is replaced, the old verify is stale
+    save(state, _at("helm", "2026-01-01T11:00:00+00:00", basis="helm-1"))
+    result, why = standing(state, "deploy", "ctx/todo/rel")
+    assert result is None and why.startswith("replaced by inv deploy --helm")
+    result, why = standing(state, "verify", "ctx/todo/rel")
+    assert result is None and why.startswith("stale: the deployment changed")
+    assert standing(state, "helm", "ctx/todo/rel")[0] is not None
+    # a failed helm upgrade does not replace the standing raw deployment's record
+    save(state, _at("deploy", "2026-01-01T12:00:00+00:00", basis="raw-2"))
+    save(state, _at("helm", "2026-01-01T12:30:00+00:00", basis="helm-2", ok=False))
+    assert standing(state, "deploy", "ctx/todo/rel")[0] is not None
+    # nothing deployed any more (inv down removes the deploy gates): later gates are gone too
+    (state / "deploy.json").unlink()
+    (state / "helm.json").unlink()
+    save(state, _at("docs", "2026-01-01T13:00:00+00:00", basis="raw-2"))
+    result, why = standing(state, "docs", "ctx/todo/rel")
+    assert result is None and why == "the deployment it examined is gone"
+
+
+def test_refusal_ignores_a_gate_of_another_target(tmp_path: Path) -> None:
+    from todo_deploy.gates import STAGES
+
+    save(tmp_path, _at("cluster", "2026-01-01T10:00:00+00:00", scope="other-context"))
+    scopes = dict.fromkeys(STAGES, "ctx")
+    assert refusal(tmp_path, "deploy") is None  # without scopes: any pass counts
+    assert refusal(tmp_path, "deploy", scopes) is not None
+    assert refusal(tmp_path, "deploy", {**scopes, "cluster": "other-context"}) is None
