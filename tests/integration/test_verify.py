@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -228,3 +229,35 @@ def test_inv_open_keeps_a_port_forward_across_pod_restarts_until_stopped(
         os.kill(pid, 0)
     assert not app_url.answers(url, timeout=2)
     assert app_url.load(deployed.state_dir) is None
+
+
+def test_inv_logs_merges_the_pods_and_follows_new_lines(deployed: LoadedSettings) -> None:
+    from todo_deploy.verify.access import frontend_service_name
+
+    snapshot = _inv(deployed, "logs", "backend", "--tail", "5")
+    assert snapshot.returncode == 0, snapshot.stderr
+    assert re.search(r"^\d\d:\d\d:\d\d \S+-backend-\S+ GET /ready -> 200", snapshot.stdout, re.MULTILINE)
+    assert '{"ts"' not in snapshot.stdout and "-frontend-" not in snapshot.stdout
+
+    settings = deployed.settings
+    env = {**os.environ, "TODO_DEPLOY_ROOT": str(deployed.root), "COLUMNS": "250",
+           "NO_COLOR": "1", "NAMESPACE": settings.namespace, "RELEASE_NAME": settings.release_name,
+           "CLUSTER_PROVIDER": "existing", "KUBE_CONTEXT": settings.kube_context}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "logs", "frontend", "--follow", "--tail", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        time.sleep(4)
+        kube = Kube(settings.context_name)
+        svc = kube.get("v1", "Service", frontend_service_name(settings), settings.namespace)
+        url = f"http://{svc['spec']['clusterIP']}/login?probe=inv-logs-follow"
+        import urllib.request
+
+        urllib.request.urlopen(url, timeout=10).read()
+        time.sleep(5)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        output, _ = follower.communicate(timeout=20)
+    assert "GET /login -> 200" in output, output[-2000:]
+    assert "Traceback" not in output

@@ -68,7 +68,7 @@ class ProjectTask(invoke.Task):
 
 # The modules that hold the tasks, in `inv --list` order; tasks.py collects them.
 TASK_MODULES = (
-    "up", "build", "cluster", "deploy", "aiops", "verify", "docs", "open", "core", "lint",
+    "up", "build", "cluster", "deploy", "aiops", "verify", "docs", "open", "logs", "core", "lint",
     "dev", "bench",
 )
 

@@ -9,7 +9,6 @@ order) and, on Linux, die with us even if we are killed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -24,6 +23,7 @@ from typing import IO
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
+from todo_deploy.logs import readable
 
 COLOURS = {"backend": "cyan", "frontend": "magenta", "migrate": "yellow"}
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
@@ -57,28 +57,6 @@ def ports_in_use(ports: dict[str, int]) -> list[str]:
                 flag = f"--{what}-port"
                 busy.append(f"port {port} ({what}) is already in use; free it or pass {flag}")
     return busy
-
-
-def readable(line: str) -> tuple[str, str]:
-    """(level, text) of one log line: a JSON record becomes 'message METHOD /path -> 200 (3.1 ms)'."""
-    line = line.rstrip("\n")
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return "", line
-    if not isinstance(record, dict) or not ({"msg", "method"} & set(record)):
-        return "", line
-    level = str(record.get("level", "")).lower()
-    text = str(record.get("msg", ""))
-    if "method" in record and "path" in record:
-        text = f"{record['method']} {record['path']} -> {record.get('status', '?')}"
-        if "duration_ms" in record:
-            text += f" ({record['duration_ms']} ms)"
-    elif record.get("logger") and not str(record["logger"]).startswith(("todo_", "uvicorn")):
-        text = f"{record['logger']}: {text}"
-    if record.get("error"):
-        text += f" [{record['error']}]"
-    return level, text
 
 
 def _printer(name: str) -> Callable[[str], None]:
