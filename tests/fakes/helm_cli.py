@@ -565,8 +565,10 @@ def run(major: str, command: str, args: list[str], flags: dict[str, Any], stdin:
                 raise CobraError(f'UPGRADE FAILED: "{release}" has no deployed releases')
             out = f'Release "{release}" does not exist. Installing it now.\n'
         if fails:
-            add("failed", f"Release {'install' if installing else 'upgrade'} failed: "
-                "context deadline exceeded", values)
+            # pkg/action/install.go, upgrade.go failRelease: the failed revision's description
+            why = "context deadline exceeded"
+            add("failed", f'Release "{release}" failed: {why}' if installing
+                else f'Upgrade "{release}" failed: {why}', values)
             if on_failure and installing:
                 store.drop(namespace, release)
                 store.save()

@@ -123,7 +123,7 @@ def test_cli_engine_full_cycle_against_each_major(
     assert [(h["revision"], h["status"], h["description"]) for h in history] == [
         (1, "superseded", "Install complete"),
         (2, "superseded", "Upgrade complete"),
-        (3, "failed", "Release upgrade failed: context deadline exceeded"),
+        (3, "failed", 'Upgrade "r" failed: context deadline exceeded'),
         (4, "deployed", "Rollback to 2"),
     ]
     status = engine.status("r", "ns")

@@ -90,7 +90,7 @@ def test_rollback_skips_the_failed_revision_and_history_has_descriptions(
     rows = [(e["revision"], e["status"], e["description"])
             for e in helm_deploy.history(loaded, engine=engine)]
     assert rows == [(1, "superseded", "Install complete"),
-                    (2, "failed", "Release upgrade failed: context deadline exceeded"),
+                    (2, "failed", 'Upgrade "r" failed: context deadline exceeded'),
                     (3, "deployed", "Rollback to 1")]
 
 
