@@ -120,3 +120,11 @@ def test_no_cluster_is_one_line_and_exit_1(tmp_path: Path, standin: Path, engine
     assert "cluster unreachable" in lines[0].lower()
     assert lines[0].startswith(("Helm could not read release todo-chatbot",
                                 "helm could not read release todo-chatbot"))
+
+
+def test_helm_unavailable_anywhere_is_an_outside_world_failure() -> None:
+    """Any task that meets HelmUnavailable (e.g. `inv down`) ends in one line, not a traceback."""
+    from todo_deploy.cli import outside_world_failure
+
+    message = outside_world_failure(helm.HelmUnavailable("helm uninstall r failed: boom"))
+    assert message is not None and message.startswith("Helm: helm uninstall r failed: boom\n")
