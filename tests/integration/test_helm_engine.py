@@ -155,8 +155,10 @@ def test_embedded_engine_install_test_rollback_uninstall(
         image = deployment.spec.template.spec.containers[0].image
         assert image == standin_image.ref
     postgres = apps.read_namespaced_stateful_set(f"{RELEASE}-postgres", namespace)
-    assert postgres.status.ready_replicas == 1  # restricted context, uid 100, read-only root
-    assert postgres.spec.template.spec.security_context.run_as_user == 100
+    # restricted context, the image's own postgres uid, read-only root
+    assert postgres.status.ready_replicas == 1
+    assert postgres.spec.template.spec.security_context.run_as_user == render.postgres_uid(
+        settings.postgres_image)
     assert not postgres.spec.volume_claim_templates
     job = client.BatchV1Api().read_namespaced_job(render.migration_job_name(settings, images), namespace)
     assert job.status.succeeded == 1
