@@ -1,5 +1,14 @@
-"""One Helm facade, two engines: the `helm` CLI when it is on PATH, otherwise
-the embedded Helm v4 Go SDK (`helm-python-sdk`).
+"""One Helm facade, two engines: the user's `helm` CLI (Helm 3.8+ or 4, each with
+its own flags) when it is on PATH, otherwise the embedded Helm v4 Go SDK
+(`helm-python-sdk`).
+
+Why the CLI when there is one, rather than the embedded engine always: it is the
+Helm the user already runs (their plugins, their credential helpers, their
+version), and every command the workflow issues is logged and can be re-run by
+hand. Its flags differ between majors (Helm 3 `--atomic` and boolean `--wait`;
+Helm 4 `--rollback-on-failure` and `--wait=<strategy>`), so `helm version` is
+read first and the flags come from `CLI_FLAGS`; a major the workflow does not
+know falls back to the embedded engine, saying why.
 
 Values never touch a file: the SDK takes dicts, the CLI gets YAML on stdin
 (`-f -`) through the Runner's `input_text`.
@@ -8,6 +17,7 @@ Values never touch a file: the SDK takes dicts, the CLI gets YAML on stdin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +27,18 @@ from todo_deploy.runner import Runner
 
 SDK_NAME = "embedded Helm v4 (helm-python-sdk)"
 CLI_NAME = "helm CLI"
+VERSION_ARGV = ("helm", "version", "--template", "{{.Version}}")
+
+
+class HelmUnavailable(RuntimeError):
+    """Helm could not act at all (no cluster, no kubeconfig, a broken binary):
+    one line that says why, never a traceback."""
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of an error, shortened."""
+    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -102,11 +124,18 @@ def _normal_version(kube_version: str | None) -> str | None:
 
 
 def _release_summary(data: dict[str, Any]) -> dict[str, Any]:
-    """Normalise a release summary from either engine (the SDK's summary, or the
-    CLI's `status`/`history -o json`) to name/namespace/revision/status/..."""
+    """Normalise a release summary from either engine (the SDK's summary, the
+    CLI's `status -o json`, which is the stored release with `info` and a
+    `chart` object, or a `history -o json` row) to name/namespace/revision/...
+    """
     info = data.get("info") or {}
     chart = data.get("chart")
-    if not isinstance(chart, str):
+    app_version = data.get("app_version", "")
+    if isinstance(chart, dict):
+        meta = chart.get("metadata") or {}
+        app_version = app_version or meta.get("appVersion", "")
+        chart = "-".join(str(p) for p in (meta.get("name"), meta.get("version")) if p)
+    elif not isinstance(chart, str):
         chart = "-".join(str(p) for p in (data.get("chart_name"), data.get("chart_version")) if p)
     return {
         "name": data.get("name", ""),
@@ -116,12 +145,13 @@ def _release_summary(data: dict[str, Any]) -> dict[str, Any]:
         "description": data.get("description") or info.get("description") or "",
         "updated": str(data.get("deployed_at") or data.get("updated") or info.get("last_deployed") or ""),
         "chart": chart,
-        "app_version": data.get("app_version", ""),
+        "app_version": app_version,
     }
 
 
 class SdkHelm:
-    """Helm v4 through helm-python-sdk (no helm binary needed)."""
+    """Helm v4 through helm-python-sdk (no helm binary needed). Public API only,
+    except the two options `todo_deploy.helm_sdk` adds (and alone knows how)."""
 
     name = SDK_NAME
 
@@ -148,20 +178,14 @@ class SdkHelm:
         api_versions: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         import helm_python
-        from helm_python import _native
 
-        # Chart.render() exposes only name/namespace/revision/is_install; the
-        # library's render options also take kube_version and api_versions
-        # (like `helm template --kube-version --api-versions`).
-        options: dict[str, Any] = {"name": release, "namespace": namespace, "is_install": True}
-        if _normal_version(kube_version):
-            options["kube_version"] = _normal_version(kube_version)
-        if api_versions:
-            options["api_versions"] = list(api_versions)
+        from todo_deploy import helm_sdk
+
         with helm_python.Chart.load(chart_dir) as chart:
             chart.validate_schema(values)
-            rendered: dict[str, str] = json.loads(
-                _native.call_string("helm_render", chart._raw(), json.dumps(values), json.dumps(options))
+            rendered = helm_sdk.render(
+                chart, values, name=release, namespace=namespace,
+                kube_version=_normal_version(kube_version), api_versions=api_versions,
             )
         return parse_documents(
             [text for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")]
@@ -207,19 +231,19 @@ class SdkHelm:
     ) -> HelmResult:
         import helm_python
 
+        from todo_deploy import helm_sdk
+
         exists = False
         try:
             with self._config(namespace) as config, helm_python.Chart.load(chart_dir) as chart:
                 exists = self._exists(config, release)
                 options: dict[str, Any] = {"namespace": namespace, "timeout_seconds": timeout_s}
                 if wait:
-                    # Config.install/upgrade do not expose wait_for_jobs, but the
-                    # library's options take it (`helm --wait --wait-for-jobs`):
-                    # without it the migration Job is not waited for.
                     options.update(wait="watcher", wait_for_jobs=True)
                 if rollback_on_failure:
                     options["rollback_on_failure"] = True
-                data = self._release_action(config, chart, release, values, options, exists)
+                data = helm_sdk.install_or_upgrade(
+                    config, chart, release, values, options, upgrade=exists)
         except helm_python.HelmError as exc:
             current = self.status(release, namespace)
             return HelmResult(
@@ -237,22 +261,6 @@ class SdkHelm:
             summary["status"],
             {"manifest": data.get("manifest", "")},
         )
-
-    @staticmethod
-    def _release_action(
-        config: Any, chart: Any, release: str, values: dict[str, Any],
-        options: dict[str, Any], upgrade: bool,
-    ) -> dict[str, Any]:
-        """Config.install/upgrade with the full option set of the library."""
-        from helm_python import _native
-
-        payload = _native.call_string(
-            "helm_upgrade" if upgrade else "helm_install",
-            config._raw(), config._context_arg(None), chart._raw(), None, release,
-            json.dumps(values), json.dumps(options),
-        )
-        result: dict[str, Any] = json.loads(payload)
-        return result
 
     @staticmethod
     def _exists(config: Any, release: str) -> bool:
@@ -282,7 +290,7 @@ class SdkHelm:
             with self._config(namespace) as config:
                 config.rollback(release, version=revision, wait="watcher", timeout=300)
         except helm_python.HelmError as exc:
-            return HelmResult(False, f"rollback of {release} failed: {exc}")
+            return HelmResult(False, f"rollback of {release} failed: {one_line(str(exc))}")
         current = self.status(release, namespace) or {}
         return HelmResult(
             current.get("status") == "deployed",
@@ -297,10 +305,17 @@ class SdkHelm:
 
         try:
             with self._config(namespace) as config:
-                entries = config.history(release)
+                entries = sorted((_release_summary(e) for e in config.history(release)),
+                                 key=lambda e: e["revision"])
+                # The SDK's summaries carry no description; `helm get all` does.
+                for entry in entries:
+                    stored = config.get_all(release, revision=entry["revision"])
+                    entry["description"] = (stored.get("info") or {}).get("description", "")
         except helm_python.HelmNotFoundError:
             return []
-        return sorted((_release_summary(e) for e in entries), key=lambda e: e["revision"])
+        except helm_python.HelmError as exc:
+            raise HelmUnavailable(f"Helm could not read release {release}: {one_line(str(exc))}") from None
+        return entries
 
     def status(self, release: str, namespace: str) -> dict[str, Any] | None:
         import helm_python
@@ -310,21 +325,73 @@ class SdkHelm:
                 return _release_summary(config.status(release))
         except helm_python.HelmNotFoundError:
             return None
+        except helm_python.HelmError as exc:
+            raise HelmUnavailable(f"Helm could not read release {release}: {one_line(str(exc))}") from None
 
     def uninstall(self, release: str, namespace: str) -> None:
-        with self._config(namespace) as config:
-            config.uninstall(release, ignore_not_found=True, wait="watcher", timeout=300)
+        import helm_python
+
+        try:
+            with self._config(namespace) as config:
+                config.uninstall(release, ignore_not_found=True, wait="watcher", timeout=300)
+        except helm_python.HelmError as exc:
+            raise HelmUnavailable(f"helm uninstall {release} failed: {one_line(str(exc))}") from None
+
+
+@dataclass(frozen=True)
+class CliFlags:
+    """The flags that differ between Helm majors, for the subcommands used here.
+
+    Read from Helm's own source (the stand-ins in tests/fakes/helm_cli.py hold
+    the full flag lists, with the file and tag each came from):
+    - Helm 3 (v3.21.4 cmd/helm/upgrade.go, rollback.go, uninstall.go): `--wait`
+      is a bool; `--atomic` rolls a failed upgrade back (uninstalls a failed
+      install) and implies --wait.
+    - Helm 4 (v4.2.4 pkg/cmd/upgrade.go, flags.go AddWaitFlag): `--wait` takes a
+      strategy (watcher|hookOnly|legacy; bare `--wait` = watcher, omitted =
+      hookOnly); `--atomic` is deprecated for `--rollback-on-failure`;
+      `--force` became `--force-replace` (not used here).
+    Everything else used here (`upgrade --install --timeout -f - --wait-for-jobs`,
+    `test --timeout --logs`, `rollback REV --timeout`, `status|history -o json`,
+    `template --kube-version --api-versions`, `lint --strict`, `version
+    --template`, `--kube-context`, `--namespace`) is the same in both, since
+    Helm 3.8. `uninstall --ignore-not-found` is not used: it only exists from
+    3.13, so a missing release is checked with `status` first.
+    """
+
+    major: int
+    wait: str
+    rollback_on_failure: str
+
+
+CLI_FLAGS: dict[int, CliFlags] = {
+    3: CliFlags(3, wait="--wait", rollback_on_failure="--atomic"),
+    4: CliFlags(4, wait="--wait=watcher", rollback_on_failure="--rollback-on-failure"),
+}
+
+_SEMVER = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """'v3.21.4' (or `--short`'s 'v3.21.4+g1234567') -> (3, 21, 4)."""
+    match = _SEMVER.search(text)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
 class CliHelm:
     """The `helm` binary through the Runner (every command logged exactly)."""
 
-    name = CLI_NAME
-
-    def __init__(self, runner: Runner, kube_context: str = "", binary: str = "helm") -> None:
+    def __init__(
+        self, runner: Runner, kube_context: str = "", binary: str = "helm", version: str = "v3"
+    ) -> None:
         self.runner = runner
         self.kube_context = kube_context
         self.binary = binary
+        self.version = version
+        parsed = parse_version(version)
+        major = parsed[0] if parsed else int(version.lstrip("v").split(".")[0])
+        self.flags = CLI_FLAGS[major]
+        self.name = f"{CLI_NAME} {version}"
 
     def _base(self, namespace: str | None = None) -> list[str]:
         argv = [self.binary]
@@ -356,7 +423,7 @@ class CliHelm:
             argv += ["--api-versions", api]
         result = self.runner.run(argv, timeout=120, input_text=self._yaml(values))
         if not result.ok:
-            raise RuntimeError(f"helm template failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise HelmUnavailable(f"helm template failed: {one_line(result.stderr or result.stdout)}")
         return parse_documents([result.stdout])
 
     def lint(self, chart_dir: Path, values: dict[str, Any], strict: bool = True) -> tuple[bool, str]:
@@ -377,9 +444,9 @@ class CliHelm:
         argv = self._base(namespace) + ["upgrade", "--install", release, str(chart_dir)]
         argv += ["--timeout", f"{timeout_s}s", "-f", "-"]
         if wait:
-            argv += ["--wait", "--wait-for-jobs"]
+            argv += [self.flags.wait, "--wait-for-jobs"]
         if rollback_on_failure:
-            argv += ["--rollback-on-failure"]
+            argv += [self.flags.rollback_on_failure]
         result = self.runner.run(argv, timeout=timeout_s + 60, input_text=self._yaml(values))
         current = self.status(release, namespace)
         revision = current["revision"] if current else None
@@ -387,7 +454,8 @@ class CliHelm:
         if not result.ok:
             detail = (result.stderr or result.stdout).strip()
             return HelmResult(False, f"helm upgrade --install {release} failed: {detail}", revision, status)
-        return HelmResult(True, f"{release}: revision {revision} {status}".strip(), revision, status)
+        return HelmResult(status == "deployed", f"{release}: revision {revision} {status}".strip(),
+                          revision, status)
 
     def test(self, release: str, namespace: str, timeout_s: int = 300) -> tuple[bool, str]:
         argv = self._base(namespace) + ["test", release, "--timeout", f"{timeout_s}s", "--logs"]
@@ -398,43 +466,55 @@ class CliHelm:
         argv = self._base(namespace) + ["rollback", release]
         if revision is not None:
             argv.append(str(revision))
-        argv += ["--wait", "--timeout", "300s"]
+        argv += [self.flags.wait, "--timeout", "300s"]
         result = self.runner.run(argv, timeout=360)
         current = self.status(release, namespace) or {}
-        return HelmResult(
-            result.ok,
-            (result.stdout + result.stderr).strip(),
-            current.get("revision"),
-            current.get("status", ""),
-        )
+        message = (result.stdout.strip() if result.ok
+                   else f"rollback of {release} failed: {one_line(result.stderr or result.stdout)}")
+        return HelmResult(result.ok, message, current.get("revision"), current.get("status", ""))
+
+    def _read(self, argv: list[str], release: str) -> Any:
+        """`status`/`history -o json` parsed; None when the release does not exist."""
+        result = self.runner.run(argv, timeout=60)
+        if result.ok:
+            return json.loads(result.stdout or "null")
+        if "not found" in result.stderr:  # "Error: release: not found"
+            return None
+        raise HelmUnavailable(f"helm could not read release {release}: "
+                              f"{one_line(result.stderr or result.stdout)}")
 
     def history(self, release: str, namespace: str) -> list[dict[str, Any]]:
-        result = self.runner.run(self._base(namespace) + ["history", release, "-o", "json"], timeout=60)
-        if not result.ok:
-            return []
-        return sorted((_release_summary(e) for e in json.loads(result.stdout or "[]")),
-                      key=lambda e: e["revision"])
+        rows = self._read(self._base(namespace) + ["history", release, "-o", "json"], release)
+        return sorted((_release_summary(e) for e in rows or []), key=lambda e: e["revision"])
 
     def status(self, release: str, namespace: str) -> dict[str, Any] | None:
-        result = self.runner.run(self._base(namespace) + ["status", release, "-o", "json"], timeout=60)
-        if not result.ok:
-            return None
-        return _release_summary(json.loads(result.stdout))
+        data = self._read(self._base(namespace) + ["status", release, "-o", "json"], release)
+        return _release_summary(data) if data else None
 
     def uninstall(self, release: str, namespace: str) -> None:
-        argv = self._base(namespace) + ["uninstall", release, "--ignore-not-found", "--wait"]
+        if self.status(release, namespace) is None:
+            return
+        argv = self._base(namespace) + ["uninstall", release, self.flags.wait, "--timeout", "300s"]
         result = self.runner.run(argv, timeout=360)
         if not result.ok:
-            raise RuntimeError(f"helm uninstall {release} failed: {result.stderr.strip()}")
+            raise HelmUnavailable(f"helm uninstall {release} failed: {one_line(result.stderr)}")
 
 
 def engine(runner: Runner, kube_context: str) -> HelmEngine:
-    """The helm CLI when `helm` is on PATH, else the embedded SDK.
+    """The helm CLI when `helm` is on PATH and its major is known, else the
+    embedded SDK (and the log says why).
 
     `kube_context` '' means the kubeconfig's current context.
     """
-    if runner.which("helm"):
-        return CliHelm(runner, kube_context)
+    if not runner.which("helm"):
+        return SdkHelm(kube_context)
+    found = runner.run(list(VERSION_ARGV), timeout=30)
+    parsed = parse_version(found.stdout) if found.ok else None
+    if parsed and parsed[0] in CLI_FLAGS:
+        return CliHelm(runner, kube_context, version=found.stdout.strip())
+    why = (f"`helm version` failed: {one_line(found.stderr or found.stdout)}" if not found.ok
+           else f"helm {found.stdout.strip() or '(no version)'} is neither Helm 3 nor 4")
+    runner.log(f"{why}; using the {SDK_NAME} instead")
     return SdkHelm(kube_context)
 
 

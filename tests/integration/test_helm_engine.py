@@ -1,7 +1,9 @@
 """The embedded Helm v4 engine against the test cluster: install the chart with
 stand-in images (tiny servers FROM the local python base that answer the probe
-paths and `python -m todo_api migrate`), `helm test`, a failed upgrade that
-rolls back, and an uninstall that leaves nothing of the release behind."""
+paths and `python -m todo_api migrate`), `helm test`, `inv rollback` with one
+revision, a failed upgrade that rolls back, the history with its descriptions, and
+an uninstall that leaves nothing of the release behind. Namespace and release
+start with h3- (this suite's share of the shared cluster)."""
 
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ import pytest
 from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
 from todo_deploy import helm, render
 from todo_deploy.artifacts import ImageRef
-from todo_deploy.config import Settings, load_settings
+from todo_deploy.config import LoadedSettings, Settings, load_settings
 from todo_deploy.runner import Runner
+from todo_deploy.stages import helm_deploy
 
 pytestmark = pytest.mark.cluster
 
+RELEASE = "h3-hit"
 
 SERVER = '''\
 import http.server, os, sys
@@ -80,9 +84,9 @@ def scratch(tmp_path: Path) -> Iterator[tuple[Settings, object]]:
 
     config.load_kube_config()
     core = client.CoreV1Api()
-    namespace = f"helm-it-{uuid.uuid4().hex[:6]}"
+    namespace = f"h3-helm-it-{uuid.uuid4().hex[:6]}"
     settings = load_settings(tmp_path, environ={
-        "NAMESPACE": namespace, "RELEASE_NAME": "hit", "POSTGRES_IMAGE": POSTGRES_IMAGE,
+        "NAMESPACE": namespace, "RELEASE_NAME": RELEASE, "POSTGRES_IMAGE": POSTGRES_IMAGE,
         "BACKEND_REPLICAS": "1", "FRONTEND_REPLICAS": "1", "FRONTEND_SERVICE_TYPE": "NodePort",
     }).settings
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
@@ -98,7 +102,7 @@ def scratch(tmp_path: Path) -> Iterator[tuple[Settings, object]]:
 def _release_objects(core: object, namespace: str) -> list[str]:
     from kubernetes import client
 
-    selector = "app.kubernetes.io/instance=hit,app.kubernetes.io/managed-by=Helm"
+    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/managed-by=Helm"
     apps, batch = client.AppsV1Api(), client.BatchV1Api()
     networking = client.NetworkingV1Api()
     listings = {
@@ -121,7 +125,7 @@ def _release_objects(core: object, namespace: str) -> list[str]:
 
 
 def test_embedded_engine_install_test_rollback_uninstall(
-    standin_image: ImageRef, scratch: tuple[Settings, object]
+    standin_image: ImageRef, scratch: tuple[Settings, object], tmp_path: Path
 ) -> None:
     settings, core = scratch
     namespace = settings.namespace
@@ -137,7 +141,7 @@ def test_embedded_engine_install_test_rollback_uninstall(
     values["database"]["persistence"] = {"enabled": False}
 
     started = time.monotonic()
-    installed = engine.upgrade_install("hit", render.CHART_DIR, namespace, values, timeout_s=150)
+    installed = engine.upgrade_install(RELEASE, render.CHART_DIR, namespace, values, timeout_s=150)
     assert installed.ok, installed.message
     assert (installed.revision, installed.status) == (1, "deployed")
     assert time.monotonic() - started < 150
@@ -145,39 +149,54 @@ def test_embedded_engine_install_test_rollback_uninstall(
     from kubernetes import client
 
     apps = client.AppsV1Api()
-    for name in ("hit-backend", "hit-frontend"):
+    for name in (f"{RELEASE}-backend", f"{RELEASE}-frontend"):
         deployment = apps.read_namespaced_deployment(name, namespace)
         assert deployment.status.ready_replicas == 1, name  # --wait really waited
         image = deployment.spec.template.spec.containers[0].image
         assert image == standin_image.ref
-    postgres = apps.read_namespaced_stateful_set("hit-postgres", namespace)
-    assert postgres.status.ready_replicas == 1  # restricted context, uid 100, read-only root
-    assert postgres.spec.template.spec.security_context.run_as_user == 100
+    postgres = apps.read_namespaced_stateful_set(f"{RELEASE}-postgres", namespace)
+    # restricted context, the image's own postgres uid, read-only root
+    assert postgres.status.ready_replicas == 1
+    assert postgres.spec.template.spec.security_context.run_as_user == render.postgres_uid(
+        settings.postgres_image)
     assert not postgres.spec.volume_claim_templates
     job = client.BatchV1Api().read_namespaced_job(render.migration_job_name(settings, images), namespace)
     assert job.status.succeeded == 1
 
-    ok, output = engine.test("hit", namespace, timeout_s=120)
+    ok, output = engine.test(RELEASE, namespace, timeout_s=120)
     assert ok, output
-    assert "http://hit-backend:8000/ready 200" in output
-    assert "http://hit-frontend:80/ 200" in output
+    assert f"http://{RELEASE}-backend:8000/ready 200" in output
+    assert f"http://{RELEASE}-frontend:80/ 200" in output
+
+    # `inv rollback` with one revision: plain words, and Helm is not asked at all.
+    loaded = LoadedSettings(settings, root=tmp_path)
+    nothing = helm_deploy.rollback(loaded, engine=engine)
+    assert not nothing.ok
+    assert nothing.message == (f"{RELEASE} has only revision 1: there is no earlier revision "
+                               "to roll back to")
+    assert [h["revision"] for h in engine.history(RELEASE, namespace)] == [1]
 
     # A broken upgrade (an image that does not exist) fails and rolls back.
     broken = dict(values, backend={**values["backend"],
                                    "image": {"repository": "todo-standin", "tag": "does-not-exist"}})
-    failed = engine.upgrade_install("hit", render.CHART_DIR, namespace, broken, timeout_s=25)
+    failed = engine.upgrade_install(RELEASE, render.CHART_DIR, namespace, broken, timeout_s=25)
     assert not failed.ok
     assert "does-not-exist" in failed.message or "not ready" in failed.message, failed.message
-    history = engine.history("hit", namespace)
+    history = helm_deploy.history(loaded, engine=engine)
     assert [h["status"] for h in history] == ["superseded", "failed", "deployed"], history
-    status = engine.status("hit", namespace)
+    assert history[0]["description"] == "Install complete"
+    assert history[1]["description"].startswith("Upgrade \"h3-hit\" failed"), history[1]
+    assert history[2]["description"] == "Rollback to 1"
+    status = engine.status(RELEASE, namespace)
     assert status and status["revision"] == 3 and status["status"] == "deployed"
-    image = apps.read_namespaced_deployment("hit-backend", namespace).spec.template.spec.containers[0].image
+    image = apps.read_namespaced_deployment(f"{RELEASE}-backend", namespace).spec.template.spec.containers[0].image
     assert image == standin_image.ref
+    # The default target skips the failed revision 2 (Helm's own current-1 would pick it).
+    assert helm_deploy.rollback_target(history, None, RELEASE, namespace) == (1, "")
 
-    engine.uninstall("hit", namespace)
-    assert engine.status("hit", namespace) is None
-    assert engine.history("hit", namespace) == []
+    engine.uninstall(RELEASE, namespace)
+    assert engine.status(RELEASE, namespace) is None
+    assert engine.history(RELEASE, namespace) == []
     deadline = time.monotonic() + 60
     while (left := _release_objects(core, namespace)) and time.monotonic() < deadline:
         time.sleep(2)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from todo_deploy.aiops import stage
-from todo_deploy.aiops.adapters import Gordon, Kagent, KubectlAI, judge_kagent
+from todo_deploy.aiops.adapters import Gordon, Kagent, KubectlAI, judge_kagent, kagent_answer
 from todo_deploy.aiops.doctor import Snapshot
 from todo_deploy.aiops.playbooks import PlaybookRefused
 from todo_deploy.config import LoadedSettings, load_settings
@@ -20,6 +20,14 @@ from todo_deploy.runner import CommandResult, Runner
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_ai_tool.py"
 KEY = "sk-test-4f9c2b7e1d0a"
+ANSWER = "All 3 pods in namespace todo are Running and Ready; no warning events."
+KUBECONFIG_TWO_CONTEXTS = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: other\n"
+    "contexts:\n- name: other\n  context: {cluster: c, user: u}\n"
+    "- name: wanted\n  context: {cluster: c, user: u}\n"
+    "clusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\n"
+    "users:\n- name: u\n  user: {}\n"
+)
 BASE_URL = "https://llm.example.test/v1"
 
 
@@ -222,15 +230,91 @@ def test_kagent_command_line_and_json_answer(tmp_path: Path, bin_dir: Path, reco
     ]
     assert all(KEY not in line for line in log)
     assert run.status == "ok"
-    assert json.loads(run.output)["status"]["state"] == "completed"
+    assert run.output == ANSWER  # the agent's text, not the A2A JSON
+
+
+@pytest.mark.parametrize("mode", ["ok", "v1_types", "message"])
+def test_kagent_answer_text_from_each_json_shape(
+    tmp_path: Path, bin_dir: Path, record: Path, mode: str
+) -> None:
+    install(bin_dir, "kagent")
+    loaded = settings_for(tmp_path)
+    runner, _ = recording_runner(loaded)
+    run = Kagent(runner, loaded.settings, environ(bin_dir, record, kagent=mode)).ask(
+        "check the pods", playbook="health", allow_changes=False
+    )
+    assert (run.status, run.output) == ("ok", ANSWER)
+
+
+def test_kagent_answer_reads_history_when_there_is_no_artifact() -> None:
+    task = {"kind": "task", "id": "t", "status": {"state": "completed"}, "history": [
+        {"kind": "message", "role": "user", "parts": [{"kind": "text", "text": "q"}]},
+        {"kind": "message", "role": "agent", "parts": [{"kind": "data", "data": {}}]},
+        {"kind": "message", "role": "agent", "parts": [{"kind": "text", "text": "the answer"}]},
+    ]}
+    answer = kagent_answer(json.dumps(task))
+    assert answer is not None and (answer.text, answer.state) == ("the answer", "completed")
+    assert kagent_answer("not json") is None
+
+
+def test_kagent_json_without_text_is_kept_raw(tmp_path: Path) -> None:
+    raw = json.dumps({"kind": "task", "id": "t", "status": {"state": "completed"}})
+    result = CommandResult(("kagent",), 0, raw + "\n", "")
+    assert judge_kagent(result) == ""
+    answer = kagent_answer(result.stdout)
+    assert answer is not None and answer.text == "" and answer.raw == raw
+
+
+def test_kagent_gets_the_target_context_through_kubeconfig(
+    tmp_path: Path, bin_dir: Path, record: Path
+) -> None:
+    install(bin_dir, "kagent")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG_TWO_CONTEXTS)
+    before = kubeconfig.read_text()
+    loaded = settings_for(tmp_path, KUBE_CONTEXT="wanted")
+    runner, _ = recording_runner(loaded)
+    env = environ(bin_dir, record) | {"KUBECONFIG": str(kubeconfig)}
+    tool = Kagent(runner, loaded.settings, env)
+    tool.ask("q", playbook="health", allow_changes=False)
+    tool.install()
+    for call in calls(record):
+        assert call["kubeconfig_current_context"] == "wanted"
+        front, *rest = call["env"]["KUBECONFIG"].split(os.pathsep)
+        assert rest == [str(kubeconfig)], "the user's files follow, unchanged and uncopied"
+        assert not Path(front).exists(), "the small front file is removed after the run"
+        assert "--context" not in call["argv"] and "--kubeconfig" not in call["argv"]
+    assert kubeconfig.read_text() == before
+
+    # Already the current context: KUBECONFIG passes through as set.
+    record.unlink()
+    loaded = settings_for(tmp_path, KUBE_CONTEXT="other")
+    Kagent(recording_runner(loaded)[0], loaded.settings, env).ask(
+        "q", playbook="health", allow_changes=False)
+    [call] = calls(record)
+    assert call["env"]["KUBECONFIG"] == str(kubeconfig)
+    assert call["kubeconfig_current_context"] == "other"
+
+
+def test_kagent_has_no_context_flag(tmp_path: Path, bin_dir: Path, record: Path) -> None:
+    """Why the context goes through KUBECONFIG: kagent rejects --context/--kubeconfig."""
+    install(bin_dir, "kagent")
+    loaded = settings_for(tmp_path)
+    runner, _ = recording_runner(loaded)
+    environ(bin_dir, record)
+    for flag in ("--context", "--kubeconfig"):
+        done = runner.run(["kagent", "invoke", "-a", "k8s-agent", "-t", "q", flag, "x"])
+        assert done.returncode == 1 and done.stderr.startswith(f"Error: unknown flag: {flag}")
 
 
 @pytest.mark.parametrize(
     ("mode", "reason"),
     [
-        ("stderr_error", "error on stderr: Error: failed to invoke agent"),
+        ("stderr_error", "error on stderr: Error getting agent metadata"),
         ("not_json", "stdout is not JSON: agent answered in plain text"),
         ("fail", "exit code 1"),
+        ("task_failed", "the agent's task failed: model provider returned 401"),
+        ("input_required", "the agent needs input (it cannot be given here): Which namespace"),
     ],
 )
 def test_kagent_failures_are_judged_by_stdout_and_stderr(
@@ -257,30 +341,78 @@ def test_judge_kagent_accepts_json_with_harmless_stderr() -> None:
 # --- Gordon ----------------------------------------------------------------------------------
 
 
-def test_gordon_detected_with_docker_ai_version_then_asked(
+def test_gordon_detected_with_docker_ai_version_then_asked_in_the_project(
     tmp_path: Path, bin_dir: Path, record: Path
 ) -> None:
     install(bin_dir, "docker")
     loaded = settings_for(tmp_path)
     runner, _ = recording_runner(loaded)
-    gordon = Gordon(runner, loaded.settings, environ(bin_dir, record))
+    gordon = Gordon(runner, loaded.settings, environ(bin_dir, record), workdir=tmp_path)
     assert gordon.available()
     run = gordon.ask("review this", playbook="dockerfiles", allow_changes=False)
     assert [c["argv"] for c in calls(record)] == [
         ["docker", "ai", "version"],
-        ["docker", "ai", "review this"],
+        ["docker", "ai", "-C", str(tmp_path), "review this"],
     ]
     assert all(c["stdin"] == "" for c in calls(record))
     assert run.status == "ok" and "multi-stage" in run.output
 
 
-def test_docker_without_gordon_is_not_available(
-    tmp_path: Path, bin_dir: Path, record: Path
+@pytest.mark.parametrize("mode", ["no_ai", "no_ai_old"])
+def test_docker_without_gordon_says_docker_desktop_is_too_old(
+    tmp_path: Path, bin_dir: Path, record: Path, mode: str
+) -> None:
+    from todo_deploy import gordon as gordon_module
+
+    install(bin_dir, "docker")
+    loaded = settings_for(tmp_path)
+    runner, _ = recording_runner(loaded)
+    env = environ(bin_dir, record, docker=mode)
+    assert not Gordon(runner, loaded.settings, env).available()
+    found = gordon_module.detect(runner, env)
+    assert found.message == gordon_module.NOT_FOUND
+    assert "Docker Desktop 4.38+" in found.message and "\n" not in found.message
+
+
+@pytest.mark.parametrize(("mode", "reason"), [
+    ("no_workdir", "this Gordon has no -C/--working-dir option (Docker Desktop too old for it)"),
+    ("needs_tty", "Gordon needs an interactive terminal here: run `docker ai -C "),
+    ("fail", "exit code 1: Error: Gordon is not enabled"),
+])
+def test_gordon_that_cannot_answer_here_says_why(
+    tmp_path: Path, bin_dir: Path, record: Path, mode: str, reason: str
 ) -> None:
     install(bin_dir, "docker")
     loaded = settings_for(tmp_path)
     runner, _ = recording_runner(loaded)
-    assert not Gordon(runner, loaded.settings, environ(bin_dir, record, docker="no_ai")).available()
+    run = Gordon(runner, loaded.settings, environ(bin_dir, record, docker=mode),
+                 workdir=tmp_path).ask("review this", playbook="dockerfiles", allow_changes=False)
+    assert run.status == "failed"
+    assert run.reason.startswith(reason), run.reason
+
+
+def test_gordon_waiting_in_its_ui_times_out_with_a_plain_reason(
+    tmp_path: Path, bin_dir: Path, record: Path
+) -> None:
+    install(bin_dir, "docker")
+    loaded = settings_for(tmp_path, AIOPS_TIMEOUT_SECONDS="5")
+    runner, _ = recording_runner(loaded)
+    run = Gordon(runner, loaded.settings, environ(bin_dir, record, docker="tui"),
+                 workdir=tmp_path).ask("review this", playbook="dockerfiles", allow_changes=False)
+    assert run.status == "timeout"
+    assert run.reason == (f"timed out after 5s: Gordon may be waiting in its interactive UI; "
+                          f"run `docker ai -C {tmp_path} 'review this'` in a terminal")
+
+
+def test_gordon_judge_says_needs_a_terminal_for_a_tui_that_timed_out() -> None:
+    from todo_deploy import gordon as gordon_module
+
+    hung = CommandResult(("docker", "ai", "-C", "/p", "q"), 124, "", "\ntimed out after 5s", 5.0,
+                         timed_out=True)
+    assert gordon_module.judge(hung) == (
+        "timed out after 5s: Gordon may be waiting in its interactive UI; "
+        "run `docker ai -C /p q` in a terminal")
+    assert gordon_module.judge(CommandResult(("docker", "ai", "q"), 0, "an answer about -t TTY")) == ""
 
 
 # --- the stage: tools are advisory, the doctor decides ---------------------------------------
@@ -307,6 +439,7 @@ def test_missing_tools_are_one_line_skips_and_the_gate_passes(
     assert "brew install kagent" in skips["kagent: health"].evidence
     assert "inv aiops --install-kagent" in skips["kagent: health"].evidence
     assert "Docker Desktop 4.38+" in skips["gordon: health"].evidence
+    assert "no `docker ai` command" in skips["gordon: health"].evidence
     assert all("\n" not in c.evidence for c in skips.values())
     assert [ln for ln in lines if "skipped" in ln] and all(
         "\n" not in ln for ln in lines if "skipped" in ln
@@ -402,8 +535,10 @@ def test_dockerfiles_playbook_goes_to_gordon_only(
                        collect=healthy, log=lambda _: None)
     tools_called = {c["tool"] for c in calls(record)}
     assert tools_called == {"docker"}
-    prompt = calls(record)[-1]["argv"][2]
-    assert "backend.Dockerfile" in prompt and "USER 10001" in prompt
+    argv = calls(record)[-1]["argv"]
+    assert argv[:4] == ["docker", "ai", "-C", str(tmp_path)]
+    # Gordon reads the file itself in the project directory: named, not pasted.
+    assert "docker/backend.Dockerfile" in argv[4] and "USER 10001" not in argv[4]
     assert {c.name for c in result.checks} >= {"gordon: dockerfiles", "doctor"}
 
 

@@ -153,66 +153,6 @@ def test_chart_labels_say_helm() -> None:
         assert labels["app.kubernetes.io/instance"] == "todo-chatbot"
 
 
-def test_cli_engine_commands(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The helm CLI engine, against a stand-in `helm` on PATH that records argv and stdin."""
-    import json
-    import os
-    import sys
-
-    from todo_deploy.runner import Runner
-
-    record = tmp_path / "calls.jsonl"
-    fake = tmp_path / "bin" / "helm"
-    fake.parent.mkdir()
-    fake.write_text(
-        f"#!{sys.executable}\n"
-        "import json, sys\n"
-        "stdin = sys.stdin.read() if '-f' in sys.argv else ''\n"
-        f"open({str(record)!r}, 'a').write(json.dumps([sys.argv[1:], stdin]) + '\\n')\n"
-        "if 'status' in sys.argv:\n"
-        "    print(json.dumps({'name': 'r', 'namespace': 'ns', 'version': 4,\n"
-        "                      'info': {'status': 'deployed', 'description': 'Upgrade complete'}}))\n"
-        "elif 'history' in sys.argv:\n"
-        "    print(json.dumps([{'revision': 2, 'status': 'deployed', 'description': 'b'},\n"
-        "                      {'revision': 1, 'status': 'superseded', 'description': 'a'}]))\n"
-        "elif 'template' in sys.argv:\n"
-        "    print('apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: x}\\n---\\n')\n"
-    )
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    runner = Runner(log=lambda _: None)
-    engine = helm.engine(runner, "minikube")
-    assert engine.name == helm.CLI_NAME
-
-    values = {"backend": {"replicaCount": 3}}
-    result = engine.upgrade_install("r", render.CHART_DIR, "ns", values, timeout_s=120)
-    assert result.ok and result.revision == 4 and result.status == "deployed"
-    assert engine.template(render.CHART_DIR, "r", "ns", values, kube_version="1.30.0",
-                           api_versions=["policy/v1"]) == [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}]
-    assert engine.test("r", "ns", 60)[0]
-    engine.rollback("r", "ns", 2)
-    assert [h["revision"] for h in engine.history("r", "ns")] == [1, 2]
-    engine.uninstall("r", "ns")
-
-    calls = [json.loads(line) for line in record.read_text().splitlines()]
-    argvs = [argv for argv, _ in calls]
-    chart = str(render.CHART_DIR)
-    assert argvs[0] == ["--kube-context", "minikube", "--namespace", "ns", "upgrade", "--install",
-                        "r", chart, "--timeout", "120s", "-f", "-", "--wait", "--wait-for-jobs",
-                        "--rollback-on-failure"]
-    assert yaml.safe_load(calls[0][1]) == values  # values only on stdin, never a file
-    assert ["template", "r", chart, "--namespace", "ns", "-f", "-", "--kube-version", "1.30.0",
-            "--api-versions", "policy/v1"] in argvs
-    assert ["--kube-context", "minikube", "--namespace", "ns", "test", "r", "--timeout", "60s",
-            "--logs"] in argvs
-    assert ["--kube-context", "minikube", "--namespace", "ns", "rollback", "r", "2", "--wait",
-            "--timeout", "300s"] in argvs
-    assert ["--kube-context", "minikube", "--namespace", "ns", "history", "r", "-o", "json"] in argvs
-    assert ["--kube-context", "minikube", "--namespace", "ns", "uninstall", "r",
-            "--ignore-not-found", "--wait"] in argvs
-
-
 def test_persistence_can_be_turned_off() -> None:
     def statefulset(values: dict[str, Any]) -> dict[str, Any]:
         return next(o for o in template(values) if o["kind"] == "StatefulSet")

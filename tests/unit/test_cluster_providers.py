@@ -3,13 +3,13 @@ situation, with a recording fake Runner, and the image delivery choice."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures import load
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.config import Settings, load_settings
 from todo_deploy.gates import Verdict
@@ -49,28 +49,19 @@ def out(stdout: str = "", rc: int = 0, stderr: str = "") -> CommandResult:
     return CommandResult((), rc, stdout, stderr)
 
 
-def status_json(host: str, kubelet: str, apiserver: str, kubeconfig: str) -> str:
-    return json.dumps(
-        {"Name": PROFILE, "Host": host, "Kubelet": kubelet, "APIServer": apiserver,
-         "Kubeconfig": kubeconfig, "Worker": False}
-    )
-
-
-RUNNING = out(status_json("Running", "Running", "Running", "Configured"))
-STOPPED = out(status_json("Stopped", "Stopped", "Stopped", "Stopped"), rc=7)
-NONEXISTENT = out(status_json("Nonexistent", "Nonexistent", "Nonexistent", "Nonexistent"), rc=7)
-# minikube prints its "no such profile" message (a JSON event line with -o json) and exits 85
-NOT_FOUND = out(
-    json.dumps({"specversion": "1.0", "type": "io.k8s.sigs.minikube.step",
-                "data": {"message": f'Profile "{PROFILE}" not found. Run "minikube profile list" '
-                                    "to view all profiles."}}),
-    rc=85,
-)
-
-
-def profile_list(driver: str) -> CommandResult:
-    return out(json.dumps({"invalid": [], "valid": [
-        {"Name": PROFILE, "Status": "Running", "Config": {"Name": PROFILE, "Driver": driver}}]}))
+# What minikube v1.38.1 and kind v0.32.0 really print (tests/fixtures/*/, sources cited there).
+RUNNING = load("minikube/status_running")
+STOPPED = load("minikube/status_stopped")
+PAUSED = load("minikube/status_paused")
+NONEXISTENT = load("minikube/status_nonexistent")
+NOT_FOUND = load("minikube/status_profile_not_found")
+MULTINODE = load("minikube/status_multinode")
+FULL = load("minikube/status_insufficient_storage")
+CORRUPT = load("minikube/status_corrupt_config")
+PROFILES_DOCKER = load("minikube/profile_list_docker")
+PROFILES_VIRTUALBOX = load("minikube/profile_list_virtualbox")
+PROFILES_INVALID = load("minikube/profile_list_invalid")
+START_DOCKER_DOWN = load("minikube/start_docker_not_running")
 
 
 def settings(**overrides: object) -> Settings:
@@ -85,6 +76,32 @@ ADDON_SP = ["minikube", "addons", "enable", "storage-provisioner", "-p", PROFILE
 
 def logs() -> list[str]:
     return []
+
+
+def test_fixtures_are_the_commands_the_stage_runs() -> None:
+    assert list(RUNNING.argv) == STATUS and list(PROFILES_DOCKER.argv) == PROFILES
+    assert list(START_DOCKER_DOWN.argv) == START
+    assert list(load("kind/get_clusters_none").argv) == KIND_GET
+    assert list(load("kind/inspect_node_exited").argv) == KIND_INSPECT
+
+
+@pytest.mark.parametrize(("sample", "state", "host"), [
+    (RUNNING, "running", "Running"), (STOPPED, "stopped", "Stopped"),
+    (PAUSED, "paused", "Running"), (NONEXISTENT, "nonexistent", "Nonexistent"),
+    (NOT_FOUND, "absent", ""), (MULTINODE, "running", "Running"),
+    (FULL, "full", "InsufficientStorage"), (CORRUPT, "unknown", ""),
+])
+def test_minikube_status_samples_are_read(sample: CommandResult, state: str, host: str) -> None:
+    status = cluster.parse_minikube_status(sample)
+    assert (status.state, status.host, status.exit_code) == (state, host, sample.returncode)
+
+
+def test_minikube_status_keeps_what_minikube_said() -> None:
+    assert cluster.parse_minikube_status(NOT_FOUND).messages == (
+        'Profile "todo-chatbot" not found. Run "minikube profile list" to view all profiles.',
+        'To start a cluster, run: "minikube start -p todo-chatbot"',
+    )
+    assert "Error getting cluster config" in cluster.parse_minikube_status(CORRUPT).summary
 
 
 def test_minikube_not_started_creates_the_profile_with_the_settings_flags() -> None:
@@ -108,8 +125,9 @@ def test_minikube_start_uses_memory_in_mib_and_addons_from_settings() -> None:
     ]
 
 
-def test_minikube_running_is_left_alone() -> None:
-    runner = FakeRunner({tuple(STATUS): RUNNING, tuple(PROFILES): profile_list("docker")})
+@pytest.mark.parametrize("status", [RUNNING, MULTINODE], ids=["one node", "two nodes"])
+def test_minikube_running_is_left_alone(status: CommandResult) -> None:
+    runner = FakeRunner({tuple(STATUS): status, tuple(PROFILES): PROFILES_DOCKER})
     said: list[str] = []
     check = cluster.ensure_minikube(settings(), runner, said.append)
     assert runner.calls == [STATUS, PROFILES, ADDON_SP]
@@ -119,14 +137,23 @@ def test_minikube_running_is_left_alone() -> None:
 
 
 def test_minikube_stopped_is_started_with_the_same_flags() -> None:
-    runner = FakeRunner({tuple(STATUS): STOPPED, tuple(PROFILES): profile_list("docker")})
-    check = cluster.ensure_minikube(settings(), runner, logs().append)
+    runner = FakeRunner({tuple(STATUS): STOPPED, tuple(PROFILES): PROFILES_DOCKER})
+    said: list[str] = []
+    check = cluster.ensure_minikube(settings(), runner, said.append)
     assert runner.calls == [STATUS, PROFILES, START, ADDON_SP]
     assert check.verdict is Verdict.PASS and "restarted" in check.evidence
+    assert any("Host=Stopped" in line for line in said)
+
+
+def test_minikube_paused_is_unpaused_not_restarted() -> None:
+    runner = FakeRunner({tuple(STATUS): PAUSED, tuple(PROFILES): PROFILES_DOCKER})
+    check = cluster.ensure_minikube(settings(), runner, logs().append)
+    assert runner.calls == [STATUS, PROFILES, ["minikube", "unpause", "-p", PROFILE], ADDON_SP]
+    assert check.verdict is Verdict.PASS and "unpaused" in check.evidence
 
 
 def test_minikube_profile_whose_container_vanished_is_recreated() -> None:
-    runner = FakeRunner({tuple(STATUS): NONEXISTENT, tuple(PROFILES): profile_list("docker")})
+    runner = FakeRunner({tuple(STATUS): NONEXISTENT, tuple(PROFILES): PROFILES_DOCKER})
     check = cluster.ensure_minikube(settings(), runner, logs().append)
     assert runner.calls == [STATUS, PROFILES, START, ADDON_SP]
     assert check.verdict is Verdict.PASS
@@ -134,28 +161,59 @@ def test_minikube_profile_whose_container_vanished_is_recreated() -> None:
 
 @pytest.mark.parametrize("status", [RUNNING, STOPPED], ids=["running", "stopped"])
 def test_minikube_wrong_driver_fails_without_recreating(status: CommandResult) -> None:
-    runner = FakeRunner({tuple(STATUS): status, tuple(PROFILES): profile_list("virtualbox")})
+    runner = FakeRunner({tuple(STATUS): status, tuple(PROFILES): PROFILES_VIRTUALBOX})
     check = cluster.ensure_minikube(settings(), runner, logs().append)
     assert runner.calls == [STATUS, PROFILES]  # no start, no delete
     assert check.verdict is Verdict.FAIL
-    assert "virtualbox" in check.evidence
+    assert check.evidence == (f"profile {PROFILE} exists with driver virtualbox, "
+                              "MINIKUBE_DRIVER=docker")
     assert f"minikube delete -p {PROFILE}" in check.fix
     assert "MINIKUBE_DRIVER=virtualbox" in check.fix
+
+
+def test_minikube_the_other_driver_is_fine_when_the_settings_name_it() -> None:
+    runner = FakeRunner({tuple(STATUS): STOPPED, tuple(PROFILES): PROFILES_VIRTUALBOX})
+    check = cluster.ensure_minikube(settings(minikube_driver="virtualbox"), runner, logs().append)
+    assert check.verdict is Verdict.PASS
+    assert runner.calls[2] == ["minikube", "start", "-p", PROFILE, "--driver=virtualbox",
+                               "--cpus=2", "--memory=4096"]
+
+
+def test_minikube_invalid_profile_says_delete_it() -> None:
+    runner = FakeRunner({tuple(STATUS): CORRUPT, tuple(PROFILES): PROFILES_INVALID})
+    check = cluster.ensure_minikube(settings(), runner, logs().append)
+    assert runner.calls == [STATUS, PROFILES]
+    assert check.verdict is Verdict.FAIL
+    assert check.evidence.startswith(f"profile {PROFILE} is invalid")
+    assert "Error getting cluster config" in check.evidence
+    assert check.fix.startswith(f"`minikube delete -p {PROFILE}`")
+
+
+def test_minikube_full_disk_is_named() -> None:
+    runner = FakeRunner({tuple(STATUS): FULL})
+    check = cluster.ensure_minikube(settings(), runner, logs().append)
+    assert runner.calls == [STATUS]
+    assert check.verdict is Verdict.FAIL and "/var is almost full" in check.evidence
+    assert "docker system prune" in check.fix
 
 
 def test_minikube_binary_missing_is_a_failed_check_with_install_hint() -> None:
     runner = FakeRunner(binaries=set())
     check = cluster.ensure_minikube(settings(), runner, logs().append)
     assert runner.calls == []
-    assert check.verdict is Verdict.FAIL and "install minikube" in check.fix
+    assert check.verdict is Verdict.FAIL
+    assert check.evidence == "the minikube binary is not on PATH"
+    assert check.fix == cluster.MINIKUBE_INSTALL
 
 
-def test_minikube_start_failure_is_reported() -> None:
-    runner = FakeRunner({tuple(STATUS): NOT_FOUND,
-                         tuple(START[:2]): out("", 80, "X Exiting due to PROVIDER_DOCKER_NOT_RUNNING")})
+def test_minikube_start_failure_names_minikubes_reason() -> None:
+    runner = FakeRunner({tuple(STATUS): NOT_FOUND, tuple(START[:2]): START_DOCKER_DOWN})
     check = cluster.ensure_minikube(settings(), runner, logs().append)
     assert runner.calls == [STATUS, START]
-    assert check.verdict is Verdict.FAIL and "PROVIDER_DOCKER_NOT_RUNNING" in check.evidence
+    assert check.verdict is Verdict.FAIL
+    assert check.evidence.startswith("`minikube start` failed (exit 63): X Exiting due to "
+                                     "PROVIDER_DOCKER_NOT_RUNNING")
+    assert "Is the docker daemon running?" in check.evidence
 
 
 KIND_GET = ["kind", "get", "clusters"]
@@ -164,7 +222,7 @@ KIND_INSPECT = ["docker", "inspect", "-f", "{{.State.Status}}", "todo-chatbot-co
 
 
 def test_kind_not_started_creates_the_cluster() -> None:
-    runner = FakeRunner({tuple(KIND_GET): out("No kind clusters found.\n")})
+    runner = FakeRunner({tuple(KIND_GET): load("kind/get_clusters_none")})
     check = cluster.ensure_kind(settings(cluster_provider="kind"), runner, logs().append)
     assert runner.calls == [KIND_GET, KIND_CREATE]
     assert check.verdict is Verdict.PASS and "created" in check.evidence
@@ -177,23 +235,49 @@ def test_kind_other_clusters_only_still_creates_ours() -> None:
 
 
 def test_kind_running_is_left_alone() -> None:
-    runner = FakeRunner({tuple(KIND_GET): out("todo-chatbot\n"), tuple(KIND_INSPECT): out("running\n")})
+    runner = FakeRunner({tuple(KIND_GET): load("kind/get_clusters_two"),
+                         tuple(KIND_INSPECT): out("running\n")})
     check = cluster.ensure_kind(settings(cluster_provider="kind"), runner, logs().append)
     assert runner.calls == [KIND_GET, KIND_INSPECT]
     assert check.verdict is Verdict.PASS and "left alone" in check.evidence
 
 
 def test_kind_stopped_node_is_started_not_recreated() -> None:
-    runner = FakeRunner({tuple(KIND_GET): out("todo-chatbot\n"), tuple(KIND_INSPECT): out("exited\n")})
+    runner = FakeRunner({tuple(KIND_GET): load("kind/get_clusters_two"),
+                         tuple(KIND_INSPECT): load("kind/inspect_node_exited")})
     check = cluster.ensure_kind(settings(cluster_provider="kind"), runner, logs().append)
     assert runner.calls == [KIND_GET, KIND_INSPECT, ["docker", "start", "todo-chatbot-control-plane"]]
     assert check.verdict is Verdict.PASS and "restarted" in check.evidence
 
 
+def test_kind_node_under_another_provider_is_left_alone() -> None:
+    runner = FakeRunner({tuple(KIND_GET): load("kind/get_clusters_two"),
+                         tuple(KIND_INSPECT): load("kind/inspect_node_missing")})
+    said: list[str] = []
+    check = cluster.ensure_kind(settings(cluster_provider="kind"), runner, said.append)
+    assert runner.calls == [KIND_GET, KIND_INSPECT]  # no `docker start` of nothing
+    assert check.verdict is Verdict.PASS
+    assert "No such object: todo-chatbot-control-plane" in check.evidence
+    assert any("KIND_EXPERIMENTAL_PROVIDER" in line for line in said)
+
+
+def test_kind_with_docker_down_says_why_in_one_line() -> None:
+    runner = FakeRunner({tuple(KIND_GET): load("kind/get_clusters_docker_down")})
+    check = cluster.ensure_kind(settings(cluster_provider="kind"), runner, logs().append)
+    assert runner.calls == [KIND_GET]
+    assert check.verdict is Verdict.FAIL
+    assert "\n" not in check.evidence
+    assert check.evidence.startswith("`kind get clusters` failed: ERROR: failed to list clusters")
+    assert check.evidence.endswith("Command Output: Cannot connect to the Docker daemon at "
+                                   "unix:///var/run/docker.sock. Is the docker daemon running?")
+    assert "docker info" in check.fix
+
+
 def test_kind_binary_missing_is_a_failed_check_with_install_hint() -> None:
     runner = FakeRunner(binaries={"docker"})
     check = cluster.ensure_kind(settings(cluster_provider="kind"), runner, logs().append)
-    assert runner.calls == [] and check.verdict is Verdict.FAIL and "install kind" in check.fix
+    assert runner.calls == [] and check.verdict is Verdict.FAIL
+    assert check.evidence == "the kind binary is not on PATH" and check.fix == cluster.KIND_INSTALL
 
 
 @pytest.mark.parametrize("provider", ["docker-desktop", "existing"])

@@ -192,17 +192,19 @@ def test_gordon_missing_is_not_available() -> None:
     assert runner.calls[0][0] == ("docker", "ai", "version")
 
 
-def test_gordon_present_is_asked_with_the_dockerfile_and_a_timeout(tmp_path: Path) -> None:
-    dockerfile = tmp_path / "backend.Dockerfile"
+def test_gordon_present_is_asked_in_the_project_directory_with_a_timeout(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "docker" / "backend.Dockerfile"
+    dockerfile.parent.mkdir()
     dockerfile.write_text(DOCKERFILE)
     version = CommandResult(("docker", "ai", "version"), 0, "Gordon v1.0\n")
     runner = FakeRunner(log=lambda _: None, answers={"docker ai version": version})
     assert gordon.available(runner)
     runner.answers = {}
-    answer = gordon.review_dockerfile(runner, dockerfile, timeout=42)
+    answer = gordon.review_dockerfile(runner, dockerfile, timeout=42, workdir=tmp_path)
     argv, timeout = runner.calls[-1]
-    assert argv[:2] == ("docker", "ai") and len(argv) == 3
-    assert DOCKERFILE in argv[2] and "backend.Dockerfile" in argv[2]
+    # `docker ai -C <project> "<prompt>"`: Gordon reads the file itself, nothing pasted.
+    assert argv[:4] == ("docker", "ai", "-C", str(tmp_path)) and len(argv) == 5
+    assert "docker/backend.Dockerfile" in argv[4] and DOCKERFILE not in argv[4]
     assert timeout == 42
     assert not answer.ok
 
@@ -228,7 +230,9 @@ def test_gordon_advice_is_stored_per_dockerfile() -> None:
         def run(self, argv, *, timeout=600, env=None, input_text=None):  # type: ignore[no-untyped-def, override]
             if list(argv[:2]) == ["docker", "ai"] and argv[2] != "version":
                 self.calls.append((tuple(argv), timeout))
-                return CommandResult(tuple(argv), 0, f"advice for {argv[2].split('(')[1].split('.')[0]}\n")
+                assert list(argv[2:4]) == ["-C", str(PROJECT_ROOT)]
+                name = argv[-1].split("docker/")[1].split(".")[0]
+                return CommandResult(tuple(argv), 0, f"advice for {name}\n")
             return super().run(argv, timeout=timeout)
 
     result = GateResult("build")

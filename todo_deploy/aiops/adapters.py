@@ -3,8 +3,13 @@
 - kubectl-ai: `kubectl-ai --quiet [--llm-provider openai --model M] [--kubeconfig P]
   [--skip-permissions] "<query>"`; a non-zero exit is a failure.
 - kagent: `kagent invoke -a k8s-agent -t "<task>" -n <KAGENT_NAMESPACE>`; it prints
-  JSON and reports errors only on stderr, so both are judged.
-- Gordon: `docker ai "<prompt>"`, detected with `docker ai version`.
+  the A2A result as JSON and reports errors only on stderr (exit 0), so both are
+  judged, and the agent's answer text is taken out of the JSON. kagent has no
+  context flag (it, and the `kubectl port-forward` it starts, read KUBECONFIG and
+  the current context), so it gets KUBECONFIG with a small file in front whose
+  current-context is the target: the user's kubeconfig is never copied or changed.
+- Gordon: `docker ai -C <project dir> "<prompt>"` through `todo_deploy.gordon`,
+  detected with `docker ai version`.
 
 Everything runs through `todo_deploy.runner.Runner` (timeout, stdin closed, the
 exact command logged with secrets scrubbed). The OpenAI key reaches a tool only
@@ -24,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from todo_deploy import gordon
 from todo_deploy.runner import CommandResult, Runner, scrub
 
 if TYPE_CHECKING:
@@ -63,7 +69,8 @@ TOOLS: dict[str, ToolInfo] = {
     "gordon": ToolInfo(
         "gordon",
         "Docker's AI assistant, `docker ai`",
-        "use Docker Desktop 4.38+ and enable Gordon under Settings > Beta features "
+        "it needs Docker Desktop 4.38+ with Gordon enabled under Settings > Beta features; "
+        "an older Docker Desktop or Docker Engine alone has no `docker ai` command "
         "(`docker ai version` must answer)",
     ),
 }
@@ -109,10 +116,13 @@ def _record(
     result: CommandResult,
     secrets: list[str],
     failure: str = "",
+    output: str | None = None,
 ) -> ToolRun:
     if result.timed_out:
         status: Status = "timeout"
-        reason = f"timed out after {result.duration_s:.0f}s"
+        # a tool's own account of the timeout (Gordon's) says more than the bare fact
+        reason = (failure if failure.startswith("timed out")
+                  else f"timed out after {result.duration_s:.0f}s")
     elif failure:
         status, reason = "failed", failure
     else:
@@ -125,7 +135,7 @@ def _record(
         command=scrub(shlex.join(result.argv), secrets),
         returncode=result.returncode,
         duration_s=round(result.duration_s, 2),
-        output=scrub(_clip(result.stdout), secrets),
+        output=scrub(_clip(result.stdout if output is None else output), secrets),
         error_tail=scrub(tail(result.stderr), secrets) if status != "ok" else "",
         reason=scrub(reason, secrets),
     )
@@ -220,8 +230,60 @@ class KubectlAI(Tool):
 _ERROR_WORD = re.compile(r"\b(error|fatal|panic)\b", re.IGNORECASE)
 
 
+@dataclass(frozen=True)
+class KagentAnswer:
+    """What `kagent invoke` printed, read as the A2A result it is.
+
+    Released kagent (v0.9.x, v0.10.0-rc3: go/core/cli/internal/cli/agent/invoke.go)
+    prints trpc-a2a-go v0.2.5's MessageResult: a Task {"kind": "task", "status":
+    {"state": "completed", "message": {...}}, "artifacts": [{"parts": [{"kind":
+    "text", "text": ...}]}], "history": [...]} or a Message {"kind": "message",
+    "role": "agent", "parts": [...]}. kagent's main branch prints a2a-go v2's
+    types: the same fields without "kind", states like "TASK_STATE_COMPLETED",
+    roles "ROLE_AGENT" and parts {"text": ...}. The text is taken the way kagent's
+    own e2e test reads a task (go/core/test/e2e: status message parts, then
+    artifact parts); failing that, the last agent message in the history."""
+
+    text: str
+    state: str  # completed, failed, input-required, ... ('' for a plain message)
+    raw: str
+
+
+def _part_texts(parts: Any) -> list[str]:
+    return [p["text"] for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str)
+            and p.get("kind", "text") == "text" and p["text"].strip()]
+
+
+def _is_agent(message: dict[str, Any]) -> bool:
+    return str(message.get("role", "")).lower() in ("agent", "role_agent")
+
+
+def kagent_answer(stdout: str) -> KagentAnswer | None:
+    """The answer in `kagent invoke`'s JSON, or None when stdout is not JSON."""
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return KagentAnswer("", "", stdout.strip())
+    if "parts" in data and "status" not in data:  # a Message
+        return KagentAnswer("\n".join(_part_texts(data["parts"])), "", stdout.strip())
+    status = data["status"] if isinstance(data.get("status"), dict) else {}
+    message = status["message"] if isinstance(status.get("message"), dict) else {}
+    state = str(status.get("state", "")).lower().removeprefix("task_state_").replace("_", "-")
+    texts = _part_texts(message.get("parts"))
+    for artifact in data.get("artifacts") or []:
+        if isinstance(artifact, dict):
+            texts += [t for t in _part_texts(artifact.get("parts")) if t not in texts]
+    if not texts:
+        agent = [m for m in data.get("history") or [] if isinstance(m, dict) and _is_agent(m)]
+        texts = _part_texts(agent[-1].get("parts")) if agent else []
+    return KagentAnswer("\n".join(texts), state, stdout.strip())
+
+
 def judge_kagent(result: CommandResult) -> str:
-    """Why a kagent run failed ('' = it did not): exit code, non-JSON stdout, stderr error."""
+    """Why a kagent run failed ('' = it did not): exit code, stderr error, non-JSON
+    stdout, or a task the agent did not complete."""
     if result.returncode != 0:
         return f"exit code {result.returncode}"
     match = _ERROR_WORD.search(result.stderr)
@@ -230,11 +292,14 @@ def judge_kagent(result: CommandResult) -> str:
             (ln for ln in result.stderr.splitlines() if _ERROR_WORD.search(ln)), match.group(0)
         )
         return f"error on stderr: {line.strip()[:300]}"
-    try:
-        json.loads(result.stdout)
-    except ValueError:
+    answer = kagent_answer(result.stdout)
+    if answer is None:
         first = (result.stdout.strip().splitlines() or ["(empty)"])[0][:200]
         return f"stdout is not JSON: {first}"
+    if answer.state in ("failed", "rejected", "canceled"):
+        return f"the agent's task {answer.state}: {answer.text[:300] or 'no message'}"
+    if answer.state in ("input-required", "auth-required"):
+        return f"the agent needs {answer.state.split('-')[0]} (it cannot be given here): {answer.text[:300]}"
     return ""
 
 
@@ -251,73 +316,104 @@ class Kagent(Tool):
     def install_command(self) -> list[str]:
         return ["kagent", "install", "--profile", "demo"]
 
-    def env(self) -> dict[str, str]:
+    def env(self, kubeconfig: str = "") -> dict[str, str]:
         # `kagent install` reads the provider key from OPENAI_API_KEY to create its Secret.
         env = self.base_env()
         key = self.settings.openai_api_key.get_secret_value()
         if key:
             env["OPENAI_API_KEY"] = key
+        if kubeconfig:
+            env["KUBECONFIG"] = kubeconfig
         return env
 
     def ask(self, prompt: str, *, playbook: str, allow_changes: bool) -> ToolRun:
-        result = self.runner.run(self.command(prompt), timeout=self.timeout, env=self.env())
-        return _record(self.name, playbook, prompt, result, self.secrets, judge_kagent(result))
+        with context_kubeconfig_env(self.environ, self.settings.context_name) as kubeconfig:
+            result = self.runner.run(self.command(prompt), timeout=self.timeout,
+                                     env=self.env(kubeconfig))
+        answer = kagent_answer(result.stdout)
+        text = answer.text if answer and answer.text else None  # raw JSON only as a fallback
+        return _record(self.name, playbook, prompt, result, self.secrets, judge_kagent(result),
+                       output=text)
 
     def install(self) -> ToolRun:
-        result = self.runner.run(
-            self.install_command(), timeout=max(self.timeout, 600.0), env=self.env()
-        )
+        with context_kubeconfig_env(self.environ, self.settings.context_name) as kubeconfig:
+            result = self.runner.run(
+                self.install_command(), timeout=max(self.timeout, 600.0), env=self.env(kubeconfig)
+            )
         return _record(self.name, "install", "kagent install --profile demo", result,
                        self.secrets, _nonzero(result))
 
 
 class Gordon(Tool):
-    """Docker's Gordon, through the shared `todo_deploy.gordon` module when it exists
-    (it runs `docker ai` with the process environment)."""
+    """Docker's Gordon through `todo_deploy.gordon`, run in the project directory."""
 
     name = "gordon"
+
+    def __init__(
+        self,
+        runner: Runner,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        workdir: Path | None = None,
+    ) -> None:
+        super().__init__(runner, settings, environ)
+        self.workdir = workdir
 
     def available(self) -> bool:
         if self.which("docker") is None:
             return False
-        shared = _shared_gordon()
-        if shared is not None:
-            return bool(shared.available(self.runner))
-        return gordon_available(self.runner, env=self.base_env())
+        return gordon.detect(self.runner, env=self.base_env()).available
 
     def command(self, prompt: str) -> list[str]:
-        return ["docker", "ai", prompt]
+        return gordon.command(prompt, self.workdir)
 
     def ask(self, prompt: str, *, playbook: str, allow_changes: bool) -> ToolRun:
-        shared = _shared_gordon()
-        if shared is not None:
-            result = shared.ask(self.runner, prompt, self.timeout)
-        else:
-            result = gordon_ask(self.runner, prompt, self.timeout, env=self.base_env())
-        return _record(self.name, playbook, prompt, result, self.secrets, _nonzero(result))
+        result = gordon.ask(self.runner, prompt, self.timeout, self.workdir, env=self.base_env())
+        return _record(self.name, playbook, prompt, result, self.secrets, gordon.judge(result))
 
 
-def gordon_available(runner: Runner, env: dict[str, str] | None = None) -> bool:
-    """Gordon is there when `docker ai version` answers (Docker Desktop 4.38+, Beta on)."""
-    result = runner.run(["docker", "ai", "version"], timeout=20, env=env)
-    return result.ok
+def _kubeconfig_paths(environ: Mapping[str, str]) -> list[Path]:
+    paths = [Path(p) for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return paths or [Path(environ.get("HOME", "~")).expanduser() / ".kube" / "config"]
 
 
-def gordon_ask(
-    runner: Runner, prompt: str, timeout: float, env: dict[str, str] | None = None
-) -> CommandResult:
-    return runner.run(["docker", "ai", prompt], timeout=timeout, env=env)
+def _kubeconfig_view(paths: list[Path]) -> tuple[str, set[str]]:
+    """(current-context, context names) as clients merge the files: the first file
+    that sets current-context wins; contexts are the union."""
+    import yaml
+
+    current, names = "", set()
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        current = current or str(data.get("current-context") or "")
+        names |= {c.get("name") for c in data.get("contexts") or [] if isinstance(c, dict)}
+    return current, names
 
 
-def _shared_gordon() -> Any:
-    """The team's `todo_deploy.gordon` module, when it has been written."""
-    try:
-        from todo_deploy import gordon  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    if callable(getattr(gordon, "available", None)) and callable(getattr(gordon, "ask", None)):
-        return gordon
-    return None
+@contextmanager
+def context_kubeconfig_env(environ: Mapping[str, str], context: str) -> Iterator[str]:
+    """A KUBECONFIG value that selects `context` for tools without a context flag
+    (kagent), or '' to leave KUBECONFIG as it is.
+
+    Clients merge the files of KUBECONFIG in order and take current-context from the
+    first file that sets it, so a private file holding only `current-context:
+    <context>`, put in front of the user's files, selects the context without copying
+    any credentials or touching the user's kubeconfig. Removed afterwards."""
+    paths = _kubeconfig_paths(environ)
+    current, names = _kubeconfig_view(paths) if context else ("", set())
+    if not context or current == context or context not in names:
+        yield ""
+        return
+    with tempfile.TemporaryDirectory(prefix="todo-aiops-") as tmp:
+        front = Path(tmp) / "current-context"
+        front.touch(mode=0o600)
+        front.write_text(f"apiVersion: v1\nkind: Config\ncurrent-context: {context}\n")
+        yield os.pathsep.join(str(p) for p in [front, *paths])
 
 
 @contextmanager
@@ -352,6 +448,15 @@ ADAPTERS: dict[str, type[Tool]] = {"kubectl-ai": KubectlAI, "kagent": Kagent, "g
 
 
 def make_tools(
-    runner: Runner, settings: Settings, environ: Mapping[str, str] | None = None
+    runner: Runner,
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    workdir: Path | None = None,
 ) -> dict[str, Tool]:
-    return {name: cls(runner, settings, environ) for name, cls in ADAPTERS.items()}
+    """One adapter per tool; Gordon works in `workdir` (default: the project)."""
+    from todo_deploy.config import PROJECT_ROOT
+
+    tools: dict[str, Tool] = {name: cls(runner, settings, environ)
+                              for name, cls in ADAPTERS.items() if cls is not Gordon}
+    tools["gordon"] = Gordon(runner, settings, environ, workdir or PROJECT_ROOT)
+    return tools

@@ -3,7 +3,8 @@
 - `health`: why pods fail in the namespace, and the cluster's health.
 - `resources`: right-size requests and limits from what is running.
 - `scale`: scale the backend Deployment to N replicas (only with --allow-changes).
-- `dockerfiles`: Gordon reviews docker/*.Dockerfile (Gordon only).
+- `dockerfiles`: Gordon reviews docker/*.Dockerfile (Gordon only), reading them
+  itself from the project directory it runs in (`docker ai -C <root>`).
 """
 
 from __future__ import annotations
@@ -102,11 +103,12 @@ def build(
             changes=True,
         )
     if name == "dockerfiles":
-        base = (root or Path.cwd()) / "docker"
+        project = root or Path.cwd()
+        base = project / "docker"
         files = sorted(base.glob("*.Dockerfile"))
         from todo_deploy.gordon import dockerfile_prompt  # the same review as `inv build`
 
-        prompts = tuple(dockerfile_prompt(path) for path in files)
+        prompts = tuple(dockerfile_prompt(path, project) for path in files)
         if not prompts:
             raise PlaybookRefused(f"no Dockerfiles to review: {base}/*.Dockerfile matches nothing")
         return Playbook(name, ("gordon",), prompts)

@@ -157,7 +157,7 @@ def run(
     runs: list[ToolRun] = []
     if playbook != "doctor" or install_kagent:
         runner = runner or Runner(log=log, secrets=settings.secret_values())
-        tools = make_tools(runner, settings, environ)
+        tools = make_tools(runner, settings, environ, workdir=loaded.root)
         if playbook == "doctor":
             tool_results, runs = _install_only(tools, log)
         else:

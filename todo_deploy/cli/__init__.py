@@ -29,6 +29,7 @@ _OUTSIDE_WORLD = {
     "kubernetes": ("the cluster", _CLUSTER_FIX),
     "urllib3": ("the cluster", _CLUSTER_FIX),
     "helm_python": ("Helm", _CLUSTER_FIX),
+    "todo_deploy.helm": ("Helm", _CLUSTER_FIX),  # HelmUnavailable: either engine, no cluster
     "todo_deploy.images": ("Docker", _DOCKER_FIX),
     "docker": ("Docker", _DOCKER_FIX),
 }

@@ -58,28 +58,36 @@ def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
     say(f"{len(objects)} objects rendered; nothing applied (--dry-run)")
 
 
-@task(help={"revision": "Revision to return to (default: the previous one)."})
+@task(help={"revision": "Revision to return to (default: the newest earlier one that ran)."})
 def rollback(c, revision=0):  # type: ignore[no-untyped-def]
-    """Roll the Helm release back and wait for it."""
+    """Roll the Helm release back and wait for it; says so when there is nothing to roll back to."""
     from todo_deploy.console import say
+    from todo_deploy.helm import HelmUnavailable
     from todo_deploy.stages.helm_deploy import rollback as do_rollback
 
-    result = do_rollback(load_or_exit(), int(revision) or None)
-    say(result.message)
+    try:
+        result = do_rollback(load_or_exit(), int(revision) or None)
+    except HelmUnavailable as exc:
+        raise Exit(str(exc), code=1) from None
     if not result.ok:
-        raise Exit("rollback failed", code=1)
+        raise Exit(result.message, code=1)
+    say(result.message)
 
 
 @task
 def history(c):  # type: ignore[no-untyped-def]
-    """Show the Helm release's revisions."""
+    """Show the Helm release's revisions with their descriptions."""
     from rich.table import Table
 
     from todo_deploy.console import console, say
+    from todo_deploy.helm import HelmUnavailable
     from todo_deploy.stages.helm_deploy import history as get_history
 
     loaded = load_or_exit()
-    entries = get_history(loaded)
+    try:
+        entries = get_history(loaded)
+    except HelmUnavailable as exc:
+        raise Exit(str(exc), code=1) from None
     if not entries:
         say(f"no Helm release {loaded.settings.release_name} in {loaded.settings.namespace}")
         return

@@ -45,44 +45,100 @@ class RunnerLike(Protocol):
 # ---- providers ----------------------------------------------------------------------
 
 
-def _minikube_status(settings: Settings, runner: RunnerLike) -> tuple[str, dict[str, Any]]:
-    """('absent'|'running'|'stopped'|'nonexistent'|'unknown', the parsed status)."""
-    profile = settings.minikube_profile
-    result = runner.run(["minikube", "status", "-p", profile, "-o", "json"], timeout=60)
-    status: dict[str, Any] = {}
-    for line in result.stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{") and '"Host"' in line:
-            try:
-                status = json.loads(line)
-            except ValueError:
-                pass
-    text = (result.stdout + result.stderr).lower()
-    if result.returncode == 85 or (not status and ("not found" in text or "no local cluster" in text)):
-        return "absent", status
-    if not status:
-        return "unknown", status
-    host = status.get("Host", "")
-    if host == "Running" and status.get("APIServer") == "Running" and status.get("Kubelet") == "Running":
-        return "running", status
-    if host == "Nonexistent":
-        return "nonexistent", status
-    if host in ("Stopped", "Running", "Paused", "Saved"):
-        return "stopped", status
-    return "unknown", status
+@dataclass(frozen=True)
+class MinikubeStatus:
+    """`minikube status -o json`, read the way minikube v1.38 writes it: one JSON
+    object for one node, a list for several (the control plane decides), or, when
+    it cannot report a status, CloudEvents lines (`data.message`) and an exit code
+    (85: no such profile)."""
+
+    state: str  # running | stopped | paused | nonexistent | absent | full | error | unknown
+    host: str = ""
+    apiserver: str = ""
+    kubelet: str = ""
+    messages: tuple[str, ...] = ()
+    exit_code: int = 0
+
+    @property
+    def summary(self) -> str:
+        if self.host:
+            return f"Host={self.host}, APIServer={self.apiserver}, Kubelet={self.kubelet}"
+        return " / ".join(self.messages) or f"no status (exit {self.exit_code})"
 
 
-def _minikube_driver(settings: Settings, runner: RunnerLike) -> str | None:
-    result = runner.run(["minikube", "profile", "list", "-o", "json"], timeout=60)
+MINIKUBE_PROFILE_NOT_FOUND = 85  # reason.ExGuestNotFound
+
+
+def _json_documents(text: str) -> list[Any]:
+    """The whole text as one JSON document, else one per line (CloudEvents)."""
     try:
-        data = json.loads(result.stdout or "{}")
+        return [json.loads(text)] if text.strip() else []
     except ValueError:
-        return None
+        pass
+    found = []
+    for line in text.splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
+
+
+def parse_minikube_status(result: CommandResult) -> MinikubeStatus:
+    statuses: list[dict[str, Any]] = []
+    messages: list[str] = []
+    for doc in _json_documents(result.stdout):
+        if isinstance(doc, list):
+            statuses += [d for d in doc if isinstance(d, dict) and "Host" in d]
+        elif isinstance(doc, dict) and "Host" in doc:
+            statuses.append(doc)
+        elif isinstance(doc, dict) and isinstance(doc.get("data"), dict):
+            messages.append(str(doc["data"].get("message", "")))
+    if not messages and result.stderr.strip():
+        messages.append(result.stderr.strip().splitlines()[-1])
+    code = result.returncode
+    if not statuses:
+        absent = code == MINIKUBE_PROFILE_NOT_FOUND or any("not found" in m for m in messages)
+        return MinikubeStatus("absent" if absent else "unknown", messages=tuple(messages),
+                              exit_code=code)
+    control = next((st for st in statuses if not st.get("Worker")), statuses[0])
+    host, apiserver, kubelet = (str(control.get(k, "")) for k in ("Host", "APIServer", "Kubelet"))
+    if host == "Running" and apiserver == "Paused":
+        state = "paused"
+    elif host == "Running" and apiserver == "Running" and kubelet == "Running":
+        state = "running"
+    elif host in ("Running", "Stopped", "Saved", "Paused"):
+        state = "stopped"  # host up with Kubernetes down counts too: `minikube start` repairs it
+    else:
+        state = {"Nonexistent": "nonexistent", "InsufficientStorage": "full",
+                 "Error": "error"}.get(host, "unknown")
+    return MinikubeStatus(state, host, apiserver, kubelet, tuple(messages), code)
+
+
+def _minikube_status(settings: Settings, runner: RunnerLike) -> MinikubeStatus:
+    profile = settings.minikube_profile
+    return parse_minikube_status(
+        runner.run(["minikube", "status", "-p", profile, "-o", "json"], timeout=60))
+
+
+@dataclass(frozen=True)
+class MinikubeProfile:
+    listed: bool  # in `minikube profile list` at all
+    valid: bool = True
+    driver: str | None = None
+
+
+def _minikube_profile(settings: Settings, runner: RunnerLike) -> MinikubeProfile:
+    """Our profile in `minikube profile list -o json` ({"invalid": [...], "valid": [...]})."""
+    result = runner.run(["minikube", "profile", "list", "-o", "json"], timeout=60)
+    docs = _json_documents(result.stdout)
+    data = docs[0] if docs and isinstance(docs[0], dict) else {}
     for group in ("valid", "invalid"):
         for entry in data.get(group) or []:
-            if entry.get("Name") == settings.minikube_profile:
-                return (entry.get("Config") or {}).get("Driver")
-    return None
+            if isinstance(entry, dict) and entry.get("Name") == settings.minikube_profile:
+                driver = (entry.get("Config") or {}).get("Driver") or None
+                return MinikubeProfile(True, group == "valid", driver)
+    return MinikubeProfile(False)
 
 
 def minikube_start_argv(settings: Settings) -> list[str]:
@@ -102,40 +158,73 @@ def _addons(settings: Settings) -> list[str]:
     return ["storage-provisioner", *[a for a in listed if a != "storage-provisioner"]]
 
 
+def _failure_lines(result: CommandResult, count: int = 3) -> str:
+    """The lines that say why a minikube/kind command failed ("X Exiting due to ...",
+    "ERROR: ...", "Command Output: ..."), else the last few."""
+    lines = [ln.strip() for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
+    telling = [ln for ln in lines
+               if ln.startswith(("X ", "ERROR:", "Command Output:", "Error:", "❌", "💣"))]
+    return " / ".join((telling or lines)[-count:]) or f"exit {result.returncode}"
+
+
 def ensure_minikube(settings: Settings, runner: RunnerLike, log: Callable[[str], None]) -> Check:
     profile = settings.minikube_profile
     name = f"minikube profile {profile}"
+    delete = (f"`minikube delete -p {profile}` (this deletes the cluster and its data), "
+              "then `inv cluster`")
     if not runner.which("minikube"):
         return Check.of(name, False, "the minikube binary is not on PATH", MINIKUBE_INSTALL)
-    state, status = _minikube_status(settings, runner)
-    if state == "unknown":
+    status = _minikube_status(settings, runner)
+    if status.state == "full":
         return Check.of(
-            name, False, f"`minikube status` gave no usable answer: {status or 'no JSON'}",
+            name, False, f"profile {profile}: the node's /var is almost full ({status.summary})",
+            f"free space: `minikube ssh -p {profile} -- docker system prune -af`, or {delete}",
+        )
+    if status.state in ("error", "unknown"):
+        listed = _minikube_profile(settings, runner)
+        if listed.listed and not listed.valid:
+            return Check.of(name, False, f"profile {profile} is invalid (its configuration is "
+                            f"missing or incomplete): {status.summary}", delete)
+        return Check.of(
+            name, False, f"`minikube status` gave no usable answer: {status.summary}",
             f"run `minikube status -p {profile}` and `minikube logs -p {profile}`",
         )
-    if state != "absent":
-        driver = _minikube_driver(settings, runner)
-        if driver and driver != settings.minikube_driver:
+    if status.state != "absent":
+        listed = _minikube_profile(settings, runner)
+        if listed.listed and not listed.valid:
+            return Check.of(name, False, f"profile {profile} is invalid (its configuration is "
+                            "missing or incomplete)", delete)
+        if listed.driver and listed.driver != settings.minikube_driver:
             return Check.of(
                 name, False,
-                f"profile {profile} exists with driver {driver}, MINIKUBE_DRIVER={settings.minikube_driver}",
-                f"keep it with MINIKUBE_DRIVER={driver}, or recreate it: `minikube delete -p {profile}` "
-                "(this deletes the cluster and its data)",
+                f"profile {profile} exists with driver {listed.driver}, "
+                f"MINIKUBE_DRIVER={settings.minikube_driver}",
+                f"keep it with MINIKUBE_DRIVER={listed.driver}, or recreate it: "
+                f"`minikube delete -p {profile}` (this deletes the cluster and its data)",
             )
-    if state == "running":
+    if status.state == "running":
         log(f"minikube profile {profile} is already running: left alone")
         evidence = f"{profile} already running (left alone)"
+    elif status.state == "paused":
+        log(f"minikube: profile {profile} is paused: unpausing it")
+        resumed = runner.run(["minikube", "unpause", "-p", profile], timeout=300)
+        if not resumed.ok:
+            return Check.of(name, False, f"`minikube unpause` failed: {_failure_lines(resumed)}",
+                            f"read `minikube logs -p {profile}`")
+        evidence = f"{profile} was paused: unpaused"
     else:
-        verb = "creating" if state in ("absent", "nonexistent") else "starting stopped"
+        creating = status.state in ("absent", "nonexistent")
+        verb = "creating" if creating else f"starting stopped ({status.summary})"
         log(f"minikube: {verb} profile {profile}")
         started = runner.run(minikube_start_argv(settings), timeout=START_TIMEOUT)
         if not started.ok:
-            tail = (started.stderr or started.stdout).strip().splitlines()[-3:]
             return Check.of(
-                name, False, f"`minikube start` failed (exit {started.returncode}): {' / '.join(tail)}",
-                f"read `minikube logs -p {profile}`; if the profile is broken: `minikube delete -p {profile}`",
+                name, False,
+                f"`minikube start` failed (exit {started.returncode}): {_failure_lines(started)}",
+                f"read `minikube logs -p {profile}`; if the profile is broken: "
+                f"`minikube delete -p {profile}`",
             )
-        evidence = f"{profile} {'created' if state in ('absent', 'nonexistent') else 'restarted'}"
+        evidence = f"{profile} {'created' if creating else 'restarted'}"
     failed_addons = []
     for addon in _addons(settings):
         done = runner.run(["minikube", "addons", "enable", addon, "-p", profile], timeout=300)
@@ -157,28 +246,35 @@ def ensure_kind(settings: Settings, runner: RunnerLike, log: Callable[[str], Non
     listed = runner.run(["kind", "get", "clusters"], timeout=60)
     if not listed.ok:
         return Check.of(
-            name, False, f"`kind get clusters` failed: {listed.stderr.strip()}",
+            name, False, f"`kind get clusters` failed: {_failure_lines(listed)}",
             "is Docker running? `docker info`",
         )
+    # Names are on stdout; "No kind clusters found." goes to stderr.
     clusters = {line.strip() for line in listed.stdout.splitlines() if line.strip()}
     if cluster not in clusters:
         log(f"kind: creating cluster {cluster}")
         created = runner.run(["kind", "create", "cluster", "--name", cluster], timeout=START_TIMEOUT)
         if not created.ok:
             return Check.of(
-                name, False, f"`kind create cluster` failed: {created.stderr.strip()[-300:]}",
+                name, False, f"`kind create cluster` failed: {_failure_lines(created)}",
                 f"`kind delete cluster --name {cluster}` and retry; check `docker info`",
             )
         return Check.of(name, True, f"{cluster} created")
     node = f"{cluster}-control-plane"
     inspected = runner.run(["docker", "inspect", "-f", "{{.State.Status}}", node], timeout=30)
     node_state = inspected.stdout.strip()
-    if inspected.ok and node_state != "running":
+    if not inspected.ok:
+        log(f"kind cluster {cluster} exists but Docker has no container {node} "
+            "(another KIND_EXPERIMENTAL_PROVIDER?): left alone")
+        return Check.of(name, True, f"{cluster} listed by kind; its node is not a Docker "
+                        f"container ({_failure_lines(inspected, 1)}): left alone")
+    if node_state != "running":
         log(f"kind: node container {node} is {node_state}: starting it")
         started = runner.run(["docker", "start", node], timeout=120)
         if not started.ok:
             return Check.of(
-                name, False, f"node container {node} is {node_state} and would not start",
+                name, False, f"node container {node} is {node_state} and would not start: "
+                f"{_failure_lines(started)}",
                 f"`kind delete cluster --name {cluster}` then `inv cluster`",
             )
         return Check.of(name, True, f"{cluster} existed with its node {node_state}: restarted")

@@ -463,7 +463,7 @@ def _gordon(
     problems: list[str] = []
     for name in names:
         dockerfile = root / images.COMPONENTS[name].dockerfile
-        answer = gordon_agent.review_dockerfile(runner, dockerfile, timeout)
+        answer = gordon_agent.review_dockerfile(runner, dockerfile, timeout, root)
         if answer.ok:
             advice[name] = answer.stdout.strip()
         else:

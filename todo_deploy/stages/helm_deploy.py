@@ -98,6 +98,7 @@ def run(
 ) -> GateResult:
     from todo_deploy import render
     from todo_deploy.artifacts import load_images
+    from todo_deploy.helm import HelmUnavailable
     from todo_deploy.kube import Kube, KubeError, diagnose
     from todo_deploy.stages.deploy import (
         app_selector,
@@ -131,7 +132,11 @@ def run(
 
     values = render.helm_values(settings, images)
     timeout = timeout_s or settings.deploy_timeout_seconds
-    before = engine.status(release, namespace)
+    try:
+        before = engine.status(release, namespace)
+    except HelmUnavailable as exc:
+        result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
+        return result
     upgrading = bool(before and before.get("status") == "deployed")
     # An upgrade is rolled back by us right after the diagnosis, so that the failing
     # pods can still be examined; a first install is removed by Helm itself.
@@ -182,14 +187,58 @@ def run(
 
 
 def history(loaded: LoadedSettings, engine: HelmEngine | None = None) -> list[dict[str, Any]]:
+    """The release's revisions, oldest first, each with its description.
+    Raises HelmUnavailable (one line) when Helm cannot reach the cluster."""
     settings = loaded.settings
     engine = engine or make_engine(settings)
     return engine.history(settings.release_name, settings.namespace)
 
 
+GOOD = ("superseded", "deployed")  # revisions that were running once; "failed" ones were not
+
+
+def rollback_target(
+    entries: list[dict[str, Any]], revision: int | None, release: str, namespace: str
+) -> tuple[int | None, str]:
+    """(the revision to return to, '') or (None, why there is nothing to roll back to).
+
+    Without a revision: the newest earlier revision that once ran (Helm's own
+    default, current-1, may be the failed upgrade that is being undone)."""
+    if not entries:
+        return None, f"no Helm release {release} in namespace {namespace}: nothing to roll back"
+    current = entries[-1]["revision"]
+    revisions = [e["revision"] for e in entries]
+    if revision is None:
+        earlier = [e for e in entries[:-1] if e["status"] in GOOD]
+        if len(entries) == 1:
+            return None, (f"{release} has only revision {current}: there is no earlier "
+                          "revision to roll back to")
+        if not earlier:
+            return None, (f"{release} has no earlier revision that ran successfully "
+                          f"(revisions {', '.join(map(str, revisions))}, see `inv history`): "
+                          "nothing to roll back to")
+        return earlier[-1]["revision"], ""
+    if revision == current:
+        return None, f"revision {revision} is the current revision of {release}: nothing to roll back"
+    if revision not in revisions:
+        return None, (f"{release} has no revision {revision}; its revisions are "
+                      f"{', '.join(map(str, revisions))} (see `inv history`)")
+    return revision, ""
+
+
 def rollback(
     loaded: LoadedSettings, revision: int | None = None, engine: HelmEngine | None = None
 ) -> HelmResult:
+    """Roll back to `revision` (default: the newest earlier one that ran), or say
+    plainly why there is nothing to roll back to. Raises HelmUnavailable."""
+    from todo_deploy.helm import HelmResult
+
     settings = loaded.settings
     engine = engine or make_engine(settings)
-    return engine.rollback(settings.release_name, settings.namespace, revision)
+    release, namespace = settings.release_name, settings.namespace
+    entries = engine.history(release, namespace)
+    target, why = rollback_target(entries, revision, release, namespace)
+    if target is None:
+        current = entries[-1] if entries else {}
+        return HelmResult(False, why, current.get("revision"), current.get("status", ""))
+    return engine.rollback(release, namespace, target)
