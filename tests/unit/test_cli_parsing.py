@@ -110,3 +110,11 @@ def test_no_kubeconfig_is_one_line_and_exit_1_never_a_traceback(
     assert done.returncode == 1, output
     assert "missing-kubeconfig" in output or "inv cluster" in output, output
     assert len(output.strip().splitlines()) <= 4, output
+
+
+def test_inv_lint_runs_through_the_cli_and_records_its_gate(tmp_path: Path) -> None:
+    """A gate outside the deploy pipeline (lint) is finished like the others."""
+    done = inv(["lint"], tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "lint gate PASSED" in done.stdout
+    assert (tmp_path / ".state" / "lint.json").exists()

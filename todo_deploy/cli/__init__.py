@@ -149,7 +149,7 @@ def finish(loaded: LoadedSettings, result: GateResult) -> GateResult:
     from todo_deploy.console import render_gate
     from todo_deploy.gates import AFTER_DEPLOY, DEPLOY_STAGES, current_deployment, save
 
-    result.scope = scopes(loaded)[result.stage]
+    result.scope = scopes(loaded).get(result.stage, "")
     if result.stage in DEPLOY_STAGES:
         result.basis = deployed_basis(loaded, result.stage)
     elif result.stage in AFTER_DEPLOY:
