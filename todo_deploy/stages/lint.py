@@ -21,6 +21,7 @@ from typing import Any
 from todo_deploy.config import LoadedSettings
 from todo_deploy.console import say
 from todo_deploy.gates import Check, GateResult
+from todo_deploy.images import source_root
 from todo_deploy.runner import Runner
 
 STAGE = "lint"
@@ -196,7 +197,7 @@ def run(
     """Run every static check; one Check per tool and target."""
     from todo_deploy import helm, render
 
-    root = loaded.root
+    root = source_root(loaded)
     k8s_dir = k8s_dir or root / "k8s"
     chart_dir = chart_dir or root / "helm" / "todo-chatbot"
     docker_dir = docker_dir or root / "docker"
