@@ -70,7 +70,7 @@ class ProjectTask(invoke.Task):
 # The modules that hold the tasks, in `inv --list` order; tasks.py collects them.
 TASK_MODULES = (
     "up", "build", "cluster", "deploy", "aiops", "verify", "docs", "open", "logs", "core", "lint",
-    "dev", "bench",
+    "dev", "bench", "mcp",
 )
 
 
@@ -144,9 +144,8 @@ def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
     raise Exit(reason + " (or pass --force to run anyway)", code=1)
 
 
-def finish(loaded: LoadedSettings, result: GateResult) -> GateResult:
-    """Persist and print a gate result; exit non-zero when it failed."""
-    from todo_deploy.console import render_gate
+def record(loaded: LoadedSettings, result: GateResult) -> GateResult:
+    """Persist a gate result with what it describes (scope) and examined (basis)."""
     from todo_deploy.gates import AFTER_DEPLOY, DEPLOY_STAGES, current_deployment, save
 
     result.scope = scopes(loaded).get(result.stage, "")
@@ -156,6 +155,14 @@ def finish(loaded: LoadedSettings, result: GateResult) -> GateResult:
         deployment = current_deployment(loaded.state_dir, result.scope)
         result.basis = deployment.basis if deployment else ""
     save(loaded.state_dir, result)
+    return result
+
+
+def finish(loaded: LoadedSettings, result: GateResult) -> GateResult:
+    """Persist and print a gate result; exit non-zero when it failed."""
+    from todo_deploy.console import render_gate
+
+    record(loaded, result)
     render_gate(result)
     if not result.passed:
         names = ", ".join(c.name for c in result.failures)
