@@ -305,12 +305,13 @@ def judge_kagent(result: CommandResult) -> str:
 
 class Kagent(Tool):
     name = "kagent"
+    agent = KAGENT_AGENT  # the app's own agent when `inv aiops install-agent` put it there
 
     def available(self) -> bool:
         return self.which("kagent") is not None
 
     def command(self, task: str) -> list[str]:
-        return ["kagent", "invoke", "-a", KAGENT_AGENT, "-t", task,
+        return ["kagent", "invoke", "-a", self.agent, "-t", task,
                 "-n", self.settings.kagent_namespace]
 
     def install_command(self) -> list[str]:
@@ -452,11 +453,14 @@ def make_tools(
     settings: Settings,
     environ: Mapping[str, str] | None = None,
     workdir: Path | None = None,
+    kagent_agent: str = KAGENT_AGENT,
 ) -> dict[str, Tool]:
-    """One adapter per tool; Gordon works in `workdir` (default: the project)."""
+    """One adapter per tool; Gordon works in `workdir` (default: the project); kagent asks
+    `kagent_agent` (the app's own agent once `inv aiops install-agent` put it there)."""
     from todo_deploy.config import PROJECT_ROOT
 
     tools: dict[str, Tool] = {name: cls(runner, settings, environ)
                               for name, cls in ADAPTERS.items() if cls is not Gordon}
     tools["gordon"] = Gordon(runner, settings, environ, workdir or PROJECT_ROOT)
+    tools["kagent"].agent = kagent_agent  # type: ignore[attr-defined]
     return tools

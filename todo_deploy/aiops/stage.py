@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy.aiops.adapters import TOOLS, Kagent, Tool, ToolRun, make_tools
+from todo_deploy.aiops.adapters import KAGENT_AGENT, TOOLS, Kagent, Tool, ToolRun, make_tools
 from todo_deploy.aiops.playbooks import CHOICES, PlaybookRefused, build
 from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.runner import Runner
@@ -136,6 +136,7 @@ def run(
     environ: Mapping[str, str] | None = None,
     collect: Collector | None = None,
     log: Callable[[str], None] = _say,
+    kagent_agent: str = KAGENT_AGENT,
 ) -> GateResult:
     """`inv aiops [playbook]`: the doctor (always) plus the playbook's AI tools (unless `doctor`).
 
@@ -157,7 +158,8 @@ def run(
     runs: list[ToolRun] = []
     if playbook != "doctor" or install_kagent:
         runner = runner or Runner(log=log, secrets=settings.secret_values())
-        tools = make_tools(runner, settings, environ, workdir=loaded.root)
+        tools = make_tools(runner, settings, environ, workdir=loaded.root,
+                           kagent_agent=kagent_agent)
         if playbook == "doctor":
             tool_results, runs = _install_only(tools, log)
         else:
@@ -169,6 +171,7 @@ def run(
 
     details: dict[str, Any] = {
         "playbook": playbook,
+        "kagent_agent": kagent_agent,
         "namespace": ns,
         "release": settings.release_name,
         "allow_changes": allow_changes,

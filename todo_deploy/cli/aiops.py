@@ -1,4 +1,4 @@
-"""`inv aiops [doctor|health|resources|scale|dockerfiles]`: stage 5."""
+"""`inv aiops [doctor|health|resources|scale|dockerfiles|install-agent]`: stage 5."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from invoke.parser import Argument
 
 from todo_deploy.cli import ProjectTask, finish, load_or_exit, task
 from todo_deploy.cli.optional_positional import make_optional
+
+INSTALL_AGENT = "install-agent"
 
 
 def _task_names() -> set[str]:
@@ -28,12 +30,15 @@ class _AiopsTask(ProjectTask):
         "playbook": "doctor (the built-in doctor only), health (default: doctor + AI tools on "
         "failing pods and cluster health), resources (right-size requests/limits), scale "
         "(scale the backend; needs --allow-changes and --replicas), dockerfiles (Gordon "
-        "reviews docker/*.Dockerfile).",
+        "reviews docker/*.Dockerfile), install-agent (apply this app's kagent agent and its "
+        "MCP server; `inv aiops` then asks it instead of k8s-agent).",
         "allow_changes": "Let the AI tools change the cluster (kubectl-ai gets "
         "--skip-permissions); without it they are read-only and `scale` refuses.",
         "install_kagent": "Run `kagent install --profile demo` first (only when asked).",
         "replicas": "Replica count for the scale playbook (1-20; required by scale).",
         "namespace": "Namespace to examine (default: the NAMESPACE setting).",
+        "mcp_url": "With install-agent: where pods reach `inv mcp --http` (default "
+        "http://host.minikube.internal:8765/mcp, host.docker.internal per provider).",
     },
 )
 def aiops(  # type: ignore[no-untyped-def]
@@ -43,6 +48,7 @@ def aiops(  # type: ignore[no-untyped-def]
     install_kagent=False,
     replicas=0,
     namespace=None,
+    mcp_url="",
 ):
     """Diagnose the release with the built-in doctor, then ask kubectl-ai, kagent and Gordon.
 
@@ -53,6 +59,9 @@ def aiops(  # type: ignore[no-untyped-def]
     from todo_deploy.aiops.playbooks import CHOICES, PlaybookRefused
     from todo_deploy.aiops.stage import render_findings, run
 
+    if playbook == INSTALL_AGENT:
+        _install_agent(mcp_url)
+        return
     if playbook and playbook not in CHOICES:
         raise Exit(
             f"unknown playbook {playbook!r}: choose one of {', '.join(CHOICES)} "
@@ -69,8 +78,38 @@ def aiops(  # type: ignore[no-untyped-def]
             install_kagent=install_kagent,
             replicas=int(replicas) if replicas else None,
             namespace=namespace or None,
+            kagent_agent=_kagent_agent(loaded, playbook),
         )
     except PlaybookRefused as exc:
         raise Exit(f"inv aiops refuses: {exc}", code=1) from None
     render_findings(result)
     finish(loaded, result)
+
+
+def _install_agent(url: str) -> None:
+    from todo_deploy.console import say
+    from todo_deploy.kube import Kube
+    from todo_deploy.mcp import kagent
+
+    settings = load_or_exit().settings
+    done = kagent.install(settings, url or kagent.default_url(settings),
+                          Kube(settings.context_name))
+    if not done.ok:
+        raise Exit(done.explain(), code=1)
+    say(done.explain())
+
+
+def _kagent_agent(loaded, playbook: str | None) -> str:  # type: ignore[no-untyped-def]
+    """This app's agent when `install-agent` put it in the cluster, else kagent's k8s-agent."""
+    from todo_deploy.aiops.adapters import KAGENT_AGENT
+
+    if playbook == "doctor":
+        return KAGENT_AGENT
+    from todo_deploy.kube import Kube, KubeError
+    from todo_deploy.mcp import kagent
+
+    try:
+        found = kagent.installed_agent(loaded.settings, Kube(loaded.settings.context_name))
+    except KubeError:
+        return KAGENT_AGENT
+    return found or KAGENT_AGENT

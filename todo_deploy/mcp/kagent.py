@@ -11,12 +11,14 @@ that talks it into using another tool cannot change the app.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy.mcp.tools import READ_ONLY_TOOLS
 
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
+    from todo_deploy.kube import Kube
 
 API_VERSION = "kagent.dev/v1alpha2"
 DEFAULT_PORT = 8765
@@ -172,3 +174,102 @@ def agent(settings: Settings) -> dict[str, Any]:
 def manifests(settings: Settings, url: str) -> list[dict[str, Any]]:
     """Everything `inv aiops install-agent` applies, in apply order."""
     return [*rbac(settings), remote_mcp_server(settings, url), agent(settings)]
+
+
+# ---- installing it: `inv aiops install-agent` ------------------------------------------------
+
+CRD_NAMES = {"RemoteMCPServer": "remotemcpservers.kagent.dev", "Agent": "agents.kagent.dev"}
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+INSTALL_KAGENT = ("install kagent (`inv aiops --install-kagent` runs `kagent install --profile "
+                  "demo`; or Helm's kagent-crds and kagent charts)")
+
+
+@dataclass
+class Installed:
+    """What install() did: `applied` objects, or `missing` prerequisites and why."""
+
+    applied: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    agent: str = ""
+    namespace: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.applied) and not self.missing and not self.problems
+
+    def explain(self) -> str:
+        if self.ok:
+            return (f"applied {', '.join(self.applied)}; ask it with `kagent invoke -a "
+                    f"{self.agent} -n {self.namespace} -t \"why is my backend not ready?\"` "
+                    "(`inv aiops` now uses it)")
+        if self.missing:
+            return ("cannot install the agent: " + "; ".join(self.missing)
+                    + ". Then run `inv aiops install-agent` again.")
+        return "the manifests do not fit the cluster's kagent CRDs: " + "; ".join(self.problems)
+
+
+def _crd(kube: Kube, name: str) -> dict[str, Any] | None:
+    from todo_deploy.kube import KubeError
+
+    try:
+        return kube.request("GET", CRD_PATH + name)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def install(settings: Settings, url: str, kube: Kube) -> Installed:
+    """Apply the manifests when kagent's CRDs (serving v1alpha2) and both namespaces exist;
+    validate them strictly against the cluster's CRDs first."""
+    from todo_deploy.mcp import crds
+
+    out = Installed(agent=agent_name(settings), namespace=settings.kagent_namespace)
+    objects = manifests(settings, url)
+    version = API_VERSION.rsplit("/", 1)[1]
+    found: dict[str, dict[str, Any]] = {}
+    absent = []
+    for kind, name in CRD_NAMES.items():
+        crd = _crd(kube, name)
+        if crd is None:
+            absent.append(name)
+        elif crds.version_schema(crd, version) is None:
+            out.missing.append(f"CRD {name} does not serve {version} (serves "
+                               f"{', '.join(crds.served_versions(crd)) or 'nothing'}): "
+                               "upgrade kagent")
+        else:
+            found[kind] = crd
+    if absent:
+        out.missing.append(f"kagent's CRDs are not in the cluster ({', '.join(absent)}): "
+                           f"{INSTALL_KAGENT}")
+    if kube.get("v1", "Namespace", settings.kagent_namespace) is None:
+        out.missing.append(f"kagent's namespace {settings.kagent_namespace} does not exist "
+                           "(set KAGENT_NAMESPACE to where kagent runs)")
+    if kube.get("v1", "Namespace", settings.namespace) is None:
+        out.missing.append(f"the app's namespace {settings.namespace} does not exist "
+                           "(deploy first: `inv up`)")
+    if out.missing:
+        return out
+    for obj in objects:
+        if obj["kind"] in found:
+            out.problems += crds.problems(obj, found[obj["kind"]])
+    if out.problems:
+        return out
+    for obj in objects:
+        kube.apply(obj)
+        out.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    return out
+
+
+def installed_agent(settings: Settings, kube: Kube) -> str | None:
+    """The app-specific agent's name when it is in the cluster, else None."""
+    from todo_deploy.kube import KubeError
+
+    try:
+        if _crd(kube, CRD_NAMES["Agent"]) is None:
+            return None
+        found = kube.get(API_VERSION, "Agent", agent_name(settings), settings.kagent_namespace)
+    except KubeError:
+        return None
+    return agent_name(settings) if found else None
