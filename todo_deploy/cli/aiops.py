@@ -37,6 +37,8 @@ class _AiopsTask(ProjectTask):
         "install_kagent": "Run `kagent install --profile demo` first (only when asked).",
         "replicas": "Replica count for the scale playbook (1-20; required by scale).",
         "namespace": "Namespace to examine (default: the NAMESPACE setting).",
+        "dry_run": "With install-agent: check the prerequisites and validate the manifests "
+        "against the cluster's kagent CRDs; apply nothing.",
         "mcp_url": "With install-agent: where pods reach `inv mcp --http` (default "
         "http://host.minikube.internal:8765/mcp, host.docker.internal per provider).",
     },
@@ -49,6 +51,7 @@ def aiops(  # type: ignore[no-untyped-def]
     replicas=0,
     namespace=None,
     mcp_url="",
+    dry_run=False,
 ):
     """Diagnose the release with the built-in doctor, then ask kubectl-ai, kagent and Gordon.
 
@@ -60,7 +63,7 @@ def aiops(  # type: ignore[no-untyped-def]
     from todo_deploy.aiops.stage import render_findings, run
 
     if playbook == INSTALL_AGENT:
-        _install_agent(mcp_url)
+        _install_agent(mcp_url, dry_run)
         return
     if playbook and playbook not in CHOICES:
         raise Exit(
@@ -86,14 +89,14 @@ def aiops(  # type: ignore[no-untyped-def]
     finish(loaded, result)
 
 
-def _install_agent(url: str) -> None:
+def _install_agent(url: str, dry_run: bool) -> None:
     from todo_deploy.console import say
     from todo_deploy.kube import Kube
     from todo_deploy.mcp import kagent
 
     settings = load_or_exit().settings
     done = kagent.install(settings, url or kagent.default_url(settings),
-                          Kube(settings.context_name))
+                          Kube(settings.context_name), dry_run=dry_run)
     if not done.ok:
         raise Exit(done.explain(), code=1)
     say(done.explain())

@@ -186,27 +186,32 @@ INSTALL_KAGENT = ("install kagent (`inv aiops --install-kagent` runs `kagent ins
 
 @dataclass
 class Installed:
-    """What install() did: `applied` objects, or `missing` prerequisites and why."""
+    """What install() did (or, dry run, would do): the objects, or the missing
+    prerequisites and the schema problems that stopped it."""
 
-    applied: list[str] = field(default_factory=list)
+    objects: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     agent: str = ""
     namespace: str = ""
+    dry_run: bool = False
 
     @property
     def ok(self) -> bool:
-        return bool(self.applied) and not self.missing and not self.problems
+        return bool(self.objects) and not self.missing and not self.problems
 
     def explain(self) -> str:
-        if self.ok:
-            return (f"applied {', '.join(self.applied)}; ask it with `kagent invoke -a "
-                    f"{self.agent} -n {self.namespace} -t \"why is my backend not ready?\"` "
-                    "(`inv aiops` now uses it)")
         if self.missing:
             return ("cannot install the agent: " + "; ".join(self.missing)
                     + ". Then run `inv aiops install-agent` again.")
-        return "the manifests do not fit the cluster's kagent CRDs: " + "; ".join(self.problems)
+        if self.problems:
+            return "the manifests do not fit the cluster's kagent CRDs: " + "; ".join(self.problems)
+        if self.dry_run:
+            return (f"would apply {', '.join(self.objects)} (validated against the cluster's "
+                    f"kagent CRDs, {API_VERSION}); nothing applied (--dry-run)")
+        return (f"applied {', '.join(self.objects)}; ask it with `kagent invoke -a {self.agent} "
+                f"-n {self.namespace} -t \"why is my backend not ready?\"` (`inv aiops` now "
+                "uses it)")
 
 
 def _crd(kube: Kube, name: str) -> dict[str, Any] | None:
@@ -220,12 +225,13 @@ def _crd(kube: Kube, name: str) -> dict[str, Any] | None:
         raise
 
 
-def install(settings: Settings, url: str, kube: Kube) -> Installed:
+def install(settings: Settings, url: str, kube: Kube, *, dry_run: bool = False) -> Installed:
     """Apply the manifests when kagent's CRDs (serving v1alpha2) and both namespaces exist;
-    validate them strictly against the cluster's CRDs first."""
+    validate them strictly against the cluster's CRDs first (dry run: only that)."""
     from todo_deploy.mcp import crds
 
-    out = Installed(agent=agent_name(settings), namespace=settings.kagent_namespace)
+    out = Installed(agent=agent_name(settings), namespace=settings.kagent_namespace,
+                    dry_run=dry_run)
     objects = manifests(settings, url)
     version = API_VERSION.rsplit("/", 1)[1]
     found: dict[str, dict[str, Any]] = {}
@@ -257,8 +263,9 @@ def install(settings: Settings, url: str, kube: Kube) -> Installed:
     if out.problems:
         return out
     for obj in objects:
-        kube.apply(obj)
-        out.applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        if not dry_run:
+            kube.apply(obj)
+        out.objects.append(f"{obj['kind']}/{obj['metadata']['name']}")
     return out
 
 
