@@ -32,7 +32,7 @@ def server_params(env: dict[str, str] | None = None) -> StdioServerParameters:
     )
 
 
-def shorten(value: Any, chars: int = 240, items: int = 6) -> Any:
+def shorten(value: Any, chars: int = 240, items: int = 8) -> Any:
     if isinstance(value, str):
         return value if len(value) <= chars else value[:chars] + "…"
     if isinstance(value, list):

@@ -81,7 +81,8 @@ class DoctorOut(BaseModel):
     healthy: bool
     summary: str
     groups: list[FindingGroup] = Field(default_factory=list)
-    checks: list[CheckOut] = Field(default_factory=list)
+    checks: list[CheckOut] = Field(default_factory=list, description=(
+        "The doctor's verdict when it has no findings (no problem, or why it could not look)."))
 
 
 class VerifyOut(BaseModel):
@@ -218,7 +219,8 @@ def doctor(loaded: LoadedSettings, namespace: str | None = None) -> DoctorOut:
     return DoctorOut(
         namespace=ns, release=settings.release_name, healthy=healthy, summary=summary,
         groups=[FindingGroup(object=o, findings=fs) for o, fs in groups.items()],
-        checks=[check_out(c) for c in checks],
+        # With findings the checks repeat them; without, they say why (healthy, no namespace).
+        checks=[] if findings else [check_out(c) for c in checks],
     )
 
 
