@@ -120,7 +120,8 @@ def test_inv_aiops_asks_the_apps_agent_once_installed(
     assert _kagent_agent(loaded, "health") == KAGENT_AGENT  # not installed yet
     kagent.install(loaded.settings, "http://x:1/mcp", fake)  # type: ignore[arg-type]
     assert _kagent_agent(loaded, "health") == "todo-a-agent"
-    tools = make_tools(Runner(log=lambda _: None), loaded.settings, {}, "todo-a-agent")
+    tools = make_tools(Runner(log=lambda _: None), loaded.settings, {},
+                       kagent_agent="todo-a-agent")
     assert tools["kagent"].command("why?")[:4] == [  # type: ignore[attr-defined]
         "kagent", "invoke", "-a", "todo-a-agent"]
     default = make_tools(Runner(log=lambda _: None), loaded.settings, {})
