@@ -1,60 +1,47 @@
-"""Render the app's Kubernetes objects from the one Settings object.
+"""Chart values and Secret data from the one Settings object.
 
-The raw manifests in `k8s/` (kustomize-compatible, default release name
-`todo-chatbot`, namespace `todo`) are the template; this module loads them and
-rewrites names, namespace, labels, images, replicas, the service type, the
-ConfigMap and the checksum annotations from `Settings` and the built images.
-Secrets are never rendered into these objects: `secret_data()` gives the
-deploy stage what to put into the Secrets it creates itself, and the Helm chart
-only receives the existing Secrets' names (`helm_values()`).
+The chart (helm/todo-chatbot) describes every object. `inv deploy --helm`
+installs it with `helm_values()`; `inv deploy` renders it in-process with
+`raw_values()` (see todo_deploy/manifests.py) and applies the objects itself.
+Secrets are never rendered into those objects: `secret_data()` gives the deploy
+stages what to put into the Secrets they create through the API, and the chart
+only receives the Secrets' names and a checksum of their data.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import re
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-K8S_DIR = PROJECT_ROOT / "k8s"
 CHART_DIR = PROJECT_ROOT / "helm" / "todo-chatbot"
 
-DEFAULT_RELEASE = "todo-chatbot"
-DEFAULT_NAMESPACE = "todo"
 PART_OF = "todo-chatbot"
+# The app.kubernetes.io/managed-by label of what the raw path applies: how it
+# tells its own objects (to prune) from a Helm release's.
+MANAGED_BY = "todo-deploy"
 DRAIN_SECONDS = 5
 LOG_LEVEL = "info"
 
-# Secret names (format with release=settings.release_name) and their keys.
-SECRET_BACKEND = "{release}-backend"  # DATABASE_URL, AUTH_SECRET, OPENAI_API_KEY
+# Secret names (format with release=settings.release_name) and their keys. The
+# chart names its Services <release>-<component> for every release name that
+# `inv config` accepts (tests/unit/test_parity.py checks it), so
+# <release>-postgres is also the bundled database's host.
+SECRET_BACKEND = "{release}-backend"  # DATABASE_URL, AUTH_SECRET, OPENAI_API_KEY[, OPENAI_BASE_URL]
 SECRET_FRONTEND = "{release}-frontend"  # SESSION_SECRET
 SECRET_POSTGRES = "{release}-postgres"  # POSTGRES_PASSWORD (bundled mode only)
 
 POSTGRES_USER = "todo"
 POSTGRES_DB = "todo"
-# The postgres user's uid in known images (the pod must run as it: restricted
-# Pod Security forbids root, and initdb needs a uid that has a passwd entry).
-# The official image's is 999; the test cluster's Debian-built image uses 100.
-POSTGRES_UIDS = {"localcluster/postgres": 100}
-POSTGRES_DEFAULT_UID = 999
-
-_REF_KEYS = ("name", "serviceAccountName", "serviceName")
-
-
-def _release_name(name: str, release: str) -> str:
-    if name == DEFAULT_RELEASE:
-        return release
-    if name.startswith(DEFAULT_RELEASE + "-"):
-        return release + name[len(DEFAULT_RELEASE) :]
-    return name
+POSTGRES_PORT = 5432
 
 
 def _sha256(data: Any) -> str:
@@ -67,7 +54,24 @@ def database_url(settings: Settings) -> str:
         return settings.database_url.get_secret_value()
     password = quote(settings.postgres_password.get_secret_value(), safe="")
     host = SECRET_POSTGRES.format(release=settings.release_name)
-    return f"postgresql://{POSTGRES_USER}:{password}@{host}:5432/{POSTGRES_DB}"
+    return f"postgresql://{POSTGRES_USER}:{password}@{host}:{POSTGRES_PORT}/{POSTGRES_DB}"
+
+
+def external_database_port(settings: Settings) -> int:
+    """The port of the external DATABASE_URL (5432 when it names none)."""
+    try:
+        return urlsplit(settings.database_url.get_secret_value()).port or POSTGRES_PORT
+    except ValueError:  # an out-of-range port: the app fails on it with a clearer message
+        return POSTGRES_PORT
+
+
+def public_base_url(url: str) -> str:
+    """OPENAI_BASE_URL without credentials (user:password@), for the ConfigMap."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def secret_data(settings: Settings) -> dict[str, dict[str, str]]:
@@ -75,15 +79,20 @@ def secret_data(settings: Settings) -> dict[str, dict[str, str]]:
 
     Bundled mode: DATABASE_URL = postgresql://todo:<pw>@<release>-postgres:5432/todo
     and a `<release>-postgres` Secret with POSTGRES_PASSWORD; external mode: the
-    configured DATABASE_URL and no postgres Secret.
+    configured DATABASE_URL and no postgres Secret. An OPENAI_BASE_URL with
+    credentials goes here too (it overrides the ConfigMap's credential-free copy:
+    the pods read the Secret after the ConfigMap).
     """
     release = settings.release_name
+    backend = {
+        "DATABASE_URL": database_url(settings),
+        "AUTH_SECRET": settings.auth_secret.get_secret_value(),
+        "OPENAI_API_KEY": settings.openai_api_key.get_secret_value(),
+    }
+    if public_base_url(settings.openai_base_url) != settings.openai_base_url:
+        backend["OPENAI_BASE_URL"] = settings.openai_base_url
     data = {
-        SECRET_BACKEND.format(release=release): {
-            "DATABASE_URL": database_url(settings),
-            "AUTH_SECRET": settings.auth_secret.get_secret_value(),
-            "OPENAI_API_KEY": settings.openai_api_key.get_secret_value(),
-        },
+        SECRET_BACKEND.format(release=release): backend,
         SECRET_FRONTEND.format(release=release): {
             "SESSION_SECRET": settings.session_secret.get_secret_value(),
         },
@@ -133,11 +142,12 @@ def _labels(settings: Settings, name: str, component: str) -> dict[str, str]:
         "app.kubernetes.io/name": name,
         **app_labels(settings),
         "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": "todo-deploy",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/version": app_version(),
     }
 
 
+@cache
 def app_version() -> str:
     """The chart's appVersion: the `app.kubernetes.io/version` label everywhere."""
     import yaml
@@ -150,7 +160,7 @@ def default_images() -> dict[str, ImageRef]:
     from todo_deploy.artifacts import ImageRef
 
     return {
-        c: ImageRef(c, f"todo-{c}", "0000000000000000") for c in ("backend", "frontend")
+        c: ImageRef(c, f"todo-{c}", "000000000000") for c in ("backend", "frontend")
     }
 
 
@@ -166,135 +176,6 @@ def split_image(image: str) -> tuple[str, str]:
     return image, ""
 
 
-def postgres_uid(image: str) -> int:
-    """The uid the bundled PostgreSQL image's `postgres` user has."""
-    return POSTGRES_UIDS.get(split_image(image)[0], POSTGRES_DEFAULT_UID)
-
-
-def migration_job_name(settings: Settings, images: dict[str, ImageRef]) -> str:
-    """`<release>-migrate-<backend tag>`: a new image runs its migrations once.
-
-    Build tags are 12 hex characters of a content hash; all of them are kept, so
-    two images never share (and collide on) one immutable Job.
-    """
-    tag = re.sub(r"[^a-z0-9]", "", images["backend"].tag.lower())[:12] or "0"
-    return f"{settings.release_name}-migrate-{tag}"
-
-
-def config_data(settings: Settings) -> dict[str, str]:
-    """The ConfigMap's data: non-secret app settings only."""
-    return {
-        "LLM_PROVIDER": settings.effective_llm_provider,
-        "LLM_MODEL": settings.llm_model,
-        "OPENAI_BASE_URL": settings.openai_base_url,
-        "BACKEND_URL": f"http://{settings.release_name}-backend:8000",
-        "DRAIN_SECONDS": str(DRAIN_SECONDS),
-        "LOG_LEVEL": LOG_LEVEL,
-    }
-
-
-def load_raw(k8s_dir: Path = K8S_DIR) -> list[dict[str, Any]]:
-    """The raw objects in kustomization order, exactly as written in `k8s/`."""
-    import yaml
-
-    kustomization = yaml.safe_load((k8s_dir / "kustomization.yaml").read_text())
-    objects: list[dict[str, Any]] = []
-    for resource in kustomization["resources"]:
-        objects.extend(
-            doc for doc in yaml.safe_load_all((k8s_dir / resource).read_text()) if doc
-        )
-    return objects
-
-
-def _rename(node: Any, release: str) -> Any:
-    """Rewrite default-release names, references and instance labels for `release`."""
-    if isinstance(node, list):
-        return [_rename(item, release) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "app.kubernetes.io/instance" and value == DEFAULT_RELEASE:
-            out[key] = release
-        elif key in _REF_KEYS and isinstance(value, str):
-            out[key] = _release_name(value, release)
-        else:
-            out[key] = _rename(value, release)
-    return out
-
-
-def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
-    template = obj.get("spec", {}).get("template")
-    return template["spec"] if template else None
-
-
-def render_manifests(
-    settings: Settings, images: dict[str, ImageRef], k8s_dir: Path = K8S_DIR
-) -> list[dict[str, Any]]:
-    """Every raw object except Secrets, in apply order (Namespace first).
-
-    `images` maps "backend"/"frontend" to the built ImageRef; the exact `.ref`
-    is used. Bundled-database objects only when DATABASE_MODE=bundled.
-    """
-    release, namespace = settings.release_name, settings.namespace
-    config = config_data(settings)
-    checksums = {"checksum/config": _sha256(config), "checksum/secret": secrets_checksum(settings)}
-    component_image = {
-        "backend": images["backend"].ref,
-        "migration": images["backend"].ref,
-        "frontend": images["frontend"].ref,
-        "database": settings.postgres_image,
-    }
-    replicas = {"backend": settings.backend_replicas, "frontend": settings.frontend_replicas}
-    pg_uid = postgres_uid(settings.postgres_image)
-
-    rendered = []
-    for raw in load_raw(k8s_dir):
-        obj = _rename(copy.deepcopy(raw), release)
-        meta = obj["metadata"]
-        component = meta.get("labels", {}).get("app.kubernetes.io/component", "")
-        if component == "database" and settings.database_mode != "bundled":
-            continue
-        if obj["kind"] == "Namespace":
-            meta["name"] = namespace
-        else:
-            meta["namespace"] = namespace
-        for labels in _label_maps(obj):
-            if "app.kubernetes.io/version" in labels:
-                labels["app.kubernetes.io/version"] = app_version()
-        kind = obj["kind"]
-        if kind == "ConfigMap":
-            obj["data"] = dict(config)
-        if kind == "Deployment" and component in replicas:
-            obj["spec"]["replicas"] = replicas[component]
-        if kind == "Service" and component == "frontend":
-            obj["spec"]["type"] = settings.frontend_service_type
-        if kind == "Job" and component == "migration":
-            meta["name"] = migration_job_name(settings, images)
-        pod = _pod_spec(obj)
-        if pod is not None:
-            for container in pod.get("initContainers", []) + pod["containers"]:
-                container["image"] = component_image[component]
-            annotations = obj["spec"]["template"]["metadata"].get("annotations")
-            if annotations is not None:
-                for key, value in checksums.items():
-                    if key in annotations:
-                        annotations[key] = value
-            if component == "database":
-                context = pod["securityContext"]
-                context["runAsUser"] = context["runAsGroup"] = context["fsGroup"] = pg_uid
-        rendered.append(obj)
-    return rendered
-
-
-def _label_maps(obj: dict[str, Any]) -> list[dict[str, str]]:
-    maps = [obj["metadata"].get("labels", {})]
-    template = obj.get("spec", {}).get("template")
-    if template:
-        maps.append(template["metadata"].get("labels", {}))
-    return maps
-
-
 def helm_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, Any]:
     """Chart values derived from settings. No secret values: `existingSecret`
     names + `secretChecksum` only (the deploy stage creates the Secrets first)."""
@@ -306,7 +187,7 @@ def helm_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, An
         "config": {
             "llmProvider": settings.effective_llm_provider,
             "llmModel": settings.llm_model,
-            "openaiBaseUrl": settings.openai_base_url,
+            "openaiBaseUrl": public_base_url(settings.openai_base_url),
             "drainSeconds": DRAIN_SECONDS,
             "logLevel": LOG_LEVEL,
         },
@@ -323,7 +204,7 @@ def helm_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, An
         "database": {
             "mode": settings.database_mode,
             "image": {"repository": pg_repository, "tag": pg_tag},
-            "runAsUser": postgres_uid(settings.postgres_image),
+            "externalPort": POSTGRES_PORT if bundled else external_database_port(settings),
         },
         "secrets": {
             "existingSecret": {
@@ -334,3 +215,14 @@ def helm_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, An
             "secretChecksum": secrets_checksum(settings),
         },
     }
+
+
+def raw_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, Any]:
+    """The values of the raw path (`inv deploy`): Helm's, plus the Namespace, the
+    managed-by label that marks the objects as the raw path's, and the migration
+    as a plain Job (no Helm to run hooks)."""
+    values = helm_values(settings, images)
+    values["namespace"] = {"create": True}
+    values["managedBy"] = MANAGED_BY
+    values["migration"] = {"hook": False}
+    return values

@@ -46,11 +46,11 @@ def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
 
         dry_run(loaded)
         return
-    from todo_deploy import render
+    from todo_deploy import manifests, render
     from todo_deploy.artifacts import load_images
 
     images = load_images(loaded.state_dir) or render.default_images()
-    objects = render.render_manifests(loaded.settings, images)
+    objects = manifests.render_manifests(loaded.settings, images)
     for obj in objects:
         say(f"{obj['kind']}/{obj['metadata']['name']}")
     for name in render.secret_data(loaded.settings):

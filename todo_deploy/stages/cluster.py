@@ -646,15 +646,15 @@ def run(
             "no build recorded, so the app's requests are unknown", "run `inv build`",
         ))
     else:
-        from todo_deploy import render
+        from todo_deploy import manifests
 
         try:
-            objects = render.render_manifests(settings, images)
+            objects = manifests.render_manifests(settings, images)
             result.checks.append(capacity_check(kube, settings, objects, nodes))
         except Exception as exc:  # noqa: BLE001 - any renderer error becomes a failed check
             result.checks.append(Check.of(
                 "capacity covers the app's requests", False,
-                f"could not render the manifests: {exc}", "fix k8s/ or the settings, see the error",
+                f"could not render the manifests: {exc}", "fix the chart or the settings, see the error",
             ))
 
     if settings.database_mode == "bundled":

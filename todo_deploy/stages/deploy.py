@@ -1,4 +1,5 @@
-"""Stage 3, `inv deploy`: the raw manifests, applied server-side in order.
+"""Stage 3, `inv deploy`: the chart rendered in-process (todo_deploy/manifests.py,
+no Helm release), applied server-side in order.
 
 Order: namespace, Secrets (from the settings, through the API only), config,
 database (then wait for it), the migration Job (then wait; its failure stops
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from todo_deploy.kube import Kube, ObjectRef
 
 STAGE = "deploy"
-MANAGED_BY = "todo-deploy"
 # Pod Security Standards: the app's namespace enforces "restricted".
 PSS_LABELS = {
     "pod-security.kubernetes.io/enforce": "restricted",
@@ -43,7 +43,7 @@ def raw_selector(settings: Settings) -> str:
     from todo_deploy import render
     from todo_deploy.kube import label_selector
 
-    return label_selector({**render.app_labels(settings), "app.kubernetes.io/managed-by": MANAGED_BY})
+    return label_selector({**render.app_labels(settings), "app.kubernetes.io/managed-by": render.MANAGED_BY})
 
 
 def app_selector(settings: Settings) -> str:
@@ -110,7 +110,7 @@ def phases(rendered: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def apply_all(kube: Kube, objects: list[dict[str, Any]], log: Callable[[str], None]) -> list[str]:
     """Apply each object; returns the ones whose resourceVersion changed."""
-    from todo_deploy.kube import KubeError, ObjectRef
+    from todo_deploy.kube import FIELD_MANAGER, KubeError, ObjectRef
 
     changed = []
     for obj in objects:
@@ -127,7 +127,7 @@ def apply_all(kube: Kube, objects: list[dict[str, Any]], log: Callable[[str], No
             else:
                 raise DeployError(f"applying {ref} failed: {exc}") from None
         managed = [
-            m for m in after["metadata"].get("managedFields", []) if m.get("manager") == MANAGED_BY
+            m for m in after["metadata"].get("managedFields", []) if m.get("manager") == FIELD_MANAGER
         ]
         if _fresh(managed):
             changed.append(str(ref))
@@ -315,7 +315,7 @@ def run(
     timeout_s: int | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
-    from todo_deploy import render
+    from todo_deploy import manifests
     from todo_deploy.artifacts import load_images
     from todo_deploy.kube import Kube, KubeError
 
@@ -331,9 +331,9 @@ def run(
     deadline = started + (timeout_s or settings.deploy_timeout_seconds)
     try:
         kube = kube or Kube(settings.context_name)
-        rendered = render.render_manifests(settings, images)
+        rendered = manifests.render_manifests(settings, images)
         groups = phases(rendered)
-        job_name = render.migration_job_name(settings, images)
+        job_name = manifests.migration_job(rendered)
 
         if remove_helm_release(kube, settings, log):
             result.details["uninstalled_helm_release"] = True

@@ -4,8 +4,8 @@
 - `helm lint --strict` of the chart (embedded Helm v4) with the default and the
   production-like values;
 - strict schema validation (kubernetes-validate: unknown fields are errors) of
-  the raw manifests as render.py renders them, and of the chart rendered with
-  the default and the production-like values, against Kubernetes 1.30 and the
+  the plain manifests in k8s/ as committed, and of the chart rendered with
+  the default, the production-like and the settings' values, against Kubernetes 1.30 and the
   newest version the package ships (the chart rendered for that version with
   policy/v1 and autoscaling/v2 so the PDB and HPA are validated too);
 - a Pod Security "restricted" check (plus the project's read-only root
@@ -163,7 +163,7 @@ def _targets(
     """(target name, kubernetes version, a thunk rendering its objects)."""
     import yaml
 
-    from todo_deploy import helm, render
+    from todo_deploy import helm, manifests, render
 
     settings = loaded.settings
     images = render.default_images()
@@ -175,7 +175,7 @@ def _targets(
         "chart (settings values)": render.helm_values(settings, images),
     }
     for version in versions:
-        yield "raw manifests", version, lambda: render.render_manifests(settings, images, k8s_dir)
+        yield "raw manifests", version, lambda: manifests.load_dir(k8s_dir)
         for name, values in chart_values.items():
             yield name, version, (
                 lambda values=values, version=version: engine.template(

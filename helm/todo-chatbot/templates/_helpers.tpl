@@ -6,22 +6,59 @@ Expand the name of the chart.
 {{- end }}
 
 {{/*
-Fully qualified app name: the prefix of every object name. Truncated at 63-10
-characters, leaving room for the longest suffix ("-frontend", "-migrate-xxxxxxxx"
-is cut further below). If the release name contains the chart name it is used
-as is.
+Fully qualified app name: the prefix of every object name. If the release name
+contains the chart name it is used as is. Cut at 63 characters only as a guard
+(for a long fullnameOverride): "todo-chatbot.objectName" fits each object's own
+limit.
 */}}
 {{- define "todo-chatbot.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 45 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 45 | trimSuffix "-" }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 45 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The name of one object: <fullname>-<suffix>, the fullname cut (never the
+suffix) so that the whole is at most `max` characters (default 63, a DNS label:
+Services, Jobs). A StatefulSet passes 52, leaving room for the
+controller-revision-hash label (<name>-<10 chars>). Every object name comes from
+here (through "todo-chatbot.names"), so both deploy modes agree: the raw path
+renders this chart too. For every release name `inv config` accepts (1-53 characters, fullnameOverride =
+the release name) only the StatefulSet (from 44) and the migration Job (from 43)
+are ever cut: Services, Deployments and Secrets stay <release>-<component>.
+Usage: include "todo-chatbot.objectName" (dict "ctx" $ "suffix" "backend" ["max" 52])
+*/}}
+{{- define "todo-chatbot.objectName" -}}
+{{- $max := .max | default 63 | int -}}
+{{- $room := sub $max (add1 (len .suffix)) | int -}}
+{{- $prefix := include "todo-chatbot.fullname" .ctx | trunc $room | trimSuffix "-" -}}
+{{- printf "%s-%s" $prefix .suffix -}}
+{{- end }}
+
+{{/*
+Every object name of a release, in one table (each cut to its own limit by
+"todo-chatbot.objectName"). Usage:
+{{- $n := include "todo-chatbot.names" . | fromYaml }} ... name: {{ $n.backend }}
+*/}}
+{{- define "todo-chatbot.names" -}}
+{{- $o := "todo-chatbot.objectName" -}}
+backend: {{ include $o (dict "ctx" . "suffix" "backend") }}
+frontend: {{ include $o (dict "ctx" . "suffix" "frontend") }}
+config: {{ include $o (dict "ctx" . "suffix" "config") }}
+postgres: {{ include $o (dict "ctx" . "suffix" "postgres") }}
+postgresStatefulSet: {{ include $o (dict "ctx" . "suffix" "postgres" "max" 52) }}
+migrationJob: {{ include "todo-chatbot.migrationJobName" . }}
+migration: {{ include $o (dict "ctx" . "suffix" "migration") }}
+defaultDeny: {{ include $o (dict "ctx" . "suffix" "default-deny") }}
+testBackend: {{ include $o (dict "ctx" . "suffix" "test-backend") }}
+testFrontend: {{ include $o (dict "ctx" . "suffix" "test-frontend") }}
 {{- end }}
 
 {{/*
@@ -36,7 +73,7 @@ The app name of a component (the app.kubernetes.io/name label).
 Usage: include "todo-chatbot.componentName" "backend"
 */}}
 {{- define "todo-chatbot.componentName" -}}
-{{- $names := dict "backend" "todo-backend" "frontend" "todo-frontend" "database" "postgresql" "migration" "todo-migrate" "test" "todo-test" "config" "todo-chatbot" "network" "todo-chatbot" -}}
+{{- $names := dict "backend" "todo-backend" "frontend" "todo-frontend" "database" "postgresql" "migration" "todo-migrate" "test" "todo-test" "config" "todo-chatbot" "network" "todo-chatbot" "namespace" "todo-chatbot" -}}
 {{- get $names . -}}
 {{- end }}
 
@@ -57,18 +94,19 @@ helm.sh/chart: {{ include "todo-chatbot.chart" .ctx }}
 {{ include "todo-chatbot.selectorLabels" . }}
 app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/part-of: todo-chatbot
-app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/managed-by: {{ .ctx.Values.managedBy | default .ctx.Release.Service }}
 {{- if .ctx.Chart.AppVersion }}
 app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
 {{- end }}
 {{- end }}
 
 {{/*
-The ServiceAccount name of a component. Usage as selectorLabels.
+The ServiceAccount name of a component (the migration Job and the test pods
+use the backend's). Usage as selectorLabels.
 */}}
 {{- define "todo-chatbot.serviceAccountName" -}}
-{{- $suffix := dict "backend" "backend" "frontend" "frontend" "database" "postgres" "migration" "backend" "test" "backend" -}}
-{{- printf "%s-%s" (include "todo-chatbot.fullname" .ctx) (get $suffix .component) -}}
+{{- $key := get (dict "backend" "backend" "frontend" "frontend" "database" "postgres" "migration" "backend" "test" "backend") .component -}}
+{{- get (include "todo-chatbot.names" .ctx | fromYaml) $key -}}
 {{- end }}
 
 {{/*
@@ -84,32 +122,51 @@ as is (e.g. a digest reference). Usage: include "todo-chatbot.image" .Values.bac
 {{- end }}
 
 {{/*
-The migration Job's name: <fullname>-migrate-<first 8 chars of the backend tag>.
+The migration Job's name: <fullname>-migrate-<the backend tag's first 12
+characters, lower-case alphanumerics> (build tags are 12 hex characters), so a
+new image migrates again and two images never share one immutable Job.
 */}}
 {{- define "todo-chatbot.migrationJobName" -}}
 {{- $tag := regexReplaceAll "[^a-z0-9]" (lower (.Values.backend.image.tag | default "0")) "" | trunc 12 | default "0" -}}
-{{- printf "%s-migrate-%s" (include "todo-chatbot.fullname" .) $tag -}}
+{{- include "todo-chatbot.objectName" (dict "ctx" . "suffix" (printf "migrate-%s" $tag)) -}}
 {{- end }}
 
 {{/*
-Secret names: the existing Secret when set, else the one the chart creates.
+Secret names: the existing Secret when set, else the one the chart creates
+(named like the component's objects).
 */}}
 {{- define "todo-chatbot.backendSecretName" -}}
-{{- .Values.secrets.existingSecret.backend | default (printf "%s-backend" (include "todo-chatbot.fullname" .)) -}}
+{{- .Values.secrets.existingSecret.backend | default (include "todo-chatbot.names" . | fromYaml).backend -}}
 {{- end }}
 {{- define "todo-chatbot.frontendSecretName" -}}
-{{- .Values.secrets.existingSecret.frontend | default (printf "%s-frontend" (include "todo-chatbot.fullname" .)) -}}
+{{- .Values.secrets.existingSecret.frontend | default (include "todo-chatbot.names" . | fromYaml).frontend -}}
 {{- end }}
 {{- define "todo-chatbot.postgresSecretName" -}}
-{{- .Values.secrets.existingSecret.postgres | default (printf "%s-postgres" (include "todo-chatbot.fullname" .)) -}}
+{{- .Values.secrets.existingSecret.postgres | default (include "todo-chatbot.names" . | fromYaml).postgres -}}
 {{- end }}
 
 {{/*
-checksum/secret: the given checksum of the existing Secrets, else the hash of
-the Secrets this chart renders.
+The ConfigMap's data: non-secret app settings only.
 */}}
-{{- define "todo-chatbot.secretChecksum" -}}
-{{- .Values.secrets.secretChecksum | default (include (print .Template.BasePath "/secrets.yaml") . | sha256sum) -}}
+{{- define "todo-chatbot.configData" -}}
+{{- $n := include "todo-chatbot.names" . | fromYaml -}}
+LLM_PROVIDER: {{ .Values.config.llmProvider | quote }}
+LLM_MODEL: {{ .Values.config.llmModel | quote }}
+OPENAI_BASE_URL: {{ .Values.config.openaiBaseUrl | quote }}
+BACKEND_URL: {{ printf "http://%s:8000" $n.backend | quote }}
+DRAIN_SECONDS: {{ .Values.config.drainSeconds | quote }}
+LOG_LEVEL: {{ .Values.config.logLevel | quote }}
+{{- end }}
+
+{{/*
+The pod annotations that roll the pods when their settings change:
+checksum/config hashes the ConfigMap's data; checksum/secret is the given
+checksum of the existing Secrets (`inv deploy` hashes the data it puts in
+them), else the hash of the Secrets this chart renders.
+*/}}
+{{- define "todo-chatbot.checksums" -}}
+checksum/config: {{ include "todo-chatbot.configData" . | sha256sum }}
+checksum/secret: {{ .Values.secrets.secretChecksum | default (include (print .Template.BasePath "/secrets.yaml") . | sha256sum) }}
 {{- end }}
 
 {{/*
@@ -140,4 +197,51 @@ readOnlyRootFilesystem: true
 runAsNonRoot: true
 capabilities:
   drop: [ALL]
+{{- end }}
+
+{{/*
+Egress rules (list items) shared by the NetworkPolicies.
+DNS: port 53 to any address, because where the cluster's resolver runs varies
+(CoreDNS pods on minikube, a node-local cache, dnsmasq on the node).
+*/}}
+{{- define "todo-chatbot.dnsEgress" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
+
+{{/*
+The database: the bundled PostgreSQL's pods on 5432, or the external
+database's port (database.externalPort, `inv deploy` takes it from
+DATABASE_URL) on any address, because a NetworkPolicy cannot name a host.
+*/}}
+{{- define "todo-chatbot.databaseEgress" -}}
+{{- if eq .Values.database.mode "bundled" -}}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "todo-chatbot.selectorLabels" (dict "ctx" . "component" "database") | nindent 10 }}
+  ports:
+    - port: 5432
+      protocol: TCP
+{{- else -}}
+- ports:
+    - port: {{ .Values.database.externalPort }}
+      protocol: TCP
+{{- end }}
+{{- end }}
+
+{{/*
+The TCP port of the LLM endpoint the backend calls, or "" for the offline
+agent: the port in config.openaiBaseUrl, else 443 (https, and api.openai.com
+when no base URL is set) or 80 (http).
+*/}}
+{{- define "todo-chatbot.llmPort" -}}
+{{- if ne .Values.config.llmProvider "offline" -}}
+{{- $url := urlParse (.Values.config.openaiBaseUrl | default "https://api.openai.com/v1") -}}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host) -}}
+{{- $port | default (eq $url.scheme "http" | ternary "80" "443") -}}
+{{- end -}}
 {{- end }}
