@@ -143,7 +143,6 @@ def _overlay(ws: Workspace, tag: str) -> Path:
 
     base = scratch_environ(ws.hand_ns, HAND_RELEASE)
     pg_repo, pg_tag = render.split_image(base["POSTGRES_IMAGE"])
-    uid = render.postgres_uid(base["POSTGRES_IMAGE"])
     overlay = ws.root / "overlay"
     overlay.mkdir(exist_ok=True)
     (overlay / "kustomization.yaml").write_text(
@@ -154,11 +153,7 @@ def _overlay(ws: Workspace, tag: str) -> Path:
         f"  - {{name: todo-backend, newTag: \"{tag}\"}}\n"
         f"  - {{name: todo-frontend, newTag: \"{tag}\"}}\n"
         f"  - {{name: postgres, newName: {pg_repo}, newTag: \"{pg_tag}\"}}\n"
-        "patches:\n  - path: patch.yaml\n  - path: replicas.yaml\n")
-    (overlay / "patch.yaml").write_text(
-        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: todo-chatbot-postgres, namespace: todo}\n"
-        f"spec: {{template: {{spec: {{securityContext: {{runAsUser: {uid}, runAsGroup: {uid}, "
-        f"fsGroup: {uid}}}}}}}}}\n")
+        "patches:\n  - path: replicas.yaml\n")
     (overlay / "replicas.yaml").write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: todo-chatbot-frontend, namespace: todo}\n"
         "spec: {replicas: 1}\n")

@@ -52,7 +52,7 @@ def base_images() -> dict[str, str]:
         "PYTHON_BASE_IMAGE": os.environ.get("PYTHON_BASE_IMAGE")
         or os.environ.get("LOCALCLUSTER_PYTHON_IMAGE") or "localcluster/python:3.11-slim",
         "POSTGRES_IMAGE": os.environ.get("POSTGRES_IMAGE")
-        or os.environ.get("LOCALCLUSTER_POSTGRES_IMAGE") or "localcluster/postgres:15",
+        or os.environ.get("LOCALCLUSTER_HUB_POSTGRES_IMAGE") or "postgres:15",
     }
 
 

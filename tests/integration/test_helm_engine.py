@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
-from todo_deploy import helm, render
+from todo_deploy import helm, manifests, render
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.config import LoadedSettings, Settings, load_settings
 from todo_deploy.runner import Runner
@@ -155,12 +155,11 @@ def test_embedded_engine_install_test_rollback_uninstall(
         image = deployment.spec.template.spec.containers[0].image
         assert image == standin_image.ref
     postgres = apps.read_namespaced_stateful_set(f"{RELEASE}-postgres", namespace)
-    # restricted context, the image's own postgres uid, read-only root
+    # restricted context, the official image's postgres uid, read-only root
     assert postgres.status.ready_replicas == 1
-    assert postgres.spec.template.spec.security_context.run_as_user == render.postgres_uid(
-        settings.postgres_image)
+    assert postgres.spec.template.spec.security_context.run_as_user == 999
     assert not postgres.spec.volume_claim_templates
-    job = client.BatchV1Api().read_namespaced_job(render.migration_job_name(settings, images), namespace)
+    job = client.BatchV1Api().read_namespaced_job(manifests.migration_job_name(settings, images), namespace)
     assert job.status.succeeded == 1
 
     ok, output = engine.test(RELEASE, namespace, timeout_s=120)

@@ -163,3 +163,113 @@ def test_persistence_can_be_turned_off() -> None:
     off = statefulset({"database": {"persistence": {"enabled": False}}})["spec"]
     assert "volumeClaimTemplates" not in off
     assert {"name": "data", "emptyDir": {}} in off["template"]["spec"]["volumes"]
+
+
+# ---- NetworkPolicies, checked statically (the test cluster does not enforce them) -----------
+
+Peer = dict[str, str]  # a pod's labels; {} is an address outside the cluster
+OUTSIDE: Peer = {}
+
+
+def pod(component: str) -> Peer:
+    names = {"frontend": "todo-frontend", "backend": "todo-backend", "database": "postgresql",
+             "migration": "todo-migrate", "test": "todo-test"}
+    return {"app.kubernetes.io/name": names[component], "app.kubernetes.io/component": component,
+            "app.kubernetes.io/instance": "todo-chatbot"}
+
+
+def _selects(selector: dict[str, Any], labels: Peer) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector  # the chart uses matchLabels only
+    return labels != OUTSIDE and selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def _rule_allows(rule: dict[str, Any], peers_key: str, peer: Peer, port: int, protocol: str) -> bool:
+    ports = rule.get("ports") or []
+    if ports and not any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports):
+        return False
+    peers = rule.get(peers_key) or []
+    return not peers or any(_selects(p["podSelector"], peer) for p in peers if "podSelector" in p)
+
+
+def allowed(policies: list[dict[str, Any]], source: Peer, dest: Peer, port: int,
+            protocol: str = "TCP") -> bool:
+    """Would a policy engine let `source` open `port` on `dest` (both directions checked)?"""
+    def side(pod_labels: Peer, direction: str, peers_key: str, other: Peer) -> bool:
+        if pod_labels == OUTSIDE:
+            return True
+        selecting = [p["spec"] for p in policies if _selects(p["spec"]["podSelector"], pod_labels)
+                     or p["spec"]["podSelector"] == {}]
+        selecting = [s for s in selecting if direction in s["policyTypes"]]
+        rules = [r for s in selecting for r in s.get(direction.lower(), []) or []]
+        return not selecting or any(_rule_allows(r, peers_key, other, port, protocol) for r in rules)
+
+    return side(source, "Egress", "to", dest) and side(dest, "Ingress", "from", source)
+
+
+def policies_of(values: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in template(values) if o["kind"] == "NetworkPolicy"]
+
+
+def test_network_policies_allow_only_the_app_paths_offline() -> None:
+    policies = policies_of({})
+    front, back, db, mig, test = (pod(c) for c in ("frontend", "backend", "database", "migration",
+                                                   "test"))
+    wanted = {  # (from, to, port): allowed?
+        ("outside", "frontend", 3000): True, ("outside", "backend", 8000): False,
+        ("outside", "database", 5432): False,
+        ("frontend", "backend", 8000): True, ("frontend", "database", 5432): False,
+        ("frontend", "outside", 443): False, ("frontend", "outside", 80): False,
+        ("test", "backend", 8000): True, ("test", "frontend", 3000): True,
+        ("backend", "database", 5432): True, ("backend", "frontend", 3000): False,
+        ("backend", "outside", 443): False,  # the offline agent needs no LLM endpoint
+        ("backend", "outside", 5432): False,
+        ("migration", "database", 5432): True, ("migration", "outside", 443): False,
+        ("migration", "backend", 8000): False,
+        ("database", "outside", 443): False, ("database", "backend", 8000): False,
+        ("database", "outside", 53): False,
+    }
+    peers = {"outside": OUTSIDE, "frontend": front, "backend": back, "database": db,
+             "migration": mig, "test": test}
+    got = {k: allowed(policies, peers[k[0]], peers[k[1]], k[2]) for k in wanted}
+    assert got == wanted
+    for component in ("frontend", "backend", "migration"):  # DNS, UDP and TCP
+        assert allowed(policies, pod(component), OUTSIDE, 53, "UDP"), component
+        assert allowed(policies, pod(component), OUTSIDE, 53, "TCP"), component
+    database = next(p for p in policies if p["metadata"]["name"] == "todo-chatbot-postgres")
+    assert database["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert database["spec"]["egress"] == []  # the database reaches nothing
+
+
+@pytest.mark.parametrize(
+    ("config", "port"),
+    [
+        ({"llmProvider": "openai"}, 443),  # api.openai.com
+        ({"llmProvider": "openai", "openaiBaseUrl": "https://api.groq.com/openai/v1"}, 443),
+        ({"llmProvider": "auto", "openaiBaseUrl": "http://ollama.ai.svc:11434/v1"}, 11434),
+        ({"llmProvider": "openai", "openaiBaseUrl": "http://llm.local/v1"}, 80),
+        ({"llmProvider": "openai", "openaiBaseUrl": "https://[fd00::1]:8443/v1"}, 8443),
+    ],
+)
+def test_the_backend_reaches_the_llm_endpoints_port_only(config: dict[str, str], port: int) -> None:
+    policies = policies_of({"config": config})
+    assert allowed(policies, pod("backend"), OUTSIDE, port)
+    others = {443, 80, 8443, 11434} - {port}
+    assert not any(allowed(policies, pod("backend"), OUTSIDE, p) for p in others)
+    assert not allowed(policies, pod("frontend"), OUTSIDE, port)
+    assert not allowed(policies, pod("migration"), OUTSIDE, port)
+
+
+def test_with_an_external_database_its_port_is_reachable() -> None:
+    values = {"database": {"mode": "external", "externalPort": 6543},
+              "secrets": {"databaseUrl": "postgresql://u:p@db.example.com:6543/todo"}}
+    policies = policies_of(values)
+    assert not [p for p in policies if p["metadata"]["name"].endswith("-postgres")]
+    for component in ("backend", "migration"):
+        assert allowed(policies, pod(component), OUTSIDE, 6543), component
+        assert not allowed(policies, pod(component), OUTSIDE, 5432), component
+    assert not allowed(policies, pod("frontend"), OUTSIDE, 6543)
+
+
+def test_network_policies_can_be_turned_off() -> None:
+    assert policies_of({"networkPolicy": {"enabled": False}}) == []
+    assert allowed([], pod("database"), OUTSIDE, 443)  # the evaluator: nothing selects, all open
