@@ -18,6 +18,8 @@ from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.config import LoadedSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+# On a shared cluster, TEST_PREFIX (e.g. "h2-") starts every namespace and release made here.
+PREFIX = os.environ.get("TEST_PREFIX", "")
 
 
 def _context_hash(*paths: Path) -> str:
@@ -101,8 +103,8 @@ class Scratch:
     def __init__(self, root: Path, images: dict[str, ImageRef]) -> None:
         suffix = uuid.uuid4().hex[:6]
         self.root = root
-        self.namespace = f"it-{suffix}"
-        self.release = f"todo-{suffix}"
+        self.namespace = f"{PREFIX or 'it-'}{suffix}"
+        self.release = f"{PREFIX or 'todo-'}{suffix}"
         self.env = {
             "CLUSTER_PROVIDER": "existing",
             "KUBE_CONTEXT": os.environ.get("TEST_KUBE_CONTEXT", ""),

@@ -1,4 +1,5 @@
-"""`inv deploy` (raw manifests) on the real test cluster: the gate, a fast
+"""`inv deploy` (the chart rendered in-process, applied without Helm) on the real
+test cluster: the gate, the chart's objects (egress policies included), a fast
 no-change re-deploy, a backend-only rollout without a failed frontend request,
 and `inv down` leaving nothing behind."""
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import render
+from todo_deploy import manifests
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.gates import Verdict
 from todo_deploy.kube import Kube
@@ -73,6 +74,16 @@ def test_raw_deploy_noop_rollout_and_down(
     print(f"first deploy: {first.details['duration_s']}s, timings {first.details['timings_s']}")
 
     kube = Kube(loaded.settings.context_name)
+    # Exactly the chart's objects are live, under the chart's names.
+    rendered = manifests.render_manifests(loaded.settings, built_images)
+    for obj in rendered:
+        meta = obj["metadata"]
+        live = kube.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace", ""))
+        assert live is not None, f"{obj['kind']}/{meta['name']} missing"
+    policies = {p["metadata"]["name"]: p["spec"]["policyTypes"]
+                for p in kube.list("networking.k8s.io/v1", "NetworkPolicy", s.namespace)}
+    assert policies[f"{s.release}-backend"] == ["Ingress", "Egress"]
+    assert policies[f"{s.release}-postgres"] == ["Ingress", "Egress"]
     before = pods_by_component(kube, s.namespace, s.release)
     assert before.get("backend") and before.get("frontend") and before.get("database")
 
@@ -109,7 +120,8 @@ def test_raw_deploy_noop_rollout_and_down(
     assert image_check.verdict is Verdict.PASS
     # the old migration Job (named after the old backend tag) was pruned
     jobs = [j["metadata"]["name"] for j in kube.list("batch/v1", "Job", s.namespace)]
-    expected = render.migration_job_name(s.settings().settings, {"backend": changed_backend})
+    expected = manifests.migration_job_name(
+        s.settings().settings, {**built_images, "backend": changed_backend})
     assert jobs == [expected]
 
     # inv down: nothing of the app remains (data kept without --yes, then removed with it).

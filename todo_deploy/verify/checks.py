@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from todo_deploy import manifests, render
 from todo_deploy.gates import Check, Verdict
 from todo_deploy.verify.client import FrontendClient, FrontendError, wait_until_up
 
@@ -399,14 +400,15 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 
 
 def _workloads(settings: Settings) -> dict[str, tuple[str, str]]:
-    release = settings.release_name
-    found = {
-        "backend": ("Deployment", f"{release}-backend"),
-        "frontend": ("Deployment", f"{release}-frontend"),
+    """Component -> (kind, name) of the app's workloads, as the chart names them
+    (a long release name cuts the StatefulSet's)."""
+    components = {"backend": "backend", "frontend": "frontend", "database": "postgres"}
+    return {
+        components[o["metadata"]["labels"]["app.kubernetes.io/component"]]: (
+            o["kind"], o["metadata"]["name"])
+        for o in manifests.render_manifests(settings, render.default_images())
+        if o["kind"] in ("Deployment", "StatefulSet")
     }
-    if settings.database_mode == "bundled":
-        found["postgres"] = ("StatefulSet", f"{release}-postgres")
-    return found
 
 
 def _desired(ctx: VerifyContext, component: str) -> int:
