@@ -182,6 +182,10 @@ def _kustomization(files: list[str], images: dict[str, str]) -> str:
 #      kubectl -n {STATIC_NAMESPACE} create secret generic {secrets["frontend"]} \\
 #        --from-literal=SESSION_SECRET=<random, 32+ characters>
 # 3. kubectl apply -k my-todo   (or -k k8s/ once the tags are real)
+# The migration Job's name is fixed here (the chart names it after the backend
+# tag it was rendered with), and a Job's pod template cannot change: before
+# applying a new backend image, delete the finished Job so that it migrates
+# again (kubectl -n {STATIC_NAMESPACE} delete job -l app.kubernetes.io/component=migration).
 """
     body = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
