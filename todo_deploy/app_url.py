@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from todo_deploy.verify.access import PORT_FORWARD, frontend_service_name, plan_access
+from todo_deploy.access import PORT_FORWARD, frontend_service_name, plan_access
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -175,9 +175,9 @@ def ensure(
 
 def _serve(port: int) -> int:
     """The background process: forward 127.0.0.1:`port` to the frontend until SIGTERM."""
+    from todo_deploy.access import PortForwarder
     from todo_deploy.config import load_settings
     from todo_deploy.kube import Kube
-    from todo_deploy.verify.access import PortForwarder
 
     loaded = load_settings()
     settings = loaded.settings

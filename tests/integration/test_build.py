@@ -27,7 +27,7 @@ from todo_deploy import gordon, images
 from todo_deploy.artifacts import load_images
 from todo_deploy.config import PROJECT_ROOT, LoadedSettings, load_settings
 from todo_deploy.gates import Verdict
-from todo_deploy.stages import containerize
+from todo_deploy.stages import build as build_stage
 
 pytestmark = pytest.mark.docker
 
@@ -46,7 +46,7 @@ def loaded(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Loa
 @pytest.fixture(scope="module")
 def gate(loaded: LoadedSettings):  # type: ignore[no-untyped-def]
     lines: list[str] = []
-    result = containerize.run(loaded, log=lines.append)
+    result = build_stage.run(loaded, log=lines.append)
     return result, lines
 
 
@@ -130,7 +130,7 @@ def test_gordon_absent_is_one_line_and_a_skip(loaded: LoadedSettings, gate) -> N
 
     present = gordon.available(Runner(log=lambda _: None))
     lines: list[str] = []
-    result = containerize.run(loaded, gordon=True, only="frontend", log=lines.append)
+    result = build_stage.run(loaded, gordon=True, only="frontend", log=lines.append)
     check = next(c for c in result.checks if c.name == "gordon")
     assert result.passed
     if present:  # Docker Desktop with Gordon: its advice is stored
@@ -199,7 +199,7 @@ def test_a_failing_build_is_a_failed_check_with_a_fix(scratch_project: Path) -> 
         "ARG PYTHON_IMAGE=python:3.12-slim\nFROM ${PYTHON_IMAGE}\n"
         "RUN echo 'about to fail' && exit 3\n"
     )
-    result = containerize.run(_scratch_settings(scratch_project), only="backend", log=lambda _: None)
+    result = build_stage.run(_scratch_settings(scratch_project), only="backend", log=lambda _: None)
     assert not result.passed
     build = next(c for c in result.checks if c.name == "build backend")
     assert build.verdict is Verdict.FAIL
@@ -221,7 +221,7 @@ def test_an_unhealthy_root_image_fails_its_checks_and_is_removed(scratch_project
     assert outcome.image.repository == f"{TEST_REGISTRY}/todo-frontend"
     client = _client()
     started = time.monotonic()
-    checks = {c.name: c for c in containerize.smoke_test(
+    checks = {c.name: c for c in build_stage.smoke_test(
         client, "frontend", outcome.image, log=lambda _: None, timeout=6
     )}
     assert time.monotonic() - started < 20
@@ -245,7 +245,7 @@ def test_an_image_that_cannot_start_fails_and_leaves_no_container(scratch_projec
     loaded = _scratch_settings(scratch_project)
     outcome = images.ensure_built(loaded, log=lambda _: None, only="backend")["backend"]
     client = _client()
-    checks = containerize.smoke_test(client, "backend", outcome.image, log=lambda _: None)
+    checks = build_stage.smoke_test(client, "backend", outcome.image, log=lambda _: None)
     assert [(c.name, c.verdict) for c in checks] == [
         ("healthy backend", Verdict.FAIL), ("cleanup backend", Verdict.PASS)
     ]
@@ -323,7 +323,7 @@ def test_build_push_reaches_a_real_registry(loaded: LoadedSettings, gate, tmp_pa
                                             local_registry: str) -> None:
     (tmp_path / ".env").write_text(f"IMAGE_REGISTRY={local_registry}\n")
     pushed = load_settings(root=tmp_path, environ={"PYTHON_BASE_IMAGE": BASE})
-    result = containerize.run(pushed, push=True, only="frontend", log=lambda _: None)
+    result = build_stage.run(pushed, push=True, only="frontend", log=lambda _: None)
     client = _client()
     try:
         assert result.passed, [c for c in result.checks if c.verdict is Verdict.FAIL]

@@ -13,7 +13,8 @@ import pytest
 
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.kube import Kube
-from todo_deploy.stages import helm_deploy, teardown
+from todo_deploy.stages import helm as helm_stage
+from todo_deploy.stages import teardown
 
 pytestmark = pytest.mark.cluster
 
@@ -26,7 +27,7 @@ def test_helm_install_gate_then_failed_upgrade_rolls_back(
 ) -> None:
     s = scratch()
     said: list[str] = []
-    result = helm_deploy.run(s.settings(), log=said.append)
+    result = helm_stage.run(s.settings(), log=said.append)
     assert result.passed, [(c.name, c.evidence) for c in result.failures]
     assert any(line.startswith("Helm engine: ") for line in said)
     checks = {c.name for c in result.checks}
@@ -57,7 +58,7 @@ def test_helm_install_gate_then_failed_upgrade_rolls_back(
     thread.start()
     s.set_images({**built_images, "backend": broken_backend})
     said.clear()
-    upgrade = helm_deploy.run(s.settings(), timeout_s=120, log=said.append)
+    upgrade = helm_stage.run(s.settings(), timeout_s=120, log=said.append)
     stop.set()
     thread.join()
     assert not upgrade.passed
@@ -66,7 +67,7 @@ def test_helm_install_gate_then_failed_upgrade_rolls_back(
     assert "rolled back" in failure.evidence
     # why: the crashing container's own log line
     assert "broken on purpose" in upgrade.details["diagnosis"], (failure.evidence, upgrade.details)
-    history = helm_deploy.history(s.settings())
+    history = helm_stage.history(s.settings())
     assert history[-1]["status"] == "deployed" and history[-1]["revision"] >= 3
     assert any(h["status"] == "failed" for h in history)
     new_pods = {p["metadata"]["uid"] for p in kube.list(

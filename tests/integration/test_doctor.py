@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import PYTHON_IMAGE
-from todo_deploy.aiops import doctor, stage
-from todo_deploy.aiops.doctor import Finding
 from todo_deploy.config import load_settings
+from todo_deploy.stages.aiops import doctor, stage
+from todo_deploy.stages.aiops.doctor import Finding
 
 pytestmark = pytest.mark.cluster
 

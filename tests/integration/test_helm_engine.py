@@ -22,7 +22,7 @@ from todo_deploy import helm, manifests, render
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.config import LoadedSettings, Settings, load_settings
 from todo_deploy.runner import Runner
-from todo_deploy.stages import helm_deploy
+from todo_deploy.stages import helm as helm_stage
 
 pytestmark = pytest.mark.cluster
 
@@ -169,7 +169,7 @@ def test_embedded_engine_install_test_rollback_uninstall(
 
     # `inv rollback` with one revision: plain words, and Helm is not asked at all.
     loaded = LoadedSettings(settings, root=tmp_path)
-    nothing = helm_deploy.rollback(loaded, engine=engine)
+    nothing = helm_stage.rollback(loaded, engine=engine)
     assert not nothing.ok
     assert nothing.message == (f"{RELEASE} has only revision 1: there is no earlier revision "
                                "to roll back to")
@@ -181,7 +181,7 @@ def test_embedded_engine_install_test_rollback_uninstall(
     failed = engine.upgrade_install(RELEASE, render.CHART_DIR, namespace, broken, timeout_s=25)
     assert not failed.ok
     assert "does-not-exist" in failed.message or "not ready" in failed.message, failed.message
-    history = helm_deploy.history(loaded, engine=engine)
+    history = helm_stage.history(loaded, engine=engine)
     assert [h["status"] for h in history] == ["superseded", "failed", "deployed"], history
     assert history[0]["description"] == "Install complete"
     assert history[1]["description"].startswith("Upgrade \"h3-hit\" failed"), history[1]
@@ -191,7 +191,7 @@ def test_embedded_engine_install_test_rollback_uninstall(
     image = apps.read_namespaced_deployment(f"{RELEASE}-backend", namespace).spec.template.spec.containers[0].image
     assert image == standin_image.ref
     # The default target skips the failed revision 2 (Helm's own current-1 would pick it).
-    assert helm_deploy.rollback_target(history, None, RELEASE, namespace) == (1, "")
+    assert helm_stage.rollback_target(history, None, RELEASE, namespace) == (1, "")
 
     engine.uninstall(RELEASE, namespace)
     assert engine.status(RELEASE, namespace) is None

@@ -82,8 +82,8 @@ def assert_all_pass(result: GateResult) -> dict[str, str]:
 
 def verify_users_left(loaded: LoadedSettings) -> str:
     """Counts verify-* users in the database (exec into a backend pod, like the cleanup)."""
-    from todo_deploy.verify.checks import component_of, pod_ready
-    from todo_deploy.verify.stage import exec_in_pod
+    from todo_deploy.stages.verify.checks import component_of, pod_ready
+    from todo_deploy.stages.verify.stage import exec_in_pod
 
     kube = Kube(loaded.settings.context_name)
     ns = loaded.settings.namespace
@@ -106,7 +106,7 @@ def verify_users_left(loaded: LoadedSettings) -> str:
 
 
 def test_verify_through_the_nodeport(deployed: LoadedSettings) -> None:
-    from todo_deploy.verify import stage
+    from todo_deploy.stages.verify import stage
 
     result = stage.run(deployed, log=lambda _: None)
     save(deployed.state_dir, result)
@@ -125,7 +125,7 @@ def test_verify_through_the_nodeport(deployed: LoadedSettings) -> None:
 
 
 def test_verify_through_its_own_port_forward(deployed: LoadedSettings) -> None:
-    from todo_deploy.verify import stage
+    from todo_deploy.stages.verify import stage
 
     # the journey plus the checks that replace pods behind the forward
     result = stage.run(deployed, access="port-forward", skip="self-healing", log=lambda _: None)
@@ -143,8 +143,8 @@ def test_verify_through_its_own_port_forward(deployed: LoadedSettings) -> None:
 
 
 def test_docs_report_from_the_live_objects(deployed: LoadedSettings, tmp_path: Path) -> None:
-    from todo_deploy.docs import stage
-    from todo_deploy.docs.diagram import dot_available
+    from todo_deploy.stages.docs import stage
+    from todo_deploy.stages.docs.diagram import dot_available
 
     out = tmp_path / "docs"
     result = stage.run(deployed, out_dir=out, log=lambda _: None)
@@ -194,7 +194,7 @@ def test_inv_open_keeps_a_port_forward_across_pod_restarts_until_stopped(
     deployed: LoadedSettings,
 ) -> None:
     from todo_deploy import app_url
-    from todo_deploy.verify.checks import component_of, pod_ready
+    from todo_deploy.stages.verify.checks import component_of, pod_ready
 
     opened = _inv(deployed, "open", "--forward")
     assert opened.returncode == 0, opened.stdout + opened.stderr
@@ -232,7 +232,7 @@ def test_inv_open_keeps_a_port_forward_across_pod_restarts_until_stopped(
 
 
 def test_inv_logs_merges_the_pods_and_follows_new_lines(deployed: LoadedSettings) -> None:
-    from todo_deploy.verify.access import frontend_service_name
+    from todo_deploy.access import frontend_service_name
 
     snapshot = _inv(deployed, "logs", "backend", "--tail", "5")
     assert snapshot.returncode == 0, snapshot.stderr

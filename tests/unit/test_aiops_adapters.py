@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from todo_deploy.aiops import stage
-from todo_deploy.aiops.adapters import Gordon, Kagent, KubectlAI, judge_kagent, kagent_answer
-from todo_deploy.aiops.doctor import Snapshot
-from todo_deploy.aiops.playbooks import PlaybookRefused
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import Verdict
 from todo_deploy.runner import CommandResult, Runner
+from todo_deploy.stages.aiops import stage
+from todo_deploy.stages.aiops.adapters import Gordon, Kagent, KubectlAI, judge_kagent, kagent_answer
+from todo_deploy.stages.aiops.doctor import Snapshot
+from todo_deploy.stages.aiops.playbooks import PlaybookRefused
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_ai_tool.py"
 KEY = "sk-test-4f9c2b7e1d0a"

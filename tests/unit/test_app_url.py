@@ -8,9 +8,8 @@ import os
 import pytest
 
 from tests.unit.test_cluster_providers import FakeRunner, out
-from todo_deploy import app_url
+from todo_deploy import access, app_url
 from todo_deploy.config import Settings
-from todo_deploy.verify import access
 
 LB_PENDING = {"spec": {"type": "LoadBalancer", "ports": [{"port": 80, "nodePort": 31000}]},
               "status": {"loadBalancer": {}}}

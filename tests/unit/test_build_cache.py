@@ -2,7 +2,7 @@
 
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.gates import Check, GateResult, Verdict
-from todo_deploy.stages.containerize import SMOKE_CHECKS, proven_smoke_checks
+from todo_deploy.stages.build import SMOKE_CHECKS, proven_smoke_checks
 
 IMAGE = ImageRef("backend", "todo-backend", "abc", image_id="sha256:" + "1" * 64)
 

@@ -13,9 +13,9 @@ import pytest
 from tests.conftest import require
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.config import LoadedSettings, load_settings
-from todo_deploy.docs import diagram, report
-from todo_deploy.docs import stage as docs_stage
 from todo_deploy.gates import Check, GateResult, Verdict, save, scopes_for
+from todo_deploy.stages.docs import diagram, report
+from todo_deploy.stages.docs import stage as docs_stage
 
 NOW = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC)
 CREATED = "2026-01-02T10:30:00Z"

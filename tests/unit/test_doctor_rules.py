@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from todo_deploy.aiops import doctor
-from todo_deploy.aiops.doctor import Snapshot
+from todo_deploy.stages.aiops import doctor
+from todo_deploy.stages.aiops.doctor import Snapshot
 
 
 def pod(name: str, containers: list[dict[str, Any]], statuses: list[dict[str, Any]],

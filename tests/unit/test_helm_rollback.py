@@ -16,8 +16,8 @@ import pytest
 from todo_deploy import helm, render
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.runner import Runner
-from todo_deploy.stages import helm_deploy
-from todo_deploy.stages.helm_deploy import rollback_target
+from todo_deploy.stages import helm as helm_stage
+from todo_deploy.stages.helm import rollback_target
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = ROOT / "tests" / "fakes"
@@ -68,7 +68,7 @@ def test_one_revision_says_there_is_nothing_to_roll_back_to(tmp_path: Path, stan
     loaded = loaded_settings(tmp_path)
     engine = helm.engine(Runner(log=lambda _: None), "")
     assert engine.upgrade_install("r", render.CHART_DIR, "ns", {}).ok
-    result = helm_deploy.rollback(loaded, engine=engine)
+    result = helm_stage.rollback(loaded, engine=engine)
     assert not result.ok
     assert result.message == "r has only revision 1: there is no earlier revision to roll back to"
     assert (result.revision, result.status) == (1, "deployed")
@@ -85,10 +85,10 @@ def test_rollback_skips_the_failed_revision_and_history_has_descriptions(
     monkeypatch.setenv("HELM_STANDIN_FAIL", "upgrade")
     engine.upgrade_install("r", render.CHART_DIR, "ns", {}, rollback_on_failure=False)
     monkeypatch.delenv("HELM_STANDIN_FAIL")
-    back = helm_deploy.rollback(loaded, engine=engine)
+    back = helm_stage.rollback(loaded, engine=engine)
     assert back.ok and back.revision == 3
     rows = [(e["revision"], e["status"], e["description"])
-            for e in helm_deploy.history(loaded, engine=engine)]
+            for e in helm_stage.history(loaded, engine=engine)]
     assert rows == [(1, "superseded", "Install complete"),
                     (2, "failed", 'Upgrade "r" failed: context deadline exceeded'),
                     (3, "deployed", "Rollback to 1")]

@@ -22,7 +22,7 @@ def deployed(root: Path) -> LoadedSettings:
 
 @pytest.fixture
 def verify_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    from todo_deploy.verify import stage
+    from todo_deploy.stages.verify import stage
 
     seen: list[dict[str, Any]] = []
 

@@ -22,11 +22,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from tests.conftest import require
+from todo_deploy import access as acc
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.runner import CommandResult
-from todo_deploy.verify import access as acc
-from todo_deploy.verify.checks import (
+from todo_deploy.stages.verify.checks import (
     CHECK_NAMES,
     SelectionError,
     VerifyContext,
@@ -35,8 +35,8 @@ from todo_deploy.verify.checks import (
     run_checks,
     select_checks,
 )
-from todo_deploy.verify.client import FrontendClient
-from todo_deploy.verify.stage import CLEANUP_SCRIPT
+from todo_deploy.stages.verify.client import FrontendClient
+from todo_deploy.stages.verify.stage import CLEANUP_SCRIPT
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_DIR = REPO / "app" / "backend"
@@ -172,7 +172,7 @@ def test_cli_refuses_unknown_names_and_writes_state(
     from invoke.exceptions import Exit
 
     import todo_deploy.cli.verify as cli
-    from todo_deploy.verify import stage
+    from todo_deploy.stages.verify import stage
 
     loaded = settings_for(tmp_path)
     monkeypatch.setattr(cli, "load_or_exit", lambda: loaded)

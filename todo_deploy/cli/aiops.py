@@ -59,8 +59,8 @@ def aiops(  # type: ignore[no-untyped-def]
     missing AI tool is a skip, a failing one a warning: their answers are advice,
     stored in .state/aiops.json.
     """
-    from todo_deploy.aiops.playbooks import CHOICES, PlaybookRefused
-    from todo_deploy.aiops.stage import render_findings, run
+    from todo_deploy.stages.aiops.playbooks import CHOICES, PlaybookRefused
+    from todo_deploy.stages.aiops.stage import render_findings, run
 
     if playbook == INSTALL_AGENT:
         _install_agent(mcp_url, dry_run)
@@ -104,7 +104,7 @@ def _install_agent(url: str, dry_run: bool) -> None:
 
 def _kagent_agent(loaded, playbook: str | None) -> str:  # type: ignore[no-untyped-def]
     """This app's agent when `install-agent` put it in the cluster, else kagent's k8s-agent."""
-    from todo_deploy.aiops.adapters import KAGENT_AGENT
+    from todo_deploy.stages.aiops.adapters import KAGENT_AGENT
 
     if playbook == "doctor":
         return KAGENT_AGENT

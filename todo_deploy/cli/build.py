@@ -29,7 +29,7 @@ def build(c, no_cache=False, push=False, gordon=False, only=None):  # type: igno
             code=1,
         )
     guard(loaded, "build", force=False)  # stage 1 has no predecessor: never refuses
-    from todo_deploy.stages import containerize
+    from todo_deploy.stages import build as build_stage
 
-    result = containerize.run(loaded, no_cache=no_cache, push=push, gordon=gordon, only=only)
+    result = build_stage.run(loaded, no_cache=no_cache, push=push, gordon=gordon, only=only)
     finish(loaded, result)

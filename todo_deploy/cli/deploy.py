@@ -27,7 +27,7 @@ def deploy(c, helm=False, dry_run=False, force=False, timeout=0):  # type: ignor
         _dry_run(loaded, helm)
         return
     if helm:
-        from todo_deploy.stages import helm_deploy as stage
+        from todo_deploy.stages import helm as stage
 
         guard(loaded, stage.STAGE, force)
         finish(loaded, stage.run(loaded, timeout_s=int(timeout) or None))
@@ -42,7 +42,7 @@ def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
     from todo_deploy.console import say
 
     if helm:
-        from todo_deploy.stages.helm_deploy import dry_run
+        from todo_deploy.stages.helm import dry_run
 
         dry_run(loaded)
         return
@@ -63,7 +63,7 @@ def rollback(c, revision=0):  # type: ignore[no-untyped-def]
     """Roll the Helm release back and wait for it; says so when there is nothing to roll back to."""
     from todo_deploy.console import say
     from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.stages.helm_deploy import rollback as do_rollback
+    from todo_deploy.stages.helm import rollback as do_rollback
 
     try:
         result = do_rollback(load_or_exit(), int(revision) or None)
@@ -81,7 +81,7 @@ def history(c):  # type: ignore[no-untyped-def]
 
     from todo_deploy.console import console, say
     from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.stages.helm_deploy import history as get_history
+    from todo_deploy.stages.helm import history as get_history
 
     loaded = load_or_exit()
     try:

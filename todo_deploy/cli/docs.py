@@ -14,7 +14,7 @@ def docs(c, force=False):  # type: ignore[no-untyped-def]
     diagram (graphviz SVG plus a Mermaid block). Secret values never appear: only the
     Secrets' names and key names.
     """
-    from todo_deploy.docs.stage import run
+    from todo_deploy.stages.docs.stage import run
 
     loaded = load_or_exit()
     guard(loaded, "docs", force)

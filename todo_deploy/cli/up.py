@@ -8,7 +8,7 @@ from collections.abc import Callable
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
-from todo_deploy.verify.stage import DISRUPTIVE_CHECKS
+from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS
 
 
 @task(
@@ -103,7 +103,7 @@ def _same_deployment_fully_verified(loaded) -> bool:  # type: ignore[no-untyped-
     from todo_deploy.cli import scopes
     from todo_deploy.gates import standing
     from todo_deploy.kube import Kube, KubeError
-    from todo_deploy.verify.stage import live_identity
+    from todo_deploy.stages.verify.stage import live_identity
 
     previous, _ = standing(loaded.state_dir, "verify", scopes(loaded)["verify"])
     if previous is None or not previous.passed or not previous.details.get("full"):

@@ -31,9 +31,9 @@ def verify(c, only="", skip="", access="auto", force=False):  # type: ignore[no-
     live pods, deletes a backend pod under load (self-healing) and restarts every pod
     (persistence). Writes .state/verify.json; exits non-zero on any failed check.
     """
-    from todo_deploy.verify.access import ACCESS_MODES
-    from todo_deploy.verify.checks import SelectionError
-    from todo_deploy.verify.stage import run
+    from todo_deploy.access import ACCESS_MODES
+    from todo_deploy.stages.verify.checks import SelectionError
+    from todo_deploy.stages.verify.stage import run
 
     if access not in ACCESS_MODES:
         raise Exit(f"--access must be one of {', '.join(ACCESS_MODES)}", code=2)

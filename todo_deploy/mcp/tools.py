@@ -204,7 +204,7 @@ def status(loaded: LoadedSettings) -> StatusOut:
 
 
 def doctor(loaded: LoadedSettings, namespace: str | None = None) -> DoctorOut:
-    from todo_deploy.aiops.stage import doctor_checks
+    from todo_deploy.stages.aiops.stage import doctor_checks
 
     settings = loaded.settings
     ns = namespace or settings.namespace
@@ -231,8 +231,8 @@ def verify(
     *,
     allow_changes: bool = False,
 ) -> VerifyOut:
-    from todo_deploy.verify.checks import SelectionError, select_checks
-    from todo_deploy.verify.stage import DISRUPTIVE_CHECKS, run
+    from todo_deploy.stages.verify.checks import SelectionError, select_checks
+    from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS, run
 
     only_text, skip_text = ",".join(only or []), ",".join(skip or [])
     try:
@@ -304,7 +304,7 @@ def config(loaded: LoadedSettings) -> ConfigOut:
 
 def deploy(loaded: LoadedSettings, mode: Literal["raw", "helm"] = "raw") -> GateRunOut:
     if mode == "helm":
-        from todo_deploy.stages import helm_deploy as stage
+        from todo_deploy.stages import helm as stage
     else:
         from todo_deploy.stages import deploy as stage  # type: ignore[no-redef]
     _guard(loaded, stage.STAGE)
@@ -314,7 +314,7 @@ def deploy(loaded: LoadedSettings, mode: Literal["raw", "helm"] = "raw") -> Gate
 
 
 def rollback(loaded: LoadedSettings, revision: int | None = None) -> RollbackOut:
-    from todo_deploy.stages.helm_deploy import rollback as helm_rollback
+    from todo_deploy.stages.helm import rollback as helm_rollback
 
     outcome = helm_rollback(loaded, revision or None)
     return RollbackOut(ok=outcome.ok, message=outcome.message)

@@ -205,7 +205,7 @@ def run(
     result = GateResult(STAGE)
 
     # hadolint (the helper is shared with the build stage)
-    from todo_deploy.stages.containerize import _lint as hadolint
+    from todo_deploy.stages.build import _lint as hadolint
 
     for name in DOCKERFILES:
         dockerfile = docker_dir / f"{name}.Dockerfile"

@@ -50,7 +50,7 @@ def run(
 ) -> DownResult:
     from todo_deploy.kube import Kube, ObjectRef
     from todo_deploy.stages.deploy import app_selector, helm_release_present
-    from todo_deploy.stages.helm_deploy import make_engine
+    from todo_deploy.stages.helm import make_engine
 
     settings = loaded.settings
     namespace, release = settings.namespace, settings.release_name

@@ -32,12 +32,17 @@ def run(
     out_dir: Path | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
+    from todo_deploy.access import plan_access
     from todo_deploy.artifacts import load_images
-    from todo_deploy.docs.diagram import build_graph, dot_available, mermaid, render_svg
-    from todo_deploy.docs.report import build_report, collect_objects, find_secrets, render_markdown
     from todo_deploy.kube import Kube, KubeError
     from todo_deploy.runner import Runner
-    from todo_deploy.verify.access import plan_access
+    from todo_deploy.stages.docs.diagram import build_graph, dot_available, mermaid, render_svg
+    from todo_deploy.stages.docs.report import (
+        build_report,
+        collect_objects,
+        find_secrets,
+        render_markdown,
+    )
 
     settings = loaded.settings
     out = out_dir or loaded.root / "docs"

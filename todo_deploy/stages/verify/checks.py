@@ -24,7 +24,7 @@ import httpx
 
 from todo_deploy import manifests, render
 from todo_deploy.gates import Check, Verdict
-from todo_deploy.verify.client import FrontendClient, FrontendError, wait_until_up
+from todo_deploy.stages.verify.client import FrontendClient, FrontendError, wait_until_up
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef

@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy.aiops.adapters import KAGENT_AGENT, TOOLS, Kagent, Tool, ToolRun, make_tools
-from todo_deploy.aiops.playbooks import CHOICES, PlaybookRefused, build
 from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.runner import Runner
+from todo_deploy.stages.aiops.adapters import KAGENT_AGENT, TOOLS, Kagent, Tool, ToolRun, make_tools
+from todo_deploy.stages.aiops.playbooks import CHOICES, PlaybookRefused, build
 
 if TYPE_CHECKING:
-    from todo_deploy.aiops.doctor import Finding, Snapshot
     from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.stages.aiops.doctor import Finding, Snapshot
 
 STAGE = "aiops"
 Collector = Callable[["Settings", str], "Snapshot"]
@@ -37,7 +37,7 @@ def doctor_checks(
     settings: Settings, namespace: str, collect: Collector | None = None
 ) -> tuple[list[Check], list[Finding]]:
     """Run the doctor on `namespace`: one fail check per finding, or one pass."""
-    from todo_deploy.aiops import doctor
+    from todo_deploy.stages.aiops import doctor
 
     collector = collect or doctor.collect
     try:

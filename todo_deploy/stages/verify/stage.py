@@ -57,7 +57,7 @@ def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
     a Ready backend pod: no admin endpoint, no extra pod, works with either database."""
 
     def remove(names: list[str]) -> str:
-        from todo_deploy.verify.checks import USERNAME_RE, component_of, pod_ready
+        from todo_deploy.stages.verify.checks import USERNAME_RE, component_of, pod_ready
 
         names = [n for n in names if USERNAME_RE.match(n)]
         if not names:
@@ -107,12 +107,12 @@ def run(
     log: Callable[[str], None] = say,
 ) -> GateResult:
     """Verify the deployed app end to end; raises SelectionError for unknown names."""
+    from todo_deploy.access import open_access
     from todo_deploy.artifacts import load_images
     from todo_deploy.kube import Kube, KubeError
     from todo_deploy.runner import Runner
-    from todo_deploy.verify.access import open_access
-    from todo_deploy.verify.checks import VerifyContext, run_checks, select_checks
-    from todo_deploy.verify.client import wait_until_up
+    from todo_deploy.stages.verify.checks import VerifyContext, run_checks, select_checks
+    from todo_deploy.stages.verify.client import wait_until_up
 
     settings = loaded.settings
     names = select_checks(only, skip)
