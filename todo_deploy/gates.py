@@ -71,15 +71,23 @@ class GateResult:
                    data.get("scope", ""), data.get("basis", ""))
 
 
-# Stage name -> (the command that runs it, the stages any one of which must have passed first).
-STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "build": ("inv build", ()),
-    "cluster": ("inv cluster", ("build",)),
-    "deploy": ("inv deploy", ("cluster",)),
-    "helm": ("inv deploy --helm", ("cluster",)),
-    "aiops": ("inv aiops", ("deploy", "helm")),
-    "verify": ("inv verify", ("deploy", "helm")),
-    "docs": ("inv docs", ("deploy", "helm")),
+@dataclass(frozen=True)
+class StageInfo:
+    command: str  # what runs it
+    needs: tuple[str, ...]  # any one of these must have passed first
+    number: int  # its number among the README's seven stages
+    title: str
+
+
+# Every stage, in the order `inv up` runs them (see pipeline.steps).
+STAGES: dict[str, StageInfo] = {
+    "build": StageInfo("inv build", (), 1, "containerize"),
+    "cluster": StageInfo("inv cluster", ("build",), 2, "local cluster"),
+    "deploy": StageInfo("inv deploy", ("cluster",), 3, "raw manifests"),
+    "helm": StageInfo("inv deploy --helm", ("cluster",), 4, "Helm chart"),
+    "aiops": StageInfo("inv aiops", ("deploy", "helm"), 5, "AIOps"),
+    "verify": StageInfo("inv verify", ("deploy", "helm"), 6, "end-to-end"),
+    "docs": StageInfo("inv docs", ("deploy", "helm"), 7, "docs"),
 }
 
 
@@ -136,7 +144,7 @@ def standing(state_dir: Path, stage: str, scope: str) -> tuple[GateResult | None
     if stage in DEPLOY_STAGES:
         latest = current_deployment(state_dir, scope)
         if result.passed and latest is not None and latest.stage != stage:
-            return None, f"replaced by {STAGES[latest.stage][0]} at {latest.finished_at}"
+            return None, f"replaced by {STAGES[latest.stage].command} at {latest.finished_at}"
     if stage in AFTER_DEPLOY:
         latest = current_deployment(state_dir, scope)
         if latest is None:
@@ -173,7 +181,7 @@ def refusal(state_dir: Path, stage: str, scopes: dict[str, str] | None = None) -
     `scopes` (stage -> the scope under the current settings) keeps a gate of
     another target or a replaced deployment from counting; None trusts any.
     """
-    needs = STAGES[stage][1]
+    needs = STAGES[stage].needs
     if not needs:
         return None
     results = {
@@ -184,12 +192,12 @@ def refusal(state_dir: Path, stage: str, scopes: dict[str, str] | None = None) -
         return None
     ran = [r for r in results.values() if r is not None]
     if not ran:
-        commands = " or ".join(f"`{STAGES[n][0]}`" for n in needs)
-        return f"`{STAGES[stage][0]}` needs a passed {'/'.join(needs)} gate first: run {commands}."
+        commands = " or ".join(f"`{STAGES[n].command}`" for n in needs)
+        return f"`{STAGES[stage].command}` needs a passed {'/'.join(needs)} gate first: run {commands}."
     latest = max(ran, key=lambda r: r.finished_at)
     failed = latest.failures[0]
     hint = f" Fix: {failed.fix}" if failed.fix else ""
     return (
-        f"`{STAGES[stage][0]}` refuses to run: the {latest.stage} gate failed at "
-        f"check '{failed.name}' ({failed.evidence}).{hint} Then re-run `{STAGES[latest.stage][0]}`."
+        f"`{STAGES[stage].command}` refuses to run: the {latest.stage} gate failed at "
+        f"check '{failed.name}' ({failed.evidence}).{hint} Then re-run `{STAGES[latest.stage].command}`."
     )

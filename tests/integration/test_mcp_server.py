@@ -93,7 +93,7 @@ def free_port() -> int:
 @pytest.fixture
 def deployed(scratch: Callable[[], Scratch]) -> Iterator[tuple[Scratch, LoadedSettings]]:
     """A raw deployment of the built images in an h4- namespace, its gate recorded."""
-    from todo_deploy.cli import record
+    from todo_deploy.pipeline import record
     from todo_deploy.stages import deploy
 
     s = _mine(scratch())

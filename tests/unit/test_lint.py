@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import render
+from todo_deploy import pod_security, render
 from todo_deploy.config import load_settings
 from todo_deploy.gates import Verdict
 from todo_deploy.stages import lint
@@ -62,8 +62,8 @@ def mutate(path: str, value: Any) -> dict[str, Any]:
 
 
 def test_good_pod_passes() -> None:
-    assert lint.pss_violations(good_pod()) == []
-    assert lint.pss_violations({"kind": "Service", "metadata": {"name": "s"}, "spec": {}}) == []
+    assert pod_security.pss_violations(good_pod()) == []
+    assert pod_security.pss_violations({"kind": "Service", "metadata": {"name": "s"}, "spec": {}}) == []
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_good_pod_passes() -> None:
     ],
 )
 def test_each_rule_names_object_and_field(path: str, value: Any, field: str) -> None:
-    problems = lint.pss_violations(mutate(path, value))
+    problems = pod_security.pss_violations(mutate(path, value))
     assert any(p.startswith("Deployment/web: ") and field in p for p in problems), problems
 
 
@@ -103,7 +103,7 @@ def test_init_containers_are_checked() -> None:
     init = copy.deepcopy(obj["spec"]["template"]["spec"]["containers"][0])
     init["securityContext"]["allowPrivilegeEscalation"] = True
     obj["spec"]["template"]["spec"]["initContainers"] = [init]
-    assert lint.pss_violations(obj) == [
+    assert pod_security.pss_violations(obj) == [
         (f"Deployment/web: {SPEC}.initContainers[0].securityContext.allowPrivilegeEscalation "
         "must be false")
     ]

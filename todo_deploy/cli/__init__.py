@@ -118,18 +118,6 @@ def scopes(loaded: LoadedSettings) -> dict[str, str]:
     return scopes_for(loaded.settings)
 
 
-def deployed_basis(loaded: LoadedSettings, stage: str) -> str:
-    """The fingerprint of what a deploy/helm gate deployed: settings, images and mode."""
-    from todo_deploy.artifacts import images_path
-    from todo_deploy.gates import fingerprint
-
-    try:
-        images = images_path(loaded.state_dir).read_text()
-    except OSError:
-        images = ""
-    return fingerprint(loaded.settings.model_dump_json(), images, stage)
-
-
 def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
     """Refuse to run `stage` unless a predecessor's gate passed (or --force)."""
     from todo_deploy.console import say
@@ -144,23 +132,10 @@ def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
     raise Exit(reason + " (or pass --force to run anyway)", code=1)
 
 
-def record(loaded: LoadedSettings, result: GateResult) -> GateResult:
-    """Persist a gate result with what it describes (scope) and examined (basis)."""
-    from todo_deploy.gates import AFTER_DEPLOY, DEPLOY_STAGES, current_deployment, save
-
-    result.scope = scopes(loaded).get(result.stage, "")
-    if result.stage in DEPLOY_STAGES:
-        result.basis = deployed_basis(loaded, result.stage)
-    elif result.stage in AFTER_DEPLOY:
-        deployment = current_deployment(loaded.state_dir, result.scope)
-        result.basis = deployment.basis if deployment else ""
-    save(loaded.state_dir, result)
-    return result
-
-
 def finish(loaded: LoadedSettings, result: GateResult) -> GateResult:
     """Persist and print a gate result; exit non-zero when it failed."""
     from todo_deploy.console import render_gate
+    from todo_deploy.pipeline import record
 
     record(loaded, result)
     render_gate(result)

@@ -50,13 +50,13 @@ def status(c, json_=False):  # type: ignore[no-untyped-def]
     for stage, result in results.items():
         if result is None:
             why = found[stage][1]
-            table.add_row(stage, STAGES[stage][0], "[dim]not current[/]" if why else "[dim]not run[/]",
+            table.add_row(stage, STAGES[stage].command, "[dim]not current[/]" if why else "[dim]not run[/]",
                           "", why)
             continue
         failure = result.failures[0] if result.failures else None
         table.add_row(
             stage,
-            STAGES[stage][0],
+            STAGES[stage].command,
             "[green]pass[/]" if result.passed else "[bold red]fail[/]",
             result.finished_at,
             f"{failure.name}: {failure.fix or failure.evidence}" if failure else "",

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
+from todo_deploy.gates import STAGES
+from todo_deploy.pipeline import steps
 from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS
 
 
@@ -43,37 +45,37 @@ def up(c, helm=False, full=False, gordon=False):  # type: ignore[no-untyped-def]
                 "`inv up --full` runs them.")
         verify(c, skip=",".join(DISRUPTIVE_CHECKS) if same else "")
 
-    deploy_stage = 4 if helm else 3
-    steps: list[tuple[int, str, Callable[[], object]]] = [
-        (1, "containerize: inv build", lambda: build(c, gordon=gordon)),
-        (2, "local cluster: inv cluster", lambda: cluster(c)),
-        (deploy_stage, "Helm chart: inv deploy --helm" if helm
-         else "raw manifests: inv deploy", lambda: deploy(c, helm=helm)),
-        (5, "AIOps: inv aiops doctor", lambda: aiops(c, playbook="doctor")),
-        (6, "end-to-end: inv verify", verify_step),
-        (7, "docs: inv docs", lambda: docs(c)),
-    ]
+    run: dict[str, Callable[[], object]] = {
+        "build": lambda: build(c, gordon=gordon),
+        "cluster": lambda: cluster(c),
+        "deploy": lambda: deploy(c),
+        "helm": lambda: deploy(c, helm=True),
+        "aiops": lambda: aiops(c, playbook="doctor"),
+        "verify": verify_step,
+        "docs": lambda: docs(c),
+    }
+    total = len(STAGES)
     timings: list[tuple[str, float]] = []
-    for number, name, step in steps:
-        if number == 4:
-            say("\n━━ stage 3/7 raw manifests: replaced by the Helm chart (--helm)")
-        if number == 5 and not helm:
-            say("\n━━ stage 4/7 Helm chart: not used (`inv up --helm` deploys with the chart)")
-        say(f"\n━━ stage {number}/7 {name}")
+    for step in steps(helm):
+        if step.stage == "helm":
+            say(f"\n━━ stage 3/{total} raw manifests: replaced by the Helm chart (--helm)")
+        if step.stage == "aiops" and not helm:
+            say(f"\n━━ stage 4/{total} Helm chart: not used (`inv up --helm` deploys with the chart)")
+        command = "inv aiops doctor" if step.stage == "aiops" else step.command
+        say(f"\n━━ stage {step.number}/{total} {step.title}: {command}")
         started = time.monotonic()
-        short = name.split(":")[0]
         try:
-            step()
+            run[step.stage]()
         except Exit as exc:
-            timings.append((short, time.monotonic() - started))
+            timings.append((step.title, time.monotonic() - started))
             _summary(timings)
             raise Exit(
-                f"inv up stopped at stage {number}/7 ({short}): "
+                f"inv up stopped at stage {step.number}/{total} ({step.title}): "
                 f"{exc.message or 'its gate failed'}\n"
                 "Fix what the gate names above, then run `inv up` again.",
                 code=exc.code or 1,
             ) from None
-        timings.append((short, time.monotonic() - started))
+        timings.append((step.title, time.monotonic() - started))
     _summary(timings)
     _announce(loaded)
 

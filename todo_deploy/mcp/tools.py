@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from todo_deploy.pipeline import record
+
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
-    from todo_deploy.gates import Check, GateResult
+    from todo_deploy.gates import Check
     from todo_deploy.kube import Kube
 
 NAME = "todo-deploy"  # the MCP server's name, in every client configuration
@@ -173,13 +175,6 @@ def _guard(loaded: LoadedSettings, stage: str) -> None:
         raise Refused(reason)
 
 
-def record(loaded: LoadedSettings, result: GateResult) -> GateResult:
-    """Persist a gate as the CLI does, so `inv status` and the status tool see it."""
-    from todo_deploy.cli import record as cli_record
-
-    return cli_record(loaded, result)
-
-
 # ---- the read-only tools ----------------------------------------------------------------------
 
 
@@ -189,7 +184,8 @@ def status(loaded: LoadedSettings) -> StatusOut:
 
     scopes = _scopes(loaded)
     gates = []
-    for stage, (command, _) in STAGES.items():
+    for stage, info in STAGES.items():
+        command = info.command
         result, why = standing(loaded.state_dir, stage, scopes[stage])
         if result is None:
             gates.append(GateOut(stage=stage, command=command,

@@ -22,6 +22,7 @@ from todo_deploy.config import LoadedSettings
 from todo_deploy.console import say
 from todo_deploy.gates import Check, GateResult
 from todo_deploy.images import source_root
+from todo_deploy.pod_security import pod_spec, pss_violations
 from todo_deploy.runner import Runner
 
 STAGE = "lint"
@@ -29,99 +30,6 @@ BASELINE_VERSION = "1.30"
 CAPABILITIES = ("policy/v1", "autoscaling/v2")
 PRODUCTION_VALUES = "ci/production-values.yaml"
 DOCKERFILES = ("backend", "frontend")
-
-_POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
-# Volume types the restricted profile allows.
-_ALLOWED_VOLUMES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-    "persistentVolumeClaim", "projected", "secret",
-}
-_SAFE_SYSCTLS = {
-    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-}
-
-
-# --- Pod Security "restricted" -----------------------------------------------------
-
-
-def _pod_spec(obj: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """(path to the pod spec, the pod spec) of a workload, or None."""
-    kind, spec = obj.get("kind"), obj.get("spec") or {}
-    if kind == "Pod":
-        return "spec", spec
-    if kind == "CronJob":
-        return "spec.jobTemplate.spec.template.spec", spec["jobTemplate"]["spec"]["template"]["spec"]
-    if kind in _POD_TEMPLATE_KINDS:
-        return "spec.template.spec", spec["template"]["spec"]
-    return None
-
-
-def pss_violations(obj: dict[str, Any]) -> list[str]:
-    """Every way `obj`'s pods break Pod Security "restricted" (v1.30 rules) or
-    the project's readOnlyRootFilesystem rule, one line per field at fault."""
-    found = _pod_spec(obj)
-    if found is None:
-        return []
-    base, pod = found
-    who = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name', '?')}"
-    problems: list[str] = []
-
-    def bad(path: str, message: str) -> None:
-        problems.append(f"{who}: {path} {message}")
-
-    for flag in ("hostNetwork", "hostPID", "hostIPC"):
-        if pod.get(flag):
-            bad(f"{base}.{flag}", "must be unset or false")
-    pod_ctx = pod.get("securityContext") or {}
-    for index, volume in enumerate(pod.get("volumes") or []):
-        kinds = set(volume) - {"name"}
-        for vtype in sorted(kinds - _ALLOWED_VOLUMES):
-            bad(f"{base}.volumes[{index}].{vtype}", "is not an allowed volume type")
-    for index, sysctl in enumerate(pod_ctx.get("sysctls") or []):
-        if sysctl.get("name") not in _SAFE_SYSCTLS:
-            bad(f"{base}.securityContext.sysctls[{index}].name", "must be a safe sysctl")
-    pod_seccomp = (pod_ctx.get("seccompProfile") or {}).get("type")
-    if pod_seccomp is not None and pod_seccomp not in ("RuntimeDefault", "Localhost"):
-        bad(f"{base}.securityContext.seccompProfile.type", "must be RuntimeDefault or Localhost")
-    if pod_ctx.get("runAsUser") == 0:
-        bad(f"{base}.securityContext.runAsUser", "must not be 0")
-
-    for field in ("initContainers", "containers", "ephemeralContainers"):
-        for index, container in enumerate(pod.get(field) or []):
-            path = f"{base}.{field}[{index}]"
-            ctx = container.get("securityContext") or {}
-            cpath = f"{path}.securityContext"
-            if ctx.get("privileged"):
-                bad(f"{cpath}.privileged", "must be false")
-            if ctx.get("allowPrivilegeEscalation") is not False:
-                bad(f"{cpath}.allowPrivilegeEscalation", "must be false")
-            caps = ctx.get("capabilities") or {}
-            if "ALL" not in (caps.get("drop") or []):
-                bad(f"{cpath}.capabilities.drop", "must include ALL")
-            for cap_index, cap in enumerate(caps.get("add") or []):
-                if cap != "NET_BIND_SERVICE":
-                    bad(f"{cpath}.capabilities.add[{cap_index}]", "may only be NET_BIND_SERVICE")
-            non_root = ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot"))
-            if non_root is not True:
-                bad(f"{cpath}.runAsNonRoot", "must be true (here or in the pod's securityContext)")
-            if ctx.get("runAsUser") == 0:
-                bad(f"{cpath}.runAsUser", "must not be 0")
-            seccomp = (ctx.get("seccompProfile") or {}).get("type", pod_seccomp)
-            if seccomp not in ("RuntimeDefault", "Localhost"):
-                bad(f"{cpath}.seccompProfile.type",
-                    "must be RuntimeDefault or Localhost (here or in the pod's securityContext)")
-            if ctx.get("procMount") not in (None, "Default"):
-                bad(f"{cpath}.procMount", "must be Default")
-            for port_index, port in enumerate(container.get("ports") or []):
-                if port.get("hostPort"):
-                    bad(f"{path}.ports[{port_index}].hostPort", "must be unset or 0")
-            if field != "ephemeralContainers" and ctx.get("readOnlyRootFilesystem") is not True:
-                bad(f"{cpath}.readOnlyRootFilesystem", "must be true (project rule)")
-    return problems
-
 
 # --- schema validation ---------------------------------------------------------
 
@@ -255,7 +163,7 @@ def run(
         if target not in pss_done:
             pss_done.add(target)
             violations = [v for obj in objects for v in pss_violations(obj)]
-            workloads = sum(1 for o in objects if _pod_spec(o) is not None)
+            workloads = sum(1 for o in objects if pod_spec(o) is not None)
             result.checks.append(Check.of(
                 f"pod security restricted: {target}",
                 not violations,

@@ -521,7 +521,7 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
 def restricted_problems(pod: dict[str, Any]) -> list[str]:
     """Pod Security "restricted" violations of one live pod (the API's JSON), by the lint
     stage's checker: the same rules the manifests were held to before the deploy."""
-    from todo_deploy.stages.lint import pss_violations
+    from todo_deploy.pod_security import pss_violations
 
     return pss_violations({**pod, "kind": "Pod"})
 
