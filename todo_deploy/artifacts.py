@@ -10,8 +10,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-COMPONENTS = ("backend", "frontend")
-
 
 @dataclass(frozen=True)
 class ImageRef:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy.artifacts import COMPONENTS as COMPONENT_NAMES
 from todo_deploy.artifacts import ImageRef, load_images, save_images
+from todo_deploy.components import BUILT, Component
 from todo_deploy.config import PROJECT_ROOT
 from todo_deploy.console import say
 
@@ -38,25 +38,7 @@ CONTEXT_DOCKERFILE = ".todo-deploy.Dockerfile"
 ENGINE_TIMEOUT_S = 900
 
 
-@dataclass(frozen=True)
-class Component:
-    name: str  # "backend"
-    app_dir: str  # the build context, relative to the source root
-    dockerfile: str  # relative to the source root
-    image_name: str  # repository name without registry
-    port: int
-    health_path: str
-
-
-COMPONENTS: dict[str, Component] = {
-    "backend": Component(
-        "backend", "app/backend", "docker/backend.Dockerfile", "todo-backend", 8000, "/health"
-    ),
-    "frontend": Component(
-        "frontend", "app/frontend", "docker/frontend.Dockerfile", "todo-frontend", 3000, "/healthz"
-    ),
-}
-assert tuple(COMPONENTS) == COMPONENT_NAMES
+COMPONENTS = BUILT  # the images built: backend and frontend (components.py)
 
 
 class EngineUnavailable(Exception):

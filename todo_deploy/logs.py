@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from todo_deploy.components import LOG_SOURCES
+
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
     from todo_deploy.kube import Kube
 
-COMPONENTS = ("backend", "frontend", "database", "migrate")
+COMPONENTS = LOG_SOURCES  # backend, frontend, database (pod labels) and migrate
 COLOURS = {"backend": "cyan", "frontend": "magenta", "database": "yellow", "migrate": "green",
            "event": "bold red", "restart": "bold red"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

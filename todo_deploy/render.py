@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from todo_deploy.components import ALL, BUILT
+
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import Settings
@@ -106,7 +108,7 @@ def secret_data(settings: Settings) -> dict[str, dict[str, str]]:
 
 def secret_manifests(settings: Settings) -> list[dict[str, Any]]:
     """The Secrets as objects (type Opaque, `stringData`, app labels) to apply."""
-    component = {"backend": "backend", "frontend": "frontend", "postgres": "database"}
+    component = {c.workload: c.label for c in ALL.values()}
     names = {"backend": "todo-backend", "frontend": "todo-frontend", "postgres": "postgresql"}
     objects = []
     for name, data in secret_data(settings).items():
@@ -160,7 +162,7 @@ def default_images() -> dict[str, ImageRef]:
     from todo_deploy.artifacts import ImageRef
 
     return {
-        c: ImageRef(c, f"todo-{c}", "000000000000") for c in ("backend", "frontend")
+        name: ImageRef(name, c.image_name, "000000000000") for name, c in BUILT.items()
     }
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import finish, guard, load_or_exit, task
-
-COMPONENT_CHOICES = ("backend", "frontend")
+from todo_deploy.components import BUILT_NAMES
 
 
 @task(
@@ -20,8 +19,8 @@ COMPONENT_CHOICES = ("backend", "frontend")
 def build(c, no_cache=False, push=False, gordon=False, only=None):  # type: ignore[no-untyped-def]
     """Stage 1: build both images (content-addressed tags), lint, size and smoke-test them."""
     loaded = load_or_exit()
-    if only is not None and only not in COMPONENT_CHOICES:
-        raise Exit(f"--only must be one of {', '.join(COMPONENT_CHOICES)}, not {only!r}", code=1)
+    if only is not None and only not in BUILT_NAMES:
+        raise Exit(f"--only must be one of {', '.join(BUILT_NAMES)}, not {only!r}", code=1)
     if push and not loaded.settings.image_registry:
         raise Exit(
             "--push needs a registry: set IMAGE_REGISTRY (e.g. IMAGE_REGISTRY=localhost:5000) "

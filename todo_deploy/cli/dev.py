@@ -23,6 +23,7 @@ from typing import IO
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
+from todo_deploy.components import BACKEND, BUILT
 from todo_deploy.logs import readable
 
 COLOURS = {"backend": "cyan", "frontend": "magenta", "migrate": "yellow"}
@@ -137,7 +138,7 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
         (ports["backend"], ports["frontend"]),
     )
     migrate = subprocess.run(
-        [sys.executable, "-m", "todo_api", "migrate"], env=envs["backend"], check=False,
+        [sys.executable, "-m", BACKEND.module, "migrate"], env=envs["backend"], check=False,
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     show_migrate = _printer("migrate")
@@ -150,8 +151,9 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
     running: list[tuple[str, subprocess.Popen, threading.Thread]] = []
     stopped_by = ""
     try:
-        for name, module in (("backend", "todo_api"), ("frontend", "todo_web")):
-            running.append((name, *_spawn(name, [sys.executable, "-m", module], envs[name])))
+        for part in BUILT.values():
+            argv = [sys.executable, "-m", part.module]
+            running.append((part.name, *_spawn(part.name, argv, envs[part.name])))
         say(f"backend  http://127.0.0.1:{ports['backend']}  (SQLite in {data_dir}/todo-dev.db)")
         say(f"frontend http://127.0.0.1:{ports['frontend']}  <- open this; Ctrl-C stops both")
         while all(p.poll() is None for _, p, _ in running):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from todo_deploy.components import LOG_SOURCES
 from todo_deploy.pipeline import record
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ ALLOW_HINT = "start the server with `inv mcp --allow-changes` to allow deploy, r
 LOG_LINES_MAX = 500
 LINE_CHARS_MAX = 2000
 
-LogComponent = Literal["backend", "frontend", "database", "migrate"]
+LogComponent = Literal[LOG_SOURCES]  # type: ignore[valid-type]
 ScalableComponent = Literal["backend", "frontend"]
 Replicas = Annotated[int, Field(ge=1, le=20, description="Replica count, 1-20.")]
 LogLines = Annotated[int, Field(ge=1, le=LOG_LINES_MAX, description="Most lines to return.")]

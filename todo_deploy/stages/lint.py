@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from todo_deploy.components import BUILT_NAMES
 from todo_deploy.config import LoadedSettings
 from todo_deploy.console import say
 from todo_deploy.gates import Check, GateResult
@@ -29,7 +30,7 @@ STAGE = "lint"
 BASELINE_VERSION = "1.30"
 CAPABILITIES = ("policy/v1", "autoscaling/v2")
 PRODUCTION_VALUES = "ci/production-values.yaml"
-DOCKERFILES = ("backend", "frontend")
+DOCKERFILES = BUILT_NAMES
 
 # --- schema validation ---------------------------------------------------------
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from todo_deploy import manifests, render
+from todo_deploy.components import ALL, BUILT_NAMES, BY_LABEL
 from todo_deploy.gates import Check, Verdict
 from todo_deploy.stages.verify.client import FrontendClient, FrontendError, wait_until_up
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 USER_PREFIX = "verify-"
 USERNAME_RE = re.compile(r"^verify-[a-z]-[0-9a-f]{6}$")
-COMPONENTS = ("backend", "frontend", "postgres")
+COMPONENTS = tuple(c.workload for c in ALL.values())  # backend, frontend, postgres
 SELF_HEAL_DEADLINE_S = 60.0
 RESTART_DEADLINE_S = 150.0
 LOAD_INTERVAL_S = 0.05
@@ -371,9 +372,8 @@ def component_of(settings: Settings, pod: dict[str, Any]) -> str | None:
     if any(o.get("kind") in ("Job", "CronJob") for o in owners) or not owners:
         return None
     label = (meta.get("labels") or {}).get("app.kubernetes.io/component")
-    label = {"database": "postgres"}.get(label or "", label)
-    if label in COMPONENTS:
-        return str(label)
+    if label in BY_LABEL:
+        return BY_LABEL[label].workload
     for component in COMPONENTS:
         if meta.get("name", "").startswith(f"{settings.release_name}-{component}-"):
             return component
@@ -402,9 +402,8 @@ def pod_ready(pod: dict[str, Any]) -> bool:
 def _workloads(settings: Settings) -> dict[str, tuple[str, str]]:
     """Component -> (kind, name) of the app's workloads, as the chart names them
     (a long release name cuts the StatefulSet's)."""
-    components = {"backend": "backend", "frontend": "frontend", "database": "postgres"}
     return {
-        components[o["metadata"]["labels"]["app.kubernetes.io/component"]]: (
+        BY_LABEL[o["metadata"]["labels"]["app.kubernetes.io/component"]].workload: (
             o["kind"], o["metadata"]["name"])
         for o in manifests.render_manifests(settings, render.default_images())
         if o["kind"] in ("Deployment", "StatefulSet")
@@ -483,7 +482,7 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
         ]
     problems, seen = [], 0
     pods = app_pods(ctx)
-    for component in ("backend", "frontend"):
+    for component in BUILT_NAMES:
         ref = ctx.images.get(component)
         if ref is None:
             problems.append(f"no built {component} image recorded")
