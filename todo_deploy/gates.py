@@ -15,11 +15,11 @@ deployment's is stale.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 class Verdict(StrEnum):
@@ -40,6 +40,24 @@ class Check:
     def of(cls, name: str, ok: bool, evidence: str, fix: str = "") -> Check:
         """A pass/fail check; the fix hint is kept only when it failed."""
         return cls(name, Verdict.PASS if ok else Verdict.FAIL, evidence, "" if ok else fix)
+
+
+class Details:
+    """Base of each stage's typed gate details (a dataclass per stage).
+
+    A gate stores them in its JSON as a plain dict; `Kind.of(result)` reads them
+    back typed (unknown keys ignored, missing ones at their defaults), so a
+    stage that reads another's details names its fields, never string keys.
+    """
+
+    @classmethod
+    def of(cls, result: GateResult | None) -> Self:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        data = (result.details if result is not None else {}) or {}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
 
 
 @dataclass

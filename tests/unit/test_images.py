@@ -12,7 +12,7 @@ import pytest
 
 from todo_deploy import gordon, images
 from todo_deploy.config import PROJECT_ROOT, Settings, load_settings
-from todo_deploy.gates import GateResult, Verdict
+from todo_deploy.gates import Verdict
 from todo_deploy.runner import CommandResult, Runner
 from todo_deploy.stages import build as build_stage
 
@@ -211,14 +211,14 @@ def test_gordon_present_is_asked_in_the_project_directory_with_a_timeout(tmp_pat
 
 def test_gordon_absent_gives_one_line_and_a_skip_check(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = GateResult("build")
+    details = build_stage.BuildDetails()
     check = build_stage._gordon(
-        FakeRunner(log=lambda _: None), PROJECT_ROOT, ["backend"], result, 10, lines.append
+        FakeRunner(log=lambda _: None), PROJECT_ROOT, ["backend"], details, 10, lines.append
     )
     assert check.verdict is Verdict.SKIP
     assert lines == [gordon.NOT_FOUND]
     assert "Docker Desktop 4.38+" in gordon.NOT_FOUND and "\n" not in gordon.NOT_FOUND
-    assert result.details["gordon"]["available"] is False
+    assert details.gordon["available"] is False
 
 
 def test_gordon_advice_is_stored_per_dockerfile() -> None:
@@ -235,13 +235,13 @@ def test_gordon_advice_is_stored_per_dockerfile() -> None:
                 return CommandResult(tuple(argv), 0, f"advice for {name}\n")
             return super().run(argv, timeout=timeout)
 
-    result = GateResult("build")
+    details = build_stage.BuildDetails()
     check = build_stage._gordon(
         Answering(log=lambda _: None, answers=answers), PROJECT_ROOT, ["backend", "frontend"],
-        result, 10, lambda _: None,
+        details, 10, lambda _: None,
     )
     assert check.verdict is Verdict.PASS
-    assert result.details["gordon"]["advice"] == {
+    assert details.gordon["advice"] == {
         "backend": "advice for backend", "frontend": "advice for frontend"
     }
 

@@ -14,13 +14,14 @@ def docs(c, force=False):  # type: ignore[no-untyped-def]
     diagram (graphviz SVG plus a Mermaid block). Secret values never appear: only the
     Secrets' names and key names.
     """
-    from todo_deploy.stages.docs.stage import run
+    from todo_deploy.stages.docs.stage import DocsDetails, run
 
     loaded = load_or_exit()
     guard(loaded, "docs", force)
     result = run(loaded)
-    if result.details.get("report"):
+    report = DocsDetails.of(result).report
+    if report:
         from todo_deploy.console import say
 
-        say(f"report: {result.details['report']}")
+        say(f"report: {report}")
     finish(loaded, result)

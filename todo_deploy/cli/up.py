@@ -10,7 +10,7 @@ from invoke.exceptions import Exit
 from todo_deploy.cli import load_or_exit, task
 from todo_deploy.gates import STAGES
 from todo_deploy.pipeline import steps
-from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS
+from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS, VerifyDetails
 
 
 @task(
@@ -108,13 +108,14 @@ def _same_deployment_fully_verified(loaded) -> bool:  # type: ignore[no-untyped-
     from todo_deploy.stages.verify.stage import live_identity
 
     previous, _ = standing(loaded.state_dir, "verify", scopes(loaded)["verify"])
-    if previous is None or not previous.passed or not previous.details.get("full"):
+    details = VerifyDetails.of(previous)
+    if previous is None or not previous.passed or not details.full:
         return False
     try:
         live = live_identity(Kube(loaded.settings.context_name), loaded.settings)
     except KubeError:
         return False
-    return bool(live) and previous.details.get("live") == live
+    return bool(live) and details.live == live
 
 
 def _summary(timings: list[tuple[str, float]]) -> None:

@@ -229,7 +229,7 @@ def verify(
     allow_changes: bool = False,
 ) -> VerifyOut:
     from todo_deploy.stages.verify.checks import SelectionError, select_checks
-    from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS, run
+    from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS, VerifyDetails, run
 
     only_text, skip_text = ",".join(only or []), ",".join(skip or [])
     try:
@@ -247,7 +247,7 @@ def verify(
     result = run(loaded, only=only_text or None, skip=skip_text or None)
     record(loaded, result)
     return VerifyOut(
-        passed=result.passed, selected=list(result.details.get("checks_selected", selected)),
+        passed=result.passed, selected=VerifyDetails.of(result).checks_selected or selected,
         left_out_read_only=left_out, checks=[check_out(c) for c in result.checks],
     )
 

@@ -23,6 +23,7 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from todo_deploy import gordon as gordon_agent
 from todo_deploy import images
 from todo_deploy.artifacts import ImageRef, load_images, save_images
 from todo_deploy.console import say
-from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.gates import Check, Details, GateResult, Verdict
 from todo_deploy.gates import load as load_gate
 from todo_deploy.runner import Runner, scrub
 
@@ -41,6 +42,14 @@ if TYPE_CHECKING:
     from todo_deploy.images import Log
 
 STAGE = "build"
+
+
+@dataclass
+class BuildDetails(Details):
+    # component -> ref, image_id, size_bytes, added_bytes, base_image, base_size_bytes,
+    # skipped, seconds
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gordon: dict[str, Any] = field(default_factory=dict)  # available, advice | message, problems
 SMOKE_CHECKS = ("healthy", "endpoint", "non-root", "cleanup")
 SMOKE_TIMEOUT_S = 30.0
 SMOKE_HEALTH_INTERVAL_NS = 500_000_000
@@ -69,7 +78,7 @@ def run(
     runner = runner or Runner(log=log, secrets=settings.secret_values())
     root = images.source_root(loaded)
     result = GateResult(STAGE)
-    result.details["images"] = {}
+    details = BuildDetails()
 
     for name in names:
         result.checks.append(
@@ -119,7 +128,7 @@ def run(
             else f"built in {outcome.seconds:.1f} s"
         )
         result.checks.append(Check.of(f"build {name}", True, f"{outcome.image.ref} ({how})"))
-        result.details["images"][name] = {
+        details.images[name] = {
             "ref": outcome.image.ref,
             "image_id": outcome.image.image_id,
             "size_bytes": outcome.image.size_bytes,
@@ -143,7 +152,7 @@ def run(
 
     if gordon:
         result.checks.append(
-            _gordon(runner, root, names, result, settings.aiops_timeout_seconds, log)
+            _gordon(runner, root, names, details, settings.aiops_timeout_seconds, log)
         )
 
     if push:
@@ -163,6 +172,7 @@ def run(
                     f"start or fix the registry {registry} (IMAGE_REGISTRY), "
                     f"`docker login {registry}`, then `inv build --push`",
                 ))
+    result.details = details.as_dict()
     return result
 
 
@@ -291,7 +301,7 @@ def proven_smoke_checks(previous: GateResult | None, name: str, image: ImageRef)
     """
     if previous is None or not previous.passed:
         return []
-    recorded = previous.details.get("images", {}).get(name, {})
+    recorded = BuildDetails.of(previous).images.get(name, {})
     if not image.image_id or recorded.get("image_id") != image.image_id:
         return []
     suffix = f" {name}"
@@ -453,11 +463,11 @@ def _remove(container: Any) -> bool:
 
 
 def _gordon(
-    runner: Runner, root: Path, names: list[str], result: GateResult, timeout: float, log: Log
+    runner: Runner, root: Path, names: list[str], details: BuildDetails, timeout: float, log: Log
 ) -> Check:
     if not gordon_agent.available(runner):
         log(gordon_agent.NOT_FOUND)
-        result.details["gordon"] = {"available": False, "message": gordon_agent.NOT_FOUND}
+        details.gordon = {"available": False, "message": gordon_agent.NOT_FOUND}
         return Check("gordon", Verdict.SKIP, gordon_agent.NOT_FOUND, "")
     advice: dict[str, str] = {}
     problems: list[str] = []
@@ -468,7 +478,7 @@ def _gordon(
             advice[name] = answer.stdout.strip()
         else:
             problems.append(f"{name}: {_last_lines(answer.stderr or answer.stdout, 3)}")
-    result.details["gordon"] = {"available": True, "advice": advice, "problems": problems}
+    details.gordon = {"available": True, "advice": advice, "problems": problems}
     if problems and not advice:
         return Check("gordon", Verdict.WARN, "Gordon did not answer: " + "; ".join(problems),
                      "check `docker ai version` and that you are signed in to Docker Desktop")

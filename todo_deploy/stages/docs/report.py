@@ -124,6 +124,21 @@ def _order(row: dict[str, Any]) -> tuple[int, str]:
     return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), row["name"])
 
 
+def _verify_summary(verify: GateResult) -> dict[str, Any]:
+    from todo_deploy.stages.verify.stage import VerifyDetails
+
+    details = VerifyDetails.of(verify)
+    return {
+        "passed": verify.passed,
+        "finished_at": verify.finished_at,
+        "duration_s": details.duration_s,
+        "access_kind": details.access.get("kind", "?"),
+        "counts": details.counts,
+        "checks": [{"name": c.name, "verdict": c.verdict.value, "evidence": c.evidence}
+                   for c in verify.checks],
+    }
+
+
 def current_findings(aiops: GateResult, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The doctor's findings about objects that exist now, each with when it was observed."""
     live = {f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in objects}
@@ -177,7 +192,7 @@ def build_report(
             for name, ref in sorted(images.items())
         ],
         "gates": {stage: (r.to_dict() if r else None) for stage, r in gates.items()},
-        "verify": verify.to_dict() if verify else None,
+        "verify": _verify_summary(verify) if verify else None,
         "aiops": {
             "passed": aiops.passed,
             "finished_at": aiops.finished_at,
@@ -299,14 +314,10 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
     if verify is None:
         lines += ["`inv verify` has not run yet.", ""]
     else:
-        details = verify.get("details", {})
-        access = details.get("access", {})
-        counts = details.get("counts", {})
         lines += [
             f"`inv verify` {'passed' if verify['passed'] else 'FAILED'} at {verify['finished_at']}"
-            f" in {details.get('duration_s', '?')}s, reaching the frontend via "
-            f"{access.get('kind', '?')}: "
-            + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+            f" in {verify['duration_s']}s, reaching the frontend via {verify['access_kind']}: "
+            + ", ".join(f"{n} {v}" for v, n in verify["counts"].items() if n)
             + ". The checks are in the verify table above.",
             "",
         ]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from todo_deploy.console import say
-from todo_deploy.gates import Check, GateResult, Verdict, scopes_for, standing
+from todo_deploy.gates import Check, Details, GateResult, Verdict, scopes_for, standing
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -19,6 +20,16 @@ if TYPE_CHECKING:
     from todo_deploy.runner import Runner
 
 STAGE = "docs"
+
+
+@dataclass
+class DocsDetails(Details):
+    out_dir: str = ""
+    report: str = ""  # the Markdown report's path
+    json: str = ""
+    svg: str | None = None
+    objects: int = 0  # live objects described
+    access: dict[str, str] = field(default_factory=dict)
 REPORT_MD = "deployment-report.md"
 REPORT_JSON = "deployment-report.json"
 DIAGRAM_SVG = "architecture.svg"
@@ -47,7 +58,7 @@ def run(
     settings = loaded.settings
     out = out_dir or loaded.root / "docs"
     checks: list[Check] = []
-    details: dict[str, Any] = {"out_dir": str(out)}
+    details = DocsDetails(out_dir=str(out))
     try:
         kube = kube or Kube(settings.context_name)
         objects = collect_objects(kube, settings)
@@ -57,7 +68,7 @@ def run(
         return GateResult(
             STAGE,
             [Check.of("live objects read", False, str(exc)[:300], "Is the cluster up? `inv status`.")],
-            details=details,
+            details=details.as_dict(),
         )
     log(f"docs: {len(objects)} live object(s) in namespace {settings.namespace}")
     access = {"kind": plan.kind, "url": plan.url, "detail": plan.detail}
@@ -160,13 +171,7 @@ def run(
             "A secret reached a gate's evidence or an object: find its source and fix it.",
         )
     )
-    details.update(
-        {
-            "report": str(md_path),
-            "json": str(json_path),
-            "svg": str(svg_path) if svg_name else None,
-            "objects": len(objects),
-            "access": access,
-        }
-    )
-    return GateResult(STAGE, checks, details=details)
+    details.report, details.json = str(md_path), str(json_path)
+    details.svg = str(svg_path) if svg_name else None
+    details.objects, details.access = len(objects), access
+    return GateResult(STAGE, checks, details=details.as_dict())

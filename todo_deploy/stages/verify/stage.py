@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy.console import say
-from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.gates import Check, Details, GateResult, Verdict
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings, Settings
@@ -18,6 +19,17 @@ if TYPE_CHECKING:
     from todo_deploy.runner import Runner
 
 STAGE = "verify"
+
+
+@dataclass
+class VerifyDetails(Details):
+    checks_selected: list[str] = field(default_factory=list)
+    access: dict[str, Any] = field(default_factory=dict)  # kind, url, detail[, connections]
+    test_users: list[str] = field(default_factory=list)
+    full: bool = False  # every check ran, the pod-deleting ones too
+    live: str = ""  # live_identity() of the objects verified
+    duration_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)  # verdict -> number of checks
 # The checks that delete pods: `inv up` skips them when the same deployment already passed them.
 DISRUPTIVE_CHECKS = ("self-healing", "persistence")
 
@@ -119,11 +131,11 @@ def run(
     runner = runner or Runner(log=log, secrets=settings.secret_values())
     started = time.monotonic()
     checks: list[Check] = []
-    details: dict[str, Any] = {"checks_selected": names}
+    details = VerifyDetails(checks_selected=names)
     try:
         kube = kube or Kube(settings.context_name)
         with open_access(settings, kube, runner, mode=access) as way:
-            details["access"] = {"kind": way.kind, "url": way.url, "detail": way.plan.detail}
+            details.access = {"kind": way.kind, "url": way.url, "detail": way.plan.detail}
             log(f"verify: reaching the frontend via {way.describe()}")
             up, how = wait_until_up(way.url, deadline_s=30)
             checks.append(
@@ -148,9 +160,9 @@ def run(
                     checks.extend(run_checks(ctx, names))
                 finally:
                     ctx.close()
-                    details["test_users"] = [ctx.username(label) for label in ctx.clients]
+                    details.test_users = [ctx.username(label) for label in ctx.clients]
             if way.forwarder is not None:
-                details["access"]["port_forward_connections"] = way.forwarder.connections
+                details.access["port_forward_connections"] = way.forwarder.connections
     except (KubeError, RuntimeError, OSError) as exc:
         checks.append(
             Check.of(
@@ -160,15 +172,15 @@ def run(
                 "Check the kube context (`inv status`) and that `inv deploy` passed.",
             )
         )
-    details["full"] = set(DISRUPTIVE_CHECKS) <= set(names)
+    details.full = set(DISRUPTIVE_CHECKS) <= set(names)
     if kube is not None:
         try:
-            details["live"] = live_identity(kube, settings)
+            details.live = live_identity(kube, settings)
         except KubeError:
-            details["live"] = ""
-    details["duration_s"] = round(time.monotonic() - started, 1)
-    details["counts"] = {v.value: sum(c.verdict is v for c in checks) for v in Verdict}
-    return GateResult(STAGE, checks, details=details)
+            details.live = ""
+    details.duration_s = round(time.monotonic() - started, 1)
+    details.counts = {v.value: sum(c.verdict is v for c in checks) for v in Verdict}
+    return GateResult(STAGE, checks, details=details.as_dict())
 
 
 def live_identity(kube: Kube, settings: Settings) -> str:
