@@ -64,3 +64,9 @@ def test_the_install_command_installs_the_workflow_and_both_apps() -> None:
     assert "python3 -m pip install -r requirements-dev.txt && python3 -m pytest" in readme
     assert "python3 -m pip install -r requirements-dev.txt && python3 -m pytest" in ci
     assert "python3 -m pip install -r requirements.txt && inv up" in ci
+
+
+def test_test_files_have_unique_names() -> None:
+    """pytest imports test modules by basename (no packages here): two alike break collection."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
