@@ -1,5 +1,6 @@
 """Thin helpers over the `kubernetes` SDK: one client per context, server-side
-apply under one field manager, label-based listing, rollout waits, diagnosis.
+apply under one field manager, label-based listing, rollout waits, quantities.
+(The diagnosis of what is wrong is todo_deploy/stages/aiops/doctor.py, on top of this.)
 
 Objects travel as plain dicts (the API's JSON) through the SDK's ApiClient, so
 the code does not depend on the SDK's generated models and a no-change deploy
@@ -98,6 +99,13 @@ class ObjectRef:
         return f"{self.kind}/{self.name}"
 
 
+@dataclass(frozen=True)
+class _Resource:
+    plural: str
+    namespaced: bool
+    listable: bool
+
+
 def label_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
@@ -120,10 +128,9 @@ class Kube:
                 raise KubeError(0, f"cannot load kubeconfig for {where}: {exc}") from None
         self.api = api_client
         self.context = context
-        self._plural_cache: dict[tuple[str, str], tuple[str, bool]] = {}
         self._preferred: dict[str, str] | None = None
         self._all_versions: dict[str, list[str]] | None = None
-        self._discovered: dict[str, dict[str, tuple[str, bool]]] = {}
+        self._discovered: dict[str, dict[str, _Resource]] = {}
 
     # ---- raw HTTP -----------------------------------------------------------------
     def request(
@@ -177,18 +184,10 @@ class Kube:
         """(plural, namespaced) of a kind."""
         if kind in _KNOWN:
             return _KNOWN[kind]
-        key = (api_version, kind)
-        if key not in self._plural_cache:
-            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-            for res in self.request("GET", base).get("resources", []):
-                if "/" not in res["name"]:
-                    self._plural_cache[(api_version, res["kind"])] = (
-                        res["name"],
-                        bool(res.get("namespaced")),
-                    )
-        if key not in self._plural_cache:
+        found = self._discover(api_version).get(kind)
+        if found is None:
             raise KubeError(404, f"the cluster does not serve {kind} in {api_version}")
-        return self._plural_cache[key]
+        return found.plural, found.namespaced
 
     def path(self, api_version: str, kind: str, namespace: str = "", name: str = "") -> str:
         plural, namespaced = self.resource_info(api_version, kind)
@@ -198,22 +197,21 @@ class Kube:
         base += f"/{plural}"
         return base + (f"/{quote(name)}" if name else "")
 
-    def _discover(self, group_version: str) -> dict[str, tuple[str, bool]]:
-        """kind -> (plural, namespaced) served by one groupVersion (cached)."""
+    def _discover(self, group_version: str) -> dict[str, _Resource]:
+        """kind -> resource served by one groupVersion: the one discovery cache."""
         if group_version not in self._discovered:
             base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
             try:
                 resources = self.request("GET", base).get("resources", [])
-            except KubeError:
-                resources = []
-            kinds = {
-                r["kind"]: (r["name"], bool(r.get("namespaced")))
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+                resources = []  # not served: remembered as empty
+            self._discovered[group_version] = {
+                r["kind"]: _Resource(r["name"], bool(r.get("namespaced")), "list" in r.get("verbs", []))
                 for r in resources
-                if "/" not in r["name"]
+                if "/" not in r["name"]  # subresources (pods/log, deployments/scale)
             }
-            self._discovered[group_version] = kinds
-            for kind, info in kinds.items():
-                self._plural_cache[(group_version, kind)] = info
         return self._discovered[group_version]
 
     def preferred_versions(self) -> dict[str, str]:
@@ -237,8 +235,11 @@ class Kube:
     def served(self, group: str, kind: str) -> str | None:
         """The groupVersion serving `kind` in `group` on this cluster (preferred first), or None."""
         for version in self._group_versions().get(group, []):
-            if kind in self._discover(version):
-                return version
+            try:
+                if kind in self._discover(version):
+                    return version
+            except KubeError:
+                continue  # an aggregated API that does not answer serves nothing now
         return None
 
     # ---- objects ------------------------------------------------------------------
@@ -337,25 +338,20 @@ class Kube:
         """Objects of EVERY listable namespaced kind the cluster serves that match `selector`."""
         found: list[dict[str, Any]] = []
         seen: set[tuple[str, str, str]] = set()
-        versions = self.preferred_versions()
-        for group, version in sorted(versions.items()):
-            base = "/api/v1" if version == "v1" else f"/apis/{version}"
+        for group, version in sorted(self.preferred_versions().items()):
             try:
-                resources = self.request("GET", base).get("resources", [])
+                resources = self._discover(version)
             except KubeError:
                 continue
-            for res in resources:
-                if "/" in res["name"] or not res.get("namespaced"):
+            for kind, res in resources.items():
+                if not (res.namespaced and res.listable):
                     continue
-                if "list" not in res.get("verbs", []):
-                    continue
-                self._plural_cache[(version, res["kind"])] = (res["name"], True)
                 try:
-                    items = self.list(version, res["kind"], namespace, selector)
+                    items = self.list(version, kind, namespace, selector)
                 except KubeError:
                     continue
                 for item in items:
-                    key = (res["kind"], item["metadata"]["name"], group)
+                    key = (kind, item["metadata"]["name"], group)
                     if key not in seen:
                         seen.add(key)
                         found.append(item)
@@ -640,95 +636,14 @@ def _progress_table(states: Sequence[Progress], elapsed: float, what: str) -> An
     return table
 
 
-# ---- diagnosis --------------------------------------------------------------------
-
-
-def diagnose(kube: Kube, namespace: str, selector: str, log_lines: int = 20) -> str:
-    """Explain why the pods under `selector` are not healthy: phase, container
-    state reasons and exit codes, recent Warning events, the failing container's
-    last log lines (its previous instance when it restarted)."""
-    lines: list[str] = []
-    try:
-        pods = kube.list("v1", "Pod", namespace, selector)
-    except KubeError as exc:
-        return f"cannot list pods in {namespace} ({selector}): {exc}"
-    if not pods:
-        lines.append(f"no pods match {selector} in namespace {namespace}")
-    names = set()
-    for pod in pods:
-        name = pod["metadata"]["name"]
-        names.add(name)
-        status = pod.get("status", {})
-        phase = status.get("phase", "?")
-        extra = " (terminating)" if pod["metadata"].get("deletionTimestamp") else ""
-        lines.append(f"pod {name}: phase {phase}{extra}")
-        for cond in status.get("conditions", []) or []:
-            if cond.get("status") != "True" and cond.get("reason"):
-                lines.append(f"  {cond['type']}: {cond['reason']} {cond.get('message', '')}".rstrip())
-        statuses = (status.get("initContainerStatuses") or []) + (
-            status.get("containerStatuses") or []
-        )
-        for cs in statuses:
-            state = cs.get("state") or {}
-            desc, bad = _container_state(state)
-            last = (cs.get("lastState") or {}).get("terminated")
-            restarts = cs.get("restartCount", 0)
-            line = f"  container {cs['name']}: {desc}, ready={cs.get('ready')}, restarts={restarts}"
-            if last:
-                line += (
-                    f"; last exit: {last.get('reason', '')} exit code {last.get('exitCode')}"
-                )
-            lines.append(line)
-            if bad or restarts or not cs.get("ready"):
-                terminated_now = "terminated" in state
-                running = "running" in state
-                if running or terminated_now or restarts:
-                    previous = bool(restarts) and not terminated_now
-                    text = kube.pod_logs(namespace, name, cs["name"], log_lines, previous)
-                    label = "previous instance" if previous else "current instance"
-                    lines.append(f"  last {log_lines} log lines of {cs['name']} ({label}):")
-                    lines.extend(f"    | {t}" for t in text.rstrip().splitlines()[-log_lines:])
-    try:
-        events = kube.list("v1", "Event", namespace, field_selector="type=Warning")
-    except KubeError:
-        events = []
-    events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    relevant = [
-        e
-        for e in events
-        if e.get("involvedObject", {}).get("name") in names
-        or e.get("involvedObject", {}).get("kind") in ("ReplicaSet", "Job", "StatefulSet", "Deployment")
-    ]
-    if relevant:
-        lines.append("recent Warning events:")
-        for e in relevant[-10:]:
-            obj = e.get("involvedObject", {})
-            lines.append(
-                f"  {obj.get('kind')}/{obj.get('name')}: {e.get('reason')}: "
-                f"{(e.get('message') or '').strip()} (x{e.get('count', 1)})"
-            )
-    return "\n".join(lines)
-
-
-def _container_state(state: dict[str, Any]) -> tuple[str, bool]:
-    if "waiting" in state:
-        w = state["waiting"] or {}
-        msg = f": {w['message']}" if w.get("message") else ""
-        return f"waiting ({w.get('reason', '?')}{msg})", True
-    if "terminated" in state:
-        t = state["terminated"] or {}
-        return f"terminated ({t.get('reason', '?')}, exit code {t.get('exitCode')})", (
-            t.get("exitCode", 0) != 0
-        )
-    if "running" in state:
-        return "running", False
-    return "unknown state", True
-
-
 # ---- quantities and image identity ----------------------------------------------
 
 
 def quantity(value: str | float | None) -> Decimal:
+    """A Kubernetes quantity ("500m", "32Mi", "1e3") as a number; 0 when absent.
+
+    The one quantity parser (the SDK's); ValueError for text the API server would refuse.
+    """
     if value is None or value == "":
         return Decimal(0)
     from kubernetes.utils import parse_quantity

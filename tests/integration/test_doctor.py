@@ -6,6 +6,7 @@ expected finding appears (or a deadline passes); the namespace is deleted at the
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,13 +16,16 @@ import pytest
 
 from tests.conftest import PYTHON_IMAGE
 from todo_deploy.config import load_settings
+from todo_deploy.kube import Kube
 from todo_deploy.stages.aiops import doctor, stage
-from todo_deploy.stages.aiops.doctor import Finding
+from todo_deploy.stages.aiops.doctor import Finding, Target
 
 pytestmark = pytest.mark.cluster
 
 IMAGE = PYTHON_IMAGE
 DEADLINE_S = 180
+# Namespaces made here start with this (a shared cluster: one prefix each).
+PREFIX = os.environ.get("TEST_NAMESPACE_PREFIX", "it-")
 
 
 def _pod(name: str, container: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -106,7 +110,7 @@ def _fix_unready(obj: dict[str, Any]) -> dict[str, Any]:
 def _new_namespace(core: Any, prefix: str) -> str:
     """A scratch namespace (no Pod Security labels) whose default ServiceAccount has its
     token: on v1.20 pods are refused until the token controller has added it."""
-    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    namespace = f"{PREFIX}{prefix}-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": namespace}})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -145,12 +149,13 @@ EXPECTED = {
 }
 
 
-def _poll(settings: Any, namespace: str, api: Any) -> dict[str, Finding]:
+def _poll(namespace: str) -> dict[str, Finding]:
     deadline = time.monotonic() + DEADLINE_S
     found: dict[str, Finding] = {}
+    kube = Kube()
     while True:
-        snapshot = doctor.collect(settings, namespace, client_factory=lambda _s: api)
-        findings = doctor.diagnose(snapshot, provider="existing")
+        snapshot = doctor.collect(kube, namespace)
+        findings = doctor.diagnose(snapshot, Target("existing"))
         found = {
             case: f
             for case, (kind, obj) in EXPECTED.items()
@@ -165,11 +170,8 @@ def _poll(settings: Any, namespace: str, api: Any) -> dict[str, Finding]:
 
 
 def test_doctor_diagnoses_every_induced_failure(scratch: tuple[Any, str], tmp_path: Any) -> None:
-    api, namespace = scratch
-    settings = load_settings(
-        root=tmp_path, environ={"CLUSTER_PROVIDER": "existing", "NAMESPACE": namespace}
-    ).settings
-    found = _poll(settings, namespace, api)
+    _, namespace = scratch
+    found = _poll(namespace)
     missing = sorted(set(EXPECTED) - set(found))
     assert not missing, f"not diagnosed within {DEADLINE_S}s: {missing}"
 
@@ -189,8 +191,9 @@ def test_doctor_diagnoses_every_induced_failure(scratch: tuple[Any, str], tmp_pa
 
     greedy = found["greedy"]
     assert "Insufficient cpu" in greedy.evidence
-    assert "requests 500 vs" in greedy.evidence
-    assert "resources.requests.cpu" in greedy.fix
+    assert "each pod requests 500 cpu, the largest node allocates" in greedy.evidence
+    assert "each pod asks for more than a node has" in greedy.fix
+    assert "add a node with more cpu" in greedy.fix and "MINIKUBE" not in greedy.fix
 
     pvc = found["pvc"]
     assert "'no-such-class' does not exist" in pvc.evidence
@@ -219,13 +222,13 @@ def test_doctor_diagnoses_every_induced_failure(scratch: tuple[Any, str], tmp_pa
         load_settings(root=tmp_path, environ={"CLUSTER_PROVIDER": "existing",
                                                "NAMESPACE": namespace}),
         "doctor",
-        collect=lambda s, ns: doctor.collect(s, ns, client_factory=lambda _s: api),
         log=lambda _: None,
     )
     assert not result.passed
     failed = {c.name for c in result.failures}
     for kind, obj in EXPECTED.values():
         assert f"{kind}: {obj}" in failed
+    assert all(f["observed_at"] for f in result.details["findings"])
 
 
 def test_doctor_passes_a_healthy_namespace_and_reports_a_missing_one(
@@ -239,18 +242,19 @@ def test_doctor_passes_a_healthy_namespace_and_reports_a_missing_one(
     try:
         core.create_namespaced_pod(namespace, _pod("fine", {"command": ["sleep", "3600"]}))
         loaded = load_settings(root=tmp_path, environ={"CLUSTER_PROVIDER": "existing"})
-        def collect(settings: Any, ns: str) -> doctor.Snapshot:
-            return doctor.collect(settings, ns, client_factory=lambda _s: api)
-
-        result = stage.run(loaded, "doctor", namespace=namespace, collect=collect,
-                           log=lambda _: None)
+        deadline = time.monotonic() + 120
+        while True:  # the pod starts: no finding once it runs
+            result = stage.run(loaded, "doctor", namespace=namespace, log=lambda _: None)
+            if result.passed or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         assert result.passed
         assert [c.name for c in result.checks] == ["doctor"]
         assert "no problem found" in result.checks[0].evidence
 
-        gone = stage.run(loaded, "doctor", namespace="doctor-absent-x", collect=collect,
-                         log=lambda _: None)
+        absent = f"{PREFIX}doctor-absent-x"
+        gone = stage.run(loaded, "doctor", namespace=absent, log=lambda _: None)
         assert not gone.passed
-        assert gone.failures[0].evidence == "namespace doctor-absent-x does not exist"
+        assert gone.failures[0].evidence == f"namespace {absent} does not exist"
     finally:
         core.delete_namespace(namespace, grace_period_seconds=0)

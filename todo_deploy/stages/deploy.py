@@ -180,9 +180,11 @@ def _refs(objects: list[dict[str, Any]], kinds: tuple[str, ...]) -> list[ObjectR
 
 
 def _wait_or_explain(
-    kube: Kube, refs: list[ObjectRef], deadline: float, what: str, log: Callable[[str], None]
+    kube: Kube, refs: list[ObjectRef], deadline: float, what: str, log: Callable[[str], None],
+    settings: Settings,
 ) -> float:
-    from todo_deploy.kube import diagnose, wait_for
+    from todo_deploy.kube import wait_for
+    from todo_deploy.stages.aiops.doctor import explain
 
     if not refs:
         return 0.0
@@ -191,7 +193,7 @@ def _wait_or_explain(
         if outcome.seconds > 0.5:
             log(f"{what}: done in {outcome.seconds:.1f}s")
         return outcome.seconds
-    explanation = "\n".join(diagnose(kube, ns, sel) for ns, sel in outcome.failed_selectors)
+    explanation = explain(kube, settings, settings.namespace, [s for _, s in outcome.failed_selectors])
     raise DeployError(f"{what} failed: {outcome.message}\n{explanation}")
 
 
@@ -345,14 +347,15 @@ def run(
         timings: dict[str, float] = {}
         timings["database"] = _wait_or_explain(
             kube, _refs(groups["database"], ("StatefulSet", "Deployment")), deadline,
-            "database ready", log)
+            "database ready", log, settings)
         changed += apply_all(kube, groups["migration"], log)
         timings["migration"] = _wait_or_explain(
-            kube, _refs(groups["migration"], ("Job",)), deadline, "migration Job", log)
+            kube, _refs(groups["migration"], ("Job",)), deadline, "migration Job", log, settings)
         changed += apply_all(kube, groups["app"], log)
         pruned = prune(kube, settings, rendered + secrets, log)
         timings["rollout"] = _wait_or_explain(
-            kube, _refs(groups["app"], ("Deployment", "StatefulSet")), deadline, "rollout", log)
+            kube, _refs(groups["app"], ("Deployment", "StatefulSet")), deadline, "rollout", log,
+            settings)
     except DeployError as exc:
         log(str(exc))
         result.checks.append(Check.of(

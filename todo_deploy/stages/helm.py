@@ -99,7 +99,8 @@ def run(
     from todo_deploy import render
     from todo_deploy.artifacts import load_images
     from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.kube import Kube, KubeError, diagnose
+    from todo_deploy.kube import Kube, KubeError
+    from todo_deploy.stages.aiops.doctor import explain
     from todo_deploy.stages.deploy import (
         app_selector,
         ensure_namespace,
@@ -148,7 +149,7 @@ def run(
     result.details["duration_s"] = round(elapsed, 2)
     result.details["revision"] = outcome.revision
     if not outcome.ok:
-        explanation = diagnose(kube, namespace, app_selector(settings))
+        explanation = explain(kube, settings, namespace, app_selector(settings))
         log(outcome.message)
         log(explanation)
         if upgrading:

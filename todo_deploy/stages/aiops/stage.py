@@ -14,12 +14,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy.artifacts import load_images
 from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.kube import Kube
 from todo_deploy.runner import Runner
+from todo_deploy.stages.aiops import doctor
 from todo_deploy.stages.aiops.adapters import KAGENT_AGENT, TOOLS, Kagent, Tool, ToolRun, make_tools
 from todo_deploy.stages.aiops.playbooks import CHOICES, PlaybookRefused, build
 
 if TYPE_CHECKING:
+    from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
     from todo_deploy.stages.aiops.doctor import Finding, Snapshot
 
@@ -33,15 +37,23 @@ def _say(message: str) -> None:
     say(message)
 
 
-def doctor_checks(
-    settings: Settings, namespace: str, collect: Collector | None = None
-) -> tuple[list[Check], list[Finding]]:
-    """Run the doctor on `namespace`: one fail check per finding, or one pass."""
-    from todo_deploy.stages.aiops import doctor
+def collect_namespace(settings: Settings, namespace: str) -> Snapshot:
+    """The doctor's snapshot of `namespace`, read through the one Kubernetes access layer."""
+    return doctor.collect(Kube(settings.context_name), namespace)
 
-    collector = collect or doctor.collect
+
+def doctor_checks(
+    settings: Settings,
+    namespace: str,
+    collect: Collector | None = None,
+    images: Mapping[str, ImageRef] | None = None,
+) -> tuple[list[Check], list[Finding]]:
+    """Run the doctor on `namespace`: one fail check per finding (causes first), or one pass.
+
+    `images` (what `inv build` recorded) lets it say when a workload runs another image.
+    """
     try:
-        snapshot = collector(settings, namespace)
+        snapshot = (collect or collect_namespace)(settings, namespace)
     except doctor.NamespaceMissing:
         return [Check.of(
             "doctor: namespace", False, f"namespace {namespace} does not exist",
@@ -53,16 +65,13 @@ def doctor_checks(
             f"could not read namespace {namespace}: {type(exc).__name__}: {str(exc)[:300]}",
             "check the cluster answers (`inv cluster`) and KUBE_CONTEXT",
         )], []
-    findings = doctor.diagnose(
-        snapshot, provider=settings.cluster_provider, registry=settings.image_registry
-    )
+    findings = doctor.diagnose(snapshot, doctor.Target.of(settings), images)
     if not findings:
-        pods = len(snapshot.pods)
         return [Check.of(
             "doctor", True,
-            f"no problem found in namespace {namespace} ({pods} pods, "
+            f"no problem found in namespace {namespace} ({len(snapshot.pods)} pods, "
             f"{len(snapshot.services)} services, {len(snapshot.jobs)} jobs, "
-            f"{len(snapshot.pvcs)} PVCs checked)",
+            f"{len(snapshot.pvcs)} PVCs checked at {snapshot.observed_at or 'now'})",
         )], []
     return [f.check() for f in findings], findings
 
@@ -152,7 +161,7 @@ def run(
               replicas=replicas, root=loaded.root)
 
     log(f"doctor: reading namespace {ns} (release {settings.release_name})")
-    checks, findings = doctor_checks(settings, ns, collect)
+    checks, findings = doctor_checks(settings, ns, collect, load_images(loaded.state_dir))
     log(f"doctor: {len(findings)} finding(s)")
 
     runs: list[ToolRun] = []
@@ -203,9 +212,10 @@ def render_findings(result: GateResult) -> None:
     findings = result.details.get("findings") or []
     if not findings:
         return
-    table = Table(title="doctor findings", title_justify="left", show_lines=True)
+    table = Table(title="doctor findings (causes first)", title_justify="left", show_lines=True)
     for column in ("object", "problem", "evidence", "fix"):
         table.add_column(column, overflow="fold")
     for f in findings:
         table.add_row(f["object"], f["kind"], f["evidence"], f["fix"])
+    table.caption = f"observed at {findings[0].get('observed_at') or '?'}"
     console().print(table)
