@@ -544,6 +544,8 @@ def container_symptoms(
     target, logs, peaks = target or Target(), logs or {}, peaks or {}
     found: list[Symptom] = []
     pod_name = name_of(pod)
+    namespace = dig(pod, "metadata", "namespace")
+    in_ns = f" -n {namespace}" if namespace else ""
     specs = _containers(pod)
     restart_policy = dig(pod, "spec", "restartPolicy", default="Always")
     for status in _statuses(pod):
@@ -581,8 +583,8 @@ def container_symptoms(
                 f"CrashLoopBackOff: container {cname} exits with code {code} "
                 f"({_exit_meaning(code)}), restarted {restarts} times; "
                 f"{_log_excerpt(logs, pod_name, cname)}",
-                f"fix what the log of container {cname} shows (`kubectl logs {pod_name} -c "
-                f"{cname} --previous`), e.g. a missing setting or an unreachable dependency, "
+                f"fix what the log of container {cname} shows (`kubectl logs{in_ns} {pod_name} "
+                f"-c {cname} --previous`), e.g. a missing setting or an unreachable dependency, "
                 f"then {deploy}",
                 weight=has_log * 1000 + restarts,
             ))
@@ -886,8 +888,9 @@ def job_findings(jobs: Iterable[Obj], pods: list[Obj], logs: Mapping[str, str]) 
             "failed Job", f"Job/{name}",
             f"Job failed ({why}){detail}",
             "fix what the log shows (for the migration Job usually DATABASE_URL or the database "
-            f"itself), then `kubectl delete job {name} -n <namespace>` and `inv deploy` to run it "
-            "again",
+            f"itself), then `kubectl delete job {name} -n "
+            f"{dig(job, 'metadata', 'namespace', default='<namespace>')}` and `inv deploy` to run "
+            "it again",
         ))
     return findings
 
@@ -1152,14 +1155,15 @@ def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]
     return findings
 
 
-def scaled_to_zero(index: Index, observed_at: str = "") -> list[_Item]:
+def scaled_to_zero(index: Index, namespace: str = "", observed_at: str = "") -> list[_Item]:
     items = []
+    in_ns = f" -n {namespace}" if namespace else ""
     for w in index.workloads.values():
         if w.replicas == 0:
             items.append(_Item(Finding(
                 "scaled to 0", w.ref, f"{w.title} has 0 replicas",
                 f"scale it back: re-run {w.deploy} (it applies the configured replicas), or "
-                f"`kubectl scale {w.kind.lower()} {w.name} --replicas=1`",
+                f"`kubectl{in_ns} scale {w.kind.lower()} {w.name} --replicas=1`",
                 observed_at,
             ), w))
     return items
@@ -1188,7 +1192,7 @@ def diagnose(
         found += [pending] if pending else []
         found += probe_symptoms(pod, events)
         symptoms += [(pod, s) for s in found]
-    items = _grouped(index, symptoms, at) + scaled_to_zero(index, at)
+    items = _grouped(index, symptoms, at) + scaled_to_zero(index, snapshot.namespace, at)
 
     def attach(findings: list[Finding]) -> None:
         for f in findings:

@@ -204,18 +204,11 @@ def _install_only(
 
 
 def render_findings(result: GateResult) -> None:
-    """A rich table of the doctor's findings (the gate table follows via finish())."""
-    from rich.table import Table
-
-    from todo_deploy.console import console
+    """One line before the gate table, which lists the findings (causes first) with their
+    evidence and fix: when the doctor looked, and how many it found."""
+    from todo_deploy.console import say
 
     findings = result.details.get("findings") or []
-    if not findings:
-        return
-    table = Table(title="doctor findings (causes first)", title_justify="left", show_lines=True)
-    for column in ("object", "problem", "evidence", "fix"):
-        table.add_column(column, overflow="fold")
-    for f in findings:
-        table.add_row(f["object"], f["kind"], f["evidence"], f["fix"])
-    table.caption = f"observed at {findings[0].get('observed_at') or '?'}"
-    console().print(table)
+    if findings:
+        say(f"doctor: observed at {findings[0].get('observed_at') or '?'}; each finding is a "
+            "cause, what it causes is folded under it")
