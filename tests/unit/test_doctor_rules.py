@@ -643,3 +643,23 @@ def test_the_one_quantity_parser(text: str | None, value: Decimal) -> None:
 def test_the_quantity_parser_refuses_what_the_api_would() -> None:
     with pytest.raises(ValueError):
         quantity("bogus")
+
+
+def test_a_started_containers_old_startup_failures_and_named_ports() -> None:
+    spec = {"name": "api", "image": "x", "ports": [{"name": "http", "containerPort": 8000}],
+            "startupProbe": {"httpGet": {"path": "/started", "port": "http"}},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}}}
+    p = pod("api-1", [spec], [running("api", ready=False, started=True)])
+    events = [
+        event("Pod", "api-1", "Unhealthy", 'Startup probe failed: Get "http://10.0.0.1:8000/'
+              'started": dial tcp 10.0.0.1:8000: connect: connection refused',
+              obj={"fieldPath": "spec.containers{api}"}),
+        event("Pod", "api-1", "Unhealthy", "Readiness probe failed: HTTP probe failed with "
+              "statuscode: 503", obj={"fieldPath": "spec.containers{api}"}, count=1),
+    ]
+    symptom = one(doctor.probe_symptoms(p, events))
+    assert symptom.kind == "Readiness probe failing"
+    assert "readiness probe http GET :8000/ready answered HTTP 503 (1 failure)" in symptom.evidence
+    p["status"]["containerStatuses"][0]["started"] = False
+    assert {s.kind for s in doctor.probe_symptoms(p, events)} == {
+        "Readiness probe failing", "Startup probe failing"}

@@ -679,16 +679,19 @@ _PROBE = re.compile(r"^(Readiness|Liveness|Startup) probe failed: ?(.*)$", re.DO
 _STATUS = re.compile(r"statuscode: (\d+)")
 
 
-def _endpoint(probe: Obj) -> tuple[str, str]:
-    """(how the probe asks, the path or port a person would call it by)."""
+def _endpoint(probe: Obj, container: Obj) -> tuple[str, str]:
+    """(how the probe asks, the path or port a person would call it by); a named port is
+    shown as the number it names."""
+    named = {str(p.get("name")): p.get("containerPort") for p in container.get("ports") or []}
     http = probe.get("httpGet")
     if http:
         scheme = str(http.get("scheme") or "HTTP").lower()
         path = str(http.get("path") or "/")
-        return f"{scheme} GET :{http.get('port')}{path}", path
+        return f"{scheme} GET :{named.get(str(http.get('port')), http.get('port'))}{path}", path
     tcp = probe.get("tcpSocket")
     if tcp:
-        return f"TCP :{tcp.get('port')}", f"port {tcp.get('port')}"
+        port = named.get(str(tcp.get("port")), tcp.get("port"))
+        return f"TCP :{port}", f"port {port}"
     command = dig(probe, "exec", "command")
     if command:
         shown = " ".join(str(c) for c in command)
@@ -716,22 +719,26 @@ def probe_symptoms(pod: Obj, events: list[Obj]) -> list[Symptom]:
             continue
         seen.add((cname, kind))
         status = statuses.get(cname, {})
-        failing = (
-            not status.get("ready")
-            if kind in ("Readiness", "Startup")
-            else int(status.get("restartCount") or 0) > 0
-        )
+        if kind == "Startup":  # once started, a start-up's failed probes are history
+            failing = status.get("started") is False or (
+                status.get("started") is None and not status.get("ready"))
+        elif kind == "Readiness":
+            failing = not status.get("ready")
+        else:
+            failing = int(status.get("restartCount") or 0) > 0
         if not failing:
             continue
-        endpoint, path = _endpoint(dig(specs.get(cname, {}), f"{kind.lower()}Probe", default={}))
+        spec = specs.get(cname, {})
+        endpoint, path = _endpoint(dig(spec, f"{kind.lower()}Probe", default={}), spec)
         code = _STATUS.search(answer)
         said = f"answered HTTP {code.group(1)}" if code else f"answered: {answer[:200]}"
         count = int(event.get("count") or 1)
+        times = f"{count} failure" + ("s" if count != 1 else "")
         found.append(Symptom(
             f"{kind} probe failing", f"{cname}|{code.group(1) if code else 'no answer'}",
             f"not ready: container {cname}: {kind.lower()} probe {endpoint} {said} "
-            f"({count} failures)" if kind != "Liveness" else
-            f"container {cname}: liveness probe {endpoint} {said} ({count} failures)",
+            f"({times})" if kind != "Liveness" else
+            f"container {cname}: liveness probe {endpoint} {said} ({times})",
             f"make {endpoint.split(' ', 1)[-1]} answer 200 in container {cname}, or point "
             f"its {kind.lower()}Probe at the endpoint the app serves (backend: /health, "
             "/ready, /started on 8000; frontend: /healthz, /readyz on 3000)",
