@@ -399,8 +399,9 @@ def test_a_database_scaled_to_zero_is_named_first_and_explains_the_rest() -> Non
     [cause] = findings
     assert cause.kind == "scaled to 0"
     assert cause.object == f"StatefulSet/{RELEASE}-postgres"
-    assert cause.evidence == (f"StatefulSet {RELEASE}-postgres has 0 replicas; the backend's "
+    assert cause.headline == (f"StatefulSet {RELEASE}-postgres has 0 replicas; the backend's "
                               "/ready fails because the database is down")
+    assert cause.evidence == cause.headline + "; this causes: " + "; ".join(cause.consequences)
     folded = " | ".join(cause.consequences)
     assert f"2 of 2 pods of Deployment {RELEASE}-backend: not ready" in folded
     assert "readiness probe http GET :8000/ready answered HTTP 503" in folded
@@ -409,7 +410,7 @@ def test_a_database_scaled_to_zero_is_named_first_and_explains_the_rest() -> Non
     assert "inv deploy" in cause.fix and "--replicas=1" in cause.fix
     assert cause.observed_at == NOW
     assert cause.to_dict()["observed_at"] == NOW
-    assert "this causes:" in cause.check().evidence
+    assert cause.check().evidence == cause.evidence
 
 
 def test_twenty_pending_replicas_are_one_line_with_a_count_and_a_hint_for_the_provider() -> None:

@@ -63,27 +63,29 @@ ORDER = (
 CONSEQUENCE_KINDS = ("Readiness probe failing", "Startup probe failing", "Service without endpoints")
 
 
+CAUSES = "; this causes: "
+
+
 @dataclass(frozen=True)
 class Finding:
     kind: str
     object: str  # "Kind/name": the workload, PVC, Job or Service it is about
-    evidence: str
+    evidence: str  # complete: the cause, then what it causes
     fix: str
     observed_at: str = ""
-    consequences: tuple[str, ...] = ()  # what this cause explains, folded in
+    consequences: tuple[str, ...] = ()  # what this cause explains, folded in (also in evidence)
 
     @property
-    def full_evidence(self) -> str:
-        if not self.consequences:
-            return self.evidence
-        return f"{self.evidence}; this causes: " + "; ".join(self.consequences)
+    def headline(self) -> str:
+        """The evidence without its consequences."""
+        return self.evidence.split(CAUSES, 1)[0]
 
     def check(self) -> Check:
-        return Check(f"{self.kind}: {self.object}", Verdict.FAIL, self.full_evidence, self.fix)
+        return Check(f"{self.kind}: {self.object}", Verdict.FAIL, self.evidence, self.fix)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "object": self.object, "evidence": self.full_evidence,
+            "kind": self.kind, "object": self.object, "evidence": self.evidence,
             "fix": self.fix, "observed_at": self.observed_at,
             "consequences": list(self.consequences),
         }
@@ -1157,6 +1159,8 @@ def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]
             evidence += "; " + "; ".join(item.because)
         elif f.kind == "scaled to 0" and item.workload and item.workload.component:
             evidence += f"; the {item.workload.component} is down"
+        if item.consequences:
+            evidence += CAUSES + "; ".join(item.consequences)
         findings.append(Finding(f.kind, f.object, evidence, f.fix, f.observed_at,
                                 tuple(item.consequences)))
     return findings
@@ -1362,7 +1366,7 @@ def render_text(findings: list[Finding], overview: list[str] | None = None) -> s
                      "image pull or start-up); `inv logs` shows what they print")
     for number, f in enumerate(findings, 1):
         lines.append(f"{number}. {f.kind}: {f.object}")
-        lines.append(f"   {f.evidence}")
+        lines.append(f"   {f.headline}")
         lines.extend(f"   causes: {c}" for c in f.consequences)
         lines.append(f"   fix: {f.fix}")
     return "\n".join(lines)
