@@ -174,29 +174,29 @@ def test_the_tools_through_the_official_client(
     assert dep is not None and dep["spec"]["replicas"] == 2
 
     # An induced failure: the database scaled to 0. The doctor (read-only, stdio) names
-    # the backend's failing readiness and the database Service without a pod.
+    # the cause first; the backend's failing readiness and the Services without a ready
+    # pod are folded under it.
     _scale_database(loaded, 0)
-    def findings_of(groups: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-        return [f for g in groups if g["object"].startswith(prefix) for f in g["findings"]]
+    cause = f"StatefulSet/{s.release}-postgres"
+    because = "the backend's /ready fails because the database is down"
 
-    def backend_unready(groups: list[dict[str, Any]]) -> bool:
-        return any(f["kind"].lower() == "readiness probe failing" and "/ready" in f["evidence"]
-                   for f in findings_of(groups, f"Pod/{s.release}-backend-"))
+    def findings_of(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [f for g in groups if g["object"] == cause for f in g["findings"]]
 
     deadline, groups = time.monotonic() + 180, []
     while time.monotonic() < deadline:
         _, (doctor,) = over_stdio(stdio(s), [("doctor", {})])
         report = ok(doctor)
         groups = report["groups"]
-        database = findings_of(groups, f"Service/{s.release}-postgres")
-        if backend_unready(groups) and database and not findings_of(
-                groups, f"Pod/{s.release}-postgres-"):
+        if any(because in f["evidence"] for f in findings_of(groups)):
             break
         time.sleep(5)
     assert report["healthy"] is False, report
-    assert backend_unready(groups), groups
-    assert all(f["evidence"] and f["fix"] for g in groups for f in g["findings"]), groups
-    assert [f["kind"] for f in database] == ["Service without endpoints"], groups
+    assert [g["object"] for g in groups] == [cause], groups
+    [finding] = findings_of(groups)
+    assert finding["kind"] == "scaled to 0" and because in finding["evidence"], finding
+    assert f"Service/{s.release}-postgres has no ready endpoint" in finding["evidence"]
+    assert "--replicas=1" in finding["fix"]
 
     # The session a docs reader sees: recorded against this very failure.
     spec = importlib.util.spec_from_file_location("mcp_session", ROOT / "docs" / "mcp_session.py")
@@ -206,7 +206,7 @@ def test_the_tools_through_the_official_client(
     steps = asyncio.run(module.session(stdio(s)))
     assert [tool for tool, _, _ in steps][:3] == ["status", "doctor", "logs"]
     transcript = module.markdown(steps)
-    assert "probe failing" in transcript
+    assert "because the database is down" in transcript
     out_file = os.environ.get("MCP_TRANSCRIPT")
     if out_file:
         Path(out_file).write_text(transcript)
