@@ -1,6 +1,6 @@
 """Thin helpers over the `kubernetes` SDK: one client per context, server-side
 apply under one field manager, label-based listing, rollout waits, quantities.
-(The diagnosis of what is wrong is todo_deploy/stages/aiops/doctor.py, on top of this.)
+(The diagnosis of what is wrong is the package todo_deploy/stages/aiops/doctor/, on top of this.)
 
 Objects travel as plain dicts (the API's JSON) through the SDK's ApiClient, so
 the code does not depend on the SDK's generated models and a no-change deploy

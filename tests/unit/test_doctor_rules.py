@@ -12,7 +12,7 @@ import pytest
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.kube import quantity
 from todo_deploy.stages.aiops import doctor
-from todo_deploy.stages.aiops.doctor import Snapshot, Target
+from todo_deploy.stages.aiops.doctor import Snapshot, Target, cluster, model, objects, symptoms
 
 NOW = "2025-01-01T00:10:00Z"
 PROVIDERS = ("minikube", "kind", "docker-desktop", "existing")
@@ -50,7 +50,7 @@ def event(kind: str, name: str, reason: str, message: str, **extra: Any) -> dict
             "lastTimestamp": extra.pop("at", "2025-01-01T00:05:00Z"), **extra}
 
 
-def one(symptoms: list[doctor.Symptom]) -> doctor.Symptom:
+def one(symptoms: list[symptoms.Symptom]) -> symptoms.Symptom:
     assert len(symptoms) == 1, symptoms
     return symptoms[0]
 
@@ -74,7 +74,7 @@ def test_image_pull_fix_names_the_delivery_step_per_provider(
     p = pod("backend-1", [{"name": "backend", "image": "todo-backend:abc123"}],
             [waiting("backend", "ErrImageNeverPull",
                      'Container image "todo-backend:abc123" is not present with pull policy of Never')])
-    symptom = one(doctor.container_symptoms(p, Target(provider, registry)))
+    symptom = one(symptoms.container_symptoms(p, Target(provider, registry)))
     assert symptom.kind == "image not found"
     assert "ErrImageNeverPull for image todo-backend:abc123" in symptom.evidence
     assert expected in symptom.fix
@@ -84,7 +84,7 @@ def test_image_pull_fix_names_the_delivery_step_per_provider(
 def test_image_pull_backoff_says_the_kubelet_tried_a_registry() -> None:
     p = pod("web", [{"name": "web", "image": "todo-frontend:1"}],
             [waiting("web", "ImagePullBackOff", 'Back-off pulling image "todo-frontend:1"')])
-    symptom = one(doctor.container_symptoms(p, Target("kind")))
+    symptom = one(symptoms.container_symptoms(p, Target("kind")))
     assert "ImagePullBackOff" in symptom.evidence
     assert "tried to pull it from a registry" in symptom.fix
 
@@ -93,7 +93,7 @@ def test_crash_loop_reports_exit_code_and_last_log_lines() -> None:
     status = waiting("main", "CrashLoopBackOff", "back-off 20s restarting failed container",
                      restarts=3, lastState={"terminated": {"exitCode": 3, "reason": "Error"}})
     p = pod("crash", [{"name": "main", "image": "x"}], [status])
-    symptom = one(doctor.container_symptoms(p, logs={"crash/main": "starting\nboom\n"}))
+    symptom = one(symptoms.container_symptoms(p, logs={"crash/main": "starting\nboom\n"}))
     assert symptom.kind == "CrashLoopBackOff"
     assert "exits with code 3" in symptom.evidence and "restarted 3 times" in symptom.evidence
     assert "last log lines: starting | boom" in symptom.evidence
@@ -105,12 +105,12 @@ def test_oomkilled_with_and_without_a_peak() -> None:
               "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
     spec = {"name": "main", "image": "x", "resources": {"limits": {"memory": "32Mi"}}}
     p = pod("oom", [spec], [status])
-    unknown = one(doctor.container_symptoms(p))
+    unknown = one(symptoms.container_symptoms(p))
     assert unknown.kind == "OOMKilled"
     assert "memory limit 32Mi, peak unknown: at least the limit" in unknown.evidence
     assert "e.g. 64Mi" in unknown.fix
-    assert doctor.peak_requests([p]) == [("oom", "main")]
-    known = one(doctor.container_symptoms(p, peaks={"oom/main": 33 * 2**20}))
+    assert cluster.peak_requests([p]) == [("oom", "main")]
+    known = one(symptoms.container_symptoms(p, peaks={"oom/main": 33 * 2**20}))
     assert "peak 33Mi" in known.evidence
 
 
@@ -118,7 +118,7 @@ def test_oom_in_crash_loop_is_reported_once_as_oom() -> None:
     status = waiting("main", "CrashLoopBackOff", restarts=4,
                      lastState={"terminated": {"exitCode": 137, "reason": "OOMKilled"}})
     p = pod("oom", [{"name": "main", "image": "x"}], [status])
-    assert [s.kind for s in doctor.container_symptoms(p)] == ["OOMKilled"]
+    assert [s.kind for s in symptoms.container_symptoms(p)] == ["OOMKilled"]
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ def test_oom_in_crash_loop_is_reported_once_as_oom() -> None:
 def test_missing_secret_configmap_or_key(message: str, fix: str) -> None:
     p = pod("api-2", [{"name": "api", "image": "x"}],
             [waiting("api", "CreateContainerConfigError", message)])
-    symptom = one(doctor.container_symptoms(p))
+    symptom = one(symptoms.container_symptoms(p))
     assert symptom.kind == "missing config"
     assert message in symptom.evidence
     assert fix in symptom.fix
@@ -155,7 +155,7 @@ def test_pending_for_cpu_compares_the_pod_request_with_the_node() -> None:
     events = [event("Pod", "greedy", "FailedScheduling",
                     "0/1 nodes are available: 1 Insufficient cpu.", at=None,
                     eventTime="2025-01-01T00:00:01.000000Z")]
-    symptom = doctor.pending_symptom(p, events, [NODE], [], Target("minikube"))
+    symptom = symptoms.pending_symptom(p, events, [NODE], [], Target("minikube"))
     assert symptom is not None and symptom.kind == "Pending: insufficient cpu"
     assert "each pod requests 500 cpu, the largest node allocates 2" in symptom.evidence
     assert "each pod asks for more than a node has" in symptom.fix
@@ -165,7 +165,7 @@ def test_pending_for_cpu_compares_the_pod_request_with_the_node() -> None:
 def test_pending_for_memory_uses_binary_units() -> None:
     p = unschedulable("big", "0/1 nodes are available: 1 Insufficient memory.", {"memory": "8Gi"})
     nodes = [{"metadata": {"name": "n"}, "status": {"allocatable": {"memory": "4019532Ki"}}}]
-    symptom = doctor.pending_symptom(p, [], nodes, [], Target("minikube"))
+    symptom = symptoms.pending_symptom(p, [], nodes, [], Target("minikube"))
     assert symptom is not None
     assert "each pod requests 8Gi memory, the largest node allocates 3.8Gi" in symptom.evidence
     assert "MINIKUBE_MEMORY" in symptom.fix
@@ -178,7 +178,7 @@ def test_pending_on_an_unbound_claim_points_at_the_pvc() -> None:
     events = [event("Pod", "db-0", "FailedScheduling",
                     "0/1 nodes are available: 1 pod has unbound immediate PersistentVolumeClaims.")]
     pvcs = [{"metadata": {"name": "data"}, "status": {"phase": "Pending"}}]
-    symptom = doctor.pending_symptom(p, events, [], pvcs)
+    symptom = symptoms.pending_symptom(p, events, [], pvcs)
     assert symptom is not None and symptom.kind == "Pending: unbound PVC"
     assert "PersistentVolumeClaim/data" in symptom.evidence
 
@@ -190,7 +190,7 @@ def test_failing_readiness_probe_names_endpoint_and_answer() -> None:
     events = [event("Pod", "web-1", "Unhealthy",
                     "Readiness probe failed: HTTP probe failed with statuscode: 503",
                     obj={"fieldPath": "spec.containers{web}"}, count=7)]
-    symptom = one(doctor.probe_symptoms(p, events))
+    symptom = one(symptoms.probe_symptoms(p, events))
     assert symptom.kind == "Readiness probe failing"
     assert "readiness probe http GET :3000/readyz answered HTTP 503" in symptom.evidence
     assert "7 failures" in symptom.evidence
@@ -210,7 +210,7 @@ def test_liveness_connection_refused_and_ready_containers_are_not_flagged() -> N
         event("Pod", "api-1", "Unhealthy", "Readiness probe failed: HTTP probe failed with "
               "statuscode: 500", obj={"fieldPath": "spec.containers{api}"}),
     ]
-    symptom = one(doctor.probe_symptoms(p, events))  # ready now: the readiness event is stale
+    symptom = one(symptoms.probe_symptoms(p, events))  # ready now: the readiness event is stale
     assert symptom.kind == "Liveness probe failing"
     assert "GET :8000/health answered: Get" in symptom.evidence
     assert "connection refused" in symptom.evidence
@@ -228,7 +228,7 @@ def test_pvc_with_a_missing_storage_class() -> None:
            "status": {"phase": "Pending"}}
     events = [event("PersistentVolumeClaim", "nowhere", "ProvisioningFailed",
                     'storageclass.storage.k8s.io "fast" not found')]
-    [finding] = doctor.pvc_findings([pvc], [STANDARD], events)
+    [finding] = objects.pvc_findings([pvc], [STANDARD], events)
     assert finding.object == "PersistentVolumeClaim/nowhere"
     assert "StorageClass 'fast' does not exist (classes: standard (default))" in finding.evidence
     assert '"fast" not found' in finding.evidence
@@ -239,7 +239,7 @@ def test_pvc_with_a_missing_storage_class() -> None:
 def test_pvc_without_class_and_no_default_class_hint_fits_the_provider(provider: str) -> None:
     pvc = {"metadata": {"name": "data"}, "spec": {}, "status": {"phase": "Pending"}}
     plain = {"metadata": {"name": "slow"}, "provisioner": "x"}
-    [finding] = doctor.pvc_findings([pvc], [plain], [], Target(provider))
+    [finding] = objects.pvc_findings([pvc], [plain], [], Target(provider))
     assert "no default StorageClass" in finding.evidence
     assert ("minikube addons enable" in finding.fix) == (provider == "minikube")
 
@@ -253,7 +253,7 @@ def test_pending_pvc_that_waits_for_its_consumer_or_is_bound_is_fine() -> None:
         {"metadata": {"name": "b"}, "spec": {"storageClassName": "standard"},
          "status": {"phase": "Bound"}},
     ]
-    assert doctor.pvc_findings(pvcs, [STANDARD, lazy], []) == []
+    assert objects.pvc_findings(pvcs, [STANDARD, lazy], []) == []
 
 
 def test_service_selector_matching_nothing_and_matching_unready_pods() -> None:
@@ -269,7 +269,7 @@ def test_service_selector_matching_nothing_and_matching_unready_pods() -> None:
         {"metadata": {"name": "ok"}, "subsets": [{"addresses": [{"ip": "10.0.0.2"}]}]},
     ]
     pods = [pod("api-1", [], [], labels={"app": "api"}), pod("ok-1", [], [], labels={"app": "ok"})]
-    findings = {f.object: f for f in doctor.service_findings(services, endpoints, pods)}
+    findings = {f.object: f for f in objects.service_findings(services, endpoints, pods)}
     assert set(findings) == {"Service/orphan", "Service/api"}
     assert "selector app=ghost matches no pod" in findings["Service/orphan"].evidence
     assert "app=api" in findings["Service/orphan"].evidence  # shows the labels that exist
@@ -289,16 +289,16 @@ def test_failed_migration_job_with_its_pod_log() -> None:
                   phase="Failed", restart="Never",
                   labels={"job-name": "todo-chatbot-migrate-abc12345"},
                   owner=("Job", "todo-chatbot-migrate-abc12345"))
-    assert doctor.log_requests([job_pod]) == [("todo-chatbot-migrate-abc12345-x7k", "migrate", False)]
+    assert cluster.log_requests([job_pod]) == [("todo-chatbot-migrate-abc12345-x7k", "migrate", False)]
     logs = {"todo-chatbot-migrate-abc12345-x7k/migrate": "connecting\nFATAL: password authentication failed"}
-    [finding] = doctor.job_findings([job], [job_pod], logs)
+    [finding] = objects.job_findings([job], [job_pod], logs)
     assert finding.object == "Job/todo-chatbot-migrate-abc12345"
     assert "BackoffLimitExceeded" in finding.evidence
     assert "migrate exited 1" in finding.evidence
     assert "FATAL: password authentication failed" in finding.evidence
     assert "DATABASE_URL" in finding.fix
     # the job's pod (restartPolicy Never) is not also reported as a crash loop
-    assert doctor.container_symptoms(job_pod) == []
+    assert symptoms.container_symptoms(job_pod) == []
     snapshot = Snapshot("todo", NOW, pods=[job_pod], jobs=[job], logs=logs)
     assert [f.object for f in doctor.diagnose(snapshot)] == ["Job/todo-chatbot-migrate-abc12345"]
 
@@ -455,9 +455,9 @@ def test_crash_looping_replicas_share_one_finding_with_one_pods_logs() -> None:
                                          lastState={"terminated": {"exitCode": 1}})])
              for i in range(3)]
     logs = {f"{crash[2]['metadata']['name']}/backend": "Traceback\nKeyError: 'DATABASE_URL'"}
-    index = doctor.Index.of(Snapshot("todo", deployments=[backend], pods=crash,
+    index = model.Index.of(Snapshot("todo", deployments=[backend], pods=crash,
                                      replicasets=[replicaset(backend)]))
-    assert doctor.log_requests(crash, index) == [(crash[2]["metadata"]["name"], "backend", True)]
+    assert cluster.log_requests(crash, index) == [(crash[2]["metadata"]["name"], "backend", True)]
     snapshot = Snapshot("todo", NOW, pods=crash, deployments=[backend],
                         replicasets=[replicaset(backend)], logs=logs)
     [finding] = doctor.diagnose(snapshot)
@@ -544,12 +544,12 @@ def test_stale_events_are_ignored() -> None:
     ]
     snapshot = Snapshot("todo", NOW, pods=[current], events=events, deployments=[backend],
                         replicasets=[replicaset(backend)])
-    assert doctor.fresh_events(snapshot) == []
+    assert model.fresh_events(snapshot) == []
     assert doctor.diagnose(snapshot) == []
     fresh = event("Pod", name, "Unhealthy", unhealthy, obj={"uid": "uid-new",
                   "fieldPath": "spec.containers{backend}"}, at="2025-01-01T00:05:30Z")
     snapshot.events.append(fresh)
-    assert doctor.fresh_events(snapshot) == [fresh]
+    assert model.fresh_events(snapshot) == [fresh]
     [finding] = doctor.diagnose(snapshot)
     assert finding.kind == "Readiness probe failing"
 
@@ -658,9 +658,9 @@ def test_a_started_containers_old_startup_failures_and_named_ports() -> None:
         event("Pod", "api-1", "Unhealthy", "Readiness probe failed: HTTP probe failed with "
               "statuscode: 503", obj={"fieldPath": "spec.containers{api}"}, count=1),
     ]
-    symptom = one(doctor.probe_symptoms(p, events))
+    symptom = one(symptoms.probe_symptoms(p, events))
     assert symptom.kind == "Readiness probe failing"
     assert "readiness probe http GET :8000/ready answered HTTP 503 (1 failure)" in symptom.evidence
     p["status"]["containerStatuses"][0]["started"] = False
-    assert {s.kind for s in doctor.probe_symptoms(p, events)} == {
+    assert {s.kind for s in symptoms.probe_symptoms(p, events)} == {
         "Readiness probe failing", "Startup probe failing"}
