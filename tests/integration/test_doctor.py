@@ -182,7 +182,7 @@ def test_doctor_diagnoses_every_induced_failure(scratch: tuple[Any, str], tmp_pa
 
     crash = found["crash"]
     assert "code 3" in crash.evidence and "boom" in crash.evidence
-    assert "kubectl logs crash -c main --previous" in crash.fix
+    assert f"kubectl logs -n {namespace} crash -c main --previous" in crash.fix
 
     oom = found["oom"]
     assert "OOMKilled" in oom.evidence and "memory limit 32Mi" in oom.evidence
