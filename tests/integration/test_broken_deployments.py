@@ -37,17 +37,8 @@ from todo_deploy.stages.aiops.stage import doctor_checks
 
 pytestmark = pytest.mark.cluster
 
-PREFIX = os.environ.get("TEST_NAMESPACE_PREFIX", "it-")
 SETTING_KEYS = {name.upper() for name in Settings.model_fields}
 QUIET: Callable[[str], None] = lambda _: None
-
-
-def own_prefix(s: Scratch) -> Scratch:
-    """Namespace and release under this run's prefix (the shared cluster's rule)."""
-    suffix = s.namespace.rsplit("-", 1)[-1]
-    s.namespace, s.release = f"{PREFIX}{suffix}", f"{PREFIX}{suffix}"
-    s.env.update(NAMESPACE=s.namespace, RELEASE_NAME=s.release)
-    return s
 
 
 def inv(s: Scratch, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -90,7 +81,7 @@ def stored_findings(s: Scratch) -> list[dict[str, Any]]:
 def test_a_failed_deploy_is_explained_and_the_doctor_still_runs(
     scratch: Callable[[], Scratch], built_images: dict[str, ImageRef], broken_backend: ImageRef
 ) -> None:
-    s = own_prefix(scratch())
+    s = scratch()
     s.set_images({**built_images, "backend": broken_backend})
     s.env["DEPLOY_TIMEOUT_SECONDS"] = "150"
     deployed = inv(s, "deploy", "--force")
@@ -124,7 +115,7 @@ def test_a_failed_deploy_is_explained_and_the_doctor_still_runs(
 def release(
     tmp_path_factory: pytest.TempPathFactory, built_images: dict[str, ImageRef]
 ) -> Iterator[Scratch]:
-    s = own_prefix(Scratch(tmp_path_factory.mktemp("broken"), built_images))
+    s = Scratch(tmp_path_factory.mktemp("broken"), built_images)
     try:
         first = deploy.run(s.settings(), log=print)
         assert first.passed, [(c.name, c.evidence) for c in first.failures]
@@ -229,37 +220,23 @@ def test_twenty_replicas_that_cannot_fit_are_one_finding(release: Scratch) -> No
 # --- down, then up again ---------------------------------------------------------------------
 
 
-def _record(loaded: Any, result: GateResult) -> None:
-    """What `inv` does with a gate result (scope, basis, .state/), without the exit."""
-    from todo_deploy.cli import deployed_basis, scopes
-    from todo_deploy.gates import AFTER_DEPLOY, current_deployment, save
-
-    result.scope = scopes(loaded)[result.stage]
-    if result.stage in AFTER_DEPLOY:
-        current = current_deployment(loaded.state_dir, result.scope)
-        result.basis = current.basis if current else ""
-    else:
-        result.basis = deployed_basis(loaded, result.stage)
-    save(loaded.state_dir, result)
-
-
 def test_down_then_up_is_a_new_deployment_for_verify(scratch: Callable[[], Scratch]) -> None:
-    from todo_deploy.cli import deployed_basis, scopes
     from todo_deploy.cli.up import _same_deployment_fully_verified
-    from todo_deploy.gates import standing
-    from todo_deploy.stages.verify.stage import live_identity
+    from todo_deploy.gates import scopes_for, standing
+    from todo_deploy.pipeline import deployed_basis, record
+    from todo_deploy.stages.verify.stage import VerifyDetails, live_identity
 
-    s = own_prefix(scratch())
+    s = scratch()
     loaded = s.settings()
     kube = Kube(loaded.settings.context_name)
     first = deploy.run(loaded, log=QUIET)
     assert first.passed, [(c.name, c.evidence) for c in first.failures]
-    _record(loaded, first)
+    record(loaded, first)
     before = live_identity(kube, loaded.settings)
     # what a full `inv verify` leaves behind (its checks themselves are test_verify's)
     verified = GateResult("verify", [Check("journey", Verdict.PASS, "recorded by the test")],
-                          details={"full": True, "live": before})
-    _record(loaded, verified)
+                          details=VerifyDetails(full=True, live=before).as_dict())
+    record(loaded, verified)
     assert _same_deployment_fully_verified(loaded)  # the shortcut applies to the same objects
     basis = deployed_basis(loaded, "deploy")
 
@@ -267,12 +244,12 @@ def test_down_then_up_is_a_new_deployment_for_verify(scratch: Callable[[], Scrat
     assert down.namespace_deleted, down.message
     again = deploy.run(s.settings(), log=QUIET)
     assert again.passed, [(c.name, c.evidence) for c in again.failures]
-    _record(loaded, again)
+    record(loaded, again)
     assert deployed_basis(loaded, "deploy") == basis  # identical settings and images
     assert not _same_deployment_fully_verified(loaded)
     # Even with the old verify record still standing (a namespace deleted with kubectl, not
     # `inv down`: same scope, same basis), the new objects are not the ones that passed.
-    _record(loaded, verified)
-    assert standing(loaded.state_dir, "verify", scopes(loaded)["verify"])[0] is not None
+    record(loaded, verified)
+    assert standing(loaded.state_dir, "verify", scopes_for(loaded.settings)["verify"])[0] is not None
     assert live_identity(kube, loaded.settings) != before
     assert not _same_deployment_fully_verified(loaded)

@@ -6,7 +6,6 @@ expected finding appears (or a deadline passes); the namespace is deleted at the
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PYTHON_IMAGE
+from tests.integration.conftest import PREFIX
 from todo_deploy.config import load_settings
 from todo_deploy.kube import Kube
 from todo_deploy.stages.aiops import doctor, stage
@@ -24,8 +24,6 @@ pytestmark = pytest.mark.cluster
 
 IMAGE = PYTHON_IMAGE
 DEADLINE_S = 180
-# Namespaces made here start with this (a shared cluster: one prefix each).
-PREFIX = os.environ.get("TEST_NAMESPACE_PREFIX", "it-")
 
 
 def _pod(name: str, container: dict[str, Any], **spec: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from todo_deploy.components import BACKEND, DATABASE
 from todo_deploy.stages.aiops.doctor.model import (
     CAUSES,
     Finding,
@@ -40,10 +41,13 @@ from todo_deploy.stages.aiops.doctor.symptoms import (
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
 
-# What each of the app's components needs before it can be ready: the backend's
-# /ready queries the database, the migration Job waits for it. (The frontend's
-# /readyz does not ask the backend.)
-NEEDS: dict[str, tuple[str, ...]] = {"backend": ("database",), "migration": ("database",)}
+# What each of the app's parts (by pod label) needs before it can be ready: the
+# backend's /ready queries the database, the migration Job ("migration") waits for it.
+# (The frontend's /readyz does not ask the backend.)
+NEEDS: dict[str, tuple[str, ...]] = {
+    BACKEND.label: (DATABASE.label,),
+    "migration": (DATABASE.label,),
+}
 # Causes before what they cause; a kind is ranked by the first prefix it starts with.
 ORDER = (
     "scaled to 0", "cannot create pods", "image differs from the build", "missing config",

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
+from todo_deploy.components import BACKEND, BY_LABEL, FRONTEND
 from todo_deploy.stages.aiops.doctor.model import Target, Workload, fmt_amount
 
-REPLICA_SETTINGS = {"backend": "BACKEND_REPLICAS", "frontend": "FRONTEND_REPLICAS"}
+# The setting that sets a part's replicas, by its pod label.
+REPLICA_SETTINGS = {BACKEND.label: "BACKEND_REPLICAS", FRONTEND.label: "FRONTEND_REPLICAS"}
 CHART_VALUES = "helm/todo-chatbot/values.yaml"
 
 
@@ -80,7 +82,7 @@ def capacity_fix(
     """shortages: resource -> (per pod, allocatable on the largest node, free there)."""
     steps: list[str] = []
     where = (f"the {workload.component}'s resources.requests in {CHART_VALUES}"
-             if workload.component in ("backend", "frontend", "database")
+             if workload.component in BY_LABEL
              else f"the requests of {workload.title}'s containers")
     knob = REPLICA_SETTINGS.get(workload.component)
     too_big = {r: v for r, v in shortages.items() if v[0] > v[1]}
