@@ -201,11 +201,12 @@ def status(loaded: LoadedSettings) -> StatusOut:
 
 
 def doctor(loaded: LoadedSettings, namespace: str | None = None) -> DoctorOut:
+    from todo_deploy.artifacts import load_images
     from todo_deploy.stages.aiops.stage import doctor_checks
 
     settings = loaded.settings
     ns = namespace or settings.namespace
-    checks, findings = doctor_checks(settings, ns)
+    checks, findings = doctor_checks(settings, ns, images=load_images(loaded.state_dir))
     groups: dict[str, list[FindingOut]] = {}
     for f in findings:
         groups.setdefault(f.object, []).append(
