@@ -95,8 +95,10 @@ def fake_doctor(monkeypatch: pytest.MonkeyPatch) -> list[str]:
                 "selector matches 1 pod(s) but none is Ready", "fix the pod's readiness"),
     ]
 
-    def doctor_checks(settings: Any, namespace: str) -> tuple[list[Check], list[Finding]]:
+    def doctor_checks(settings: Any, namespace: str,
+                      images: Any = None) -> tuple[list[Check], list[Finding]]:
         asked.append(namespace)
+        assert images is not None  # the recorded build, for "image differs" findings
         return [f.check() for f in findings], findings
 
     monkeypatch.setattr(stage, "doctor_checks", doctor_checks)
