@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from todo_deploy.console import say
-from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.gates import Check, Details, GateResult, Verdict
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
     from todo_deploy.runner import CommandResult
 
 STAGE = "cluster"
+
+
+@dataclass
+class ClusterDetails(Details):
+    provider: str = ""
+    context: str = ""
+    server_version: str = ""
+    kubelet_versions: list[str] = field(default_factory=list)
+    image_delivery: str = ""  # minikube image load | kind load | shared daemon | registry | none
 MINIKUBE_INSTALL = "install minikube: https://minikube.sigs.k8s.io/docs/start/"
 KIND_INSTALL = "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
 START_TIMEOUT = 900
@@ -601,14 +610,16 @@ def run(
     settings = loaded.settings
     if runner is None:
         runner = Runner(log=log, secrets=settings.secret_values())
-    result = GateResult(STAGE, details={"provider": settings.cluster_provider})
+    result = GateResult(STAGE)
+    details = ClusterDetails(provider=settings.cluster_provider)
     provider_check = ensure_cluster(settings, runner, log)
     result.checks.append(provider_check)
     if provider_check.verdict is Verdict.FAIL:
+        result.details = details.as_dict()
         return result
 
     context = settings.context_name
-    result.details["context"] = context or "(current)"
+    details.context = context or "(current)"
     try:
         kube = kube or Kube(context)
         version = kube.server_version()
@@ -617,8 +628,9 @@ def run(
             "context answers", False, f"context {context or '(current)'}: {exc}",
             "check `kubectl --context <ctx> get nodes`; set KUBE_CONTEXT or CLUSTER_PROVIDER",
         ))
+        result.details = details.as_dict()
         return result
-    result.details["server_version"] = version.get("gitVersion", "")
+    details.server_version = version.get("gitVersion", "")
     result.checks.append(Check.of(
         "context answers", True,
         f"context {context or '(current)'}: server {version.get('gitVersion')} ({version.get('platform')})",
@@ -632,7 +644,7 @@ def run(
         "`kubectl describe node` shows why; minikube: `minikube start` again",
     ))
     kubelets = sorted({n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes})
-    result.details["kubelet_versions"] = kubelets
+    details.kubelet_versions = kubelets
     result.checks.append(Check(
         "Kubernetes version", Verdict.PASS,
         f"API server {version.get('gitVersion')}, kubelet {', '.join(kubelets)}",
@@ -673,12 +685,13 @@ def run(
         ))
 
     delivery = deliver_images(settings, runner, images, nodes, log)
-    result.details["image_delivery"] = delivery.method
+    details.image_delivery = delivery.method
     result.checks.append(delivery.check)
     if settings.database_mode == "bundled":
         result.checks.append(deliver_database_image(settings, runner, delivery.method, nodes, log))
     if images and delivery.check.verdict is not Verdict.FAIL:
         result.checks.append(images_present_check(kube, settings, images, delivery))
+    result.details = details.as_dict()
     return result
 
 

@@ -15,18 +15,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from todo_deploy.components import BUILT_NAMES
 from todo_deploy.config import LoadedSettings
 from todo_deploy.console import say
-from todo_deploy.gates import Check, GateResult
+from todo_deploy.gates import Check, Details, GateResult
 from todo_deploy.images import source_root
 from todo_deploy.pod_security import pod_spec, pss_violations
 from todo_deploy.runner import Runner
 
 STAGE = "lint"
+
+
+@dataclass
+class LintDetails(Details):
+    versions: list[str] = field(default_factory=list)  # Kubernetes versions validated against
+    secret_names: list[str] = field(default_factory=list)  # made at deploy time, never in k8s/
 BASELINE_VERSION = "1.30"
 CAPABILITIES = ("policy/v1", "autoscaling/v2")
 PRODUCTION_VALUES = "ci/production-values.yaml"
@@ -171,5 +178,6 @@ def run(
                 _summary(violations) if violations else f"{workloads} workloads meet 'restricted'",
                 "set the named securityContext field as the message says",
             ))
-    result.details = {"versions": versions, "secret_names": sorted(render.secret_data(loaded.settings))}
+    details = LintDetails(versions, sorted(render.secret_data(loaded.settings)))
+    result.details = details.as_dict()
     return result

@@ -5,17 +5,18 @@
 - one check per AI tool and playbook: `skip` when the tool is missing (one line
   saying what it is and how to get it), `pass` when it answered, `warn` when it
   failed or timed out (with the stderr tail). The tools never fail the gate.
-Every tool's captured output is in `details["tools"]`.
+Every tool's captured output is in the gate's `AiopsDetails.tools`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy.artifacts import load_images
-from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.gates import Check, Details, GateResult, Verdict
 from todo_deploy.kube import Kube
 from todo_deploy.runner import Runner
 from todo_deploy.stages.aiops import doctor
@@ -28,6 +29,17 @@ if TYPE_CHECKING:
     from todo_deploy.stages.aiops.doctor import Finding, Snapshot
 
 STAGE = "aiops"
+
+
+@dataclass
+class AiopsDetails(Details):
+    playbook: str = ""
+    kagent_agent: str = ""
+    namespace: str = ""
+    release: str = ""
+    allow_changes: bool = False
+    findings: list[dict[str, Any]] = field(default_factory=list)  # Finding.to_dict(), causes first
+    tools: list[dict[str, Any]] = field(default_factory=list)  # ToolRun.to_dict()
 Collector = Callable[["Settings", str], "Snapshot"]
 
 
@@ -178,16 +190,12 @@ def run(
             )
         checks.extend(tool_results)
 
-    details: dict[str, Any] = {
-        "playbook": playbook,
-        "kagent_agent": kagent_agent,
-        "namespace": ns,
-        "release": settings.release_name,
-        "allow_changes": allow_changes,
-        "findings": [f.to_dict() for f in findings],
-        "tools": [r.to_dict() for r in runs],
-    }
-    return GateResult(STAGE, checks, details=details)
+    details = AiopsDetails(
+        playbook=playbook, kagent_agent=kagent_agent, namespace=ns,
+        release=settings.release_name, allow_changes=allow_changes,
+        findings=[f.to_dict() for f in findings], tools=[r.to_dict() for r in runs],
+    )
+    return GateResult(STAGE, checks, details=details.as_dict())
 
 
 def _install_only(
@@ -208,7 +216,7 @@ def render_findings(result: GateResult) -> None:
     evidence and fix: when the doctor looked, and how many it found."""
     from todo_deploy.console import say
 
-    findings = result.details.get("findings") or []
+    findings = AiopsDetails.of(result).findings
     if findings:
         say(f"doctor: observed at {findings[0].get('observed_at') or '?'}; each finding is a "
             "cause, what it causes is folded under it")

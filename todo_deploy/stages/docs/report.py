@@ -124,6 +124,12 @@ def _order(row: dict[str, Any]) -> tuple[int, str]:
     return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), row["name"])
 
 
+def _aiops_tools(aiops: GateResult) -> list[dict[str, Any]]:
+    from todo_deploy.stages.aiops.stage import AiopsDetails
+
+    return AiopsDetails.of(aiops).tools
+
+
 def _verify_summary(verify: GateResult) -> dict[str, Any]:
     from todo_deploy.stages.verify.stage import VerifyDetails
 
@@ -143,7 +149,9 @@ def current_findings(aiops: GateResult, objects: list[dict[str, Any]]) -> list[d
     """The doctor's findings about objects that exist now, each with when it was observed."""
     live = {f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in objects}
     kept = []
-    for finding in aiops.details.get("findings", []):
+    from todo_deploy.stages.aiops.stage import AiopsDetails
+
+    for finding in AiopsDetails.of(aiops).findings:
         subject = str(finding.get("object") or "")
         if subject and "/" in subject and subject not in live:
             continue  # a pod replaced since, a Job pruned: no longer true
@@ -197,7 +205,7 @@ def build_report(
             "passed": aiops.passed,
             "finished_at": aiops.finished_at,
             "findings": current_findings(aiops, objects),
-            "tools": aiops.details.get("tools", []),
+            "tools": _aiops_tools(aiops),
         }
         if aiops
         else None,
