@@ -73,8 +73,12 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
+# Throttling off unless a test asks for it: the suite signs many users up from one address.
+GENEROUS = {"auth_failures_per_user": 10_000, "auth_failures_per_address": 10_000, "signups_per_address": 10_000}
+
+
 def make_settings(db_url: str, **extra: Any) -> Settings:
-    return Settings(auth_secret=SECRET, database_url=db_url, llm_provider="offline", **extra)
+    return Settings(auth_secret=SECRET, database_url=db_url, llm_provider="offline", **{**GENEROUS, **extra})
 
 
 @pytest.fixture
@@ -117,7 +121,9 @@ def start_server(db_url: str, **extra: str) -> tuple[subprocess.Popen[str], int]
     import httpx
 
     port = free_port()
-    env = subprocess_env(AUTH_SECRET=SECRET, DATABASE_URL=db_url, PORT=str(port), LLM_PROVIDER="offline", **extra)
+    limits = {k.upper(): str(v) for k, v in GENEROUS.items()}
+    env = subprocess_env(AUTH_SECRET=SECRET, DATABASE_URL=db_url, PORT=str(port), LLM_PROVIDER="offline",
+                         **{**limits, **extra})
     proc = subprocess.Popen(
         [sys.executable, "-m", "todo_api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -46,7 +46,9 @@ def test_chat_validation_and_foreign_conversation(client: TestClient) -> None:
     conv = client.post(f"/api/{alice.id}/chat", json={"message": "add walk the dog"}, headers=alice.headers).json()
     cid = conv["conversation_id"]
     huge = client.post(f"/api/{bob.id}/chat", json={"message": "a" * 100_000}, headers=bob.headers)
-    assert huge.status_code == 422 and huge.json()["detail"] == "message: must be at most 4000 characters"
+    assert huge.status_code == 413 and "larger than 65536 bytes" in huge.json()["detail"]
+    long = client.post(f"/api/{bob.id}/chat", json={"message": "a" * 4001}, headers=bob.headers)
+    assert long.status_code == 422 and long.json()["detail"] == "message: must be at most 4000 characters"
     blank = client.post(f"/api/{bob.id}/chat", json={"message": "   "}, headers=bob.headers)
     assert blank.status_code == 422
     for r in (

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlmodel import Session
 
-from conftest import signup
+from conftest import make_settings, signup
 from todo_api import tools
-from todo_api.db import get_session
+from todo_api.db import Database
+from todo_api.server import create_app
 
 HUGE = 739_640_434_877_285_013_651_456
 
@@ -34,10 +36,12 @@ def test_out_of_range_ids_are_422_not_a_database_error(client: TestClient) -> No
 
 
 def test_a_tool_given_an_out_of_range_id_says_not_found(client: TestClient) -> None:
-    with Session(client.app.state.engine) as session, pytest.raises(
-        tools.ToolError, match=f"Task {HUGE} not found"
-    ):
-        tools.get_task(session, 1, HUGE)
+    async def attempt() -> None:
+        async with client.app.state.db.read() as conn:
+            await tools.get_task(conn, 1, HUGE)
+
+    with pytest.raises(tools.ToolError, match=f"Task {HUGE} not found"):
+        client.portal.call(attempt)  # type: ignore[union-attr]
 
 
 def test_openapi_422_schema_matches_what_is_sent(client: TestClient) -> None:
@@ -45,18 +49,31 @@ def test_openapi_422_schema_matches_what_is_sent(client: TestClient) -> None:
     assert schema["properties"]["detail"]["type"] == "string"
 
 
-def test_an_exhausted_connection_pool_answers_503(client: TestClient) -> None:
-    user = signup(client)
+def test_an_exhausted_connection_pool_answers_503_fast(sqlite_url: str) -> None:
+    """Every pooled connection busy: a request waits DB_POOL_TIMEOUT_SECONDS at most, then 503 + Retry-After."""
+    db = Database(sqlite_url, pool_size=1, pool_timeout=0.3)
+    with TestClient(create_app(make_settings(sqlite_url), db=db)) as client:
+        user = signup(client)
+        held = asyncio.Event()
+        release = asyncio.Event()
 
-    def no_connection():  # type: ignore[no-untyped-def]
-        raise PoolTimeoutError("QueuePool limit reached, connection timed out")
-        yield  # pragma: no cover
+        async def hold() -> None:
+            async with db.read():
+                held.set()
+                await release.wait()
 
-    client.app.dependency_overrides[get_session] = no_connection
-    try:
-        response = client.get(f"/api/{user.id}/tasks",
-                              headers={"Authorization": f"Bearer {user.token}"})
-    finally:
-        client.app.dependency_overrides.clear()
-    assert response.status_code == 503
-    assert "database" in response.json()["detail"].lower()
+        async def start() -> None:
+            asyncio.get_running_loop().create_task(hold())
+            await held.wait()
+
+        client.portal.call(start)  # type: ignore[union-attr]
+        try:
+            started = time.monotonic()
+            response = client.get(f"/api/{user.id}/tasks", headers=user.headers)
+            waited = time.monotonic() - started
+            assert client.get("/health").status_code == 200
+        finally:
+            client.portal.call(release.set)  # type: ignore[union-attr]
+    assert response.status_code == 503, response.text
+    assert "database" in response.json()["detail"].lower() and response.headers["retry-after"]
+    assert waited < 2

@@ -6,46 +6,54 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy import insert
 
+from todo_api import tools
 from todo_api.agents.offline import OfflineAgent
-from todo_api.db import make_engine
-from todo_api.models import Task, User
+from todo_api.db import Database
+from todo_api.models import users, utcnow
 
 SEED = ["Buy milk", "Call mom", "Pay rent", "Write report", "Book dentist appointment"]
 
 
 @pytest.fixture
-def engine(sqlite_url: str) -> Engine:
-    return make_engine(sqlite_url)
+def engine(sqlite_url: str) -> str:
+    return sqlite_url
 
 
-def seed(engine: Engine) -> tuple[int, dict[str, int]]:
-    with Session(engine) as s:
-        user = User(username="agent_user", password_hash="x")
-        s.add(user)
-        s.commit()
-        assert user.id is not None
-        ids = {}
-        for title in SEED:
-            task = Task(user_id=user.id, title=title)
-            s.add(task)
-            s.commit()
-            ids[title] = task.id
-        return user.id, ids  # type: ignore[return-value]
+async def _with_db(url: str, work: Any) -> Any:
+    db = Database(url, pool_size=2)
+    try:
+        async with db.write() as conn:
+            return await work(conn)
+    finally:
+        await db.dispose()
 
 
-def ask(engine: Engine, user_id: int, message: str, history: list[tuple[str, str]] | None = None) -> Any:
-    with Session(engine) as s:
-        result = asyncio.run(OfflineAgent().respond(s, user_id, history or [], message))
-        s.commit()
-    return result
+def add_user(url: str, name: str) -> int:
+    async def work(conn: Any) -> int:
+        return int((await conn.execute(insert(users).values(username=name, password_hash="x", created_at=utcnow())
+                                       .returning(users.c.id))).scalar_one())
+    return asyncio.run(_with_db(url, work))
 
 
-def tasks(engine: Engine, user_id: int) -> dict[str, Task]:
-    with Session(engine) as s:
-        return {t.title: t for t in s.exec(select(Task).where(Task.user_id == user_id)).all()}
+def seed(url: str, name: str = "agent_user") -> tuple[int, dict[str, int]]:
+    user_id = add_user(url, name)
+
+    async def work(conn: Any) -> dict[str, int]:
+        return {title: (await tools.add_task(conn, user_id, title))["task"]["id"] for title in SEED}
+    return user_id, asyncio.run(_with_db(url, work))
+
+
+def ask(url: str, user_id: int, message: str, history: list[tuple[str, str]] | None = None) -> Any:
+    return asyncio.run(_with_db(url, lambda conn: OfflineAgent().respond(conn, user_id, history or [], message)))
+
+
+def tasks(url: str, user_id: int) -> dict[str, dict[str, Any]]:
+    async def work(conn: Any) -> list[dict[str, Any]]:
+        page, _ = await tools.query_tasks(conn, user_id, newest_first=False)
+        return page
+    return {t["title"]: t for t in asyncio.run(_with_db(url, work))}
 
 
 ADD_CASES = [
@@ -68,13 +76,13 @@ ADD_CASES = [
 
 
 @pytest.mark.parametrize(("message", "title", "description"), ADD_CASES)
-def test_add(engine: Engine, message: str, title: str, description: str) -> None:
+def test_add(engine: str, message: str, title: str, description: str) -> None:
     user_id, _ = seed(engine)
     result = ask(engine, user_id, message)
     assert [c["name"] for c in result.tool_calls] == ["add_task"], result.response
     after = tasks(engine, user_id)
     assert title in after, (result.response, list(after))
-    assert after[title].description == description
+    assert after[title]["description"] == description
     assert title in result.response
 
 
@@ -95,7 +103,7 @@ LIST_CASES = [
 
 
 @pytest.mark.parametrize(("message", "status"), LIST_CASES)
-def test_list(engine: Engine, message: str, status: str) -> None:
+def test_list(engine: str, message: str, status: str) -> None:
     user_id, ids = seed(engine)
     ask(engine, user_id, f"mark task {ids['Pay rent']} as done")
     result = ask(engine, user_id, message)
@@ -126,17 +134,17 @@ COMPLETE_CASES = [
 
 
 @pytest.mark.parametrize(("template", "title"), COMPLETE_CASES)
-def test_complete(engine: Engine, template: str, title: str | None) -> None:
+def test_complete(engine: str, template: str, title: str | None) -> None:
     user_id, ids = seed(engine)
     message = template.format_map({k: v for k, v in ids.items()})
     result = ask(engine, user_id, message)
     after = tasks(engine, user_id)
     if title is None:  # not understood: nothing may change
-        assert not any(t.completed for t in after.values())
+        assert not any(t["completed"] for t in after.values())
         return
     assert [c["name"] for c in result.tool_calls] == ["complete_task"], result.response
-    assert after[title].completed is True
-    assert sum(t.completed for t in after.values()) == 1
+    assert after[title]["completed"] is True
+    assert sum(t["completed"] for t in after.values()) == 1
 
 
 DELETE_CASES = [
@@ -153,7 +161,7 @@ DELETE_CASES = [
 
 
 @pytest.mark.parametrize(("template", "title"), DELETE_CASES)
-def test_delete(engine: Engine, template: str, title: str) -> None:
+def test_delete(engine: str, template: str, title: str) -> None:
     user_id, ids = seed(engine)
     result = ask(engine, user_id, template.format_map(ids))
     assert [c["name"] for c in result.tool_calls] == ["delete_task"], result.response
@@ -175,21 +183,21 @@ UPDATE_CASES = [
 
 
 @pytest.mark.parametrize(("template", "old", "changes"), UPDATE_CASES)
-def test_update(engine: Engine, template: str, old: str, changes: dict[str, str]) -> None:
+def test_update(engine: str, template: str, old: str, changes: dict[str, str]) -> None:
     user_id, ids = seed(engine)
     result = ask(engine, user_id, template.format_map(ids))
     assert [c["name"] for c in result.tool_calls] == ["update_task"], result.response
-    after = {t.id: t for t in tasks(engine, user_id).values()}
+    after = {t["id"]: t for t in tasks(engine, user_id).values()}
     task = after[ids[old]]
     for key, value in changes.items():
-        assert getattr(task, key) == value
+        assert task[key] == value
 
 
 NONSENSE = ["asdfghjkl", "what is the weather like?", "tell me a joke", "42", "🙂", "banana"]
 
 
 @pytest.mark.parametrize("message", NONSENSE)
-def test_not_understood(engine: Engine, message: str) -> None:
+def test_not_understood(engine: str, message: str) -> None:
     user_id, _ = seed(engine)
     result = ask(engine, user_id, message)
     assert result.tool_calls == []
@@ -197,7 +205,7 @@ def test_not_understood(engine: Engine, message: str) -> None:
     assert len(tasks(engine, user_id)) == len(SEED)
 
 
-def test_unknown_id_and_no_match(engine: Engine) -> None:
+def test_unknown_id_and_no_match(engine: str) -> None:
     user_id, _ = seed(engine)
     r = ask(engine, user_id, "delete task 999")
     assert "Task 999 not found" in r.response and len(tasks(engine, user_id)) == len(SEED)
@@ -205,28 +213,23 @@ def test_unknown_id_and_no_match(engine: Engine) -> None:
     assert r.tool_calls == [] and "couldn't find" in r.response
 
 
-def test_ambiguous_then_followup(engine: Engine) -> None:
+def test_ambiguous_then_followup(engine: str) -> None:
     user_id, ids = seed(engine)
     ask(engine, user_id, "add buy milk for the cat")
     first = ask(engine, user_id, "I finished the milk")
     assert first.tool_calls == [] and "Which task" in first.response
     assert f"#{ids['Buy milk']}" in first.response
-    assert not any(t.completed for t in tasks(engine, user_id).values())
+    assert not any(t["completed"] for t in tasks(engine, user_id).values())
     history = [("user", "I finished the milk"), ("assistant", first.response)]
     second = ask(engine, user_id, "the first one", history)
     assert [c["name"] for c in second.tool_calls] == ["complete_task"]
-    assert tasks(engine, user_id)["Buy milk"].completed is True
-    assert tasks(engine, user_id)["Buy milk for the cat"].completed is False
+    assert tasks(engine, user_id)["Buy milk"]["completed"] is True
+    assert tasks(engine, user_id)["Buy milk for the cat"]["completed"] is False
 
 
-def test_agent_cannot_touch_other_users(engine: Engine) -> None:
+def test_agent_cannot_touch_other_users(engine: str) -> None:
     user_id, ids = seed(engine)
-    with Session(engine) as s:
-        other = User(username="other", password_hash="x")
-        s.add(other)
-        s.commit()
-        other_id = other.id
-    assert other_id is not None
+    other_id = add_user(engine, "other")
     r = ask(engine, other_id, f"delete task {ids['Buy milk']}")
     assert "not found" in r.response
     r = ask(engine, other_id, "show my tasks")

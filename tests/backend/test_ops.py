@@ -81,7 +81,7 @@ def test_ready_requires_migrations_and_database(tmp_path: Path) -> None:
         started = time.monotonic()
         r = client.get("/ready")
         assert r.status_code == 503 and r.json()["detail"] == "database unreachable"
-        r = client.post("/api/auth/signup", json={"username": "someone", "password": "password123"})
+        r = client.post("/api/auth/signup", json={"username": "someone", "password": "a-long-passphrase-9"})
         assert r.status_code == 503
         assert r.json() == {"detail": "The database is unavailable, try again shortly"}
         r = client.get("/api/1/tasks", headers={"Authorization": "Bearer x"})

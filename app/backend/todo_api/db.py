@@ -1,32 +1,78 @@
-"""Engine and session helpers."""
+"""Database engines.
+
+The request path is asynchronous end to end: an async engine (psycopg's asyncio mode on
+PostgreSQL, aiosqlite on SQLite) whose connections run in autocommit, so a read is one
+round trip (no pre-ping, no BEGIN/ROLLBACK around it). Work that needs a transaction
+asks for `Database.write()`. The synchronous `make_engine` is for migrations and
+one-off scripts (e.g. the verify stage's cleanup inside a backend pod).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from fastapi import Request
 from sqlalchemy import Engine, create_engine
-from sqlmodel import Session
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 DB_UNAVAILABLE = "The database is unavailable, try again shortly"
 
 
 def make_engine(url: str) -> Engine:
+    """A synchronous engine (migrations, scripts)."""
     if url.startswith("sqlite"):
         return create_engine(url, connect_args={"check_same_thread": False, "timeout": 5}, pool_pre_ping=True)
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        # A connection for each of the server's worker threads at peak, and a short
-        # wait, so that an outage answers 503 quickly instead of queueing requests.
-        pool_size=10,
-        max_overflow=10,
-        pool_timeout=3,
-        connect_args={"connect_timeout": 3},
-    )
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2, pool_timeout=3,
+                         connect_args={"connect_timeout": 3})
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """FastAPI dependency: one session per request, rolled back unless committed."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
-        yield session
+def async_url(url: str) -> str:
+    """The asyncio driver for a URL: sqlite -> sqlite+aiosqlite; PostgreSQL keeps psycopg."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:"):]
+    return url
+
+
+class Database:
+    """The app's async engine: `read()` (autocommit) and `write()` (one transaction)."""
+
+    def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 2) -> None:
+        url = async_url(url)
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            engine = create_async_engine(
+                url, isolation_level="AUTOCOMMIT", pool_size=pool_size, max_overflow=0,
+                pool_timeout=pool_timeout, connect_args={"timeout": 5},
+            )
+            transactional = "SERIALIZABLE"
+        else:
+            engine = create_async_engine(
+                url,
+                isolation_level="AUTOCOMMIT",
+                # One connection per concurrent query this process serves; past that a
+                # request waits pool_timeout at most, then answers 503 (never queues
+                # until the client gives up).
+                pool_size=pool_size,
+                max_overflow=0,
+                pool_timeout=pool_timeout,
+                pool_recycle=1800,
+                connect_args={"connect_timeout": 3},
+            )
+            transactional = "READ COMMITTED"
+        self.engine: AsyncEngine = engine
+        self._tx_engine = engine.execution_options(isolation_level=transactional)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection in autocommit: each statement is its own transaction."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection inside one transaction: committed on success, else rolled back."""
+        async with self._tx_engine.begin() as conn:
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

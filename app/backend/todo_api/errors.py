@@ -78,7 +78,7 @@ async def on_http(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_database(_: Request, exc: Exception) -> JSONResponse:
     log.warning("database error: %s", type(exc).__name__)
-    return JSONResponse({"detail": DB_UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"detail": DB_UNAVAILABLE}, status_code=503, headers={"Retry-After": "2"})
 
 
 async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:

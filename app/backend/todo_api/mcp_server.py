@@ -3,69 +3,69 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError as MCPToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from sqlalchemy import Engine
-from sqlmodel import Session
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api import tools
-from todo_api.security import AuthError, user_id_from_header
+from todo_api.db import Database
+from todo_api.security import AuthError, caller_from_header, session_is_current
 from todo_api.settings import Settings
 
+Tool = Callable[..., Awaitable[dict[str, Any]]]
 
-def build_mcp(settings: Settings, engine: Engine) -> tuple[MCPServer, Route]:
+
+def build_mcp(settings: Settings, db: Database) -> tuple[MCPServer, Route]:
     """An MCPServer with the five tools, and the /mcp route to add to the FastAPI app."""
     server: MCPServer = MCPServer("todo", instructions="Manage the signed-in user's todo list.")
 
-    def call(ctx: Context, user_id: int, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    async def call(ctx: Context, user_id: int, fn: Tool, **kwargs: Any) -> dict[str, Any]:
         headers = ctx.headers or {}
         try:
-            subject = user_id_from_header(headers.get("authorization"), settings)
+            caller = caller_from_header(headers.get("authorization"), settings)
         except AuthError as exc:
             raise MCPToolError(exc.detail) from None
-        if subject != user_id:
+        if caller.user_id != user_id:
             raise MCPToolError(f"Not allowed: your token does not belong to user {user_id}")
-        with Session(engine, expire_on_commit=False) as session:
-            try:
-                result = fn(session, user_id, **kwargs)
-            except tools.ToolError as exc:
-                session.rollback()
-                raise MCPToolError(str(exc)) from None
-            session.commit()
-            return result
+        try:
+            async with db.write() as conn:
+                if not await session_is_current(conn, caller):
+                    raise MCPToolError("Your session has ended (signed out), sign in again")
+                return await fn(conn, user_id, **kwargs)
+        except tools.ToolError as exc:
+            raise MCPToolError(str(exc)) from None
 
     @server.tool()
-    def add_task(user_id: int, title: str, ctx: Context, description: str | None = None) -> dict[str, Any]:
+    async def add_task(user_id: int, title: str, ctx: Context, description: str | None = None) -> dict[str, Any]:
         """Add a task to the user's todo list."""
-        return call(ctx, user_id, tools.add_task, title=title, description=description)
+        return await call(ctx, user_id, tools.add_task, title=title, description=description)
 
     @server.tool()
-    def list_tasks(user_id: int, ctx: Context, status: str = "all") -> dict[str, Any]:
+    async def list_tasks(user_id: int, ctx: Context, status: str = "all") -> dict[str, Any]:
         """List the user's tasks (status: all, pending or completed), newest first."""
-        return call(ctx, user_id, tools.list_tasks, status=status)
+        return await call(ctx, user_id, tools.list_tasks, status=status)
 
     @server.tool()
-    def complete_task(user_id: int, task_id: int, ctx: Context) -> dict[str, Any]:
+    async def complete_task(user_id: int, task_id: int, ctx: Context) -> dict[str, Any]:
         """Mark one of the user's tasks as completed."""
-        return call(ctx, user_id, tools.complete_task, task_id=task_id)
+        return await call(ctx, user_id, tools.complete_task, task_id=task_id)
 
     @server.tool()
-    def delete_task(user_id: int, task_id: int, ctx: Context) -> dict[str, Any]:
+    async def delete_task(user_id: int, task_id: int, ctx: Context) -> dict[str, Any]:
         """Delete one of the user's tasks."""
-        return call(ctx, user_id, tools.delete_task, task_id=task_id)
+        return await call(ctx, user_id, tools.delete_task, task_id=task_id)
 
     @server.tool()
-    def update_task(
+    async def update_task(
         user_id: int, task_id: int, ctx: Context, title: str | None = None, description: str | None = None
     ) -> dict[str, Any]:
         """Change the title and/or description of one of the user's tasks."""
-        return call(ctx, user_id, tools.update_task, task_id=task_id, title=title, description=description)
+        return await call(ctx, user_id, tools.update_task, task_id=task_id, title=title, description=description)
 
     starlette_app = server.streamable_http_app(
         streamable_http_path="/mcp",
@@ -87,7 +87,7 @@ class BearerGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
-            user_id_from_header(headers.get("authorization"), self.settings)
+            caller_from_header(headers.get("authorization"), self.settings)
         except AuthError as exc:
             body = json.dumps({"detail": exc.detail}).encode()
             await send({

@@ -27,5 +27,5 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics_endpoint() -> Response:
+async def metrics_endpoint() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,36 +1,36 @@
-"""Password hashing, JWT tokens and the bearer-token dependency."""
+"""Session tokens (JWT with a token version) and the bearer-token check.
+
+A token names the user and the user's token version when it was issued. Signing out
+bumps the version in the database, so every token issued before is refused from then
+on: `session_is_current` is checked against the database on every authenticated call.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.routes.schemas import IdPath
+from todo_api.models import users
 from todo_api.settings import Settings
 
-_hasher = PasswordHasher()
-# A real hash to verify against when the user does not exist (keeps timing similar).
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+REVOKED = "Your session has ended (signed out), sign in again"
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user_id: int
+    token_version: int
 
 
-def verify_password(password: str, password_hash: str | None) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def issue_token(user_id: int, settings: Settings) -> str:
+def issue_token(user_id: int, token_version: int, settings: Settings) -> str:
     now = datetime.now(UTC)
-    payload = {"sub": str(user_id), "iat": now, "exp": now + timedelta(minutes=settings.token_ttl_minutes)}
+    payload = {"sub": str(user_id), "ver": token_version, "iat": now,
+               "exp": now + timedelta(minutes=settings.token_ttl_minutes)}
     return jwt.encode(payload, settings.auth_secret.get_secret_value(), algorithm="HS256")
 
 
@@ -41,7 +41,7 @@ class AuthError(Exception):
         self.status_code = status_code
 
 
-def user_id_from_token(token: str, settings: Settings) -> int:
+def caller_from_token(token: str, settings: Settings) -> Caller:
     try:
         payload = jwt.decode(
             token,
@@ -49,29 +49,46 @@ def user_id_from_token(token: str, settings: Settings) -> int:
             algorithms=["HS256"],
             options={"require": ["sub", "exp"]},
         )
-        return int(payload["sub"])
+        version = payload.get("ver", 0)  # tokens from before token versions existed: version 0
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise TypeError("bad version")
+        return Caller(int(payload["sub"]), version)
     except jwt.ExpiredSignatureError:
         raise AuthError("Session expired, sign in again") from None
     except (jwt.InvalidTokenError, ValueError, TypeError):
         raise AuthError("Invalid token, sign in again") from None
 
 
-def user_id_from_header(authorization: str | None, settings: Settings) -> int:
+def caller_from_header(authorization: str | None, settings: Settings) -> Caller:
     if not authorization:
         raise AuthError("Not signed in: send an 'Authorization: Bearer <token>' header")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("Malformed Authorization header: expected 'Bearer <token>'")
-    return user_id_from_token(token.strip(), settings)
+    return caller_from_token(token.strip(), settings)
 
 
-def authorized_user(request: Request, user_id: IdPath) -> int:
-    """Dependency for /api/{user_id}/...: the token must belong to user_id."""
-    settings: Settings = request.app.state.settings
+def unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authorized(request: Request, user_id: int) -> Caller:
+    """The token's caller, who must be `user_id` (401 / 403 otherwise). No database access:
+    the route checks `session_is_current` on the connection it uses anyway."""
     try:
-        subject = user_id_from_header(request.headers.get("authorization"), settings)
+        caller = caller_from_header(request.headers.get("authorization"), request.app.state.settings)
     except AuthError as exc:
-        raise HTTPException(exc.status_code, exc.detail, headers={"WWW-Authenticate": "Bearer"}) from None
-    if subject != user_id:
+        raise unauthorized(exc.detail) from None
+    if caller.user_id != user_id:
         raise HTTPException(403, "You are not allowed to access another user's data")
-    return user_id
+    return caller
+
+
+async def session_is_current(conn: AsyncConnection, caller: Caller) -> bool:
+    version = (await conn.execute(select(users.c.token_version).where(users.c.id == caller.user_id))).scalar()
+    return version is not None and version == caller.token_version
+
+
+async def require_current(conn: AsyncConnection, caller: Caller) -> None:
+    if not await session_is_current(conn, caller):
+        raise unauthorized(REVOKED)

@@ -11,17 +11,19 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import Engine
 
 from todo_api import __version__, errors
 from todo_api import logging as json_logging
 from todo_api.agents import ChatAgent
 from todo_api.agents.offline import OfflineAgent
-from todo_api.db import make_engine
+from todo_api.db import Database
+from todo_api.limits import BodyLimit, BoundedHttpTools
 from todo_api.mcp_server import build_mcp
 from todo_api.metrics import router as metrics_router
+from todo_api.passwords import PasswordHashing
 from todo_api.routes import auth, chat, health, tasks
 from todo_api.settings import Settings
+from todo_api.throttle import Throttle
 
 log = logging.getLogger("todo_api")
 
@@ -34,9 +36,12 @@ def make_agent(settings: Settings) -> ChatAgent:
     return OfflineAgent()
 
 
-def create_app(settings: Settings, engine: Engine | None = None, agent: ChatAgent | None = None) -> FastAPI:
-    engine = engine or make_engine(settings.database_url)
-    mcp, mcp_route = build_mcp(settings, engine)
+def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent | None = None) -> FastAPI:
+    db = db or Database(settings.database_url, settings.db_pool_size, settings.db_pool_timeout_seconds)
+    probe_db = Database(settings.database_url, pool_size=1, pool_timeout=0.5)
+    hashing = PasswordHashing(settings.password_hash_memory_kib, settings.password_hash_time_cost,
+                              settings.password_hash_concurrency, settings.password_hash_wait_seconds)
+    mcp, mcp_route = build_mcp(settings, db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,11 +49,16 @@ def create_app(settings: Settings, engine: Engine | None = None, agent: ChatAgen
             app.state.started = True
             log.info("started", extra={})
             yield
-        engine.dispose()
+        hashing.close()
+        await db.dispose()
+        await probe_db.dispose()
 
     app = FastAPI(title="Todo API", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.engine = engine
+    app.state.db = db
+    app.state.probe_db = probe_db
+    app.state.hashing = hashing
+    app.state.throttle = Throttle(settings.auth_window_seconds)
     app.state.agent = agent or make_agent(settings)
     app.state.started = False
     app.state.draining = False
@@ -56,6 +66,7 @@ def create_app(settings: Settings, engine: Engine | None = None, agent: ChatAgen
     for router in (auth.router, tasks.router, chat.router, health.router, metrics_router):
         app.include_router(router)
     app.router.routes.append(mcp_route)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds)
     app.add_middleware(json_logging.RequestLogMiddleware)
     return app
 
@@ -97,6 +108,11 @@ def serve(settings: Settings) -> None:
         proxy_headers=True,
         timeout_graceful_shutdown=max(5, int(settings.drain_seconds)),
         lifespan="on",
+        http=BoundedHttpTools.configure(settings.max_header_bytes, settings.client_timeout_seconds),
+        # Past this many open connections (or requests in flight) uvicorn answers 503;
+        # the probes are exempt (limits.BoundedHttpTools).
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=5,
     )
     log.info(
         "serving",

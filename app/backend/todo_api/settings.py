@@ -32,6 +32,29 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: float = Field(default=30, gt=0)
     drain_seconds: float = Field(default=5, ge=0)
+    # Database connections of this process. Requests wait at most DB_POOL_TIMEOUT_SECONDS
+    # for one, then get 503 + Retry-After (the service refuses fast when saturated).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_timeout_seconds: float = Field(default=2, gt=0, le=30)
+    # argon2id, sized to the pod's memory limit: each hash in flight holds
+    # PASSWORD_HASH_MEMORY_KIB; at most PASSWORD_HASH_CONCURRENCY run at once (OWASP's
+    # minimum is m=19 MiB, t=2, p=1).
+    password_hash_memory_kib: int = Field(default=19_456, ge=8_192, le=262_144)
+    password_hash_time_cost: int = Field(default=2, ge=1, le=10)
+    password_hash_concurrency: int = Field(default=2, ge=1, le=16)
+    password_hash_wait_seconds: float = Field(default=5, gt=0, le=60)
+    # Sign-in / sign-up throttling (shared by the replicas through the database): within
+    # AUTH_WINDOW_SECONDS, at most this many failed sign-ins per username / per client
+    # address, and sign-ups per client address; then 429 + Retry-After.
+    auth_window_seconds: int = Field(default=300, ge=1)
+    auth_failures_per_user: int = Field(default=5, ge=1)
+    auth_failures_per_address: int = Field(default=30, ge=1)
+    signups_per_address: int = Field(default=20, ge=1)
+    # HTTP limits: request head (431), body (413), slow clients (408), connections (503).
+    max_header_bytes: int = Field(default=32_768, ge=1_024)
+    max_body_bytes: int = Field(default=65_536, ge=1_024)
+    client_timeout_seconds: float = Field(default=10, gt=0)
+    max_connections: int = Field(default=1_000, ge=8)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("database_url")

@@ -1,35 +1,45 @@
-"""The five task tools. One implementation, shared by MCP, the offline agent and the OpenAI agent.
+"""The five task tools. One implementation, shared by REST, MCP, the offline agent and the OpenAI agent.
 
-Each function takes a DB session, the (server-side, authenticated) user id and
-its arguments, flushes its changes (the caller commits) and returns a JSON-able dict.
-Problems raise ToolError with a sentence a person understands.
+Each function takes an async DB connection, the (server-side, authenticated) user id and
+its arguments, and returns a JSON-able dict. A task's `id` is its per-user number (1, 2,
+3 ... for each user); the table's primary key never leaves the database. Problems raise
+ToolError with a sentence a person understands. Writes that take two statements
+(`add_task`) need a connection inside a transaction (`Database.write()`); every other
+tool is a single statement and is safe in autocommit.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.models import DESCRIPTION_MAX, ID_MAX, TITLE_MAX, Task, utcnow
+from todo_api.models import DESCRIPTION_MAX, ID_MAX, TITLE_MAX, tasks, users, utcnow
 
 Status = Literal["all", "pending", "completed"]
+STATUSES = ("all", "pending", "completed")
+
+# What a task looks like to users: its number is its id.
+TASK_COLUMNS = (
+    tasks.c.number.label("id"), tasks.c.user_id, tasks.c.title, tasks.c.description, tasks.c.completed,
+    tasks.c.created_at, tasks.c.updated_at,
+)
 
 
 class ToolError(Exception):
     """A tool could not do what was asked; the message is safe to show."""
 
 
-def task_dict(task: Task) -> dict[str, Any]:
+def task_dict(row: Row[Any]) -> dict[str, Any]:
     return {
-        "id": task.id,
-        "user_id": task.user_id,
-        "title": task.title,
-        "description": task.description,
-        "completed": task.completed,
-        "created_at": task.created_at.isoformat(),
-        "updated_at": task.updated_at.isoformat(),
+        "id": row.id,
+        "user_id": row.user_id,
+        "title": row.title,
+        "description": row.description,
+        "completed": bool(row.completed),
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
     }
 
 
@@ -45,6 +55,8 @@ def clean_title(title: str) -> str:
 
 def clean_description(description: str | None) -> str:
     description = description or ""
+    if not isinstance(description, str):
+        raise ToolError("description: must be text")
     if len(description) > DESCRIPTION_MAX:
         raise ToolError(f"description: must be at most {DESCRIPTION_MAX} characters")
     if has_control_chars(description):
@@ -56,83 +68,130 @@ def has_control_chars(text: str, allowed: str = "\t\n\r") -> bool:
     return any((ord(c) < 32 and c not in allowed) or 127 <= ord(c) < 160 for c in text)
 
 
-def get_task(session: Session, user_id: int, task_id: int) -> Task:
-    if not 1 <= task_id <= ID_MAX:  # no such row can exist; don't hand the database an overflow
-        raise ToolError(f"Task {task_id} not found")
-    task = session.exec(select(Task).where(Task.id == task_id, Task.user_id == user_id)).first()
-    if task is None:
-        raise ToolError(f"Task {task_id} not found")
-    return task
+def _number(task_id: Any) -> int:
+    try:
+        number = int(task_id)
+    except (TypeError, ValueError):
+        raise ToolError(f"Task {task_id} not found") from None
+    if not 1 <= number <= ID_MAX:  # no such task can exist; don't hand the database an overflow
+        raise ToolError(f"Task {number} not found")
+    return number
 
 
-def query_tasks(
-    session: Session, user_id: int, status: Status = "all", limit: int | None = None, offset: int = 0
-) -> tuple[list[Task], int]:
-    stmt = select(Task).where(Task.user_id == user_id)
-    count = select(func.count()).select_from(Task).where(Task.user_id == user_id)
-    if status == "pending":
-        stmt, count = stmt.where(col(Task.completed).is_(False)), count.where(col(Task.completed).is_(False))
-    elif status == "completed":
-        stmt, count = stmt.where(col(Task.completed).is_(True)), count.where(col(Task.completed).is_(True))
-    elif status != "all":
+def _status(status: str | None) -> Status:
+    value = (status or "all").lower()
+    if value not in STATUSES:
         raise ToolError("status: must be one of all, pending, completed")
-    stmt = stmt.order_by(col(Task.id).desc()).offset(offset)
+    return value  # type: ignore[return-value]
+
+
+def _mine(user_id: int, status: Status) -> list[Any]:
+    where = [tasks.c.user_id == user_id]
+    if status == "pending":
+        where.append(tasks.c.completed.is_(False))
+    elif status == "completed":
+        where.append(tasks.c.completed.is_(True))
+    return where
+
+
+async def get_task(conn: AsyncConnection, user_id: int, task_id: int) -> dict[str, Any]:
+    number = _number(task_id)
+    row = (await conn.execute(
+        select(*TASK_COLUMNS).where(tasks.c.user_id == user_id, tasks.c.number == number)
+    )).first()
+    if row is None:
+        raise ToolError(f"Task {number} not found")
+    return task_dict(row)
+
+
+async def query_tasks(
+    conn: AsyncConnection, user_id: int, status: str = "all", limit: int | None = None, offset: int = 0,
+    newest_first: bool = True,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the user's tasks and how many there are in all (no COUNT when the page holds them all)."""
+    where = _mine(user_id, _status(status))
+    order = tasks.c.number.desc() if newest_first else tasks.c.number.asc()
+    stmt = select(*TASK_COLUMNS).where(*where).order_by(order).offset(offset)
     if limit is not None:
         stmt = stmt.limit(limit)
-    tasks = list(session.exec(stmt).all())
-    if offset == 0 and (limit is None or len(tasks) < limit):
-        return tasks, len(tasks)  # the page holds them all: no COUNT round trip
-    return tasks, int(session.exec(count).one())
+    page = [task_dict(r) for r in await conn.execute(stmt)]
+    if offset == 0 and (limit is None or len(page) < limit):
+        return page, len(page)
+    total = (await conn.execute(select(func.count()).select_from(tasks).where(*where))).scalar_one()
+    return page, int(total)
 
 
-def add_task(session: Session, user_id: int, title: str, description: str | None = None) -> dict[str, Any]:
-    task = Task(user_id=user_id, title=clean_title(title), description=clean_description(description))
-    session.add(task)
-    session.flush()
-    return {"status": "created", "task": task_dict(task)}
+async def add_task(conn: AsyncConnection, user_id: int, title: str, description: str | None = None) -> dict[str, Any]:
+    """Needs a transaction: takes the user's next number, then inserts."""
+    title, description = clean_title(title), clean_description(description)
+    number = (await conn.execute(
+        update(users).where(users.c.id == user_id).values(task_seq=users.c.task_seq + 1).returning(users.c.task_seq)
+    )).scalar()
+    if number is None:
+        raise ToolError("Your account no longer exists")
+    now = utcnow()
+    row = (await conn.execute(
+        insert(tasks).values(user_id=user_id, number=number, title=title, description=description, completed=False,
+                             created_at=now, updated_at=now).returning(*TASK_COLUMNS)
+    )).one()
+    return {"status": "created", "task": task_dict(row)}
 
 
-def list_tasks(session: Session, user_id: int, status: str | None = "all") -> dict[str, Any]:
-    tasks, total = query_tasks(session, user_id, (status or "all").lower())  # type: ignore[arg-type]
-    return {"status": status or "all", "count": total, "tasks": [task_dict(t) for t in tasks]}
+async def list_tasks(conn: AsyncConnection, user_id: int, status: str | None = "all") -> dict[str, Any]:
+    value = _status(status)
+    page, total = await query_tasks(conn, user_id, value)
+    return {"status": value, "count": total, "tasks": page}
 
 
-def complete_task(session: Session, user_id: int, task_id: int, completed: bool = True) -> dict[str, Any]:
-    task = get_task(session, user_id, int(task_id))
-    task.completed = completed
-    task.updated_at = utcnow()
-    session.add(task)
-    session.flush()
-    return {"status": "completed" if completed else "reopened", "task": task_dict(task)}
+async def _change(conn: AsyncConnection, user_id: int, task_id: Any, **values: Any) -> dict[str, Any]:
+    number = _number(task_id)
+    row = (await conn.execute(
+        update(tasks).where(tasks.c.user_id == user_id, tasks.c.number == number)
+        .values(updated_at=utcnow(), **values).returning(*TASK_COLUMNS)
+    )).first()
+    if row is None:
+        raise ToolError(f"Task {number} not found")
+    return task_dict(row)
 
 
-def delete_task(session: Session, user_id: int, task_id: int) -> dict[str, Any]:
-    task = get_task(session, user_id, int(task_id))
-    info = task_dict(task)
-    session.delete(task)
-    session.flush()
-    return {"status": "deleted", "task": info}
+async def complete_task(conn: AsyncConnection, user_id: int, task_id: int, completed: bool = True) -> dict[str, Any]:
+    task = await _change(conn, user_id, task_id, completed=bool(completed))
+    return {"status": "completed" if completed else "reopened", "task": task}
 
 
-def update_task(
-    session: Session,
+async def delete_task(conn: AsyncConnection, user_id: int, task_id: int) -> dict[str, Any]:
+    number = _number(task_id)
+    row = (await conn.execute(
+        delete(tasks).where(tasks.c.user_id == user_id, tasks.c.number == number).returning(*TASK_COLUMNS)
+    )).first()
+    if row is None:
+        raise ToolError(f"Task {number} not found")
+    return {"status": "deleted", "task": task_dict(row)}
+
+
+async def update_task(
+    conn: AsyncConnection,
     user_id: int,
     task_id: int,
     title: str | None = None,
     description: str | None = None,
     completed: bool | None = None,
 ) -> dict[str, Any]:
-    task = get_task(session, user_id, int(task_id))
+    values: dict[str, Any] = {}
     if title is not None:
-        task.title = clean_title(title)
+        values["title"] = clean_title(title)
     if description is not None:
-        task.description = clean_description(description)
+        values["description"] = clean_description(description)
     if completed is not None:
-        task.completed = completed
-    task.updated_at = utcnow()
-    session.add(task)
-    session.flush()
-    return {"status": "updated", "task": task_dict(task)}
+        values["completed"] = bool(completed)
+    return {"status": "updated", "task": await _change(conn, user_id, task_id, **values)}
+
+
+async def clear_tasks(conn: AsyncConnection, user_id: int, status: str = "completed") -> dict[str, Any]:
+    """Delete all of the user's tasks with this status (the offline agent's "clear completed")."""
+    value = _status(status)
+    result = await conn.execute(delete(tasks).where(*_mine(user_id, value)))
+    return {"status": "deleted", "which": value, "count": int(result.rowcount or 0)}
 
 
 TOOL_NAMES = ("add_task", "list_tasks", "complete_task", "delete_task", "update_task")

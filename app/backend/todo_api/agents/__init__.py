@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlmodel import Session
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 class AgentError(Exception):
@@ -23,5 +23,5 @@ class ChatAgent(Protocol):
     model: str | None
 
     async def respond(
-        self, session: Session, user_id: int, history: list[tuple[str, str]], message: str
+        self, conn: AsyncConnection, user_id: int, history: list[tuple[str, str]], message: str
     ) -> AgentResult: ...

@@ -17,7 +17,7 @@ from agents import (
 )
 from agents.tool import FunctionTool
 from openai import AsyncOpenAI
-from sqlmodel import Session
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api import tools
 from todo_api.agents import AgentError, AgentResult
@@ -42,75 +42,78 @@ class OpenAIAgent:
             api_key=key or "unset", base_url=settings.openai_base_url, timeout=self.timeout, max_retries=0
         )
 
-    def _tools(self, session: Session, user_id: int, calls: list[dict[str, Any]]) -> list[FunctionTool]:
-        def run(name: str, **arguments: Any) -> str:
+    def _tools(self, conn: AsyncConnection, user_id: int, calls: list[dict[str, Any]]) -> list[FunctionTool]:
+        one_at_a_time = asyncio.Lock()  # the model may call tools in parallel; they share one connection
+
+        async def run(name: str, **arguments: Any) -> str:
             clean = {k: v for k, v in arguments.items() if v is not None}
             try:
-                result = getattr(tools, name)(session, user_id, **clean)
+                async with one_at_a_time:
+                    result = await getattr(tools, name)(conn, user_id, **clean)
             except tools.ToolError as exc:
                 result = {"error": str(exc)}
             calls.append({"name": name, "arguments": clean, "result": result})
             return json.dumps(result)
 
         @function_tool
-        def add_task(title: str, description: str | None = None) -> str:
+        async def add_task(title: str, description: str | None = None) -> str:
             """Add a task to the user's list.
 
             Args:
                 title: Short title of the task (at most 200 characters).
                 description: Optional longer details.
             """
-            return run("add_task", title=title, description=description)
+            return await run("add_task", title=title, description=description)
 
         @function_tool
-        def list_tasks(status: str = "all") -> str:
+        async def list_tasks(status: str = "all") -> str:
             """List the user's tasks, newest first.
 
             Args:
                 status: One of "all", "pending" or "completed".
             """
-            return run("list_tasks", status=status)
+            return await run("list_tasks", status=status)
 
         @function_tool
-        def complete_task(task_id: int) -> str:
+        async def complete_task(task_id: int) -> str:
             """Mark a task as completed.
 
             Args:
-                task_id: The task's id.
+                task_id: The task's number, as list_tasks shows it (#1, #2 ... per user).
             """
-            return run("complete_task", task_id=task_id)
+            return await run("complete_task", task_id=task_id)
 
         @function_tool
-        def delete_task(task_id: int) -> str:
+        async def delete_task(task_id: int) -> str:
             """Delete a task.
 
             Args:
-                task_id: The task's id.
+                task_id: The task's number, as list_tasks shows it (#1, #2 ... per user).
             """
-            return run("delete_task", task_id=task_id)
+            return await run("delete_task", task_id=task_id)
 
         @function_tool
-        def update_task(task_id: int, title: str | None = None, description: str | None = None) -> str:
+        async def update_task(task_id: int, title: str | None = None, description: str | None = None) -> str:
             """Change a task's title and/or description.
 
             Args:
-                task_id: The task's id.
+                task_id: The task's number, as list_tasks shows it (#1, #2 ... per user).
                 title: The new title, if it changes.
                 description: The new description, if it changes.
             """
-            return run("update_task", task_id=task_id, title=title, description=description)
+            return await run("update_task", task_id=task_id, title=title, description=description)
 
         return [add_task, list_tasks, complete_task, delete_task, update_task]
 
     async def respond(
-        self, session: Session, user_id: int, history: list[tuple[str, str]], message: str
+        self, conn: AsyncConnection, user_id: int, history: list[tuple[str, str]], message: str
     ) -> AgentResult:
         calls: list[dict[str, Any]] = []
         agent = Agent(
             name="Todo assistant",
             instructions=INSTRUCTIONS,
             model=OpenAIChatCompletionsModel(model=self.model, openai_client=self.client),
-            tools=self._tools(session, user_id, calls),
+            tools=self._tools(conn, user_id, calls),
         )
         items: list[Any] = [{"role": role, "content": content} for role, content in history]
         items.append({"role": "user", "content": message})

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 from alembic import context
 from sqlalchemy import create_engine
 
 config = context.config
+# Batch mode (SQLite) reflects the tables it rebuilds; the case-insensitive username
+# index is an expression index, which it cannot reflect and does not need to.
+warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
 
 
 def run() -> None:

@@ -1,88 +1,106 @@
-"""Stateless chat: history is read from the database on every request."""
+"""Stateless chat: history is read from the database on every request.
+
+A chat turn is one transaction: the agent's tool calls and the two stored messages are
+committed together, or (the model failed) nothing is.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from sqlmodel import Session, col, select
+from fastapi import APIRouter, HTTPException, Request
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.agents import AgentError
-from todo_api.db import get_session
-from todo_api.models import Conversation, Message, utcnow
+from todo_api.models import conversations, messages, utcnow
 from todo_api.routes.schemas import ChatIn, ChatOut, ConversationOut, IdPath, MessageOut
-from todo_api.security import authorized_user
+from todo_api.security import authorized, require_current
 
 router = APIRouter(prefix="/api/{user_id}", tags=["chat"])
 HISTORY_LIMIT = 40
 TITLE_CHARS = 60
+ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}, 502: {}, 503: {}}
 
 
-def _conversation(session: Session, user_id: int, conversation_id: int) -> Conversation:
-    conv = session.exec(
-        select(Conversation).where(Conversation.id == conversation_id, Conversation.user_id == user_id)
-    ).first()
-    if conv is None:
+async def _conversation(conn: AsyncConnection, user_id: int, conversation_id: int) -> int:
+    found = (await conn.execute(
+        select(conversations.c.id).where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
+    )).scalar()
+    if found is None:
         raise HTTPException(404, f"Conversation {conversation_id} not found")
-    return conv
+    return int(found)
 
 
-@router.post("/chat", response_model=ChatOut)
-async def chat(
-    body: ChatIn, request: Request, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)
-) -> Any:
-    conv = _conversation(session, user_id, body.conversation_id) if body.conversation_id is not None else None
-    history: list[tuple[str, str]] = []
-    if conv is not None:
-        rows = session.exec(
-            select(Message).where(Message.conversation_id == conv.id).order_by(col(Message.id).desc()).limit(HISTORY_LIMIT)
-        ).all()
-        history = [(m.role, m.content) for m in reversed(rows)]
-    try:
-        result = await request.app.state.agent.respond(session, user_id, history, body.message)
-    except AgentError as exc:
-        session.rollback()
-        raise HTTPException(
-            502, f"The assistant could not answer: {exc}. Your message was not sent; try again."
-        ) from None
-    if conv is None:
-        conv = Conversation(user_id=user_id)
-        session.add(conv)
-        session.flush()
-    assert conv.id is not None
-    now = utcnow()
-    conv.updated_at = now
-    session.add(conv)
-    session.add(Message(conversation_id=conv.id, user_id=user_id, role="user", content=body.message, created_at=now))
-    session.add(Message(conversation_id=conv.id, user_id=user_id, role="assistant", content=result.response,
-                        created_at=utcnow()))
-    session.commit()
-    return {"conversation_id": conv.id, "response": result.response, "tool_calls": result.tool_calls}
+@router.post("/chat", response_model=ChatOut, responses=ERRORS)
+async def chat(body: ChatIn, request: Request, user_id: IdPath) -> Any:
+    caller = authorized(request, user_id)
+    async with request.app.state.db.write() as conn:
+        await require_current(conn, caller)
+        conv_id = await _conversation(conn, user_id, body.conversation_id) if body.conversation_id else None
+        history: list[tuple[str, str]] = []
+        if conv_id is not None:
+            rows = (await conn.execute(
+                select(messages.c.role, messages.c.content).where(messages.c.conversation_id == conv_id)
+                .order_by(messages.c.id.desc()).limit(HISTORY_LIMIT)
+            )).all()
+            history = [(r.role, r.content) for r in reversed(rows)]
+        try:
+            result = await request.app.state.agent.respond(conn, user_id, history, body.message)
+        except AgentError as exc:
+            raise HTTPException(
+                502, f"The assistant could not answer: {exc}. Your message was not sent; try again."
+            ) from None  # leaving the block rolls the tool calls back
+        now = utcnow()
+        if conv_id is None:
+            conv_id = (await conn.execute(
+                insert(conversations).values(user_id=user_id, created_at=now, updated_at=now)
+                .returning(conversations.c.id)
+            )).scalar_one()
+        else:
+            await conn.execute(update(conversations).where(conversations.c.id == conv_id).values(updated_at=now))
+        await conn.execute(insert(messages), [
+            {"conversation_id": conv_id, "user_id": user_id, "role": "user", "content": body.message,
+             "created_at": now},
+            {"conversation_id": conv_id, "user_id": user_id, "role": "assistant", "content": result.response,
+             "created_at": utcnow()},
+        ])
+    return {"conversation_id": conv_id, "response": result.response, "tool_calls": result.tool_calls}
 
 
-@router.get("/conversations", response_model=list[ConversationOut])
-def conversations(user_id: int = Depends(authorized_user), session: Session = Depends(get_session)) -> Any:
-    convs = session.exec(
-        select(Conversation).where(Conversation.user_id == user_id).order_by(
-            col(Conversation.updated_at).desc(), col(Conversation.id).desc()
-        ).limit(200)
-    ).all()
+@router.get("/conversations", response_model=list[ConversationOut], responses=ERRORS)
+async def list_conversations(request: Request, user_id: IdPath) -> Any:
+    caller = authorized(request, user_id)
+    first_message = (
+        select(messages.c.content)
+        .where(messages.c.conversation_id == conversations.c.id, messages.c.role == "user")
+        .order_by(messages.c.id).limit(1).scalar_subquery()
+    )
+    async with request.app.state.db.read() as conn:
+        await require_current(conn, caller)
+        rows = (await conn.execute(
+            select(conversations.c.id, conversations.c.created_at, conversations.c.updated_at,
+                   first_message.label("first"))
+            .where(conversations.c.user_id == user_id)
+            .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(200)
+        )).all()
     out = []
-    for conv in convs:
-        first = session.exec(
-            select(Message.content).where(Message.conversation_id == conv.id, Message.role == "user")
-            .order_by(col(Message.id)).limit(1)
-        ).first()
-        title = (first or "New conversation").strip().replace("\n", " ")
+    for row in rows:
+        title = (row.first or "New conversation").strip().replace("\n", " ")
         if len(title) > TITLE_CHARS:
             title = title[: TITLE_CHARS - 1].rstrip() + "…"
-        out.append({"id": conv.id, "title": title, "created_at": conv.created_at, "updated_at": conv.updated_at})
+        out.append({"id": row.id, "title": title, "created_at": row.created_at, "updated_at": row.updated_at})
     return out
 
 
-@router.get("/conversations/{conversation_id}/messages", response_model=list[MessageOut])
-def messages(
-    conversation_id: IdPath, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)
-) -> Any:
-    conv = _conversation(session, user_id, conversation_id)
-    return session.exec(select(Message).where(Message.conversation_id == conv.id).order_by(col(Message.id))).all()
+@router.get("/conversations/{conversation_id}/messages", response_model=list[MessageOut], responses=ERRORS)
+async def list_messages(request: Request, user_id: IdPath, conversation_id: IdPath) -> Any:
+    caller = authorized(request, user_id)
+    async with request.app.state.db.read() as conn:
+        await require_current(conn, caller)
+        conv_id = await _conversation(conn, user_id, conversation_id)
+        rows = (await conn.execute(
+            select(messages.c.id, messages.c.role, messages.c.content, messages.c.created_at)
+            .where(messages.c.conversation_id == conv_id).order_by(messages.c.id)
+        )).all()
+    return [dict(r._mapping) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,9 +14,11 @@ from todo_api import __version__, migrations
 router = APIRouter(tags=["health"])
 
 
-# Liveness and startup run on the event loop, never in the worker-thread pool:
-# during a database outage every worker can be waiting on a connection, and a
-# liveness probe queued behind them would time out and restart a healthy pod.
+# Every route is async and nothing blocks the event loop, so the probes answer at once
+# whatever the load. Readiness uses a connection of its own (`state.probe_db`), never
+# the request pool: a saturated pool means busy, not unready, and must not take every
+# replica out of the Service at once.
+READY_TIMEOUT_S = 0.9
 @router.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -28,15 +31,20 @@ async def started(request: Request) -> JSONResponse:
     return JSONResponse({"detail": "Still starting"}, status_code=503)
 
 
+async def _revision(request: Request) -> str | None:
+    async with request.app.state.probe_db.read() as conn:
+        revision: str | None = await conn.run_sync(migrations.current_revision)
+        return revision
+
+
 @router.get("/ready")
-def ready(request: Request) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
     state = request.app.state
     if getattr(state, "draining", False):
         return JSONResponse({"detail": "draining: the server is shutting down"}, status_code=503)
     try:
-        with state.engine.connect() as conn:
-            current = migrations.current_revision(conn)
-    except SQLAlchemyError:
+        current = await asyncio.wait_for(_revision(request), READY_TIMEOUT_S)
+    except (SQLAlchemyError, OSError, TimeoutError):
         return JSONResponse({"detail": "database unreachable"}, status_code=503)
     head = migrations.head_revision()
     if current != head:
@@ -48,6 +56,6 @@ def ready(request: Request) -> JSONResponse:
 
 
 @router.get("/api/meta")
-def meta(request: Request) -> dict[str, Any]:
+async def meta(request: Request) -> dict[str, Any]:
     agent = request.app.state.agent
     return {"version": __version__, "agent": {"provider": agent.provider, "model": agent.model}}

@@ -50,6 +50,11 @@ class AuthOut(BaseModel):
     token: str
 
 
+class SessionOut(BaseModel):
+    user_id: int
+    username: str
+
+
 class TaskCreate(BaseModel):
     title: Annotated[str, Field(max_length=TITLE_MAX)]
     description: Annotated[str | None, Field(max_length=DESCRIPTION_MAX)] = None
@@ -72,7 +77,7 @@ class CompleteIn(BaseModel):
 
 
 class TaskOut(BaseModel):
-    id: int
+    id: int = Field(description="The task's number: 1, 2, 3 ... for each user")
     user_id: int
     title: str
     description: str

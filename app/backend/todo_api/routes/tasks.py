@@ -1,82 +1,106 @@
-"""Tasks REST API. Every route is scoped to the authenticated user."""
+"""Tasks REST API. Every route is scoped to the authenticated user; `{task_id}` is the
+user's own task number (1, 2, 3 ...), the `id` of every task this API returns.
+
+Each route is async and does its work on one pooled connection: the session check and
+the statement(s), no ORM objects, and the JSON is built once (the response models below
+document it; returning a Response skips validating it a second time).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
-from sqlmodel import Session
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from todo_api import tools
-from todo_api.db import get_session
 from todo_api.models import ID_MAX
 from todo_api.routes.schemas import CompleteIn, IdPath, TaskCreate, TaskOut, TaskPage, TaskUpdate
-from todo_api.security import authorized_user
+from todo_api.security import authorized, require_current
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}, 503: {}}
 
 
-def _run(session: Session, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    try:
-        result: dict[str, Any] = fn(session, *args, **kwargs)
-    except tools.ToolError as exc:
-        session.rollback()
-        message = str(exc)
-        raise HTTPException(404 if message.endswith("not found") else 422, message) from None
-    session.commit()
-    return result
+def _http(exc: tools.ToolError) -> HTTPException:
+    message = str(exc)
+    return HTTPException(404 if message.endswith("not found") else 422, message)
 
 
-@router.get("", response_model=TaskPage)
-def list_tasks(
-    user_id: int = Depends(authorized_user),
+@router.get("", response_model=TaskPage, responses=AUTH_ERRORS)
+async def list_tasks(
+    request: Request,
+    user_id: IdPath,
     status: Literal["all", "pending", "completed"] = Query("all"),
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0, le=ID_MAX),
-    session: Session = Depends(get_session),
-) -> TaskPage:
-    tasks, total = tools.query_tasks(session, user_id, status, limit=limit, offset=offset)
-    return TaskPage(items=[TaskOut.model_validate(t, from_attributes=True) for t in tasks], total=total,
-                    limit=limit, offset=offset)
+) -> Response:
+    caller = authorized(request, user_id)
+    async with request.app.state.db.read() as conn:
+        await require_current(conn, caller)
+        page, total = await tools.query_tasks(conn, user_id, status, limit=limit, offset=offset)
+    return JSONResponse({"items": page, "total": total, "limit": limit, "offset": offset})
 
 
-@router.post("", status_code=201, response_model=TaskOut)
-def create_task(
-    body: TaskCreate, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)
-) -> Any:
-    return _run(session, tools.add_task, user_id, body.title, body.description)["task"]
+@router.post("", status_code=201, response_model=TaskOut, responses=AUTH_ERRORS)
+async def create_task(request: Request, user_id: IdPath, body: TaskCreate) -> Response:
+    caller = authorized(request, user_id)
+    async with request.app.state.db.write() as conn:
+        await require_current(conn, caller)
+        try:
+            result = await tools.add_task(conn, user_id, body.title, body.description)
+        except tools.ToolError as exc:
+            raise _http(exc) from None
+    return JSONResponse(result["task"], status_code=201)
 
 
-@router.get("/{task_id}", response_model=TaskOut)
-def get_task(task_id: IdPath, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)) -> Any:
-    try:
-        return tools.task_dict(tools.get_task(session, user_id, task_id))
-    except tools.ToolError as exc:
-        raise HTTPException(404, str(exc)) from None
+@router.get("/{task_id}", response_model=TaskOut, responses=AUTH_ERRORS)
+async def get_task(request: Request, user_id: IdPath, task_id: IdPath) -> Response:
+    caller = authorized(request, user_id)
+    async with request.app.state.db.read() as conn:
+        await require_current(conn, caller)
+        try:
+            task = await tools.get_task(conn, user_id, task_id)
+        except tools.ToolError as exc:
+            raise _http(exc) from None
+    return JSONResponse(task)
 
 
-@router.put("/{task_id}", response_model=TaskOut)
-def update_task(
-    task_id: IdPath, body: TaskUpdate, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)
-) -> Any:
-    return _run(
-        session, tools.update_task, user_id, task_id, title=body.title, description=body.description,
-        completed=body.completed,
-    )["task"]
+@router.put("/{task_id}", response_model=TaskOut, responses=AUTH_ERRORS)
+async def update_task(request: Request, user_id: IdPath, task_id: IdPath, body: TaskUpdate) -> Response:
+    caller = authorized(request, user_id)
+    async with request.app.state.db.read() as conn:
+        await require_current(conn, caller)
+        try:
+            result = await tools.update_task(conn, user_id, task_id, title=body.title, description=body.description,
+                                             completed=body.completed)
+        except tools.ToolError as exc:
+            raise _http(exc) from None
+    return JSONResponse(result["task"])
 
 
-@router.delete("/{task_id}", status_code=204)
-def delete_task(task_id: IdPath, user_id: int = Depends(authorized_user), session: Session = Depends(get_session)) -> Response:
-    _run(session, tools.delete_task, user_id, task_id)
+@router.delete("/{task_id}", status_code=204, responses=AUTH_ERRORS)
+async def delete_task(request: Request, user_id: IdPath, task_id: IdPath) -> Response:
+    caller = authorized(request, user_id)
+    async with request.app.state.db.read() as conn:
+        await require_current(conn, caller)
+        try:
+            await tools.delete_task(conn, user_id, task_id)
+        except tools.ToolError as exc:
+            raise _http(exc) from None
     return Response(status_code=204)
 
 
-@router.patch("/{task_id}/complete", response_model=TaskOut)
-def complete_task(
-    task_id: IdPath,
-    body: CompleteIn | None = Body(None),
-    user_id: int = Depends(authorized_user),
-    session: Session = Depends(get_session),
-) -> Any:
+@router.patch("/{task_id}/complete", response_model=TaskOut, responses=AUTH_ERRORS)
+async def complete_task(
+    request: Request, user_id: IdPath, task_id: IdPath, body: CompleteIn | None = Body(None)
+) -> Response:
+    caller = authorized(request, user_id)
     completed = body.completed if body is not None else True
-    return _run(session, tools.complete_task, user_id, task_id, completed=completed)["task"]
+    async with request.app.state.db.read() as conn:
+        await require_current(conn, caller)
+        try:
+            result = await tools.complete_task(conn, user_id, task_id, completed=completed)
+        except tools.ToolError as exc:
+            raise _http(exc) from None
+    return JSONResponse(result["task"])
