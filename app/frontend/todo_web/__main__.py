@@ -12,6 +12,7 @@ from types import FrameType
 
 import uvicorn
 
+from .limits import BoundedHttpTools
 from .server import Lifecycle, configure_logging, create_app
 from .settings import load_settings
 
@@ -75,6 +76,11 @@ def main() -> None:
         forwarded_allow_ips="*",
         timeout_graceful_shutdown=max(settings.backend_timeout_seconds, 10),
         server_header=False,
+        http=BoundedHttpTools.configure(settings.max_header_bytes, settings.client_timeout_seconds),
+        # Past this many open connections (or requests in flight) uvicorn answers 503;
+        # the probes are exempt (limits.BoundedHttpTools).
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=5,
     )
     log.info(
         "todo_web listening on %s:%d, backend %s",

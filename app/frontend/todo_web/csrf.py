@@ -22,6 +22,22 @@ def csrf_token(session: dict[str, Any]) -> str:
     return token
 
 
+def rotate_csrf(session: dict[str, Any]) -> str:
+    """A new token: at sign-in and sign-out, so a token seen before cannot be replayed."""
+    session["csrf"] = secrets.token_urlsafe(32)
+    return str(session["csrf"])
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The form's text fields. The body is read (and cached) first, so the route can read it again."""
+    await request.body()
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
 def token_matches(session: dict[str, Any], supplied: str | None) -> bool:
     expected = session.get("csrf")
     if not isinstance(expected, str) or not supplied:
@@ -34,9 +50,7 @@ async def require_csrf(request: Request) -> None:
     supplied = request.headers.get(CSRF_HEADER)
     if not supplied:
         content_type = request.headers.get("content-type", "")
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            form = await request.form()
-            value = form.get(CSRF_FIELD)
-            supplied = value if isinstance(value, str) else None
+        if content_type.startswith(FORM_TYPES):
+            supplied = (await form_fields(request)).get(CSRF_FIELD)
     if not token_matches(request.session, supplied):
         raise HTTPException(status_code=403, detail=CSRF_MESSAGE)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from .csrf import csrf_token, require_csrf
+from .csrf import csrf_token, require_csrf, rotate_csrf
 from .proxy import UNREACHABLE, BackendUnavailable, backend_request, detail_of
 from .session import current_user, sign_in, sign_out
 
@@ -20,6 +20,7 @@ LLM_HINT = (
 FRIENDLY = {
     401: "Wrong username or password.",
     409: "That username is already taken — pick another one.",
+    429: "Too many attempts. Wait a little and try again.",
     422: "Please check the username and password.",
 }
 
@@ -74,10 +75,23 @@ def render_auth(
     )
 
 
+async def session_revoked(request: Request, token: str) -> bool:
+    """True when the backend says this token's session has ended (signed out elsewhere,
+    expired, or a replayed cookie from before a sign-out). Unreachable: not revoked."""
+    try:
+        response = await backend_request(request, "GET", "/api/auth/session", token=token, timeout=3.0)
+    except BackendUnavailable:
+        return False
+    return response.status_code == 401
+
+
 @router.get("/")
 async def index(request: Request) -> Response:
     backend = await probe_backend(request)
     user = current_user(request.session)
+    if user is not None and backend["reachable"] and await session_revoked(request, user[1]):
+        sign_out(request.session)
+        user = None
     if user is None:
         return render_auth(request, mode="login", backend=backend)
     _, _, username = user
@@ -151,9 +165,16 @@ async def _authenticate(request: Request, mode: str) -> Response:
                 request, mode=mode, status=502, error="The task service sent a bad answer."
             )
         sign_in(request.session, token=str(token), user_id=str(user_id), username=str(name))
-        csrf_token(request.session)
+        rotate_csrf(request.session)  # a token seen before signing in is worthless after
         return RedirectResponse("/", status_code=303)
     status = response.status_code
+    if status == 429:
+        retry = response.headers.get("retry-after", "")
+        page = render_auth(request, mode=mode, status=429,
+                           error=detail_of(response, FRIENDLY[429]), username=username)
+        if retry.isdigit():
+            page.headers["Retry-After"] = retry
+        return page
     if status == 401:
         error = FRIENDLY[401]
     elif status in (409, 422):
@@ -177,5 +198,13 @@ async def signup(request: Request) -> Response:
 
 @router.post("/logout", dependencies=[Depends(require_csrf)])
 async def logout(request: Request) -> Response:
+    """Ends the session on the backend too: the token (and so any copy of this cookie) is refused after."""
+    user = current_user(request.session)
+    if user is not None:
+        try:
+            await backend_request(request, "POST", "/api/auth/logout", token=user[1], timeout=5.0)
+        except BackendUnavailable:
+            pass  # the cookie is cleared anyway; the token then lapses at its expiry
     sign_out(request.session)
+    rotate_csrf(request.session)
     return RedirectResponse("/", status_code=303)

@@ -7,6 +7,7 @@ with ``Authorization: Bearer <token>`` and relays the status and JSON body.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +15,7 @@ import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from .csrf import csrf_token, require_csrf
+from .csrf import CSRF_FIELD, FORM_TYPES, csrf_token, form_fields, require_csrf
 from .session import current_user, sign_out
 
 log = logging.getLogger("todo_web.proxy")
@@ -25,6 +26,14 @@ UNREACHABLE = (
 EXPIRED = "Your session expired — sign in again."
 NOT_SIGNED_IN = "You are not signed in — sign in first."
 BAD_GATEWAY = "The task service sent an unexpected answer (HTTP {status}). Try again."
+
+
+# A request id we pass on: short and plain. Anything else (non-ASCII, huge) is ignored.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 class BackendUnavailable(Exception):
@@ -46,9 +55,12 @@ async def backend_request(
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request_id = request.headers.get("x-request-id")
-    if request_id:
-        headers["X-Request-ID"] = request_id[:128]
+    request_id = request.headers.get("x-request-id", "")
+    if REQUEST_ID.fullmatch(request_id):
+        headers["X-Request-ID"] = request_id
+    address = client_address(request)
+    if address:  # the backend throttles sign-ins per client address, not per frontend pod
+        headers["X-Forwarded-For"] = address
     kwargs: dict[str, Any] = {"headers": headers, "params": params}
     if json_body is not None:
         kwargs["json"] = json_body
@@ -92,7 +104,20 @@ def relay(response: httpx.Response) -> Response:
     return JSONResponse(body, status_code=response.status_code)
 
 
+def _form_as_json(fields: dict[str, str]) -> dict[str, Any]:
+    """A form posted to a JSON route (the documented csrf_token form-field path): its fields
+    become the JSON body, "true"/"false" become booleans, the CSRF field is dropped."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == CSRF_FIELD:
+            continue
+        out[key] = {"true": True, "false": False}.get(value.lower(), value) if key == "completed" else value
+    return out
+
+
 async def _read_json(request: Request) -> Any:
+    if request.headers.get("content-type", "").startswith(FORM_TYPES):
+        return _form_as_json(await form_fields(request)) or None
     body = await request.body()
     if not body.strip():
         return None

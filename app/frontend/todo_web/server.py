@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__, pages, proxy
+from .limits import BodyLimit
 from .session import SignedSessionMiddleware
 from .settings import Settings
 
@@ -161,6 +162,7 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         secure=settings.cookie_secure,
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds)
     app.add_middleware(AccessLogMiddleware)
 
     @app.exception_handler(StarletteHTTPException)

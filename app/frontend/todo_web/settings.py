@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     backend_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     session_max_age_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     log_level: str = Field(default="info")
+    # HTTP limits: request head (431), body (413), slow clients (408), open connections (503).
+    max_header_bytes: int = Field(default=32_768, ge=1_024)
+    max_body_bytes: int = Field(default=65_536, ge=1_024)
+    client_timeout_seconds: float = Field(default=10, gt=0)
+    max_connections: int = Field(default=1_000, ge=8)
 
     @field_validator("backend_url")
     @classmethod

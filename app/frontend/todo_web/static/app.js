@@ -355,6 +355,8 @@
     const check = $(".task-check", li);
     check.id = `task-${id}`;
     check.checked = !!task.completed;
+    // The user's own task number (1, 2, 3 ...): the one to name in the chat.
+    $(".task-num", li).textContent = `#${id}`;
     const title = $(".task-title", li);
     const label = document.createElement("label");
     label.className = "task-title";
