@@ -235,3 +235,84 @@ def test_agent_cannot_touch_other_users(engine: str) -> None:
     r = ask(engine, other_id, "show my tasks")
     assert "Buy milk" not in r.response
     assert len(tasks(engine, user_id)) == len(SEED)
+
+
+# ---- phrasings users said and the agent used to miss --------------------------------
+
+
+def test_mark_the_first_one_done_and_complete_the_last_one(engine: str) -> None:
+    user_id, ids = seed(engine)
+    first = ask(engine, user_id, "mark the first one done")
+    assert [c["name"] for c in first.tool_calls] == ["complete_task"], first.response
+    assert first.tool_calls[0]["arguments"] == {"task_id": ids["Buy milk"]}
+    last = ask(engine, user_id, "complete the last one")
+    assert last.tool_calls[0]["arguments"] == {"task_id": ids["Book dentist appointment"]}
+    after = tasks(engine, user_id)
+    assert after["Buy milk"]["completed"] and after["Book dentist appointment"]["completed"]
+    assert sum(t["completed"] for t in after.values()) == 2
+
+
+def test_ordinals_follow_the_list_the_user_was_shown(engine: str) -> None:
+    user_id, ids = seed(engine)
+    ask(engine, user_id, f"complete task {ids['Buy milk']}")
+    shown = ask(engine, user_id, "show my pending tasks")
+    second = ask(engine, user_id, "mark the second one done", [("user", "show my pending tasks"),
+                                                               ("assistant", shown.response)])
+    # pending, #1 first: Call mom, Pay rent, ... -> the second shown is Pay rent
+    assert second.tool_calls[0]["arguments"] == {"task_id": ids["Pay rent"]}, second.response
+
+
+def test_clear_completed_tasks(engine: str) -> None:
+    user_id, ids = seed(engine)
+    for title in ("Call mom", "Pay rent"):
+        ask(engine, user_id, f"mark task {ids[title]} as done")
+    result = ask(engine, user_id, "clear completed tasks")
+    assert [c["name"] for c in result.tool_calls] == ["clear_tasks"]
+    assert "Cleared 2 completed tasks" in result.response
+    assert set(tasks(engine, user_id)) == set(SEED) - {"Call mom", "Pay rent"}
+    again = ask(engine, user_id, "clear completed")
+    assert "no completed tasks" in again.response
+
+
+def test_delete_everything_asks_then_deletes_on_yes(engine: str) -> None:
+    user_id, _ = seed(engine)
+    question = ask(engine, user_id, "delete everything")
+    assert question.tool_calls == [] and "all 5 of your tasks" in question.response
+    assert len(tasks(engine, user_id)) == len(SEED)
+    declined = ask(engine, user_id, "no, keep them", [("user", "delete everything"),
+                                                      ("assistant", question.response)])
+    assert declined.tool_calls == [] and len(tasks(engine, user_id)) == len(SEED)
+    confirmed = ask(engine, user_id, "yes", [("user", "delete everything"), ("assistant", question.response)])
+    assert [c["name"] for c in confirmed.tool_calls] == ["clear_tasks"]
+    assert "Deleted all 5 tasks" in confirmed.response and tasks(engine, user_id) == {}
+    # "yes" out of the blue deletes nothing
+    user2, _ = seed(engine, "agent_user2")
+    assert ask(engine, user2, "yes").tool_calls == [] and len(tasks(engine, user2)) == len(SEED)
+
+
+@pytest.mark.parametrize(("template", "old", "changes"), [
+    ("edit task {Buy milk}: title should be Buy oat milk", "Buy milk", {"title": "Buy oat milk"}),
+    ("edit task {Pay rent}: title should be Go to the bank to pay rent", "Pay rent",
+     {"title": "Go to the bank to pay rent"}),
+    ("task {Call mom}: description should be after 6pm", "Call mom", {"description": "after 6pm"}),
+    ("edit the milk task: title should be Buy soy milk", "Buy milk", {"title": "Buy soy milk"}),
+])
+def test_edit_task_field_should_be(engine: str, template: str, old: str, changes: dict[str, str]) -> None:
+    user_id, ids = seed(engine)
+    result = ask(engine, user_id, template.format_map(ids))
+    assert [c["name"] for c in result.tool_calls] == ["update_task"], result.response
+    task = {t["id"]: t for t in tasks(engine, user_id).values()}[ids[old]]
+    for key, value in changes.items():
+        assert task[key] == value
+
+
+def test_task_numbers_start_at_one_for_every_user(engine: str) -> None:
+    first_user, ids = seed(engine)
+    assert sorted(ids.values()) == [1, 2, 3, 4, 5]
+    other = add_user(engine, "newcomer")
+    added = ask(engine, other, "add a task to water the plants")
+    assert added.tool_calls[0]["result"]["task"]["id"] == 1 and "task #1" in added.response
+    # "complete task 1" means each user's own #1
+    ask(engine, other, "complete task 1")
+    assert tasks(engine, other)["Water the plants"]["completed"] is True
+    assert tasks(engine, first_user)["Buy milk"]["completed"] is False

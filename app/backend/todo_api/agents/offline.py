@@ -6,6 +6,7 @@ with the task tools on the request's database connection and writes the answer.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import re
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,10 @@ HELP = (
     '"add a task to buy milk", "show my pending tasks", "mark task 3 as done", '
     '"delete task 2", "rename task 1 to Buy oat milk" or "clear completed tasks".'
 )
-MATCH_LIMIT = 1000
+MATCH_LIMIT = 1000  # tasks a name is matched against (the newest)
+QUERY_WORDS = 12  # words of a reference that count
+WORD_MAX = 32  # characters of a word that count
+PHRASE_TASKS, PHRASE_MAX = 200, 100  # whole-phrase similarity: newest tasks, characters compared
 NOT_UNDERSTOOD = "Sorry, I didn't understand that. " + HELP
 
 _FILLER = {
@@ -36,6 +40,14 @@ def _stem(word: str) -> str:
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
+
+
+def _similar(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if 2 * min(len(a), len(b)) / (len(a) + len(b)) < 0.85:  # ratio() can't reach 0.85: skip it
+        return False
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.85
 
 
 def _tokens(text: str) -> list[str]:
@@ -169,17 +181,21 @@ class Turn:
             return await self.by_position(ref.ordinal, verb, action, prefer_pending)
         # The 1000 newest are plenty to match a name against, and bound the work per message.
         tasks, _ = await tools.query_tasks(self.conn, self.user_id, "all", limit=MATCH_LIMIT)
-        query = _tokens(ref.text)
+        query = list(dict.fromkeys(t[:WORD_MAX] for t in _tokens(ref.text)))[:QUERY_WORDS]
         if not query:
             return self.done(f"Which task should I {verb}? Tell me its number, e.g. \"{verb} task 3\".")
         scored: list[tuple[float, dict[str, Any]]] = []
-        joined = " ".join(query)
-        for task in tasks:
-            title_tokens = _tokens(task["title"])
-            overlap = sum(1 for q in query if any(q == t or difflib.SequenceMatcher(None, q, t).ratio() >= 0.85
-                                                  for t in title_tokens)) / len(query)
-            ratio = difflib.SequenceMatcher(None, joined, " ".join(title_tokens)).ratio()
-            score = max(overlap, ratio)
+        joined = " ".join(query)[:PHRASE_MAX]
+        for index, task in enumerate(tasks):
+            if index % 100 == 99:
+                await asyncio.sleep(0)  # let other requests (and the probes) in between
+            title_tokens = [t[:WORD_MAX] for t in _tokens(task["title"])]
+            overlap = sum(1 for q in query if any(_similar(q, t) for t in title_tokens)) / len(query)
+            score = overlap
+            if overlap < 0.6 and index < PHRASE_TASKS:  # the whole phrase, if it can still reach the bar
+                matcher = difflib.SequenceMatcher(None, joined, " ".join(title_tokens)[:PHRASE_MAX])
+                if matcher.quick_ratio() >= 0.6:
+                    score = max(overlap, matcher.ratio())
             if score >= 0.6:
                 if prefer_pending and task["completed"]:
                     score -= 0.05
