@@ -64,16 +64,17 @@ def _env(path: Path, **values: str) -> dict[str, str]:
     return env
 
 
-def start_backend(tmp: Path) -> LocalApp:
+def start_backend(tmp: Path, **extra: str) -> LocalApp:
     port = free_port()
-    env = _env(
-        BACKEND_DIR,
-        AUTH_SECRET="drill-auth-" + secrets.token_hex(16),
-        DATABASE_URL=f"sqlite:///{tmp / 'todo.db'}",
-        LLM_PROVIDER="offline",
-        PORT=str(port),
-        LOG_LEVEL="WARNING",
-    )
+    settings = {
+        "AUTH_SECRET": "drill-auth-" + secrets.token_hex(16),
+        "DATABASE_URL": f"sqlite:///{tmp / 'todo.db'}",
+        "LLM_PROVIDER": "offline",
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    env = _env(BACKEND_DIR, **settings)
     migrate = subprocess.run([sys.executable, "-m", "todo_api", "migrate"], cwd=tmp, env=env,
                              capture_output=True, text=True, timeout=120, check=False)
     if migrate.returncode != 0:
@@ -86,10 +87,11 @@ def start_backend(tmp: Path) -> LocalApp:
     return app
 
 
-def start_frontend(tmp: Path, backend_url: str) -> LocalApp:
+def start_frontend(tmp: Path, backend_url: str, **extra: str) -> LocalApp:
     port = free_port()
-    env = _env(FRONTEND_DIR, SESSION_SECRET="drill-session-" + secrets.token_hex(16),
-               BACKEND_URL=backend_url, PORT=str(port))
+    settings = {"SESSION_SECRET": "drill-session-" + secrets.token_hex(16), "BACKEND_URL": backend_url,
+                "PORT": str(port), **extra}
+    env = _env(FRONTEND_DIR, **settings)
     log = tmp / "frontend.log"
     proc = subprocess.Popen([sys.executable, "-m", "todo_web"], cwd=tmp, env=env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)

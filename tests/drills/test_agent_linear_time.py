@@ -20,13 +20,13 @@ import pytest
 from tests.drills.local_apps import BACKEND_DIR
 
 pytest.importorskip("sqlalchemy")
-import sys  # noqa: E402
+import sys
 
 if str(BACKEND_DIR) not in sys.path:
     sys.path.insert(0, str(BACKEND_DIR))
 
-from todo_api.agents.parse import parse  # noqa: E402
-from todo_api.models import MESSAGE_MAX  # noqa: E402
+from todo_api.agents.parse import parse
+from todo_api.models import MESSAGE_MAX
 
 HOSTILE: dict[str, Callable[[int], str]] = {
     "spaces": lambda n: "a" + " " * n + "x",
@@ -73,7 +73,6 @@ def test_parsing_is_fast_and_linear(shape: str) -> None:
 def test_whole_turns_are_fast_with_many_tasks(tmp_path: Path) -> None:
     """The full agent turn (with fuzzy matching over 300 tasks) stays well under a second."""
     from sqlalchemy import insert
-
     from todo_api import tools
     from todo_api.agents.offline import OfflineAgent
     from todo_api.db import Database
