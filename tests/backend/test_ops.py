@@ -182,3 +182,48 @@ def test_dev_command_generates_secret(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)
     assert "generated an ephemeral one" in out
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migration_0002_on_existing_data(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Tasks get per-user numbers in id order; accounts that differ only in case keep working."""
+    from alembic import command
+
+    from todo_api.migrations import alembic_config
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        postgres_url = request.getfixturevalue("postgres_url")
+        url = normalize_database_url(create_pg_database(postgres_url, prefix="todo_api_m2"))
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001_initial")
+            conn.commit()
+            now = "2026-01-01 00:00:00"
+            for uid, name in [(1, "alice"), (2, "Alice"), (3, "bob"), (4, "ALICE")]:
+                conn.execute(text("INSERT INTO users (id, username, password_hash, created_at) "
+                                  "VALUES (:i, :n, 'x', :t)"), {"i": uid, "n": name, "t": now})
+            for tid, uid in [(10, 1), (11, 3), (12, 1), (13, 2), (14, 1)]:
+                conn.execute(text("INSERT INTO tasks (id, user_id, title, description, completed, created_at, "
+                                  "updated_at) VALUES (:i, :u, :ti, '', false, :t, :t)"),
+                             {"i": tid, "u": uid, "ti": f"t{tid}", "t": now})
+            conn.commit()
+        assert upgrade(url) == head_revision()
+        with engine.connect() as conn:
+            numbers = dict(conn.execute(text("SELECT id, number FROM tasks")).all())
+            assert numbers == {10: 1, 12: 2, 14: 3, 11: 1, 13: 1}
+            seqs = dict(conn.execute(text("SELECT id, task_seq FROM users")).all())
+            assert seqs == {1: 3, 2: 1, 3: 1, 4: 0}
+            names = dict(conn.execute(text("SELECT id, username FROM users")).all())
+            assert names == {1: "alice", 2: "Alice-2", 3: "bob", 4: "ALICE-4"}
+            with pytest.raises(Exception, match="(?i)unique"):
+                conn.execute(text("INSERT INTO users (username, password_hash, created_at) "
+                                  "VALUES ('BOB', 'x', '2026-01-01 00:00:00')"))
+    finally:
+        engine.dispose()
+        if backend == "postgres":
+            drop_pg_database(request.getfixturevalue("postgres_url"), url.replace("+psycopg", ""))
