@@ -34,6 +34,14 @@ def _raw_response(status: int, reason: str, detail: str) -> bytes:
             f"content-length: {len(body)}\r\n\r\n").encode() + body
 
 
+async def _overloaded(scope: Scope, receive: Receive, send: Send) -> None:
+    body = json.dumps({"detail": "The server is busy, try again shortly"}).encode()
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                            (b"connection", b"close"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BoundedHttpTools(HttpToolsProtocol):
     """Set the class attributes (see `configure`) before uvicorn starts."""
 
@@ -100,14 +108,33 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._head_pending = False
         self._head_bytes = 0
         self._disarm()
-        if self.limit_concurrency is not None and self.url.split(b"?", 1)[0] in PROBES:
-            limit, self.limit_concurrency = self.limit_concurrency, None
-            try:
-                super().on_headers_complete()
-            finally:
-                self.limit_concurrency = limit
+        # A head that arrived in one read is only measured here, once parsed.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) + 16
+        if size > self.max_head_bytes:
+            self._refuse(431, "Request Header Fields Too Large",
+                         f"The request headers are larger than {self.max_head_bytes} bytes")
             return
-        super().on_headers_complete()
+        # uvicorn's own limit check answers a bare 503; this one adds Retry-After and
+        # never refuses a probe.
+        limit, app = self.limit_concurrency, self.app
+        probe = self.url.split(b"?", 1)[0] in PROBES
+        if limit is not None and not probe and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            self.app = _overloaded
+        self.limit_concurrency = None
+        try:
+            super().on_headers_complete()
+        finally:
+            self.limit_concurrency, self.app = limit, app
+
+    def on_body(self, body: bytes) -> None:
+        if self.cycle is None or self.transport.is_closing():
+            return  # refused above: nothing is listening for the body
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.cycle is None or self.transport.is_closing():
+            return
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
