@@ -50,7 +50,8 @@ def _apps_available() -> bool:
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApp]:
     require(_apps_available(), "the apps' dependencies (pip install -r requirements-dev.txt)")
-    app = start_backend(tmp_path_factory.mktemp("hostile-backend"))
+    # Every test signs a user of its own up (the fuzzer signs out whoever it is given).
+    app = start_backend(tmp_path_factory.mktemp("hostile-backend"), SIGNUPS_PER_ADDRESS="10000")
     try:
         yield app
     finally:
@@ -66,7 +67,7 @@ def frontend(backend: LocalApp, tmp_path_factory: pytest.TempPathFactory) -> Ite
         app.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def api_user(backend: LocalApp) -> ApiUser:
     return signup(backend.url)
 
@@ -196,3 +197,21 @@ def test_templates_autoescape_everything() -> None:
 def _strip_js_comments(code: str) -> str:
     code = re.sub(r"/\*.*?\*/", "", code, flags=re.DOTALL)
     return re.sub(r"(?m)^\s*//.*$", "", code)
+
+
+def test_hostile_chat_messages_at_the_length_limit_answer_fast(api_user: ApiUser) -> None:
+    """The ReDoS finding: "a" + " "*800 + "x" took 8 s on the event loop. Every hostile shape at
+    the 4000-character limit now answers in well under a second, and /health stays quick."""
+    from tests.drills.test_agent_linear_time import HOSTILE
+
+    for i in range(50):  # tasks for the fuzzy matcher to chew on
+        httpx.post(f"{api_user.base_url}{api_user.path('tasks')}", json={"title": f"errand {i} report"},
+                   headers=api_user.headers, timeout=10).raise_for_status()
+    with httpx.Client(base_url=api_user.base_url, headers=api_user.headers, timeout=30) as client:
+        for shape, make in HOSTILE.items():
+            message = make(3990)[:4000]
+            response = client.post(api_user.path("chat"), json={"message": message})
+            assert response.status_code == 200, (shape, response.status_code, response.text[:200])
+            assert response.elapsed.total_seconds() < 1.0, (shape, response.elapsed.total_seconds())
+            health = client.get("/health")
+            assert health.status_code == 200 and health.elapsed.total_seconds() < 1.0
