@@ -1,28 +1,36 @@
 """Throughput and latency of the deployed app through its ClusterIP Services (one backend pod).
 
 Routes: the ceiling (GET /health: a FastAPI route that touches nothing), list tasks,
-create task, chat with the offline agent, and the frontend's signed-in page. Each
-at concurrency 1/8/32/64 for DURATION s after a warm-up. Memory of the pods is
-sampled after each point (see bench/footprint.py for the idle/under-load figures).
+create task, chat with the offline agent, and the frontend's signed-in page. Each at
+concurrency 1/8/32/64 for DURATION s after a warm-up, driven by Debian's `wrk` (one
+thread; its CPU seconds are recorded per point). Memory and CPU of the backend pod are
+read from its cgroup around each point, so the figures say what a request costs the
+server.
+
+`BENCH_SOURCE_REF=<git ref>` builds and measures that commit's app instead of the working
+tree (the "before" figures); `BENCH_PREFIX` names the scratch namespace; `BENCH_ROUTES`
+(comma-separated name prefixes) picks routes; `BENCH_RESULT_NAME` names the result file.
 """
 
 from __future__ import annotations
 
 import inspect
-import itertools
 import os
+import subprocess
 import sys
-from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from bench.client import WebClient, signup
 from bench.common import REPO, container_memory, mib, say, target, write_result
-from bench.load import Point, RequestFactory, run_point
+from bench.load import WRK_INSTALL, Point, wrk_available, wrk_point, wrk_script
 from bench.stack import Stack
 
 CONCURRENCY = (1, 8, 32, 64)
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "10"))
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", "2"))
+LIST_ROUTE = "list tasks"
 
 
 def health_touches_nothing() -> dict[str, Any]:
@@ -39,48 +47,60 @@ def health_touches_nothing() -> dict[str, Any]:
 
 
 def app_stack() -> Stack:
-    return Stack.scratch("bench-app", log=say, BACKEND_REPLICAS="1", FRONTEND_REPLICAS="1")
+    stack = Stack.scratch(os.environ.get("BENCH_PREFIX", "bench-app"), log=say,
+                          BACKEND_REPLICAS="1", FRONTEND_REPLICAS="1")
+    ref = os.environ.get("BENCH_SOURCE_REF")
+    if ref:  # the app (and its Dockerfiles) as of that commit
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "docker", "app"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(stack.root)], input=archive, check=True)
+        say(f"building the app as of {ref}")
+    return stack
 
 
-def routes(stack: Stack) -> dict[str, tuple[RequestFactory, dict[str, Any], Callable[[int], bool]]]:
+Route = tuple[str, dict[str, str], str | None]  # url, headers, wrk script
+
+
+def routes(stack: Stack) -> dict[str, Route]:
     backend, frontend = stack.service_url("backend"), stack.service_url("frontend")
     user = signup(backend)  # lists and chats: exactly 10 tasks, all through the run
     creator = signup(backend)  # the create-task point adds thousands of tasks to this one
     for i in range(10):
-        import httpx
-
         httpx.post(f"{backend}{user.path('tasks')}", json={"title": f"seed task {i}"},
                    headers=user.headers, timeout=10).raise_for_status()
     web = WebClient(frontend)
     web.signup()
-    cookies = web.cookies()
+    cookie = "; ".join(f"{k}={v}" for k, v in web.cookies().items())
     web.close()
-    counter = itertools.count()
-    list_url = f"{backend}{user.path('tasks')}"
-    create_url = f"{backend}{creator.path('tasks')}"
-    chat_url = f"{backend}{user.path('chat')}"
-    bearer = {"headers": user.headers}
-
-    def fixed(method: str, url: str, **kwargs: Any) -> RequestFactory:
-        return lambda w, s: (method, url, kwargs)
-
-    def create(w: int, s: int) -> tuple[str, str, dict[str, Any]]:
-        return "POST", create_url, {"json": {"title": f"bench task {next(counter)}"},
-                                    "headers": creator.headers}
-
-    def chat(w: int, s: int) -> tuple[str, str, dict[str, Any]]:
-        return "POST", chat_url, {"json": {"message": "show my pending tasks"}}
-
-    def ok2xx(status: int) -> bool:
-        return 200 <= status < 300
-
+    json_type = {"Content-Type": "application/json"}
     return {
-        "ceiling: GET /health": (fixed("GET", f"{backend}/health"), {}, ok2xx),
-        "list tasks": (fixed("GET", list_url, params={"limit": 50}), bearer, ok2xx),
-        "create task": (create, {}, ok2xx),
-        "chat (offline agent)": (chat, bearer, ok2xx),
-        "frontend page (signed in)": (fixed("GET", f"{frontend}/"), {"cookies": cookies}, ok2xx),
+        "ceiling: GET /health": (f"{backend}/health", {}, None),
+        LIST_ROUTE: (f"{backend}{user.path('tasks')}?limit=50", user.headers, None),
+        "create task": (f"{backend}{creator.path('tasks')}", {**creator.headers, **json_type},
+                        wrk_script(unique_title=True)),
+        "chat (offline agent)": (f"{backend}{user.path('chat')}", {**user.headers, **json_type},
+                                 wrk_script("POST", '{"message": "show my pending tasks"}')),
+        "frontend page (signed in)": (f"{frontend}/", {"Cookie": cookie}, None),
     }
+
+
+def _cpu_seconds(pod: dict[str, Any]) -> float | None:
+    """CPU seconds the pod's first container has used (cgroup v1 cpuacct or v2 cpu.stat)."""
+    import glob
+
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    if not statuses or not statuses[0].get("containerID"):
+        return None
+    cid = statuses[0]["containerID"].split("://", 1)[-1]
+    for pattern, reader in ((f"/sys/fs/cgroup/cpuacct/**/{cid}/cpuacct.usage", lambda t: int(t) / 1e9),
+                            (f"/sys/fs/cgroup/**/*{cid}*/cpu.stat",
+                             lambda t: int(t.split()[1]) / 1e6)):
+        for path in glob.glob(pattern, recursive=True):
+            try:
+                return float(reader(open(path).read()))
+            except (OSError, ValueError, IndexError):
+                continue
+    return None
 
 
 def memory_now(stack: Stack) -> dict[str, float]:
@@ -93,29 +113,40 @@ def memory_now(stack: Stack) -> dict[str, float]:
 
 
 def run(stack: Stack | None = None, concurrency: tuple[int, ...] = CONCURRENCY) -> dict[str, Any]:
+    if not wrk_available():
+        raise RuntimeError(f"wrk is not installed: {WRK_INSTALL}")
     own = stack is None
     stack = stack or app_stack().up()
     try:
         replicas = len(stack.pods("backend"))
         table = routes(stack)
+        only = [r.strip() for r in os.environ.get("BENCH_ROUTES", "").split(",") if r.strip()]
+        if only:  # e.g. BENCH_ROUTES=ceiling,list: just the throughput target's two routes
+            table = {k: v for k, v in table.items() if any(k.startswith(o) for o in only)}
         points: list[dict[str, Any]] = []
-        for route, (factory, extra, ok) in table.items():
+        for route, (url, headers, script) in table.items():
             for c in concurrency:
-                point: Point = run_point(route, factory, c, DURATION_S, WARMUP_S, ok=ok,
-                                         headers=extra.get("headers"), cookies=extra.get("cookies"))
+                pods = stack.pods("backend")
+                cpu0 = _cpu_seconds(pods[0]) if pods else None
+                point: Point = wrk_point(route, url, c, DURATION_S, WARMUP_S, headers=headers, script=script)
+                cpu1 = _cpu_seconds(pods[0]) if pods else None
                 row = point.to_dict()
                 row["memory_mib_after"] = memory_now(stack)
+                if cpu0 is not None and cpu1 is not None and point.requests:
+                    # includes the warm-up's requests' CPU: an upper bound per request
+                    row["backend_cpu_s"] = round(cpu1 - cpu0, 2)
                 points.append(row)
-                say(f"{route:28s} c={c:<3d} {point.rps:8.1f} req/s  p50 {point.p50_ms:7.1f} ms  "
-                    f"p99 {point.p99_ms:7.1f} ms  errors {point.errors}  "
-                    f"client cpu {point.client_cpu_s:.1f}s/{point.duration_s:.0f}s")
+                say(f"{route:28s} c={c:<3d} {point.rps:8.1f} req/s  p50 {point.p50_ms:7.2f} ms  "
+                    f"p99 {point.p99_ms:7.2f} ms  errors {point.errors}  "
+                    f"wrk cpu {point.client_cpu_s:.1f}s/{point.duration_s:.0f}s  "
+                    f"backend cpu {row.get('backend_cpu_s', '?')}s")
         ceiling = {p["concurrency"]: p["rps"] for p in points if p["route"].startswith("ceiling")}
         for p in points:
             base = ceiling.get(p["concurrency"]) or 0
             p["fraction_of_ceiling"] = round(p["rps"] / base, 3) if base else None
         best_ceiling = max(ceiling.values())
-        best_list = max(p["rps"] for p in points if p["route"] == "list tasks")
-        list_c8 = next(p for p in points if p["route"] == "list tasks" and p["concurrency"] == 8)
+        best_list = max(p["rps"] for p in points if p["route"] == LIST_ROUTE)
+        list_c8 = next(p for p in points if p["route"] == LIST_ROUTE and p["concurrency"] == 8)
         targets = [
             target("list tasks >= 50% of the ceiling's req/s (best of each)",
                    best_list / best_ceiling * 100, 50, "%", at_most=False),
@@ -124,13 +155,21 @@ def run(stack: Stack | None = None, concurrency: tuple[int, ...] = CONCURRENCY) 
         result = {
             "backend_replicas": replicas, "duration_s": DURATION_S, "warmup_s": WARMUP_S,
             "concurrency": list(concurrency), "health_route": health_touches_nothing(),
-            "load_generator": "python asyncio + httpx, closed loop, on the same 2 cores "
+            "source_ref": os.environ.get("BENCH_SOURCE_REF") or "working tree",
+            "load_generator": "wrk (Debian), one thread, closed loop, on the same 2 cores "
                               "(client_cpu_s = its CPU seconds during the point)",
             "path": "host -> ClusterIP (kube-proxy iptables) -> pod",
             "points": points, "targets": targets,
         }
-        write_result("app", result)
+        name = os.environ.get("BENCH_RESULT_NAME", "app")
+        write_result(name, result)
+        for t in targets:
+            say(f"target: {t['target']}: {t['value']} {t['unit']} -> {'met' if t['met'] else 'MISSED'}")
         return result
     finally:
         if own:
             stack.down()
+
+
+if __name__ == "__main__":
+    run()

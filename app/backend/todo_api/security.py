@@ -7,6 +7,7 @@ on: `session_is_current` is checked against the database on every authenticated 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -41,7 +42,38 @@ class AuthError(Exception):
         self.status_code = status_code
 
 
+class _VerifiedTokens:
+    """Tokens already verified, with their expiry: a token is checked once, not on every
+    request (the signature check is most of an authenticated request's own CPU).
+    Bounded; an entry is only ever served before its token's `exp`."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.entries: dict[tuple[str, str], tuple[Caller, float]] = {}
+
+    def get(self, key: tuple[str, str]) -> Caller | None:
+        hit = self.entries.get(key)
+        if hit is None:
+            return None
+        if hit[1] <= time.time():
+            self.entries.pop(key, None)
+            return None
+        return hit[0]
+
+    def put(self, key: tuple[str, str], caller: Caller, expires: float) -> None:
+        if len(self.entries) >= self.size:
+            self.entries.clear()  # crude but bounded; the hot tokens come straight back
+        self.entries[key] = (caller, expires)
+
+
+_verified = _VerifiedTokens()
+
+
 def caller_from_token(token: str, settings: Settings) -> Caller:
+    key = (token, settings.auth_secret.get_secret_value())
+    cached = _verified.get(key)
+    if cached is not None:
+        return cached
     try:
         payload = jwt.decode(
             token,
@@ -52,7 +84,9 @@ def caller_from_token(token: str, settings: Settings) -> Caller:
         version = payload.get("ver", 0)  # tokens from before token versions existed: version 0
         if not isinstance(version, int) or isinstance(version, bool):
             raise TypeError("bad version")
-        return Caller(int(payload["sub"]), version)
+        caller = Caller(int(payload["sub"]), version)
+        _verified.put(key, caller, float(payload["exp"]))
+        return caller
     except jwt.ExpiredSignatureError:
         raise AuthError("Session expired, sign in again") from None
     except (jwt.InvalidTokenError, ValueError, TypeError):

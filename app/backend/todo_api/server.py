@@ -106,6 +106,7 @@ def serve(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=max(5, int(settings.drain_seconds)),
         lifespan="on",
         http=BoundedHttpTools.configure(settings.max_header_bytes, settings.client_timeout_seconds),

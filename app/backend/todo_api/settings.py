@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     client_timeout_seconds: float = Field(default=10, gt=0)
     max_connections: int = Field(default=1_000, ge=8)
+    # Whose X-Forwarded-For to believe for the client address (sign-in throttling). The
+    # backend is reachable only from the frontend (ClusterIP + NetworkPolicy), which sets it
+    # to the browser's address; narrow this when the backend is exposed some other way.
+    forwarded_allow_ips: str = "*"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("database_url")

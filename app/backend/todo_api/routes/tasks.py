@@ -13,10 +13,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from todo_api import tools
+from todo_api import task_pages, tools
 from todo_api.models import ID_MAX
 from todo_api.routes.schemas import CompleteIn, IdPath, TaskCreate, TaskOut, TaskPage, TaskUpdate
-from todo_api.security import authorized, require_current
+from todo_api.security import REVOKED, authorized, require_current, unauthorized
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}, 503: {}}
@@ -37,9 +37,11 @@ async def list_tasks(
 ) -> Response:
     caller = authorized(request, user_id)
     async with request.app.state.db.read() as conn:
-        await require_current(conn, caller)
-        page, total = await tools.query_tasks(conn, user_id, status, limit=limit, offset=offset)
-    return JSONResponse({"items": page, "total": total, "limit": limit, "offset": offset})
+        try:
+            body = await task_pages.page_json(conn, caller, status, limit, offset)
+        except task_pages.Revoked:
+            raise unauthorized(REVOKED) from None
+    return Response(body, media_type="application/json")
 
 
 @router.post("", status_code=201, response_model=TaskOut, responses=AUTH_ERRORS)
