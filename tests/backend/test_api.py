@@ -197,3 +197,28 @@ def test_user_isolation_on_every_route(client: TestClient) -> None:
 
     still = client.get(f"{a}/tasks/{tid}", headers=alice.headers).json()
     assert still["title"] == "alice secret" and still["completed"] is False
+
+
+def test_list_page_from_the_database_matches_the_generic_page(client: TestClient) -> None:
+    """PostgreSQL builds the list page's JSON itself; it must say what the tools say."""
+    from todo_api import tools
+
+    user = signup(client)
+    for i in range(4):
+        client.post(f"/api/{user.id}/tasks", json={"title": f"t{i} \"quoted\" ü", "description": "d\nx"},
+                    headers=user.headers)
+    client.patch(f"/api/{user.id}/tasks/2/complete", headers=user.headers)
+    for params in ({}, {"status": "completed"}, {"status": "pending", "limit": 2}, {"offset": 1, "limit": 2}):
+        served = client.get(f"/api/{user.id}/tasks", params=params, headers=user.headers).json()
+
+        async def generic(params: dict = params) -> tuple[list, int]:  # type: ignore[type-arg]
+            async with client.app.state.db.read() as conn:
+                return await tools.query_tasks(conn, user.id, params.get("status", "all"),
+                                               limit=params.get("limit", 50), offset=params.get("offset", 0))
+
+        page, total = client.portal.call(generic)  # type: ignore[union-attr]
+        assert served["total"] == total
+        for got, want in zip(served["items"], page, strict=True):
+            for key in ("created_at", "updated_at"):
+                assert datetime.fromisoformat(got.pop(key)) == datetime.fromisoformat(want.pop(key))
+            assert got == want

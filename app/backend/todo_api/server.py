@@ -23,6 +23,7 @@ from todo_api.metrics import router as metrics_router
 from todo_api.passwords import PasswordHashing
 from todo_api.routes import auth, chat, health, tasks
 from todo_api.settings import Settings
+from todo_api.task_pages import TaskPages
 from todo_api.throttle import Throttle
 
 log = logging.getLogger("todo_api")
@@ -41,15 +42,18 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
     probe_db = Database(settings.database_url, pool_size=1, pool_timeout=0.5)
     hashing = PasswordHashing(settings.password_hash_memory_kib, settings.password_hash_time_cost,
                               settings.password_hash_concurrency, settings.password_hash_wait_seconds)
+    pages = TaskPages(db, settings.database_url, settings.db_pool_size, settings.db_pool_timeout_seconds)
     mcp, mcp_route = build_mcp(settings, db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await pages.open()
         async with mcp.session_manager.run():
             app.state.started = True
             log.info("started", extra={})
             yield
         hashing.close()
+        await pages.close()
         await db.dispose()
         await probe_db.dispose()
 
@@ -57,6 +61,7 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
     app.state.settings = settings
     app.state.db = db
     app.state.probe_db = probe_db
+    app.state.task_pages = pages
     app.state.hashing = hashing
     app.state.throttle = Throttle(settings.auth_window_seconds)
     app.state.agent = agent or make_agent(settings)

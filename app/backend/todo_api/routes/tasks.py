@@ -36,11 +36,10 @@ async def list_tasks(
     offset: int = Query(0, ge=0, le=ID_MAX),
 ) -> Response:
     caller = authorized(request, user_id)
-    async with request.app.state.db.read() as conn:
-        try:
-            body = await task_pages.page_json(conn, caller, status, limit, offset)
-        except task_pages.Revoked:
-            raise unauthorized(REVOKED) from None
+    try:
+        body = await request.app.state.task_pages.page(caller, status, limit, offset)
+    except task_pages.Revoked:
+        raise unauthorized(REVOKED) from None
     return Response(body, media_type="application/json")
 
 
