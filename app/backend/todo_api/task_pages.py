@@ -20,19 +20,16 @@ from todo_api import tools
 from todo_api.db import Database
 from todo_api.security import Caller, session_is_current
 
+# The page's rows become JSON objects with json_agg (row to JSON, the cheapest way for
+# PostgreSQL to build it); the column aliases are the API's field names.
 _PAGE_SQL = """
 WITH page AS (
-    SELECT number, user_id, title, description, completed, created_at, updated_at FROM tasks
+    SELECT number AS id, user_id, title, description, completed, created_at, updated_at FROM tasks
     WHERE user_id = %(uid)s AND (%(status)s = 'all' OR completed = (%(status)s = 'completed'))
     ORDER BY number DESC LIMIT %(limit)s OFFSET %(offset)s
 )
 SELECT u.token_version, p.items, p.n
-FROM users u, (
-    SELECT coalesce(json_agg(json_build_object(
-        'id', number, 'user_id', user_id, 'title', title, 'description', description,
-        'completed', completed, 'created_at', created_at, 'updated_at', updated_at
-    ) ORDER BY number DESC), '[]')::text AS items, count(*) AS n FROM page
-) p
+FROM users u, (SELECT coalesce(json_agg(page ORDER BY id DESC), '[]')::text AS items, count(*) AS n FROM page) p
 WHERE u.id = %(uid)s
 """
 
