@@ -77,3 +77,29 @@ def test_an_exhausted_connection_pool_answers_503_fast(sqlite_url: str) -> None:
     assert response.status_code == 503, response.text
     assert "database" in response.json()["detail"].lower() and response.headers["retry-after"]
     assert waited < 2
+
+
+def test_connections_killed_under_the_app_give_503_then_recover(pg_database: str) -> None:
+    """The database drops every connection (a restart): clean 503s at worst, then service again."""
+    import psycopg
+
+    from todo_api.settings import normalize_database_url
+
+    with TestClient(create_app(make_settings(normalize_database_url(pg_database)))) as client:
+        user = signup(client)
+        base = f"/api/{user.id}/tasks"
+        for _ in range(3):
+            assert client.get(base, headers=user.headers).status_code == 200
+            assert client.post(base, json={"title": "x"}, headers=user.headers).status_code == 201
+        with psycopg.connect(pg_database, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        statuses = []
+        for _ in range(12):
+            statuses.append(client.get(base, headers=user.headers).status_code)
+            statuses.append(client.post(base, json={"title": "y"}, headers=user.headers).status_code)
+        assert set(statuses) <= {200, 201, 503}, statuses
+        time.sleep(0.5)
+        assert client.get(base, headers=user.headers).status_code == 200
+        assert client.post(base, json={"title": "z"}, headers=user.headers).status_code == 201
+        print("after the connections were killed:", statuses)

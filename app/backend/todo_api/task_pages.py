@@ -10,8 +10,10 @@ generic route through `tools.query_tasks`. Both give the same document.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -48,6 +50,7 @@ class TaskPages:
     def __init__(self, db: Database, url: str, pool_size: int, pool_timeout: float) -> None:
         self.db = db
         self.pool: AsyncConnectionPool | None = None
+        self._checking: asyncio.Task[None] | None = None
         if not db.is_sqlite:
             conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
             self.pool = AsyncConnectionPool(
@@ -69,7 +72,25 @@ class TaskPages:
             async with self.db.read() as conn:
                 return await _generic_page(conn, caller, status, limit, offset)
         params = {"uid": caller.user_id, "status": status, "limit": limit, "offset": offset}
-        async with self.pool.connection() as conn:
+        try:
+            return await self._page(self.pool, caller, params, limit, offset)
+        except psycopg.OperationalError:
+            # A dead connection (the database restarted): have the pool test its idle ones
+            # now, so the other stale ones are replaced instead of failing a request each.
+            self._checking = self._checking or asyncio.create_task(self._check())
+            raise
+
+    async def _check(self) -> None:
+        try:
+            if self.pool is not None:
+                await self.pool.check()
+        finally:
+            self._checking = None
+
+    @staticmethod
+    async def _page(pool: AsyncConnectionPool, caller: Caller, params: dict[str, object], limit: int,
+                    offset: int) -> bytes:
+        async with pool.connection() as conn:
             row = await (await conn.execute(_PAGE_SQL, params)).fetchone()
             if row is None or row[0] != caller.token_version:
                 raise Revoked
