@@ -42,7 +42,9 @@ def drill_stack(docker_engine: None, kube_cluster: None) -> Iterator[DrillStack]
         "POSTGRES_PASSWORD": "drillPgPassword" + secrets.token_hex(16),
         "OPENAI_API_KEY": "",
     }
-    stack = Stack.scratch(f"drill-{os.getpid() % 10000}", log=output.append,
+    # DRILL_PREFIX: the scratch namespace's prefix (a shared cluster gives each user one).
+    prefix = os.environ.get("DRILL_PREFIX", "drill")
+    stack = Stack.scratch(f"{prefix}-{os.getpid() % 10000}", log=output.append,
                           BACKEND_REPLICAS="2", FRONTEND_REPLICAS="1", **values)
     stack.release = "drill"
     stack.private_source()
