@@ -8,7 +8,7 @@ read from its cgroup around each point, so the figures say what a request costs 
 server.
 
 `BENCH_SOURCE_REF=<git ref>` builds and measures that commit's app instead of the working
-tree (the "before" figures); `BENCH_PREFIX` names the scratch namespace; `BENCH_ROUTES`
+tree (the "before" figures); `BENCH_PREFIX` / `BENCH_RELEASE` name the scratch namespace and release; `BENCH_ROUTES`
 (comma-separated name prefixes) picks routes; `BENCH_RESULT_NAME` names the result file.
 """
 
@@ -49,6 +49,7 @@ def health_touches_nothing() -> dict[str, Any]:
 def app_stack() -> Stack:
     stack = Stack.scratch(os.environ.get("BENCH_PREFIX", "bench-app"), log=say,
                           BACKEND_REPLICAS="1", FRONTEND_REPLICAS="1")
+    stack.release = os.environ.get("BENCH_RELEASE", stack.release)
     ref = os.environ.get("BENCH_SOURCE_REF")
     if ref:  # the app (and its Dockerfiles) as of that commit
         archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "docker", "app"],

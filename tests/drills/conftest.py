@@ -46,7 +46,7 @@ def drill_stack(docker_engine: None, kube_cluster: None) -> Iterator[DrillStack]
     prefix = os.environ.get("DRILL_PREFIX", "drill")
     stack = Stack.scratch(f"{prefix}-{os.getpid() % 10000}", log=output.append,
                           BACKEND_REPLICAS="2", FRONTEND_REPLICAS="1", **values)
-    stack.release = "drill"
+    stack.release = os.environ.get("DRILL_RELEASE", "drill")
     stack.private_source()
     try:
         stack.up()
