@@ -222,3 +222,24 @@ def test_list_page_from_the_database_matches_the_generic_page(client: TestClient
             for key in ("created_at", "updated_at"):
                 assert datetime.fromisoformat(got.pop(key)) == datetime.fromisoformat(want.pop(key))
             assert got == want
+
+
+def test_concurrent_creates_get_distinct_numbers(client: TestClient) -> None:
+    """20 creates at once for one user: numbers 1..20, none lost, none twice."""
+    import asyncio
+
+    from todo_api import tools
+
+    user = signup(client)
+    db = client.app.state.db
+
+    async def create(i: int) -> int:
+        async with db.atomic() as conn:
+            return int((await tools.add_task(conn, user.id, f"c{i}", None, 0))["task"]["id"])
+
+    async def burst() -> list[int]:
+        return list(await asyncio.gather(*(create(i) for i in range(20))))
+
+    numbers = client.portal.call(burst)  # type: ignore[union-attr]
+    assert sorted(numbers) == list(range(1, 21))
+    assert client.get(f"/api/{user.id}/tasks", headers=user.headers).json()["total"] == 20

@@ -10,7 +10,7 @@ one-off scripts (e.g. the verify stage's cleanup inside a backend pod).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -73,6 +73,11 @@ class Database:
         """A pooled connection inside one transaction: committed on success, else rolled back."""
         async with self._tx_engine.begin() as conn:
             yield conn
+
+    def atomic(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """For one tool call that must be atomic: autocommit on PostgreSQL (where each such
+        tool is one statement), a transaction on SQLite (where add_task takes two)."""
+        return self.write() if self.is_sqlite else self.read()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.models import DESCRIPTION_MAX, ID_MAX, TITLE_MAX, tasks, users, utcnow
@@ -29,6 +29,10 @@ TASK_COLUMNS = (
 
 class ToolError(Exception):
     """A tool could not do what was asked; the message is safe to show."""
+
+
+class SessionEnded(Exception):
+    """The caller's token version is no longer the user's (signed out)."""
 
 
 def task_dict(row: Row[Any]) -> dict[str, Any]:
@@ -121,19 +125,36 @@ async def query_tasks(
     return page, int(total)
 
 
-async def add_task(conn: AsyncConnection, user_id: int, title: str, description: str | None = None) -> dict[str, Any]:
-    """Needs a transaction: takes the user's next number, then inserts."""
+async def add_task(
+    conn: AsyncConnection, user_id: int, title: str, description: str | None = None, token_version: int | None = None
+) -> dict[str, Any]:
+    """Takes the user's next number and inserts, atomically: one statement on PostgreSQL (safe
+    in autocommit), two on SQLite (the caller's transaction). With `token_version`, only for
+    a caller whose session is current (else SessionEnded)."""
     title, description = clean_title(title), clean_description(description)
-    number = (await conn.execute(
-        update(users).where(users.c.id == user_id).values(task_seq=users.c.task_seq + 1).returning(users.c.task_seq)
-    )).scalar()
-    if number is None:
-        raise ToolError("Your account no longer exists")
+    claim = update(users).where(users.c.id == user_id)
+    if token_version is not None:
+        claim = claim.where(users.c.token_version == token_version)
+    claim = claim.values(task_seq=users.c.task_seq + 1).returning(users.c.task_seq.label("number"))
     now = utcnow()
-    row = (await conn.execute(
-        insert(tasks).values(user_id=user_id, number=number, title=title, description=description, completed=False,
-                             created_at=now, updated_at=now).returning(*TASK_COLUMNS)
-    )).one()
+    if conn.dialect.name == "postgresql":
+        seq = claim.cte("seq")
+        stmt = insert(tasks).from_select(
+            ["user_id", "number", "title", "description", "completed", "created_at", "updated_at"],
+            select(literal(user_id), seq.c.number, literal(title), literal(description), literal(False),
+                   literal(now, tasks.c.created_at.type), literal(now, tasks.c.updated_at.type)),
+        ).returning(*TASK_COLUMNS)
+        row = (await conn.execute(stmt)).first()
+    else:
+        number = (await conn.execute(claim)).scalar()
+        row = None if number is None else (await conn.execute(
+            insert(tasks).values(user_id=user_id, number=number, title=title, description=description,
+                                 completed=False, created_at=now, updated_at=now).returning(*TASK_COLUMNS)
+        )).one()
+    if row is None:
+        if token_version is not None:
+            raise SessionEnded
+        raise ToolError("Your account no longer exists")
     return {"status": "created", "task": task_dict(row)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -87,11 +88,14 @@ async def session_revoked(request: Request, token: str) -> bool:
 
 @router.get("/")
 async def index(request: Request) -> Response:
-    backend = await probe_backend(request)
     user = current_user(request.session)
-    if user is not None and backend["reachable"] and await session_revoked(request, user[1]):
-        sign_out(request.session)
-        user = None
+    if user is None:
+        backend = await probe_backend(request)
+    else:  # both questions at once
+        backend, revoked = await asyncio.gather(probe_backend(request), session_revoked(request, user[1]))
+        if revoked and backend["reachable"]:
+            sign_out(request.session)
+            user = None
     if user is None:
         return render_auth(request, mode="login", backend=backend)
     _, _, username = user

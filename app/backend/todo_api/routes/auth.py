@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from todo_api.models import users, utcnow
 from todo_api.passwords import HashingBusy, password_problem
 from todo_api.routes.schemas import AuthOut, Credentials, LoginIn, SessionOut
-from todo_api.security import AuthError, caller_from_header, issue_token, require_current, unauthorized
+from todo_api.security import REVOKED, AuthError, caller_from_header, issue_token, unauthorized
 from todo_api.throttle import addr_key, signup_key, user_key
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -124,6 +124,8 @@ async def session(request: Request) -> SessionOut:
     """Who the token belongs to, if its session is still current."""
     caller = _caller(request)
     async with request.app.state.db.read() as conn:
-        await require_current(conn, caller)
-        name = (await conn.execute(select(users.c.username).where(users.c.id == caller.user_id))).scalar_one()
-    return SessionOut(user_id=caller.user_id, username=name)
+        row = (await conn.execute(
+            select(users.c.username, users.c.token_version).where(users.c.id == caller.user_id))).first()
+    if row is None or row.token_version != caller.token_version:
+        raise unauthorized(REVOKED)
+    return SessionOut(user_id=caller.user_id, username=row.username)

@@ -46,10 +46,11 @@ async def list_tasks(
 @router.post("", status_code=201, response_model=TaskOut, responses=AUTH_ERRORS)
 async def create_task(request: Request, user_id: IdPath, body: TaskCreate) -> Response:
     caller = authorized(request, user_id)
-    async with request.app.state.db.write() as conn:
-        await require_current(conn, caller)
+    async with request.app.state.db.atomic() as conn:  # the session check is part of the statement
         try:
-            result = await tools.add_task(conn, user_id, body.title, body.description)
+            result = await tools.add_task(conn, user_id, body.title, body.description, caller.token_version)
+        except tools.SessionEnded:
+            raise unauthorized(REVOKED) from None
         except tools.ToolError as exc:
             raise _http(exc) from None
     return JSONResponse(result["task"], status_code=201)
