@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -30,8 +31,22 @@ def templates(request: Request) -> Jinja2Templates:
     return request.app.state.templates
 
 
+META_TTL_S = 5.0  # the assistant's description changes only with a redeploy
+
+
 async def probe_backend(request: Request) -> dict[str, Any]:
-    """Ask the backend for /api/meta; describes the assistant or says it is unreachable."""
+    """Describes the assistant or says the backend is unreachable. A good answer is reused for
+    a few seconds (every page render asked before: half the backend calls of a page)."""
+    cached = getattr(request.app.state, "meta_probe", None)
+    if cached is not None and time.monotonic() - cached[0] < META_TTL_S:
+        return dict(cached[1])
+    answer = await _ask_meta(request)
+    if answer["reachable"]:
+        request.app.state.meta_probe = (time.monotonic(), answer)
+    return answer
+
+
+async def _ask_meta(request: Request) -> dict[str, Any]:
     try:
         response = await backend_request(request, "GET", "/api/meta", timeout=3.0)
     except BackendUnavailable:
