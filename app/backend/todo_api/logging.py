@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import queue
 import re
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,9 +39,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class NonBlockingHandler(QueueHandler):
+    """Hands records to a thread that writes them: a slow reader of stdout (the container
+    runtime, under load) never stalls the event loop. Bounded: past `maxsize` queued records
+    new ones are dropped (and counted), never buffered without end."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        super().__init__(queue.Queue(maxsize))
+        self.dropped = 0
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record  # formatted by the writing thread's handler
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+_listener: QueueListener | None = None
+
+
 def configure(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    global _listener
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(JsonFormatter())
+    handler = NonBlockingHandler()
+    if _listener is not None:
+        _listener.stop()
+    _listener = QueueListener(handler.queue, stream)  # type: ignore[arg-type]
+    _listener.start()
+    atexit.register(_listener.stop)  # flush what is queued on the way out
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

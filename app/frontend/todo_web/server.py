@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import logging
+import queue
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 import httpx
@@ -54,9 +57,37 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, separators=(",", ":"))
 
 
+class NonBlockingHandler(QueueHandler):
+    """Hands records to a thread that writes them, so a slow reader of stdout (the container
+    runtime, under load) never stalls the event loop; bounded, drops (and counts) past it."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        super().__init__(queue.Queue(maxsize))
+        self.dropped = 0
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+_listener: QueueListener | None = None
+
+
 def configure_logging(level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    global _listener
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(JsonFormatter())
+    handler = NonBlockingHandler()
+    if _listener is not None:
+        _listener.stop()
+    _listener = QueueListener(handler.queue, stream)  # type: ignore[arg-type]
+    _listener.start()
+    atexit.register(_listener.stop)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
