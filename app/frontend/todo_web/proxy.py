@@ -101,7 +101,9 @@ def relay(response: httpx.Response) -> Response:
         return JSONResponse(
             {"detail": BAD_GATEWAY.format(status=response.status_code)}, status_code=status
         )
-    return JSONResponse(body, status_code=response.status_code)
+    retry = response.headers.get("retry-after")  # 429 / 503: tell the browser when to try again
+    return JSONResponse(body, status_code=response.status_code,
+                        headers={"Retry-After": retry} if retry and retry.isdigit() else None)
 
 
 def _form_as_json(fields: dict[str, str]) -> dict[str, Any]:
