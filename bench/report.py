@@ -296,8 +296,8 @@ FINDINGS = [
      "a thread of their own. The backend's CPU per list request fell from ~6 ms (issue 11's "
      "profile) to ~0.5 ms (cgroup cpuacct over a point), /health's is ~0.25 ms. The fraction "
      "target is met (see the table). The p99 target is not: every run here shared the two "
-     "cores with other work (load average 4-7 at the time), and /health's own p99 at "
-     "concurrency 8 was 12-34 ms in the same runs; in quieter moments the list p99 at "
+     "cores with other work (load average 4-10 at the time), and /health's own p99 at "
+     "concurrency 8 was 12-40 ms in the same runs; in quieter moments the list p99 at "
      "concurrency 8 was 24-27 ms."),
     ("- Load and abuse (issue 11, tests/drills/test_limits_and_abuse.py, "
      "test_agent_linear_time.py, test_hostile_input.py, tests/backend/test_auth_hardening.py): "
