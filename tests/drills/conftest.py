@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 
 from bench.client import WebClient
@@ -29,8 +31,17 @@ class DrillStack:
 
     def web(self) -> WebClient:
         web = WebClient(self.stack.service_url("frontend"), timeout=15)
-        web.signup()
-        return web
+        # Right after a deploy the Service can refuse a moment longer (kube-proxy catching up
+        # with the new endpoints on a busy node): wait for it, bounded.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                web.signup()
+                return web
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
 
 @pytest.fixture(scope="package")
