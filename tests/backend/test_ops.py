@@ -80,7 +80,7 @@ def test_ready_requires_migrations_and_database(tmp_path: Path) -> None:
         assert client.get("/health").status_code == 200
         started = time.monotonic()
         r = client.get("/ready")
-        assert r.status_code == 503 and r.json()["detail"] == "database unreachable"
+        assert r.status_code == 503 and r.json()["detail"] == "database unreachable: Connection refused"
         r = client.post("/api/auth/signup", json={"username": "someone", "password": "a-long-passphrase-9"})
         assert r.status_code == 503
         assert r.json() == {"detail": "The database is unavailable, try again shortly"}

@@ -9,13 +9,20 @@ one-off scripts (e.g. the verify stage's cleanup inside a backend pod).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 DB_UNAVAILABLE = "The database is unavailable, try again shortly"
+# A pooled connection idle this long is pinged before use (no pre-ping otherwise): a
+# serverless database closes its connections when it scales to zero, a NAT after minutes.
+IDLE_PING_SECONDS = 60.0
 
 
 def make_engine(url: str) -> Engine:
@@ -59,6 +66,7 @@ class Database:
                 connect_args={"connect_timeout": 3},
             )
             transactional = "READ COMMITTED"
+            ping_after_idle(engine.sync_engine, IDLE_PING_SECONDS)
         self.engine: AsyncEngine = engine
         self._tx_engine = engine.execution_options(isolation_level=transactional)
 
@@ -81,3 +89,22 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection that sat idle longer than `idle_seconds` when it is
+    checked out; a dead one is replaced by a new connection (the request never sees it)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: the pool discards it and connects anew
+            raise DisconnectionError(str(exc)) from exc

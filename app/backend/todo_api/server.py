@@ -13,7 +13,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from todo_api import __version__, errors
+from todo_api import __version__, errors, migrations, readiness
 from todo_api import logging as json_logging
 from todo_api.agents import ChatAgent
 from todo_api.agents.offline import OfflineAgent
@@ -28,6 +28,9 @@ from todo_api.task_pages import TaskPages
 from todo_api.throttle import Throttle
 
 log = logging.getLogger("todo_api")
+# A probe's connection and query; within the kubelet's 2 s timeout, with room for a
+# serverless database waking up (a few hundred ms).
+READY_TIMEOUT_S = 1.5
 
 
 def make_agent(settings: Settings) -> ChatAgent:
@@ -40,10 +43,13 @@ def make_agent(settings: Settings) -> ChatAgent:
 
 def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent | None = None) -> FastAPI:
     db = db or Database(settings.database_url, settings.db_pool_size, settings.db_pool_timeout_seconds)
-    probe_db = Database(settings.database_url, pool_size=1, pool_timeout=0.5)
+    probe, probe_engine = readiness.revision_probe(settings.database_url)
+    ready = readiness.Readiness(probe, migrations.head_revision(), settings.db_probe_seconds, READY_TIMEOUT_S)
+    readiness.watch(db.engine, ready)
     hashing = PasswordHashing(settings.password_hash_memory_kib, settings.password_hash_time_cost,
                               settings.password_hash_concurrency, settings.password_hash_wait_seconds)
-    pages = TaskPages(db, settings.database_url, settings.db_pool_size, settings.db_pool_timeout_seconds)
+    pages = TaskPages(db, settings.database_url, settings.db_pool_size, settings.db_pool_timeout_seconds,
+                      outcomes=ready)
     mcp, mcp_route = build_mcp(settings, db)
 
     @asynccontextmanager
@@ -61,12 +67,12 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
         hashing.close()
         await pages.close()
         await db.dispose()
-        await probe_db.dispose()
+        await probe_engine.dispose()
 
     app = FastAPI(title="Todo API", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db
-    app.state.probe_db = probe_db
+    app.state.readiness = ready
     app.state.task_pages = pages
     app.state.hashing = hashing
     app.state.throttle = Throttle(settings.auth_window_seconds)

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # for one, then get 503 + Retry-After (the service refuses fast when saturated).
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_pool_timeout_seconds: float = Field(default=2, gt=0, le=30)
+    # /ready probes the database itself at most this often while everything is well (the
+    # requests' own queries report in between). Neon scales to zero after 5 minutes
+    # without a query: above 300 lets it (an idle pod then notices a dead database later).
+    db_probe_seconds: float = Field(default=60, ge=5, le=86_400)
     # argon2id, sized to the pod's memory limit: each hash in flight holds
     # PASSWORD_HASH_MEMORY_KIB; at most PASSWORD_HASH_CONCURRENCY run at once (OWASP's
     # minimum is m=19 MiB, t=2, p=1).

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from typing import Protocol
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -44,13 +46,28 @@ _COUNT_SQL = ("SELECT count(*) FROM tasks WHERE user_id = %(uid)s "
               "AND (%(status)s = 'all' OR completed = (%(status)s = 'completed'))")
 
 
+class Outcomes(Protocol):
+    """Who hears whether the database answered (readiness.Readiness)."""
+
+    def succeeded(self) -> None: ...
+    def failed(self, reason: str = ...) -> None: ...
+
+
+# Idle connections this old are tested (one round trip each) before a request takes one:
+# a serverless database closes them when it scales to zero, a NAT after some minutes.
+IDLE_CHECK_SECONDS = 60.0
+
+
 class TaskPages:
     """Serves list-tasks pages: psycopg's pool on PostgreSQL, the app's engine otherwise."""
 
-    def __init__(self, db: Database, url: str, pool_size: int, pool_timeout: float) -> None:
+    def __init__(self, db: Database, url: str, pool_size: int, pool_timeout: float,
+                 outcomes: Outcomes | None = None) -> None:
         self.db = db
         self.pool: AsyncConnectionPool | None = None
+        self.outcomes = outcomes
         self._checking: asyncio.Task[None] | None = None
+        self._used_at = time.monotonic()
         if not db.is_sqlite:
             conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
             self.pool = AsyncConnectionPool(
@@ -72,13 +89,29 @@ class TaskPages:
             async with self.db.read() as conn:
                 return await _generic_page(conn, caller, status, limit, offset)
         params = {"uid": caller.user_id, "status": status, "limit": limit, "offset": offset}
+        now, idle_since = time.monotonic(), self._used_at
+        self._used_at = now
+        if now - idle_since > IDLE_CHECK_SECONDS or self._checking:
+            # After a quiet spell, test the pooled connections first (all of them, once)
+            # rather than fail a request on each one the database has closed meanwhile.
+            self._checking = self._checking or asyncio.create_task(self._check())
+            await asyncio.shield(self._checking)
         try:
-            return await self._page(self.pool, caller, params, limit, offset)
-        except psycopg.OperationalError:
+            body = await self._page(self.pool, caller, params, limit, offset)
+        except Revoked:
+            if self.outcomes is not None:
+                self.outcomes.succeeded()
+            raise
+        except psycopg.OperationalError as exc:
+            if self.outcomes is not None and not isinstance(exc, psycopg.errors.QueryCanceled):
+                self.outcomes.failed("a request could not reach the database")
             # A dead connection (the database restarted): have the pool test its idle ones
             # now, so the other stale ones are replaced instead of failing a request each.
             self._checking = self._checking or asyncio.create_task(self._check())
             raise
+        if self.outcomes is not None:
+            self.outcomes.succeeded()
+        return body
 
     async def _check(self) -> None:
         try:
