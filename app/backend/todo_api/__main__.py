@@ -35,7 +35,15 @@ def main(argv: list[str] | None = None) -> int:
 
         # Migrations do not need AUTH_SECRET; don't require it here.
         settings = load_settings(auth_secret=os.environ.get("AUTH_SECRET") or SecretStr("x" * 16))
-        revision = upgrade(settings.database_url)
+        from sqlalchemy.exc import OperationalError
+
+        from todo_api.db import failure_cause
+
+        try:
+            revision = upgrade(settings.database_url)
+        except OperationalError as exc:  # one line a Job's log shows: the cause, not a traceback
+            print(f"migrate: cannot use the database: {failure_cause(exc)}", file=sys.stderr, flush=True)
+            return 1
         print(f"migrate: database is at revision {revision}", flush=True)
         return 0
 

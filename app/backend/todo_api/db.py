@@ -33,6 +33,16 @@ def make_engine(url: str) -> Engine:
                          connect_args={"connect_timeout": 3})
 
 
+def failure_cause(exc: BaseException) -> str:
+    """Why the driver failed, in its own first line (e.g. 'Connection refused', 'channel
+    binding required, but SSL not in use'), without the server's address."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    line = text.splitlines()[0] if text else type(orig).__name__
+    # libpq: 'connection failed: connection to server at "host" (ip), port 5432 failed: <why>'
+    return line.rsplit(" failed: ", 1)[-1][:300]
+
+
 def async_url(url: str) -> str:
     """The asyncio driver for a URL: sqlite -> sqlite+aiosqlite; PostgreSQL keeps psycopg."""
     if url.startswith("sqlite:"):

@@ -28,6 +28,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from todo_api.db import async_url, failure_cause
+
 UNREACHABLE = "database unreachable"
 
 Probe = Callable[[], Awaitable[str | None]]
@@ -99,7 +101,7 @@ class Readiness:
         except TimeoutError:
             self._probed(seen, False, f"no answer within {self.timeout:g} s", None)
         except (SQLAlchemyError, OSError) as exc:
-            self._probed(seen, False, _cause(exc), None)
+            self._probed(seen, False, failure_cause(exc), None)
         else:
             self._probed(seen, True, "", revision)
         finally:
@@ -113,14 +115,6 @@ class Readiness:
             self.reachable, self.reason = reachable, reason
 
 
-def _cause(exc: BaseException) -> str:
-    """The driver's first line (e.g. 'connection refused'), never the URL or password."""
-    orig = getattr(exc, "orig", None) or exc
-    line = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    # libpq: 'connection failed: connection to server at "h" (ip), port 5432 failed: <why>'
-    return line.rsplit(" failed: ", 1)[-1][:200]
-
-
 def watch(engine: AsyncEngine, readiness: Readiness) -> None:
     """Report every statement's outcome on `engine` to `readiness`."""
 
@@ -131,7 +125,7 @@ def watch(engine: AsyncEngine, readiness: Readiness) -> None:
         # No connection (could not connect) or a dropped one: the database is the
         # problem. A statement's own error (a constraint, a cancelled query) is not.
         if context.connection is None or context.is_disconnect:
-            readiness.failed(_cause(context.original_exception))
+            readiness.failed(failure_cause(context.original_exception))
 
     event.listen(engine.sync_engine, "after_cursor_execute", executed)
     event.listen(engine.sync_engine, "handle_error", errored)
@@ -141,8 +135,6 @@ def revision_probe(url: str, connect_timeout: int = 3) -> tuple[Probe, AsyncEngi
     """A probe that opens a new connection (a pooled one idle for a minute may be long
     closed by a serverless database or a NAT) and reads the schema revision in one
     statement; the engine is returned for disposal."""
-    from todo_api.db import async_url
-
     url = async_url(url)
     args: dict[str, Any] = {"timeout": 5} if url.startswith("sqlite") else {"connect_timeout": connect_timeout}
     engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=args)
