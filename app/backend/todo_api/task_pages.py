@@ -16,6 +16,7 @@ import time
 from typing import Protocol
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -58,6 +59,17 @@ class Outcomes(Protocol):
 IDLE_CHECK_SECONDS = 60.0
 
 
+def libpq_conninfo(url: str) -> str:
+    """The URL (host, credentials, ?sslmode=…&channel_binding=…&sslrootcert=…) as libpq
+    key=value pairs: rendered back to a URL, a space in a value would become '+', which
+    libpq does not read back."""
+    parsed = make_url(url)
+    params: dict[str, object] = parsed.translate_connect_args(username="user", database="dbname")
+    for key, value in parsed.query.items():
+        params[key] = value if isinstance(value, str) else value[-1]
+    return make_conninfo("", **params)
+
+
 class TaskPages:
     """Serves list-tasks pages: psycopg's pool on PostgreSQL, the app's engine otherwise."""
 
@@ -69,7 +81,7 @@ class TaskPages:
         self._checking: asyncio.Task[None] | None = None
         self._used_at = time.monotonic()
         if not db.is_sqlite:
-            conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+            conninfo = libpq_conninfo(url)
             self.pool = AsyncConnectionPool(
                 conninfo, min_size=pool_size, max_size=pool_size, timeout=pool_timeout, open=False,
                 kwargs={"autocommit": True, "connect_timeout": 3}, name="task-pages",
