@@ -159,6 +159,9 @@ class Settings(BaseModel):
     database_mode: Literal["bundled", "external"] = "bundled"
     database_url: SecretStr = SecretStr("")
     postgres_password: SecretStr = SecretStr("")
+    # How often an idle backend pod's /ready asks the database itself (the backend's
+    # DB_PROBE_SECONDS); above 300 lets a serverless database (Neon) scale to zero.
+    db_probe_seconds: int = Field(default=60, ge=5, le=86_400)
 
     # The app's secrets
     auth_secret: SecretStr = SecretStr("")

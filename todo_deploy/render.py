@@ -192,6 +192,7 @@ def helm_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, An
             "openaiBaseUrl": public_base_url(settings.openai_base_url),
             "drainSeconds": DRAIN_SECONDS,
             "logLevel": LOG_LEVEL,
+            "dbProbeSeconds": settings.db_probe_seconds,
         },
         "backend": {
             "replicaCount": settings.backend_replicas,

@@ -156,6 +156,7 @@ OPENAI_BASE_URL: {{ .Values.config.openaiBaseUrl | quote }}
 BACKEND_URL: {{ printf "http://%s:8000" $n.backend | quote }}
 DRAIN_SECONDS: {{ .Values.config.drainSeconds | quote }}
 LOG_LEVEL: {{ .Values.config.logLevel | quote }}
+DB_PROBE_SECONDS: {{ .Values.config.dbProbeSeconds | quote }}
 {{- end }}
 
 {{/*
