@@ -87,3 +87,54 @@ def test_external_postgres_on_the_host(
     kube = Kube("")
     assert kube.list("apps/v1", "StatefulSet", s.namespace) == []
     survives_pod_restarts(s, svc_url)
+
+
+def test_external_postgres_neon_style_tls(
+    scratch: Callable[[], Any], postgres_url: str, svc_url: Callable[..., str]
+) -> None:
+    """DATABASE_URL as Neon gives it (`?sslmode=require&channel_binding=require`), against
+    the host's PostgreSQL with TLS on (.ci/postgres.sh): the migration Job and the backend
+    connect, a task round-trips, and the server sees every pod connection encrypted."""
+    import psycopg
+
+    from tests.conftest import require
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        ssl = conn.execute("SHOW ssl").fetchone()
+        require(bool(ssl and ssl[0] == "on"), "PostgreSQL with TLS on (ssl = on; .ci/postgres.sh turns it on)")
+        name = f"todo_tls_{uuid.uuid4().hex[:8]}"
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        parsed = urlparse(postgres_url)
+        netloc = parsed.netloc.replace(parsed.hostname or "", node_ip())
+        from_pods = urlunparse(parsed._replace(netloc=netloc, path=f"/{name}",
+                                               query="sslmode=require&channel_binding=require"))
+        s = scratch()
+        result = deploy.run(s.settings(DATABASE_MODE="external", DATABASE_URL=from_pods), log=print)
+        assert result.passed, "; ".join(f"{c.name}: {c.evidence}" for c in result.failures)
+
+        kube = Kube("")
+        base = svc_url(kube, s.namespace, f"{s.release}-backend", 8000)
+        assert call("GET", f"{base}/ready")["status"] == "ready"
+        user = call("POST", f"{base}/api/auth/signup",
+                    {"username": f"u{uuid.uuid4().hex[:8]}", "password": "correct-horse-battery"})
+        task = call("POST", f"{base}/api/{user['user_id']}/tasks", {"title": "over TLS"}, user["token"])
+        listed = call("GET", f"{base}/api/{user['user_id']}/tasks", token=user["token"])
+        assert [t["title"] for t in listed["items"]] == ["over TLS"] and listed["items"][0]["id"] == task["id"]
+
+        # The migration ran in the Job, through the same URL.
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT host(a.client_addr), s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+                "WHERE a.datname = %s", (name,)).fetchall()
+        with psycopg.connect(f"{postgres_url.rpartition('/')[0]}/{name}", autocommit=True) as conn:
+            revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert revision is not None
+        # The backend's pools: connections from the pod network, every one encrypted.
+        from_pod = [(addr, ssl) for addr, ssl in rows if addr and not addr.startswith("127.")]
+        assert len(from_pod) >= 2, rows
+        assert all(ssl for _, ssl in from_pod), rows
+        print(f"pod connections to {name}: {len(from_pod)}, all TLS; schema at {revision[0]}")
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
