@@ -17,6 +17,7 @@ minutes without a query). Instead /ready answers from the outcomes it already kn
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sqlalchemy.pool import NullPool
 from todo_api.db import async_url, failure_cause
 
 UNREACHABLE = "database unreachable"
+log = logging.getLogger("todo_api")
 
 Probe = Callable[[], Awaitable[str | None]]
 
@@ -59,6 +61,7 @@ class Readiness:
         self.probes = 0
         self._outcomes = 0  # bumped by every real outcome: a probe does not overwrite newer news
         self._inflight: asyncio.Task[None] | None = None
+        self._told: Verdict | None = None  # the last verdict logged
 
     def succeeded(self) -> None:
         """A request's query worked."""
@@ -91,7 +94,15 @@ class Readiness:
                 self._inflight = asyncio.create_task(self._run_probe())
             # shielded: a caller that gives up does not cancel the probe the others await
             await asyncio.shield(self._inflight)
-        return self.verdict()
+        verdict = self.verdict()
+        if self._told is None or (verdict.ready, verdict.detail) != (self._told.ready, self._told.detail):
+            # Once per change, so `kubectl logs` says why the pod is out of the Service.
+            if verdict.ready:
+                log.info("ready: database reachable, schema at %s", verdict.revision)
+            else:
+                log.warning("not ready: %s", verdict.detail)
+            self._told = verdict
+        return verdict
 
     async def _run_probe(self) -> None:
         seen = self._outcomes
