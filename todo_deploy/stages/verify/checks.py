@@ -277,13 +277,20 @@ def _as_owner(ctx: VerifyContext, task_id: int) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None
 
 
+def _leaks(task: dict[str, Any], probe: dict[str, Any]) -> bool:
+    """Is this task A's (its title or owner), seen by B?"""
+    owner = probe.get("user_id")
+    return task.get("title") == probe.get("title") or (owner is not None and task.get("user_id") == owner)
+
+
 def check_isolation_rest(ctx: VerifyContext) -> list[Check]:
+    """B, through the frontend, can neither see nor touch A's task. Task numbers are per
+    user, so B's request for A's number may reach a task of B's own: what must hold is
+    that no answer carries A's task and A's task is unchanged afterwards."""
     probe = ctx.probe_task()
     b = ctx.user("b")
-    a_ids = {int(t["id"]) for t in ctx.user("a").all_tasks()}
-    seen = [t for t in b.all_tasks() if int(t["id"]) in a_ids or t.get("user_id") == probe.get(
-        "user_id"
-    )]
+    a_count = len(ctx.user("a").all_tasks())
+    seen = [t for t in b.all_tasks() if _leaks(t, probe)]
     tid = probe["id"]
     attempts = {
         "GET": b.get_task(tid),
@@ -292,20 +299,25 @@ def check_isolation_rest(ctx: VerifyContext) -> list[Check]:
         "DELETE": b.delete_task(tid),
     }
     codes = {verb: r.status_code for verb, r in attempts.items()}
+    leaked = [verb for verb, r in attempts.items()
+              if r.status_code == 200 and r.content and _leaks(r.json(), probe)]
+    foreign_ok = all(code in (404, 200, 204) for code in codes.values())
     after = _as_owner(ctx, tid)
     unchanged = _same(probe, after)
-    ok = not seen and all(code == 404 for code in codes.values()) and unchanged
+    ok = not seen and not leaked and foreign_ok and unchanged
     evidence = (
-        f"B lists {len(seen)} of A's {len(a_ids)} task(s); on A's task #{tid}: "
+        f"B lists {len(seen)} of A's {a_count} task(s); B's requests for #{tid}: "
         + ", ".join(f"{v} {c}" for v, c in codes.items())
-        + f" (want 404); A's task {'unchanged' if unchanged else 'CHANGED or gone'}"
+        + (f"; A's task in the answer to {leaked}" if leaked else "; none answered with A's task")
+        + f"; A's task {'unchanged' if unchanged else 'CHANGED or gone'}"
     )
     return [
         Check.of(
             "isolation-rest",
             ok,
             evidence,
-            "Every task query must filter by the authenticated user id; foreign ids must be 404.",
+            "Every task query must filter by the authenticated user id; another user's task "
+            "must never be read or changed.",
         )
     ]
 
