@@ -49,6 +49,14 @@ def frontend_service_name(settings: Settings) -> str:
     return f"{settings.release_name}-frontend"
 
 
+def live_node_port(kube: Kube, settings: Settings) -> int:
+    """The frontend Service's NodePort now (0: none), to keep it when the Service is remade."""
+    service = kube.get("v1", "Service", frontend_service_name(settings), settings.namespace)
+    if not service or (service.get("spec") or {}).get("type") != "NodePort":
+        return 0
+    return int(_service_port(service).get("nodePort") or 0)
+
+
 def tcp_reachable(url: str, timeout: float = 3.0) -> bool:
     from urllib.parse import urlparse
 

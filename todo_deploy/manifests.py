@@ -99,14 +99,16 @@ def render_objects(
     return sorted(objects, key=_order)
 
 
-def render_manifests(settings: Settings, images: dict[str, ImageRef]) -> list[dict[str, Any]]:
+def render_manifests(
+    settings: Settings, images: dict[str, ImageRef], node_port: int = 0
+) -> list[dict[str, Any]]:
     """What `inv deploy` applies (Secrets aside): the chart with the settings' values.
 
     `images` maps "backend"/"frontend" to the built ImageRef; the exact `.ref` is
     used. Bundled-database objects only when DATABASE_MODE=bundled.
     """
     return render_objects(
-        render.raw_values(settings, images), settings.release_name, settings.namespace
+        render.raw_values(settings, images, node_port), settings.release_name, settings.namespace
     )
 
 

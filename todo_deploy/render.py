@@ -178,9 +178,14 @@ def split_image(image: str) -> tuple[str, str]:
     return image, ""
 
 
-def helm_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, Any]:
+def helm_values(
+    settings: Settings, images: dict[str, ImageRef], node_port: int = 0
+) -> dict[str, Any]:
     """Chart values derived from settings. No secret values: `existingSecret`
-    names + `secretChecksum` only (the deploy stage creates the Secrets first)."""
+    names + `secretChecksum` only (the deploy stage creates the Secrets first).
+
+    `node_port` keeps the frontend's NodePort when the Service is made again
+    (switching raw <-> Helm), so the URL a user has keeps working."""
     release = settings.release_name
     pg_repository, pg_tag = split_image(settings.postgres_image)
     bundled = settings.database_mode == "bundled"
@@ -201,7 +206,9 @@ def helm_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, An
         "frontend": {
             "replicaCount": settings.frontend_replicas,
             "image": {"repository": images["frontend"].repository, "tag": images["frontend"].tag},
-            "service": {"type": settings.frontend_service_type},
+            "service": {"type": settings.frontend_service_type}
+            | ({"nodePort": node_port}
+               if node_port and settings.frontend_service_type == "NodePort" else {}),
         },
         "migration": {"hook": not bundled},
         "database": {
@@ -220,11 +227,13 @@ def helm_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, An
     }
 
 
-def raw_values(settings: Settings, images: dict[str, ImageRef]) -> dict[str, Any]:
+def raw_values(
+    settings: Settings, images: dict[str, ImageRef], node_port: int = 0
+) -> dict[str, Any]:
     """The values of the raw path (`inv deploy`): Helm's, plus the Namespace, the
     managed-by label that marks the objects as the raw path's, and the migration
     as a plain Job (no Helm to run hooks)."""
-    values = helm_values(settings, images)
+    values = helm_values(settings, images, node_port)
     values["namespace"] = {"create": True}
     values["managedBy"] = MANAGED_BY
     values["migration"] = {"hook": False}

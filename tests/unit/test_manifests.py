@@ -381,3 +381,20 @@ def test_the_generated_objects_hold_no_secret_material() -> None:
             assert not set(obj["data"]) & SECRET_KEYS
             for value in obj["data"].values():
                 assert "@" not in value  # no credentials in a URL
+
+
+def test_a_live_nodeport_is_kept_when_the_service_is_made_again() -> None:
+    from todo_deploy import render
+    from todo_deploy.config import Settings
+
+    nodeport = Settings(frontend_service_type="NodePort")  # type: ignore[arg-type]
+    images = render.default_images()
+    kept = manifests.render_manifests(nodeport, images, node_port=31234)
+    [service] = [o for o in kept if o["kind"] == "Service" and o["metadata"]["name"].endswith("-frontend")]
+    assert service["spec"]["ports"][0]["nodePort"] == 31234
+    assert render.helm_values(nodeport, images, 31234)["frontend"]["service"]["nodePort"] == 31234
+    fresh = manifests.render_manifests(nodeport, images)
+    [service] = [o for o in fresh if o["kind"] == "Service" and o["metadata"]["name"].endswith("-frontend")]
+    assert "nodePort" not in service["spec"]["ports"][0]  # the first deploy: Kubernetes picks
+    cluster_ip = Settings(frontend_service_type="ClusterIP")  # type: ignore[arg-type]
+    assert "nodePort" not in render.helm_values(cluster_ip, images, 31234)["frontend"]["service"]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy.access import live_node_port
 from todo_deploy.console import say
 from todo_deploy.gates import Check, GateResult, Verdict
 
@@ -333,7 +334,8 @@ def run(
     deadline = started + (timeout_s or settings.deploy_timeout_seconds)
     try:
         kube = kube or Kube(settings.context_name)
-        rendered = manifests.render_manifests(settings, images)
+        node_port = live_node_port(kube, settings)  # kept when the Helm release goes
+        rendered = manifests.render_manifests(settings, images, node_port)
         groups = phases(rendered)
         job_name = manifests.migration_job(rendered)
 

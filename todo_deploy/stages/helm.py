@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy.access import live_node_port
 from todo_deploy.console import say
 from todo_deploy.gates import Check, GateResult
 
@@ -122,6 +123,7 @@ def run(
         engine = engine or make_engine(settings, log)
         log(f"Helm engine: {engine.name}")
         result.details["engine"] = engine.name
+        node_port = live_node_port(kube, settings)  # kept when the raw Service goes
         removed = remove_raw_objects(kube, settings, log)
         result.details["removed_raw_objects"] = removed
         ensure_namespace(kube, settings, [])
@@ -131,7 +133,7 @@ def run(
         result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
         return result
 
-    values = render.helm_values(settings, images)
+    values = render.helm_values(settings, images, node_port)
     timeout = timeout_s or settings.deploy_timeout_seconds
     try:
         before = engine.status(release, namespace)
