@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
     from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.timing import Timeline
 
 Log = Callable[[str], None]
 
@@ -286,20 +287,26 @@ def build_image(
     log: Log = say,
     client: DockerClient | None = None,
     known: ImageRef | None = None,
+    timeline: Timeline | None = None,
 ) -> BuildOutcome:
     """Build one image unless its content tag exists already (then skip in a blink)."""
     from docker.errors import APIError, DockerException, ImageNotFound
 
+    from todo_deploy.timing import Timeline
+
+    timeline = timeline or Timeline()
     started = time.perf_counter()
-    build = plan(loaded, component)
+    with timeline.phase(f"hash {component} context"):
+        build = plan(loaded, component)
     client = client or engine()
     base = build.args["PYTHON_IMAGE"]
     image = None
     if not no_cache:
-        try:
-            image = client.images.get(build.ref)
-        except ImageNotFound:
-            image = None
+        with timeline.phase(f"look up {build.ref}"):
+            try:
+                image = client.images.get(build.ref)
+            except ImageNotFound:
+                image = None
     if image is not None:
         seconds = time.perf_counter() - started
         log(f"{component}: {build.ref} is up to date, build skipped ({seconds:.3f} s)")
@@ -311,12 +318,14 @@ def build_image(
         ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size)
         return BuildOutcome(ref, True, seconds, base, base_size)
 
-    ensure_image(client, base, log)
+    with timeline.phase(f"base image {base} present"):
+        ensure_image(client, base, log)
 
     log(f"{component}: building {build.ref} from {build.context} ({len(build.files)} paths)")
     progress = _Progress(component, log)
     image_id = ""
     ok = False
+    build_started = timeline.now()
     try:
         context = build.tar()
         stream = client.api.build(
@@ -348,16 +357,18 @@ def build_image(
         raise BuildError(f"{component}: build failed: {exc}") from None
     finally:
         progress.close(ok)
-    try:
-        image = client.images.get(build.ref)
-    except ImageNotFound:
-        raise BuildError(
-            f"{component}: the engine reported no error but {build.ref} does not exist"
-            + (f" (last built layer {image_id})" if image_id else "")
-        ) from None
+        timeline.add(f"docker build {component}", build_started, timeline.now() - build_started)
+    with timeline.phase(f"inspect {build.ref}"):
+        try:
+            image = client.images.get(build.ref)
+        except ImageNotFound:
+            raise BuildError(
+                f"{component}: the engine reported no error but {build.ref} does not exist"
+                + (f" (last built layer {image_id})" if image_id else "")
+            ) from None
+        base_size = _base_size(client, base)
     seconds = time.perf_counter() - started
     size = int(image.attrs.get("Size") or 0)
-    base_size = _base_size(client, base)
     ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size)
     log(
         f"{component}: built {build.ref} in {seconds:.1f} s: {mb(size)} "

@@ -1,10 +1,12 @@
-"""Thin helpers over the `kubernetes` SDK: one client per context, server-side
+"""Thin helpers over the Kubernetes API: one connection per context, server-side
 apply under one field manager, label-based listing, rollout waits, quantities.
 (The diagnosis of what is wrong is the package todo_deploy/stages/aiops/doctor/, on top of this.)
 
-Objects travel as plain dicts (the API's JSON) through the SDK's ApiClient, so
-the code does not depend on the SDK's generated models and a no-change deploy
-costs one HTTP round-trip per object. `kubernetes` itself is imported lazily.
+Objects travel as plain dicts (the API's JSON), so the code does not depend on
+the SDK's generated models and a no-change deploy costs one HTTP round-trip per
+object. The connection (todo_deploy/kube_transport.py) needs the `kubernetes`
+SDK only for plugin-authenticated users; exec and port-forward use it always,
+imported on first use.
 """
 
 from __future__ import annotations
@@ -115,22 +117,44 @@ def _group_of(api_version: str) -> str:
 
 
 class Kube:
-    """A connection to one kubeconfig context ('' = the current one)."""
+    """A connection to one kubeconfig context ('' = the current one).
+
+    Requests go through `todo_deploy.kube_transport`: a urllib3 pool for users with
+    certificates, tokens or basic auth, the kubernetes SDK for plugin users.
+    `api` is a kubernetes SDK ApiClient (for exec and port-forward websockets),
+    made on first use.
+    """
 
     def __init__(self, context: str = "", api_client: Any = None) -> None:
-        if api_client is None:
-            from kubernetes import config
+        from todo_deploy import kube_transport
 
+        self.context = context
+        self._api = api_client
+        self.transport: kube_transport.Transport
+        if api_client is not None:
+            self.transport = kube_transport.SdkTransport(api_client)
+        else:
             try:
-                api_client = config.new_client_from_config(context=context or None)
-            except Exception as exc:  # noqa: BLE001 - ConfigException, missing file, bad context
+                self.transport = kube_transport.connect(context)
+            except Exception as exc:  # noqa: BLE001 - KubeconfigError, bad PEM, SDK ConfigException
                 where = f"context {context!r}" if context else "the current context"
                 raise KubeError(0, f"cannot load kubeconfig for {where}: {exc}") from None
-        self.api = api_client
-        self.context = context
         self._preferred: dict[str, str] | None = None
         self._all_versions: dict[str, list[str]] | None = None
         self._discovered: dict[str, dict[str, _Resource]] = {}
+
+    @property
+    def api(self) -> Any:
+        """The kubernetes SDK's ApiClient for this context (imports the SDK on first use)."""
+        if self._api is None:
+            from todo_deploy.kube_transport import sdk_client
+
+            try:
+                self._api = sdk_client(self.context)
+            except Exception as exc:  # noqa: BLE001 - ConfigException, missing file, bad context
+                where = f"context {self.context!r}" if self.context else "the current context"
+                raise KubeError(0, f"cannot load kubeconfig for {where}: {exc}") from None
+        return self._api
 
     # ---- raw HTTP -----------------------------------------------------------------
     def request(
@@ -149,24 +173,15 @@ class Kube:
             headers["Content-Type"] = content_type
         elif body is not None:
             headers["Content-Type"] = "application/json"
-        method_, url, hdrs, body_, _ = self.api.param_serialize(
-            method,
-            path,
-            query_params=list(query) if query else None,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
         try:
-            response = self.api.call_api(
-                method_, url, header_params=hdrs, body=body_, _request_timeout=timeout
+            status, data = self.transport.request(
+                method, path, query=query, headers=headers, body=body, timeout=timeout
             )
-            data = response.read()
         except Exception as exc:  # noqa: BLE001 - urllib3/TLS/timeout errors become KubeError
             status = getattr(exc, "status", 0) or 0
             raise KubeError(status, f"{method} {path}: {exc}") from None
-        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
-        if not 200 <= response.status < 300:
+        text = data.decode(errors="replace")
+        if not 200 <= status < 300:
             message, reason = text, ""
             try:
                 status_obj = json.loads(text)
@@ -174,7 +189,7 @@ class Kube:
                 reason = status_obj.get("reason", "")
             except ValueError:
                 pass
-            raise KubeError(response.status, message, reason)
+            raise KubeError(status, message, reason)
         if raw:
             return text
         return json.loads(text) if text else {}

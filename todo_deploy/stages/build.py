@@ -34,6 +34,7 @@ from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict
 from todo_deploy.gates import load as load_gate
 from todo_deploy.runner import Runner, scrub
+from todo_deploy.timing import Timeline
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -50,6 +51,9 @@ class BuildDetails(Details):
     # skipped, seconds
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     gordon: dict[str, Any] = field(default_factory=dict)  # available, advice | message, problems
+    timings: dict[str, Any] = field(default_factory=dict)  # timing.Timeline.as_details()
+
+
 SMOKE_CHECKS = ("healthy", "endpoint", "non-root", "cleanup")
 SMOKE_TIMEOUT_S = 30.0
 SMOKE_HEALTH_INTERVAL_NS = 500_000_000
@@ -79,22 +83,49 @@ def run(
     root = images.source_root(loaded)
     result = GateResult(STAGE)
     details = BuildDetails()
+    timeline = Timeline(log, prefix="build ")
+    try:
+        _run(loaded, result, details, timeline, names, no_cache=no_cache, push=push,
+             gordon=gordon, log=log, runner=runner, client=client, root=root)
+    finally:
+        details.timings = timeline.as_details()
+        result.details = details.as_dict()
+    return result
 
+
+def _run(
+    loaded: LoadedSettings,
+    result: GateResult,
+    details: BuildDetails,
+    timeline: Timeline,
+    names: list[str],
+    *,
+    no_cache: bool,
+    push: bool,
+    gordon: bool,
+    log: Log,
+    runner: Runner,
+    client: DockerClient | None,
+    root: Path,
+) -> None:
+    settings = loaded.settings
     for name in names:
-        result.checks.append(
-            _lint(runner, root / images.COMPONENTS[name].dockerfile, name, loaded.state_dir)
-        )
+        with timeline.phase(f"lint {name}"):
+            result.checks.append(
+                _lint(runner, root / images.COMPONENTS[name].dockerfile, name, loaded.state_dir)
+            )
 
     if client is None:
         try:
-            client = images.engine()
+            with timeline.phase("connect to the Docker engine"):
+                client = images.engine()
         except images.EngineUnavailable as exc:
             result.checks.append(Check.of(
                 "docker engine", False, str(exc),
                 "start Docker (Docker Desktop, `minikube docker-env`, or "
                 "`sudo systemctl start docker`) and check DOCKER_HOST; then `inv build`",
             ))
-            return result
+            return
 
     recorded = load_images(loaded.state_dir)
     built: dict[str, images.BuildOutcome] = {}
@@ -102,7 +133,8 @@ def run(
         spec = images.COMPONENTS[name]
         try:
             outcome = images.build_image(
-                loaded, name, no_cache=no_cache, log=log, client=client, known=recorded.get(name)
+                loaded, name, no_cache=no_cache, log=log, client=client, known=recorded.get(name),
+                timeline=timeline,
             )
         except images.PullError as exc:
             base = settings.python_base_image
@@ -148,12 +180,14 @@ def run(
             log(f"{name}: image {outcome.image.image_id[7:19]} already passed its smoke test")
             result.checks.extend(proven)
         else:
-            result.checks.extend(smoke_test(client, name, outcome.image, log=log))
+            result.checks.extend(smoke_test(client, name, outcome.image, log=log,
+                                            timeline=timeline))
 
     if gordon:
-        result.checks.append(
-            _gordon(runner, root, names, details, settings.aiops_timeout_seconds, log)
-        )
+        with timeline.phase("gordon"):
+            result.checks.append(
+                _gordon(runner, root, names, details, settings.aiops_timeout_seconds, log)
+            )
 
     if push:
         for name, outcome in built.items():
@@ -163,7 +197,8 @@ def run(
                 ))
                 continue
             try:
-                images.push_image(outcome.image, log=log, client=client)
+                with timeline.phase(f"push {name}"):
+                    images.push_image(outcome.image, log=log, client=client)
                 result.checks.append(Check.of(f"push {name}", True, f"pushed {outcome.image.ref}"))
             except images.PushError as exc:
                 registry = settings.image_registry
@@ -172,8 +207,6 @@ def run(
                     f"start or fix the registry {registry} (IMAGE_REGISTRY), "
                     f"`docker login {registry}`, then `inv build --push`",
                 ))
-    result.details = details.as_dict()
-    return result
 
 
 # --- lint -------------------------------------------------------------------------
@@ -314,10 +347,19 @@ def proven_smoke_checks(previous: GateResult | None, name: str, image: ImageRef)
 
 def smoke_test(
     client: DockerClient, name: str, image: ImageRef, *, log: Log = say,
-    timeout: float = SMOKE_TIMEOUT_S,
+    timeout: float = SMOKE_TIMEOUT_S, timeline: Timeline | None = None,
 ) -> list[Check]:
     """Run the image (read-only root, no capabilities), wait healthy, probe, check the uid, remove."""
     from docker.errors import DockerException
+
+    timeline = timeline or Timeline()
+    phase_start = timeline.now()
+
+    def phase(what: str) -> None:
+        nonlocal phase_start
+        now = timeline.now()
+        timeline.add(f"smoke {name}: {what}", phase_start, now - phase_start)
+        phase_start = now
 
     spec = images.COMPONENTS[name]
     env = smoke_env(name)
@@ -345,6 +387,7 @@ def smoke_test(
                 security_opt=["no-new-privileges"],
             )
             container.start()
+            phase("create + start container")
         except DockerException as exc:
             checks.append(Check.of(
                 f"healthy {name}", False, f"could not start {image.ref}: {exc}",
@@ -369,6 +412,7 @@ def smoke_test(
                 break
             time.sleep(0.2)
         waited = time.monotonic() - started
+        phase("Docker health 'healthy' + endpoint 200")
         logs = _logs(container, hide)
         fix_run = f"read the log in the evidence, run {debug}, fix, then `inv build`"
         checks.append(Check.of(
@@ -385,9 +429,11 @@ def smoke_test(
             fix_run,
         ))
         checks.append(_user_check(container, name))
+        phase("`id -u` inside")
     finally:
         if container is not None:
             gone = _remove(container)
+            phase("remove container")
             checks.append(Check.of(
                 f"cleanup {name}", gone,
                 f"test container {container.name} removed" if gone
