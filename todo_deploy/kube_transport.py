@@ -95,7 +95,8 @@ def load_kubeconfig(paths: Sequence[Path]) -> Kubeconfig:
         except OSError as exc:
             raise KubeconfigError(f"cannot read {path}: {exc}") from None
         try:
-            data = yaml.safe_load(text) or {}
+            # libyaml's safe loader when PyYAML has it (10x faster than the Python one).
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         except yaml.YAMLError as exc:
             raise KubeconfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):

@@ -19,9 +19,11 @@ from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS, VerifyDetails
         "full": "Run the disruptive verify checks (pod deletion, restarts) even if nothing "
         "changed since they last passed.",
         "gordon": "Ask Gordon (docker ai) to review the Dockerfiles during the build.",
+        "until": "Stop after this stage: build, cluster, deploy, aiops, verify or docs "
+        "(e.g. --until deploy for the edit-deploy loop).",
     }
 )
-def up(c, helm=False, full=False, gordon=False):  # type: ignore[no-untyped-def]
+def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-untyped-def]
     """Build, start the cluster, deploy, run the doctor, verify and write the docs.
 
     Stops at the first gate that fails, naming the check and its fix. With nothing
@@ -55,8 +57,14 @@ def up(c, helm=False, full=False, gordon=False):  # type: ignore[no-untyped-def]
         "docs": lambda: docs(c),
     }
     total = len(STAGES)
+    chosen = steps(helm)
+    stops = [("deploy" if s.stage == "helm" else s.stage) for s in chosen]
+    if until and until not in stops:
+        raise Exit(f"--until must be one of {', '.join(stops)}, not {until!r}", code=2)
+    if until:
+        chosen = chosen[: stops.index(until) + 1]
     timings: list[tuple[str, float]] = []
-    for step in steps(helm):
+    for step in chosen:
         if step.stage == "helm":
             say(f"\n━━ stage 3/{total} raw manifests: replaced by the Helm chart (--helm)")
         if step.stage == "aiops" and not helm:
@@ -77,6 +85,9 @@ def up(c, helm=False, full=False, gordon=False):  # type: ignore[no-untyped-def]
             ) from None
         timings.append((step.title, time.monotonic() - started))
     _summary(timings)
+    if until and until != "docs":
+        say(f"Stopped after {chosen[-1].title} (--until {until}); the later gates did not run.")
+        return
     _announce(loaded)
 
 
