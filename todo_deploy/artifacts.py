@@ -19,6 +19,7 @@ class ImageRef:
     image_id: str = ""  # "sha256:..." as the engine reports it
     size_bytes: int = 0
     added_bytes: int = 0  # what its own layers add above the base image
+    migrations: str = ""  # hash of the database migrations inside (backend), see images.py
 
     @property
     def ref(self) -> str:
@@ -42,4 +43,8 @@ def load_images(state_dir: Path) -> dict[str, ImageRef]:
         data = json.loads(images_path(state_dir).read_text())
     except (OSError, ValueError):
         return {}
-    return {name: ImageRef(**fields) for name, fields in data.items()}
+    known = set(ImageRef.__dataclass_fields__)
+    return {
+        name: ImageRef(**{k: v for k, v in fields.items() if k in known})
+        for name, fields in data.items()
+    }

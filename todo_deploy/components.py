@@ -22,10 +22,12 @@ class Component:
     dockerfile: str = ""  # relative to the source root
     image_name: str = ""  # repository name without registry
     module: str = ""  # the Python package `inv dev` runs
+    migrations: str = ""  # its database migrations inside the build context (the Job's key)
 
 
 BACKEND = Component("backend", "backend", "backend", 8000, "/health", "app/backend",
-                    "docker/backend.Dockerfile", "todo-backend", "todo_api")
+                    "docker/backend.Dockerfile", "todo-backend", "todo_api",
+                    migrations="todo_api/migrations")
 FRONTEND = Component("frontend", "frontend", "frontend", 3000, "/healthz", "app/frontend",
                      "docker/frontend.Dockerfile", "todo-frontend", "todo_web")
 DATABASE = Component("postgres", "database", "postgres", 5432)

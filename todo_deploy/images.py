@@ -120,6 +120,16 @@ def content_tag(
     return digest.hexdigest()[:12]
 
 
+def migrations_hash(context: Path, files: Iterable[str], folder: str) -> str:
+    """sha256 (first 12 hex) of the migrations the image gets (paths and contents); ''
+    when the component has none. The deploy names the migration Job after it."""
+    if not folder:
+        return ""
+    prefix = folder.rstrip("/") + "/"
+    chosen = sorted(f for f in files if f.replace(os.sep, "/").startswith(prefix))
+    return content_tag(context, chosen, "", {}) if chosen else ""
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     component: Component
@@ -129,6 +139,7 @@ class BuildPlan:
     args: dict[str, str]
     repository: str
     tag: str
+    migrations: str = ""
 
     @property
     def ref(self) -> str:
@@ -162,6 +173,7 @@ def plan(loaded: LoadedSettings, component: str) -> BuildPlan:
         args=args,
         repository=repository(loaded.settings, component),
         tag=content_tag(context, files, dockerfile_text, args),
+        migrations=migrations_hash(context, files, spec.migrations),
     )
 
 
@@ -315,7 +327,8 @@ def build_image(
             base_size = size - known.added_bytes
         else:
             base_size = _base_size(client, base)
-        ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size)
+        ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size,
+                       build.migrations)
         return BuildOutcome(ref, True, seconds, base, base_size)
 
     with timeline.phase(f"base image {base} present"):
@@ -369,7 +382,8 @@ def build_image(
         base_size = _base_size(client, base)
     seconds = time.perf_counter() - started
     size = int(image.attrs.get("Size") or 0)
-    ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size)
+    ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size,
+                   build.migrations)
     log(
         f"{component}: built {build.ref} in {seconds:.1f} s: {mb(size)} "
         f"({mb(size - base_size)} above {base})"

@@ -447,6 +447,10 @@ def exec_in_pod(
 
 
 def deployment_state(kube: Kube, dep: dict[str, Any]) -> Progress:
+    """Rolled out exactly when `kubectl rollout status` says so: the new ReplicaSet has
+    every replica updated and available and no old replica is active. Old pods that are
+    already terminating do not count (they are out of the Service's endpoints), so this
+    does not wait for their drain."""
     meta, spec, status = dep["metadata"], dep.get("spec", {}), dep.get("status", {})
     ref = ObjectRef("apps/v1", "Deployment", meta["name"], meta.get("namespace", ""))
     want = spec.get("replicas", 1)
@@ -460,11 +464,12 @@ def deployment_state(kube: Kube, dep: dict[str, Any]) -> Progress:
     for cond in status.get("conditions", []):
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             return Progress(ref, failed=f"progress deadline exceeded: {cond.get('message', '')}")
-    if not (updated == want and available == want and ready == want and total == want):
+    if updated < want:
         return Progress(ref, summary=summary)
-    old = old_pods(kube, dep)
-    if old:
-        return Progress(ref, summary=f"{summary}; {len(old)} old pod(s) still terminating")
+    if total > updated:
+        return Progress(ref, summary=f"{summary}; {total - updated} old replica(s) pending termination")
+    if available < updated:
+        return Progress(ref, summary=summary)
     return Progress(ref, done=True, summary=summary)
 
 
@@ -575,12 +580,15 @@ def wait_for(
     timeout_s: float,
     *,
     log: Callable[[str], None] = print,
-    poll_s: float = 1.0,
+    poll_s: float = 0.25,
     what: str = "rollout",
+    stuck_every_s: float = 1.0,
 ) -> WaitOutcome:
     """Wait until every workload in `refs` is rolled out/ready/complete, or fail.
 
-    Returns at once when everything is already done (no-change deploys).
+    Returns at once when everything is already done (no-change deploys). Polls the
+    workloads every `poll_s` (one GET each: a rollout is seen done within that long)
+    and their pods for a reason they can never start every `stuck_every_s`.
     A rich live table on a terminal; one plain line per state change otherwise.
     """
     started = time.monotonic()
@@ -594,12 +602,16 @@ def wait_for(
 
         live = Live(console=console(), refresh_per_second=4, transient=True)
     states: list[Progress] = []
+    last_stuck_check = started - stuck_every_s
     try:
         while True:
             states, objs = [], []
+            check_stuck = time.monotonic() - last_stuck_check >= stuck_every_s
+            if check_stuck:
+                last_stuck_check = time.monotonic()
             for ref in refs:
                 state, obj = state_of(kube, ref)
-                if not state.done and not state.failed and obj is not None:
+                if check_stuck and not state.done and not state.failed and obj is not None:
                     reason = stuck_reason(kube, ref.namespace, _workload_selector(obj))
                     if reason:
                         state.failed = reason

@@ -236,5 +236,16 @@ def raw_values(
     values = helm_values(settings, images, node_port)
     values["namespace"] = {"create": True}
     values["managedBy"] = MANAGED_BY
-    values["migration"] = {"hook": False}
+    values["migration"] = {"hook": False, "key": migration_key(settings, images["backend"])}
     return values
+
+
+def migration_key(settings: Settings, backend: ImageRef) -> str:
+    """What names the raw path's migration Job: the backend image's migrations and the
+    database they ran against (a hash of its URL: never the URL itself). The same key
+    means the finished Job already brought this database to these migrations' head.
+    '' (the image tag names the Job) when the build did not record its migrations."""
+    if not backend.migrations:
+        return ""
+    database = hashlib.sha256(database_url(settings).encode()).hexdigest()
+    return hashlib.sha256(f"{backend.migrations}\0{database}".encode()).hexdigest()[:12]

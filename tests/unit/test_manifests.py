@@ -114,7 +114,14 @@ def test_app_ids_and_probe_paths(bundled: list) -> None:
     frontend = named(bundled, "Deployment", "todo-chatbot-frontend")["spec"]
     for spec in (backend, frontend):
         assert spec["template"]["spec"]["securityContext"]["runAsUser"] == 10001
-        assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+        # Old pods serve until the new set is ready; the whole new set starts at once.
+        assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": "100%"}
+        container = spec["template"]["spec"]["containers"][0]
+        # A new pod serves within a second of its app being ready; the start-up
+        # budget (120 s) and the time a failing pod keeps serving (15 s) are kept.
+        startup, ready = container["startupProbe"], container["readinessProbe"]
+        assert (startup["periodSeconds"], startup["periodSeconds"] * startup["failureThreshold"]) == (1, 120)
+        assert (ready["periodSeconds"], ready["periodSeconds"] * ready["failureThreshold"]) == (1, 15)
     b = backend["template"]["spec"]["containers"][0]
     assert (b["livenessProbe"]["httpGet"]["path"], b["readinessProbe"]["httpGet"]["path"],
             b["startupProbe"]["httpGet"]["path"]) == ("/health", "/ready", "/started")

@@ -1,11 +1,20 @@
 """Stage 3, `inv deploy`: the chart rendered in-process (todo_deploy/manifests.py,
 no Helm release), applied server-side in order.
 
-Order: namespace, Secrets (from the settings, through the API only), config,
-database (then wait for it), the migration Job (then wait; its failure stops
-the deploy before any Deployment changes), then Deployments/Services/
-NetworkPolicies, prune what is no longer rendered (never PVCs), and wait for
-the rollout. With nothing changed every apply is a no-op and no wait happens.
+Order: namespace, Secrets (from the settings, through the API only) and config,
+database (then wait for it), the migration Job (then wait; its failure stops the
+deploy before any Deployment changes), then Deployments/Services/NetworkPolicies,
+prune what is no longer rendered (never PVCs), and wait for the rollout. Objects
+of one step are applied in parallel.
+
+What did not change is not applied (todo_deploy/applied.py): an object whose
+rendered manifest hashes as last applied and whose live resourceVersion is the one
+recorded then (any write since, e.g. a `kubectl edit`, changes it) is skipped; so a
+no-change deploy reads the live objects (one LIST per kind, in parallel), applies
+nothing and waits for nothing. The migration Job is named after a hash of the
+image's migrations and the database (render.migration_key): when that Job already
+succeeded, the migrations are at head and nothing is migrated or waited for.
+Every step is timed in the output and in the gate (details.timings).
 """
 
 from __future__ import annotations
@@ -76,16 +85,21 @@ def ensure_secrets(kube: Kube, settings: Settings) -> list[str]:
     return names
 
 
+def namespace_objects(settings: Settings, rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Namespace(s) to apply, with the restricted Pod Security labels."""
+    namespaces = [o for o in rendered if o["kind"] == "Namespace"] or [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.namespace}}
+    ]
+    out = []
+    for ns in namespaces:
+        labels = {**PSS_LABELS, **(ns["metadata"].get("labels") or {})}
+        out.append({**ns, "metadata": {**ns["metadata"], "labels": labels}})
+    return out
+
+
 def ensure_namespace(kube: Kube, settings: Settings, rendered: list[dict[str, Any]]) -> None:
-    namespaces = [o for o in rendered if o["kind"] == "Namespace"]
-    if namespaces:
-        for ns in namespaces:
-            labels = ns["metadata"].setdefault("labels", {})
-            for key, value in PSS_LABELS.items():
-                labels.setdefault(key, value)
-            kube.apply(ns)
-    else:
-        kube.ensure_namespace(settings.namespace, PSS_LABELS)
+    for ns in namespace_objects(settings, rendered):
+        kube.apply(ns)
 
 
 def _component(obj: dict[str, Any]) -> str:
@@ -109,47 +123,66 @@ def phases(rendered: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def apply_all(kube: Kube, objects: list[dict[str, Any]], log: Callable[[str], None]) -> list[str]:
-    """Apply each object; returns the ones whose resourceVersion changed."""
-    from todo_deploy.kube import FIELD_MANAGER, KubeError, ObjectRef
+def parallel(fn: Callable[[Any], Any], items: list[Any], workers: int = 8) -> list[Any]:
+    """fn over items on a few threads (the API answers requests concurrently); results
+    in order; the first exception is raised."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
 
-    changed = []
-    for obj in objects:
-        ref = ObjectRef.of(obj)
-        try:
-            after = kube.apply(obj)
-        except KubeError as exc:
-            if ref.kind == "Job" and exc.status == 422:
-                # A Job's pod template is immutable: replace it.
-                log(f"{ref} changed in an immutable field: replacing it")
-                kube.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
-                kube.wait_deleted([ref], timeout=60)
-                after = kube.apply(obj)
-            else:
-                raise DeployError(f"applying {ref} failed: {exc}") from None
-        managed = [
-            m for m in after["metadata"].get("managedFields", []) if m.get("manager") == FIELD_MANAGER
-        ]
-        if _fresh(managed):
-            changed.append(str(ref))
-    return changed
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
-def _fresh(managed: list[dict[str, Any]], window_s: float = 5) -> bool:
-    """Was our field manager's entry written in the last few seconds (i.e. a real change)?"""
-    from datetime import UTC, datetime
+def apply_one(kube: Kube, obj: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """Server-side apply one object; a Job changed in its immutable template is replaced."""
+    from todo_deploy.kube import KubeError, ObjectRef
 
-    for entry in managed:
-        stamp = entry.get("time")
-        if not stamp:
-            continue
-        try:
-            when = datetime.fromisoformat(stamp)
-        except ValueError:
-            continue
-        if (datetime.now(UTC) - when).total_seconds() < window_s:
-            return True
-    return False
+    ref = ObjectRef.of(obj)
+    try:
+        return kube.apply(obj)
+    except KubeError as exc:
+        if ref.kind == "Job" and exc.status == 422:
+            log(f"{ref} changed in an immutable field: replacing it")
+            kube.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
+            kube.wait_deleted([ref], timeout=60)
+            return kube.apply(obj)
+        raise DeployError(f"applying {ref} failed: {exc}") from None
+
+
+def apply_all(
+    kube: Kube, objects: list[dict[str, Any]], live: dict[str, str], log: Callable[[str], None]
+) -> list[str]:
+    """Apply the objects in parallel; returns those the API changed (a new resourceVersion)."""
+    from todo_deploy import applied
+
+    answers = parallel(lambda obj: apply_one(kube, obj, log), objects)
+    return [
+        f"{obj['kind']}/{obj['metadata']['name']}"
+        for obj, after in zip(objects, answers, strict=True)
+        if after["metadata"].get("resourceVersion") != live.get(applied.key_of(obj))
+    ]
+
+
+def live_objects(
+    kube: Kube, settings: Settings, kinds: dict[str, str], namespaces: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Applied-object key -> the live object: one LIST per kind (kind -> apiVersion)
+    with this app's raw selector, and a GET per Namespace, all in parallel."""
+    from todo_deploy import applied
+
+    selector = raw_selector(settings)
+    lists = [(api_version, kind) for kind, api_version in sorted(kinds.items())]
+
+    def read(work: tuple[str, str, str]) -> list[dict[str, Any]]:
+        api_version, kind, name = work
+        if name:
+            found = kube.get(api_version, kind, name)
+            return [{**found, "kind": kind}] if found else []
+        return kube.list(api_version, kind, settings.namespace, selector)
+
+    work = [(v, k, "") for v, k in lists] + [("v1", "Namespace", n) for n in namespaces]
+    return {applied.key_of(item): item for items in parallel(read, work) for item in items}
 
 
 def prune(
@@ -157,15 +190,22 @@ def prune(
     settings: Settings,
     keep: list[dict[str, Any]],
     log: Callable[[str], None],
+    candidates: list[dict[str, Any]] | None = None,
 ) -> list[str]:
-    """Delete this app's raw objects that are no longer rendered (never PVCs)."""
+    """Delete this app's raw objects that are no longer rendered (never PVCs).
+
+    `candidates`: the live objects to consider (already listed); default: list every
+    kind an app release may own.
+    """
     from todo_deploy.kube import ObjectRef
 
     wanted = {ObjectRef.of(o).key for o in keep}
+    if candidates is None:
+        candidates = kube.list_owned(settings.namespace, raw_selector(settings))
     removed = []
-    for obj in kube.list_owned(settings.namespace, raw_selector(settings)):
+    for obj in candidates:
         ref = ObjectRef.of(obj)
-        if ref.kind in NEVER_PRUNE or ref.key in wanted:
+        if ref.kind in NEVER_PRUNE or ref.kind == "Namespace" or ref.key in wanted:
             continue
         log(f"pruning {ref} (no longer rendered)")
         propagation = "Background" if ref.kind == "Job" else "Foreground"
@@ -233,8 +273,16 @@ def workload_checks(
 ) -> list[Check]:
     from todo_deploy.kube import image_id_matches
 
+    reads: dict[str, Callable[[], Any]] = {
+        "deployments": lambda: kube.list("apps/v1", "Deployment", namespace, selector),
+        "job": lambda: kube.get("batch/v1", "Job", migration_job, namespace) if migration_job else None,
+        "services": lambda: kube.list("v1", "Service", namespace, selector),
+        "endpoints": lambda: kube.list("v1", "Endpoints", namespace),
+        "pods": lambda: kube.list("v1", "Pod", namespace, selector),
+    }
+    fetched = dict(zip(reads, parallel(lambda read: read(), list(reads.values())), strict=True))
     checks = []
-    deployments = kube.list("apps/v1", "Deployment", namespace, selector)
+    deployments = fetched["deployments"]
     rows, ok = [], bool(deployments)
     for dep in deployments:
         want = dep["spec"].get("replicas", 1)
@@ -248,7 +296,7 @@ def workload_checks(
     ))
 
     if migration_job is not None:
-        job = kube.get("batch/v1", "Job", migration_job, namespace)
+        job = fetched["job"]
         succeeded = bool(job and job.get("status", {}).get("succeeded", 0) >= 1)
         checks.append(Check.of(
             "migration Job succeeded", succeeded,
@@ -257,10 +305,11 @@ def workload_checks(
             f"`kubectl -n {namespace} logs job/{migration_job}`",
         ))
 
-    services = kube.list("v1", "Service", namespace, selector)
+    services = fetched["services"]
+    endpoints = {ep["metadata"]["name"]: ep for ep in fetched["endpoints"]}
     empty = []
     for svc in services:
-        ep = kube.get("v1", "Endpoints", svc["metadata"]["name"], namespace)
+        ep = endpoints.get(svc["metadata"]["name"])
         addresses = sum(len(s.get("addresses", []) or []) for s in (ep or {}).get("subsets", []) or [])
         if addresses == 0:
             empty.append(svc["metadata"]["name"])
@@ -272,7 +321,7 @@ def workload_checks(
     ))
 
     pods = [
-        p for p in kube.list("v1", "Pod", namespace, selector)
+        p for p in fetched["pods"]
         if not p["metadata"].get("deletionTimestamp")
         and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
     ]
@@ -318,12 +367,15 @@ def run(
     timeout_s: int | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
-    from todo_deploy import manifests
+    from todo_deploy import applied, manifests
     from todo_deploy.artifacts import load_images
-    from todo_deploy.kube import Kube, KubeError
+    from todo_deploy.kube import Kube, KubeError, job_state
+    from todo_deploy.timing import Timeline
 
     settings = loaded.settings
     started = time.monotonic()
+    timeline = Timeline(log, prefix="deploy ")
+    phase = timeline.phase
     result = GateResult(STAGE, details={"namespace": settings.namespace, "release": settings.release_name})
     images = load_images(loaded.state_dir)
     if not images:
@@ -332,32 +384,100 @@ def run(
         return result
     result.details["images"] = {k: v.ref for k, v in images.items()}
     deadline = started + (timeout_s or settings.deploy_timeout_seconds)
+    scope = f"{settings.context_name}/{settings.namespace}/{settings.release_name}"
+    changed: list[str] = []
+    pruned: list[str] = []
+    skipped: list[str] = []
+    waits: dict[str, float] = {}
     try:
-        kube = kube or Kube(settings.context_name)
-        node_port = live_node_port(kube, settings)  # kept when the Helm release goes
-        rendered = manifests.render_manifests(settings, images, node_port)
+        with phase("connect"):
+            kube = kube or Kube(settings.context_name)
+            node_port = live_node_port(kube, settings)  # kept when the Helm release goes
+        with phase("render the chart"):
+            rendered = manifests.render_manifests(settings, images, node_port,
+                                                  cache_dir=loaded.state_dir)
         groups = phases(rendered)
         job_name = manifests.migration_job(rendered)
-
-        if remove_helm_release(kube, settings, log):
-            result.details["uninstalled_helm_release"] = True
-        ensure_namespace(kube, settings, rendered)
-        secret_names = ensure_secrets(kube, settings)
+        namespaces = namespace_objects(settings, rendered)
         secrets = secret_objects(settings)
-        changed = apply_all(kube, groups["config"], log)
-        changed += apply_all(kube, groups["database"], log)
-        timings: dict[str, float] = {}
-        timings["database"] = _wait_or_explain(
-            kube, _refs(groups["database"], ("StatefulSet", "Deployment")), deadline,
-            "database ready", log, settings)
-        changed += apply_all(kube, groups["migration"], log)
-        timings["migration"] = _wait_or_explain(
-            kube, _refs(groups["migration"], ("Job",)), deadline, "migration Job", log, settings)
-        changed += apply_all(kube, groups["app"], log)
-        pruned = prune(kube, settings, rendered + secrets, log)
-        timings["rollout"] = _wait_or_explain(
-            kube, _refs(groups["app"], ("Deployment", "StatefulSet")), deadline, "rollout", log,
-            settings)
+        every = namespaces + secrets + [o for o in rendered if o["kind"] != "Namespace"]
+        recorded = applied.load(loaded.state_dir, scope)
+        kinds = {o["kind"]: o["apiVersion"] for o in every if o["kind"] != "Namespace"}
+        for key, entry in recorded.items():
+            kinds.setdefault(key.split("/", 1)[0], entry.api_version)
+        kinds.pop("Namespace", None)
+
+        with phase("read the live objects"):
+            helm_release, live = parallel(lambda read: read(), [
+                lambda: helm_release_present(kube, settings),
+                lambda: live_objects(kube, settings, kinds,
+                                     [n["metadata"]["name"] for n in namespaces]),
+            ])
+        if helm_release:
+            with phase("uninstall the Helm release"):
+                remove_helm_release(kube, settings, log)
+            result.details["uninstalled_helm_release"] = True
+            recorded, live = {}, {}
+        versions = {key: obj["metadata"].get("resourceVersion", "") for key, obj in live.items()}
+
+        def todo(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            out = [o for o in objects if not applied.unchanged(o, recorded, versions)]
+            skipped.extend(f"{o['kind']}/{o['metadata']['name']}" for o in objects if o not in out)
+            return out
+
+        if work := todo(namespaces):
+            with phase("apply namespace"):
+                changed += apply_all(kube, work, versions, log)
+        if work := todo(secrets + groups["config"]):
+            with phase(f"apply Secrets and config ({len(work)})"):
+                changed += apply_all(kube, work, versions, log)
+        jobs = [o for o in groups["migration"] if o["kind"] == "Job"]
+        # The database and what the migration Job needs first (its NetworkPolicy).
+        database = todo(groups["database"])
+        before_job = todo([o for o in groups["migration"] if o["kind"] != "Job"])
+        if database or before_job:
+            with phase(f"apply database ({len(database + before_job)})"):
+                changed += apply_all(kube, database + before_job, versions, log)
+
+        migrated = _migration_done(jobs, live, job_state)
+        if migrated and any(not applied.unchanged(j, recorded, versions) for j in jobs):
+            log(f"migrations unchanged: Job {migrated} already succeeded for this image's "
+                "migrations and database; not run again")
+            skipped.extend(f"Job/{o['metadata']['name']}" for o in jobs)
+        if database or (jobs and not migrated):
+            with phase("wait database"):
+                waits["database"] = _wait_or_explain(
+                    kube, _refs(groups["database"], ("StatefulSet", "Deployment")), deadline,
+                    "database ready", log, settings)
+        if jobs and not migrated:
+            with phase("apply migration Job"):
+                _retry_failed_jobs(kube, jobs, live, job_state, log)
+                changed += apply_all(kube, jobs, versions, log)
+            with phase("wait migration Job"):
+                waits["migration"] = _wait_or_explain(
+                    kube, _refs(jobs, ("Job",)), deadline, "migration Job", log, settings)
+
+        app = todo(groups["app"])
+        if app:
+            with phase(f"apply app ({len(app)})"):
+                changed += apply_all(kube, app, versions, log)
+        keep = every
+        if recorded:
+            # The live lists cover every kind applied before: whatever they hold that is
+            # no longer rendered is what to prune (no further requests).
+            leftovers = [o for o in live.values() if applied.key_of(o) not in
+                         {applied.key_of(k) for k in keep}]
+            if leftovers:
+                with phase("prune"):
+                    pruned = prune(kube, settings, keep, log, candidates=leftovers)
+        else:
+            with phase("prune (every kind: no record of the last deploy)"):
+                pruned = prune(kube, settings, keep, log)
+        rolling = _refs(app, ("Deployment", "StatefulSet"))
+        if rolling:
+            with phase("wait rollout"):
+                waits["rollout"] = _wait_or_explain(kube, rolling, deadline, "rollout", log,
+                                                    settings)
     except DeployError as exc:
         log(str(exc))
         result.checks.append(Check.of(
@@ -365,21 +485,97 @@ def run(
             "read the diagnosis printed above; fix it and re-run `inv deploy`",
         ))
         result.details["diagnosis"] = str(exc)
+        result.details["timings"] = timeline.as_details()
+        applied.forget(loaded.state_dir)
         return result
     except KubeError as exc:
         result.checks.append(Check.of(
             "deploy finished", False, str(exc), "is the cluster up? run `inv cluster`"))
+        result.details["timings"] = timeline.as_details()
+        applied.forget(loaded.state_dir)
         return result
 
     elapsed = time.monotonic() - started
+    total = len(every)
     result.details.update({
-        "applied": len(rendered) + len(secret_names), "changed": changed, "pruned": pruned,
-        "timings_s": {k: round(v, 2) for k, v in timings.items()}, "duration_s": round(elapsed, 2),
+        "applied": total - len(skipped), "unchanged": len(skipped), "changed": changed,
+        "pruned": pruned, "timings_s": {k: round(v, 2) for k, v in waits.items()},
+        "duration_s": round(elapsed, 2),
     })
     result.checks.append(Check(
         "objects applied (server-side, field manager todo-deploy)", Verdict.PASS,
-        f"{len(rendered)} objects + {len(secret_names)} Secrets; changed: {len(changed)}; "
+        f"{total} objects ({len(secrets)} Secrets): {len(skipped)} unchanged since the last "
+        f"deploy (skipped), {total - len(skipped)} applied, {len(changed)} changed; "
         f"pruned: {len(pruned)}; {elapsed:.1f}s",
     ))
-    result.checks.extend(workload_checks(kube, settings.namespace, raw_selector(settings), images, job_name))
+    with phase("gate checks"):
+        result.checks.extend(
+            workload_checks(kube, settings.namespace, raw_selector(settings), images, job_name))
+    if result.passed:
+        with phase("record what was applied"):
+            _record(kube, loaded, scope, settings, every, kinds, live, skipped)
+    else:
+        applied.forget(loaded.state_dir)
+    result.details["timings"] = timeline.as_details()
     return result
+
+
+def _migration_done(
+    jobs: list[dict[str, Any]], live: dict[str, dict[str, Any]], job_state: Callable[..., Any]
+) -> str:
+    """The name of the rendered migration Job when it exists and succeeded, else ''.
+    (Its pod template names the current image; a finished Job is never re-applied.)"""
+    from todo_deploy import applied
+
+    for job in jobs:
+        found = live.get(applied.key_of(job))
+        if found is None or not job_state(found).done:
+            return ""
+    return jobs[0]["metadata"]["name"] if jobs else ""
+
+
+def _retry_failed_jobs(
+    kube: Kube, jobs: list[dict[str, Any]], live: dict[str, dict[str, Any]],
+    job_state: Callable[..., Any], log: Callable[[str], None],
+) -> None:
+    """A failed Job of the same name is deleted so that applying it runs it again."""
+    from todo_deploy import applied
+    from todo_deploy.kube import ObjectRef
+
+    for job in jobs:
+        found = live.get(applied.key_of(job))
+        if found is not None and job_state(found).failed:
+            ref = ObjectRef.of(job)
+            log(f"{ref} failed before ({job_state(found).failed}): running it again")
+            kube.delete(ref.api_version, ref.kind, ref.name, ref.namespace)
+            kube.wait_deleted([ref], timeout=60)
+
+
+def _record(
+    kube: Kube,
+    loaded: LoadedSettings,
+    scope: str,
+    settings: Settings,
+    every: list[dict[str, Any]],
+    kinds: dict[str, str],
+    live_before: dict[str, dict[str, Any]],
+    skipped: list[str],
+) -> None:
+    """Keep each object's manifest hash and its resourceVersion now (after the rollout:
+    the status updates of a rollout change it), for the next deploy to compare with."""
+    from todo_deploy import applied
+
+    if len(skipped) == len(every):
+        live = live_before  # nothing was written: what was read is current
+    else:
+        live = live_objects(kube, settings, kinds,
+                            [o["metadata"]["name"] for o in every if o["kind"] == "Namespace"])
+    entries = {}
+    for obj in every:
+        key = applied.key_of(obj)
+        found = live.get(key)
+        if found is not None:
+            entries[key] = applied.Entry(applied.manifest_hash(obj),
+                                         found["metadata"].get("resourceVersion", ""),
+                                         obj["apiVersion"])
+    applied.save(loaded.state_dir, scope, entries)

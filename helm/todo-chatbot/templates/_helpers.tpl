@@ -122,12 +122,14 @@ as is (e.g. a digest reference). Usage: include "todo-chatbot.image" .Values.bac
 {{- end }}
 
 {{/*
-The migration Job's name: <fullname>-migrate-<the backend tag's first 12
-characters, lower-case alphanumerics> (build tags are 12 hex characters), so a
-new image migrates again and two images never share one immutable Job.
+The migration Job's name: <fullname>-migrate-<migration.key, else the backend
+tag's first 12 characters, lower-case alphanumerics> (build tags are 12 hex
+characters). By tag, a new image migrates again and two images never share one
+immutable Job; `inv deploy` sets migration.key to a hash of the migrations (and
+the database), so an image with the same migrations keeps the finished Job.
 */}}
 {{- define "todo-chatbot.migrationJobName" -}}
-{{- $tag := regexReplaceAll "[^a-z0-9]" (lower (.Values.backend.image.tag | default "0")) "" | trunc 12 | default "0" -}}
+{{- $tag := regexReplaceAll "[^a-z0-9]" (lower (.Values.migration.key | default .Values.backend.image.tag | default "0")) "" | trunc 12 | default "0" -}}
 {{- include "todo-chatbot.objectName" (dict "ctx" . "suffix" (printf "migrate-%s" $tag)) -}}
 {{- end }}
 

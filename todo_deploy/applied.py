@@ -1,0 +1,85 @@
+"""What the raw deploy applied last, so that an unchanged object is not applied again.
+
+`.state/applied.json` keeps, per target (context/namespace/release), every object the
+last successful `inv deploy` applied: a hash of the manifest it applied and the
+object's resourceVersion when that deploy finished. The next deploy skips an object
+only when both still hold:
+
+- the manifest it renders now hashes the same (the same spec, labels, image...), and
+- the live object still has that resourceVersion. Every write to an object changes
+  its resourceVersion: a `kubectl edit`, `kubectl scale`, another field manager's
+  apply, a delete and re-create. Such an object is applied again, which restores it.
+
+Status updates change the resourceVersion too (a restarted pod updates its
+Deployment's status): such an object is applied again as well, a server-side apply
+that changes nothing. The record can only cause extra applies, never a missed one.
+The record is written only after a deploy whose gate passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FILE = "applied.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    hash: str
+    resource_version: str
+    api_version: str
+
+
+def key_of(obj: dict[str, Any]) -> str:
+    """Kind/namespace/name: one object whatever its API version."""
+    meta = obj["metadata"]
+    return f"{obj['kind']}/{meta.get('namespace', '')}/{meta['name']}"
+
+
+def manifest_hash(obj: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def load(state_dir: Path, scope: str) -> dict[str, Entry]:
+    """The record for `scope`, or {} (none yet, another target, unreadable)."""
+    try:
+        data = json.loads((state_dir / FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("scope") != scope:
+        return {}
+    try:
+        return {key: Entry(**value) for key, value in data.get("objects", {}).items()}
+    except TypeError:
+        return {}
+
+
+def save(state_dir: Path, scope: str, entries: dict[str, Entry]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"scope": scope,
+               "objects": {key: vars(entry) for key, entry in sorted(entries.items())}}
+    (state_dir / FILE).write_text(json.dumps(payload, indent=1) + "\n")
+
+
+def forget(state_dir: Path) -> None:
+    """After a failed deploy: the next one applies everything again."""
+    try:
+        (state_dir / FILE).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def unchanged(obj: dict[str, Any], recorded: dict[str, Entry], live: dict[str, str]) -> bool:
+    """Same manifest as last applied, and the live object not written since."""
+    key = key_of(obj)
+    entry = recorded.get(key)
+    return (
+        entry is not None
+        and entry.hash == manifest_hash(obj)
+        and bool(entry.resource_version)
+        and live.get(key) == entry.resource_version
+    )

@@ -1,0 +1,27 @@
+"""`inv watch`: rebuild and roll only what a save changed, until Ctrl-C."""
+
+from __future__ import annotations
+
+from todo_deploy.cli import guard, load_or_exit, task
+
+
+@task(
+    help={
+        "timeout": "Longest wait for one rollout in seconds (default 120); a rollout that "
+        "does not finish is rolled back to the previous images.",
+        "force": "Run even when the deploy gate has not passed yet.",
+    }
+)
+def watch(c, timeout=120, force=False):  # type: ignore[no-untyped-def]
+    """Watch app/, docker/ and the chart; on each save rebuild only the changed image and
+    roll only that component, printing every phase with its duration.
+
+    The old pods serve until the new ones are ready; a failed build, rollout or smoke
+    test leaves (or puts back) the previous version and says why. Ctrl-C stops.
+    """
+    from todo_deploy.console import say
+    from todo_deploy.watch import watch as run
+
+    loaded = load_or_exit()
+    guard(loaded, "deploy", force)  # something must be deployed to roll
+    run(loaded, log=say, timeout_s=int(timeout))

@@ -1,0 +1,309 @@
+"""`inv watch`: on every save, rebuild only the image whose sources changed and roll
+only that component, until Ctrl-C.
+
+What is watched: the two build contexts (app/backend, app/frontend), the Dockerfiles
+(docker/) and the chart. A save is mapped to its component; the change is picked up
+by the same content-addressed build as `inv build` (a file the .dockerignore leaves
+out changes no tag, so nothing happens; a requirements change rebuilds the
+dependency layer, Docker's layer cache keeps the rest) and deployed by the same
+`inv deploy` stage, which applies only the objects whose manifests changed: the one
+Deployment with the new image, or what a chart edit touched.
+
+The mechanism is an image rebuild and a rolling update, not a file sync into a
+writable volume: the deploy keeps the restricted Pod Security profile and the
+read-only root filesystem, and what runs is always an image `inv build` would make.
+The rollout keeps the old pods serving until the new ones are ready (maxUnavailable
+0), so a broken change never takes the app down. After each change the build and
+deploy gates are recorded as `inv build` and `inv deploy` record them, so `inv
+verify` sees a consistent state; when the build, the rollout or the new image's
+smoke test (run once the new pods serve: it is not on the path to the new code
+answering) fails, the previous images are deployed again and the reason is printed.
+
+File events come from `watchfiles` (inotify/FSEvents through a Rust core, grouped:
+an editor's save-as-rename is one change).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from todo_deploy.gates import Check, GateResult
+from todo_deploy.timing import Timeline
+
+if TYPE_CHECKING:
+    from todo_deploy.artifacts import ImageRef
+    from todo_deploy.config import LoadedSettings
+
+Log = Callable[[str], None]
+CHART = "chart"
+# Files no image or chart is made of: editor droppings and Python caches.
+IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swx", ".tmp", "~", ".db", ".db-journal")
+IGNORED_PARTS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+                           "node_modules", ".venv", ".state"})
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each watched thing lives."""
+
+    contexts: dict[str, Path]  # component -> its build context (app/<component>)
+    dockerfiles: dict[str, Path]  # component -> docker/<component>.Dockerfile
+    chart: Path
+
+    @classmethod
+    def of(cls, loaded: LoadedSettings) -> Layout:
+        from todo_deploy import images, render
+
+        root = images.source_root(loaded)
+        return cls(
+            contexts={n: root / c.app_dir for n, c in images.COMPONENTS.items()},
+            dockerfiles={n: root / c.dockerfile for n, c in images.COMPONENTS.items()},
+            chart=render.CHART_DIR,
+        )
+
+    def paths(self) -> list[Path]:
+        """The folders to watch (the Dockerfiles' folder once)."""
+        folders = [*self.contexts.values(), *{p.parent for p in self.dockerfiles.values()},
+                   self.chart]
+        return [p for p in dict.fromkeys(folders) if p.exists()]
+
+
+def ignored(path: Path) -> bool:
+    return path.name.endswith(IGNORED_SUFFIXES) or bool(IGNORED_PARTS & set(path.parts))
+
+
+def affected(paths: Iterable[Path], layout: Layout) -> set[str]:
+    """The components (and CHART) that the changed paths belong to."""
+    out: set[str] = set()
+    for path in paths:
+        if ignored(path):
+            continue
+        for name, context in layout.contexts.items():
+            if path == layout.dockerfiles[name] or path.is_relative_to(context):
+                out.add(name)
+        if path.is_relative_to(layout.chart):
+            out.add(CHART)
+    return out
+
+
+@dataclass
+class Outcome:
+    """One change, handled: what was done, whether the new version serves, and why not."""
+
+    components: set[str]
+    ok: bool
+    message: str
+    seconds: float
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    rolled_back: bool = False
+
+
+class Watcher:
+    """Builds and deploys changes; keeps one Docker client and one API connection."""
+
+    def __init__(self, loaded: LoadedSettings, log: Log, *, timeout_s: int = 120) -> None:
+        self.loaded = loaded
+        self.log = log
+        self.timeout_s = timeout_s
+        self._client: Any = None
+        self._kube: Any = None
+
+    # ---- connections, made once -------------------------------------------------------
+    def client(self) -> Any:
+        if self._client is None:
+            from todo_deploy import images
+
+            self._client = images.engine()
+        return self._client
+
+    def kube(self) -> Any:
+        if self._kube is None:
+            from todo_deploy.kube import Kube
+
+            self._kube = Kube(self.loaded.settings.context_name)
+        return self._kube
+
+    # ---- one change -----------------------------------------------------------------
+    def handle(self, components: set[str]) -> Outcome:
+        from todo_deploy import images
+        from todo_deploy.artifacts import load_images
+
+        started = time.monotonic()
+        timeline = Timeline(self.log, prefix="watch ")
+        names = sorted(c for c in components if c in images.COMPONENTS)
+        previous = load_images(self.loaded.state_dir)
+        build_gate, rebuilt = self._build(names, previous, timeline)
+        if not build_gate.passed:
+            failed = "; ".join(f"{c.name}: {c.evidence}" for c in build_gate.failures)
+            return self._done(components, started, timeline, False,
+                              f"the build failed, nothing was deployed (the running version "
+                              f"keeps serving): {failed}")
+        if not rebuilt and CHART not in components:
+            return self._done(components, started, timeline, True,
+                              "no image changed (the change is outside the build contexts' "
+                              "content): nothing to deploy")
+        deploy_gate = self._deploy(timeline)
+        if not deploy_gate.passed:
+            reason = deploy_gate.details.get("diagnosis") or "; ".join(
+                f"{c.name}: {c.evidence}" for c in deploy_gate.failures)
+            rolled = self._roll_back(previous, timeline) if rebuilt else False
+            return self._done(components, started, timeline, False,
+                              f"the rollout failed: {reason}", rolled_back=rolled)
+        serving = time.monotonic() - started
+        smoke_failures = self._smoke(rebuilt, build_gate, timeline)
+        if smoke_failures:
+            rolled = self._roll_back(previous, timeline)
+            return self._done(components, started, timeline, False,
+                              "the new image failed its smoke test: " + "; ".join(smoke_failures),
+                              rolled_back=rolled)
+        what = ", ".join(f"{n} {img.ref}" for n, img in rebuilt.items()) or "the chart"
+        return self._done(components, started, timeline, True,
+                          f"{what} serving {serving:.1f} s after the change was seen")
+
+    def _done(self, components: set[str], started: float, timeline: Timeline, ok: bool,
+              message: str, *, rolled_back: bool = False) -> Outcome:
+        outcome = Outcome(components, ok, message, time.monotonic() - started,
+                          timeline.as_details()["phases"], rolled_back)
+        self.log(("watch: " if ok else "watch: FAILED: ") + message)
+        return outcome
+
+    def _build(
+        self, names: list[str], previous: dict[str, ImageRef], timeline: Timeline
+    ) -> tuple[GateResult, dict[str, ImageRef]]:
+        """Build the changed images; the build gate (without the smoke checks yet) and
+        the images that are new."""
+        from todo_deploy import images
+        from todo_deploy.artifacts import save_images
+        from todo_deploy.runner import Runner
+        from todo_deploy.stages import build as stage
+
+        gate = GateResult(stage.STAGE, details={"images": {}})
+        rebuilt: dict[str, ImageRef] = {}
+        if not names:
+            return gate, rebuilt
+        runner = Runner(log=self.log, secrets=self.loaded.settings.secret_values())
+        root = images.source_root(self.loaded)
+        current = dict(previous)
+        for name in names:
+            with timeline.phase(f"lint {name}"):
+                gate.checks.append(stage._lint(runner, root / images.COMPONENTS[name].dockerfile,
+                                               name, self.loaded.state_dir))
+            try:
+                with timeline.phase(f"build {name}"):
+                    outcome = images.build_image(self.loaded, name, log=self.log,
+                                                 client=self.client(), known=previous.get(name),
+                                                 timeline=timeline)
+            except (images.BuildError, images.PullError) as exc:
+                gate.checks.append(Check.of(f"build {name}", False, stage._last_lines(str(exc), 8)))
+                continue
+            gate.checks.append(Check.of(f"build {name}", True, outcome.image.ref))
+            gate.checks.append(stage._size_check(self.loaded, name, outcome))
+            gate.details["images"][name] = {"ref": outcome.image.ref,
+                                            "image_id": outcome.image.image_id,
+                                            "skipped": outcome.skipped}
+            if previous.get(name) is None or previous[name].image_id != outcome.image.image_id:
+                rebuilt[name] = outcome.image
+            current[name] = outcome.image
+        if gate.passed:
+            save_images(self.loaded.state_dir, current)
+        return gate, rebuilt
+
+    def _deploy(self, timeline: Timeline) -> GateResult:
+        from todo_deploy.cli import record
+        from todo_deploy.stages import deploy
+
+        with timeline.phase("deploy (only what changed)"):
+            gate = deploy.run(self.loaded, kube=self.kube(), timeout_s=self.timeout_s,
+                              log=self.log)
+        record(self.loaded, gate)
+        return gate
+
+    def _smoke(self, rebuilt: dict[str, ImageRef], build_gate: GateResult,
+               timeline: Timeline) -> list[str]:
+        """The build gate's smoke checks of the new images, then the build gate recorded
+        (merged with the previous one's checks of the images that did not change)."""
+        from todo_deploy.cli import record
+        from todo_deploy.gates import load as load_gate
+        from todo_deploy.stages import build as stage
+
+        for name, image in rebuilt.items():
+            build_gate.checks.extend(stage.smoke_test(self.client(), name, image, log=self.log,
+                                                      timeline=timeline))
+        previous = load_gate(self.loaded.state_dir, stage.STAGE)
+        if previous is not None:
+            redone = {n for n in build_gate.details["images"]}
+            kept = [c for c in previous.checks if c.name.rsplit(" ", 1)[-1] not in redone]
+            build_gate.checks = kept + build_gate.checks
+            build_gate.details["images"] = {**previous.details.get("images", {}),
+                                            **build_gate.details["images"]}
+        failures = [f"{c.name}: {c.evidence}" for c in build_gate.failures]
+        if not failures:
+            record(self.loaded, build_gate)
+        return failures
+
+    def _roll_back(self, previous: dict[str, ImageRef], timeline: Timeline) -> bool:
+        """Deploy the images that served before this change again."""
+        from todo_deploy.artifacts import save_images
+
+        if not previous:
+            return False
+        save_images(self.loaded.state_dir, previous)
+        self.log("watch: deploying the previous images again")
+        with timeline.phase("roll back"):
+            gate = self._deploy(timeline)
+        if not gate.passed:
+            self.log("watch: the previous images did not deploy either: "
+                     + "; ".join(f"{c.name}: {c.evidence}" for c in gate.failures))
+        return gate.passed
+
+
+def watch(
+    loaded: LoadedSettings,
+    *,
+    log: Log,
+    timeout_s: int = 120,
+    stop: threading.Event | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    step_ms: int = 100,
+) -> int:
+    """Watch until Ctrl-C (or `stop` is set); returns the number of changes handled."""
+    from watchfiles import watch as file_events
+
+    layout = Layout.of(loaded)
+    watcher = Watcher(loaded, log, timeout_s=timeout_s)
+    watched = layout.paths()
+    log("watching " + ", ".join(str(p) for p in watched) + " (Ctrl-C to stop)")
+    handled = 0
+    try:
+        for changes in file_events(*watched, stop_event=stop, step=step_ms,
+                                   rust_timeout=500, yield_on_timeout=False,
+                                   watch_filter=lambda _change, path: not ignored(Path(path))):
+            components = affected((Path(p) for _, p in changes), layout)
+            if not components:
+                continue
+            # (Editors and `sed -i` write a temporary file and rename it: show what is left.)
+            paths = sorted({str(Path(p).relative_to(_common(watched, Path(p))))
+                            for _, p in changes if Path(p).exists()}) or ["(deleted files)"]
+            shown = ", ".join(paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else "")
+            log(f"watch: changed {shown} -> {', '.join(sorted(components))}")
+            outcome = watcher.handle(components)
+            handled += 1
+            if on_outcome is not None:
+                on_outcome(outcome)
+    except KeyboardInterrupt:
+        pass
+    log(f"watch: stopped ({handled} change(s) handled)")
+    return handled
+
+
+def _common(roots: list[Path], path: Path) -> Path:
+    """The watched folder's parent that `path` is under (for short names in the output)."""
+    for root in roots:
+        if path.is_relative_to(root):
+            return root.parent
+    return path.parent
