@@ -52,6 +52,7 @@ class BuildDetails(Details):
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     gordon: dict[str, Any] = field(default_factory=dict)  # available, advice | message, problems
     timings: dict[str, Any] = field(default_factory=dict)  # timing.Timeline.as_details()
+    smoke_pending: list[str] = field(default_factory=list)  # run(smoke=False): still to test
 
 
 SMOKE_CHECKS = ("healthy", "endpoint", "non-root", "cleanup")
@@ -70,8 +71,14 @@ def run(
     log: Log = say,
     runner: Runner | None = None,
     client: DockerClient | None = None,
+    smoke: bool = True,
 ) -> GateResult:
-    """Build (or skip) the images and prove them; returns the `build` gate."""
+    """Build (or skip) the images and prove them; returns the `build` gate.
+
+    smoke=False leaves the smoke test of each image that has not passed it yet to the
+    caller (`inv up` runs it beside the rollout): they are named in
+    details["smoke_pending"], and `smoke_tests` runs them.
+    """
     settings = loaded.settings
     names = [only] if only else list(images.COMPONENTS)
     unknown = [n for n in names if n not in images.COMPONENTS]
@@ -86,7 +93,7 @@ def run(
     timeline = Timeline(log, prefix="build ")
     try:
         _run(loaded, result, details, timeline, names, no_cache=no_cache, push=push,
-             gordon=gordon, log=log, runner=runner, client=client, root=root)
+             gordon=gordon, log=log, runner=runner, client=client, root=root, smoke=smoke)
     finally:
         details.timings = timeline.as_details()
         result.details = details.as_dict()
@@ -107,6 +114,7 @@ def _run(
     runner: Runner,
     client: DockerClient | None,
     root: Path,
+    smoke: bool = True,
 ) -> None:
     settings = loaded.settings
     for name in names:
@@ -179,6 +187,8 @@ def _run(
         if proven and outcome.skipped:
             log(f"{name}: image {outcome.image.image_id[7:19]} already passed its smoke test")
             result.checks.extend(proven)
+        elif not smoke:
+            details.smoke_pending.append(name)
         else:
             result.checks.extend(smoke_test(client, name, outcome.image, log=log,
                                             timeline=timeline))
@@ -207,6 +217,25 @@ def _run(
                     f"start or fix the registry {registry} (IMAGE_REGISTRY), "
                     f"`docker login {registry}`, then `inv build --push`",
                 ))
+
+
+def smoke_tests(
+    loaded: LoadedSettings, result: GateResult, *, log: Log = say, timeline: Timeline | None = None,
+    client: DockerClient | None = None,
+) -> list[Check]:
+    """The smoke tests a `run(..., smoke=False)` left pending, added to its gate."""
+    from todo_deploy.artifacts import load_images
+
+    pending = result.details.pop("smoke_pending", [])
+    if not pending:
+        return []
+    client = client or images.engine()  # its own client: this may run on another thread
+    recorded = load_images(loaded.state_dir)
+    checks: list[Check] = []
+    for name in pending:
+        checks.extend(smoke_test(client, name, recorded[name], log=log, timeline=timeline))
+    result.checks.extend(checks)
+    return checks
 
 
 # --- lint -------------------------------------------------------------------------

@@ -549,6 +549,30 @@ def app_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal, list[
     return cpu, mem, parts
 
 
+def surge_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
+    """What a rolling update adds while old and new pods run together (maxSurge pods of
+    every Deployment: a settings change rolls them all)."""
+    import math
+
+    from todo_deploy.kube import quantity
+
+    cpu, mem = Decimal(0), Decimal(0)
+    for obj in objects:
+        if obj.get("kind") != "Deployment":
+            continue
+        spec = obj.get("spec", {})
+        replicas = spec.get("replicas", 1)
+        surge = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", "25%")
+        extra = (math.ceil(replicas * int(surge[:-1]) / 100) if isinstance(surge, str)
+                 and surge.endswith("%") else int(surge))
+        pod = spec["template"]["spec"]
+        for k in pod.get("containers", []):
+            requests = (k.get("resources") or {}).get("requests", {})
+            cpu += quantity(requests.get("cpu")) * extra
+            mem += quantity(requests.get("memory")) * extra
+    return cpu, mem
+
+
 def capacity_check(
     kube: Kube, settings: Settings, objects: list[dict[str, Any]], nodes: list[dict[str, Any]]
 ) -> Check:
@@ -575,6 +599,8 @@ def capacity_check(
             used_mem += quantity(req.get("memory"))
     free_cpu, free_mem = alloc_cpu - used_cpu, alloc_mem - used_mem
     ok = bool(ready) and need_cpu <= free_cpu and need_mem <= free_mem
+    surge_cpu, surge_mem = surge_requests(objects)
+    roomy = need_cpu + surge_cpu <= free_cpu and need_mem + surge_mem <= free_mem
     evidence = (
         f"app requests {need_cpu * 1000:.0f}m CPU, {need_mem / 2**20:.0f}Mi "
         f"({'; '.join(parts)}); free on {len(ready)} Ready node(s): {free_cpu * 1000:.0f}m CPU, "
@@ -583,6 +609,12 @@ def capacity_check(
     )
     fix = ("give the node more: MINIKUBE_CPUS/MINIKUBE_MEMORY then `minikube delete -p "
            f"{settings.minikube_profile}` and `inv cluster`; or lower BACKEND_REPLICAS/FRONTEND_REPLICAS")
+    if ok and not roomy:
+        return Check(
+            "capacity covers the app's requests", Verdict.WARN,
+            f"{evidence}; a rolling update needs {surge_cpu * 1000:.0f}m CPU, "
+            f"{surge_mem / 2**20:.0f}Mi more for its new pods (maxSurge), which do not fit: "
+            "rollouts will wait until other pods free room", fix)
     return Check.of("capacity covers the app's requests", ok, evidence, fix)
 
 
