@@ -83,3 +83,17 @@ def unchanged(obj: dict[str, Any], recorded: dict[str, Entry], live: dict[str, s
         and bool(entry.resource_version)
         and live.get(key) == entry.resource_version
     )
+
+
+def why_applied(obj: dict[str, Any], recorded: dict[str, Entry], live: dict[str, str]) -> str:
+    """`Kind/name (reason)` for the output: why the deploy applies this object."""
+    key = key_of(obj)
+    name = f"{obj['kind']}/{obj['metadata']['name']}"
+    entry = recorded.get(key)
+    if entry is None:
+        return f"{name} (new)"
+    if key not in live:
+        return f"{name} (not in the cluster)"
+    if entry.hash != manifest_hash(obj):
+        return f"{name} (changed)"
+    return f"{name} (written in the cluster since the last deploy)"

@@ -530,6 +530,7 @@ def job_state(job: dict[str, Any]) -> Progress:
 FATAL_WAITING = frozenset(
     {"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "ImageInspectError"}
 )
+CRASHES = 2  # restarts after which a crash-looping container fails the wait
 
 
 def stuck_reason(kube: Kube, namespace: str, selector: str) -> str:
@@ -541,6 +542,13 @@ def stuck_reason(kube: Kube, namespace: str, selector: str) -> str:
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in FATAL_WAITING:
                 return f"{pod['metadata']['name']}: {waiting['reason']}: {waiting.get('message', '')}"
+            # Crashed, restarted, crashed again: the kubelet now backs off for longer and
+            # longer; waiting out the deadline would only delay the diagnosis.
+            if waiting.get("reason") == "CrashLoopBackOff" and cs.get("restartCount", 0) >= CRASHES:
+                last = (cs.get("lastState") or {}).get("terminated") or {}
+                return (f"{pod['metadata']['name']}: container {cs.get('name')} keeps crashing "
+                        f"({cs.get('restartCount')} restarts; last exit code "
+                        f"{last.get('exitCode', '?')} {last.get('reason', '')})".rstrip())
     return ""
 
 

@@ -423,6 +423,9 @@ def run(
         def todo(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out = [o for o in objects if not applied.unchanged(o, recorded, versions)]
             skipped.extend(f"{o['kind']}/{o['metadata']['name']}" for o in objects if o not in out)
+            why = {applied.why_applied(o, recorded, versions) for o in out}
+            if out and recorded:
+                log(f"deploy: to apply: {', '.join(sorted(why))}")
             return out
 
         if work := todo(namespaces):
@@ -440,10 +443,11 @@ def run(
                 changed += apply_all(kube, database + before_job, versions, log)
 
         migrated = _migration_done(jobs, live, job_state)
-        if migrated and any(not applied.unchanged(j, recorded, versions) for j in jobs):
-            log(f"migrations unchanged: Job {migrated} already succeeded for this image's "
-                "migrations and database; not run again")
+        if migrated:
             skipped.extend(f"Job/{o['metadata']['name']}" for o in jobs)
+            if any(not applied.unchanged(j, recorded, versions) for j in jobs):  # a new image
+                log(f"migrations unchanged: Job {migrated} already succeeded for this image's "
+                    "migrations and database; not run again")
         if database or (jobs and not migrated):
             with phase("wait database"):
                 waits["database"] = _wait_or_explain(
