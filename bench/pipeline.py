@@ -219,12 +219,14 @@ def hand_setup(ws: Workspace, tag: str) -> Path:
 
 
 def serving(namespace: str, service: str, version: str, timeout: float = 300) -> None:
-    """The Service answers /api/meta with `version` three times in a row."""
+    """The Service answers /api/meta with `version` three times in a row, each on a new
+    connection (as a new visitor: a kept-alive connection stays with the pod it reached,
+    and an old pod keeps serving its open connections while it drains)."""
     svc = kubectl_json("-n", namespace, "get", "service", service)
     url = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}/api/meta"
     deadline = time.monotonic() + timeout
     streak = 0
-    with httpx.Client(timeout=2) as client:
+    with httpx.Client(timeout=2, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         while time.monotonic() < deadline:
             try:
                 got = client.get(url).json().get("version")
@@ -394,8 +396,8 @@ def run() -> dict[str, Any]:
             "ours_up": ["inv up --until deploy"],
             "ours_separate": ["inv build", "inv deploy"],
             "watch": ["inv watch"],
-            "serving": [("GET http://<backend ClusterIP>:8000/api/meta until it answers the "
-                         "new version 3 times in a row")],
+            "serving": [("GET http://<backend ClusterIP>:8000/api/meta, a new connection each, "
+                         "until it answers the new version 3 times in a row")],
         }
         for name, lines in commands.items():
             say(f"{name}:\n  " + "\n  ".join(lines))

@@ -31,7 +31,8 @@ VERSION = re.compile(r'^__version__ = ".*"$', re.MULTILINE)
 
 
 class Answers(threading.Thread):
-    """GETs /api/meta through the Service back to back; keeps every answer."""
+    """GETs /api/meta through the Service back to back, a new connection each (a kept-alive
+    one stays with an old pod while it drains); keeps every answer."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -40,7 +41,8 @@ class Answers(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(timeout=3) as client:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(timeout=3, limits=limits) as client:
             while not self.stop.is_set():
                 try:
                     self.seen.append(client.get(self.url).json()["version"])
