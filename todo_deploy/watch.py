@@ -214,7 +214,7 @@ class Watcher:
         return gate, rebuilt
 
     def _deploy(self, timeline: Timeline) -> GateResult:
-        from todo_deploy.cli import record
+        from todo_deploy.pipeline import record
         from todo_deploy.stages import deploy
 
         with timeline.phase("deploy (only what changed)"):
@@ -227,8 +227,8 @@ class Watcher:
                timeline: Timeline) -> list[str]:
         """The build gate's smoke checks of the new images, then the build gate recorded
         (merged with the previous one's checks of the images that did not change)."""
-        from todo_deploy.cli import record
         from todo_deploy.gates import load as load_gate
+        from todo_deploy.pipeline import record
         from todo_deploy.stages import build as stage
 
         for name, image in rebuilt.items():

@@ -62,7 +62,7 @@ class Answers(threading.Thread):
 def test_watch_rolls_saves_and_keeps_serving_through_broken_ones(
     tmp_path: Path, docker_engine: None, kube_cluster: None
 ) -> None:
-    from todo_deploy.cli import record
+    from todo_deploy.pipeline import record
     from todo_deploy.stages import build, deploy
 
     root = tmp_path / "project"
@@ -153,7 +153,7 @@ def test_watch_rolls_saves_and_keeps_serving_through_broken_ones(
         assert load_images(loaded.state_dir)["backend"] == serving_image
         deploy_gate = load_gate(loaded.state_dir, "deploy")
         assert deploy_gate.passed
-        from todo_deploy.cli import deployed_basis
+        from todo_deploy.pipeline import deployed_basis
 
         assert deploy_gate.basis == deployed_basis(loaded, "deploy"), "verify would call it stale"
         pods = kube.list("v1", "Pod", namespace, "app.kubernetes.io/component=backend")
