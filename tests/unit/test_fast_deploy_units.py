@@ -191,3 +191,40 @@ def test_quantity_is_the_sdks_parser_without_the_sdk_import():
     from kubernetes.utils import parse_quantity
 
     assert done.stdout.strip() == f"{[str(parse_quantity(v)) for v in values]!r} False"
+
+
+# ---- the render cache ---------------------------------------------------------------------
+
+
+def test_a_render_is_reused_only_for_the_same_chart_and_values(tmp_path, monkeypatch):
+    import shutil
+
+    from todo_deploy import manifests
+
+    chart = tmp_path / "chart"
+    shutil.copytree(render.CHART_DIR, chart)
+    monkeypatch.setattr(render, "CHART_DIR", chart)
+    monkeypatch.setattr(manifests.render, "CHART_DIR", chart)
+    settings = _settings(tmp_path / "root")
+    images_ = {"backend": ImageRef("backend", "todo-backend", "aaaaaaaaaaaa"),
+               "frontend": ImageRef("frontend", "todo-frontend", "bbbbbbbbbbbb")}
+    state = tmp_path / "state"
+
+    def render_objects(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    calls: list[int] = []
+    real = manifests.render_objects
+    monkeypatch.setattr(manifests, "render_objects", render_objects)
+    first = manifests.render_manifests(settings, images_, state)
+    assert manifests.render_manifests(settings, images_, state) == first and len(calls) == 1
+    # Other values: rendered again.
+    other = {**images_, "frontend": ImageRef("frontend", "todo-frontend", "cccccccccccc")}
+    assert manifests.render_manifests(settings, other, state) != first and len(calls) == 2
+    # A template edited: rendered again, and the edit shows.
+    template = chart / "templates" / "configmap.yaml"
+    template.write_text(template.read_text().replace("data:", "data:\n  EDITED: \"yes\"", 1))
+    edited = manifests.render_manifests(settings, other, state)
+    assert len(calls) == 3
+    assert next(o for o in edited if o["kind"] == "ConfigMap")["data"]["EDITED"] == "yes"

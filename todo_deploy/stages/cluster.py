@@ -693,7 +693,7 @@ def run(
         from todo_deploy import manifests
 
         try:
-            objects = manifests.render_manifests(settings, images)
+            objects = manifests.render_manifests(settings, images, cache_dir=loaded.state_dir)
             result.checks.append(capacity_check(kube, settings, objects, nodes))
         except Exception as exc:  # noqa: BLE001 - any renderer error becomes a failed check
             result.checks.append(Check.of(
