@@ -224,7 +224,7 @@ def test_a_render_is_reused_only_for_the_same_chart_and_values(tmp_path, monkeyp
     assert manifests.render_manifests(settings, other, state) != first and len(calls) == 2
     # A template edited: rendered again, and the edit shows.
     template = chart / "templates" / "configmap.yaml"
-    template.write_text(template.read_text().replace("data:", "data:\n  EDITED: \"yes\"", 1))
+    template.write_text(template.read_text().replace("\ndata:", "\ndata:\n  EDITED: \"yes\"", 1))
     edited = manifests.render_manifests(settings, other, state)
     assert len(calls) == 3
     assert next(o for o in edited if o["kind"] == "ConfigMap")["data"]["EDITED"] == "yes"
