@@ -352,8 +352,6 @@ def build_image(
             forcerm=True,
             pull=False,
             decode=True,
-            # One label (each one is a build step): which base the size is measured against.
-            labels={"org.opencontainers.image.base.name": base},
         )
         for line, chunk in _stream_lines(stream):
             if line:

@@ -47,16 +47,17 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
                 "`inv up --full` runs them.")
         verify(c, skip=",".join(DISRUPTIVE_CHECKS) if same else "")
 
-    # A new image's smoke test runs beside the rollout when this run deploys it: the
-    # readiness probes keep the traffic on the old pods until the new ones answer.
-    beside = _SmokeBesideRollout(loaded, helm) if until not in ("build", "cluster") else None
+    # When this run deploys, a new image's smoke test runs after its rollout.
+    beside = _SmokeAfterRollout(loaded) if until not in ("build", "cluster") else None
 
     def deploy_step(helm_mode: bool) -> None:
+        deployed = False
         try:
             deploy(c, helm=helm_mode)
+            deployed = True
         finally:
             if beside is not None:
-                beside.finish(lambda: deploy(c, helm=helm_mode))
+                beside.finish(lambda: deploy(c, helm=helm_mode), deployed)
 
     run: dict[str, Callable[[], object]] = {
         "build": (lambda: beside.build(gordon)) if beside else (lambda: build(c, gordon=gordon)),
@@ -86,8 +87,6 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
         try:
             run[step.stage]()
         except Exit as exc:
-            if beside is not None:
-                beside.abandon()
             timings.append((step.title, time.monotonic() - started))
             _summary(timings)
             raise Exit(
@@ -104,23 +103,21 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
     _announce(loaded)
 
 
-class _SmokeBesideRollout:
-    """`inv up`'s build: the gate's smoke test of a new image runs on a thread while the
-    cluster and deploy stages run; the build gate is completed (and printed) after the
-    rollout. When the smoke test fails, the images that were deployed before are
-    deployed again and `inv up` stops at the build stage."""
+class _SmokeAfterRollout:
+    """`inv up`'s build when the same run deploys: a new image's smoke test (the build
+    gate's healthy/endpoint/non-root/cleanup checks) runs once the rollout is done, so
+    the new pods serve without waiting for it or sharing the CPU with it; the readiness
+    probes keep the traffic on the old pods until the new ones answer. The build gate
+    is recorded as passed so far (the later stages may run) and completed (and printed)
+    after the deploy; when the smoke test fails, the images that were deployed before
+    are deployed again and `inv up` stops with the build gate's failure."""
 
-    def __init__(self, loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, loaded) -> None:  # type: ignore[no-untyped-def]
         self.loaded = loaded
-        self.helm = helm
         self.result = None
         self.previous: dict = {}
-        self.thread = None
-        self.error: BaseException | None = None
 
     def build(self, gordon: bool) -> None:
-        import threading
-
         from todo_deploy.artifacts import load_images
         from todo_deploy.cli import finish, guard
         from todo_deploy.console import say
@@ -132,43 +129,25 @@ class _SmokeBesideRollout:
         result = stage.run(self.loaded, gordon=gordon, smoke=False)
         pending = result.details.get("smoke_pending", [])
         if not pending or not result.passed:
-            result.details.pop("smoke_pending", None)
+            result.details["smoke_pending"] = []
             finish(self.loaded, result)
             return
         self.result = result
-        record(self.loaded, result)  # passed so far: the later stages may run
-        say(f"build: the smoke test of {', '.join(pending)} runs beside the rollout "
+        record(self.loaded, result)
+        say(f"build: the smoke test of {', '.join(pending)} runs once the rollout is done "
             "(readiness keeps the traffic on the old pods until the new ones answer)")
 
-        def smoke() -> None:
-            try:
-                stage.smoke_tests(self.loaded, result)
-            except BaseException as exc:  # noqa: BLE001 - reported by finish()
-                self.error = exc
-
-        self.thread = threading.Thread(target=smoke, name="smoke-test", daemon=True)
-        self.thread.start()
-
-    def abandon(self) -> None:
-        """A later stage failed: still wait for the test container to be removed."""
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
-
-    def finish(self, redeploy: Callable[[], object]) -> None:
+    def finish(self, redeploy: Callable[[], object], deployed: bool) -> None:
         from todo_deploy.artifacts import save_images
         from todo_deploy.cli import finish
         from todo_deploy.console import say
-        from todo_deploy.gates import Check
+        from todo_deploy.stages import build as stage
 
-        if self.thread is None or self.result is None:
+        result, self.result = self.result, None
+        if result is None:
             return
-        self.thread.join()
-        self.thread = None
-        result = self.result
-        if self.error is not None:
-            result.checks.append(Check.of("smoke test", False, f"{self.error}"))
-        if result.passed:
+        stage.smoke_tests(self.loaded, result)
+        if result.passed or not deployed:
             finish(self.loaded, result)
             return
         say("build: the new image failed its smoke test; deploying the previous images again")

@@ -223,18 +223,22 @@ def smoke_tests(
     loaded: LoadedSettings, result: GateResult, *, log: Log = say, timeline: Timeline | None = None,
     client: DockerClient | None = None,
 ) -> list[Check]:
-    """The smoke tests a `run(..., smoke=False)` left pending, added to its gate."""
+    """The smoke tests a `run(..., smoke=False)` left pending, added to its gate (their
+    phases too, under details.timings.later)."""
     from todo_deploy.artifacts import load_images
 
-    pending = result.details.pop("smoke_pending", [])
+    pending = result.details.get("smoke_pending", [])
+    result.details["smoke_pending"] = []
     if not pending:
         return []
-    client = client or images.engine()  # its own client: this may run on another thread
+    timeline = timeline or Timeline(log, prefix="build (after the rollout) ")
+    client = client or images.engine()
     recorded = load_images(loaded.state_dir)
     checks: list[Check] = []
     for name in pending:
         checks.extend(smoke_test(client, name, recorded[name], log=log, timeline=timeline))
     result.checks.extend(checks)
+    result.details.setdefault("timings", {})["later"] = timeline.as_details()["phases"]
     return checks
 
 
