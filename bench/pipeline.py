@@ -16,8 +16,9 @@ command lines are printed and kept in the result.
   cluster, deploy) and `inv build` + `inv deploy` typed one after the other.
 - edit: a one-line change in the backend (its `__version__`, which /api/meta answers),
   timed from the save until the backend Service answers the new version three times in a
-  row. Hand = `docker build` + `kubectl set image` + `kubectl rollout status`. Ours = `inv
-  up --until deploy` and `inv build` + `inv deploy`.
+  row on new connections (a poller beside the commands, for every contestant); when the
+  commands returned is recorded too. Hand = `docker build` + `kubectl set image` + `kubectl
+  rollout status`. Ours = `inv up --until deploy` and `inv build` + `inv deploy`.
 - watch: `inv watch` runs; each save of a one-line backend edit is timed until the Service
   answers the new version (p50/p90 over the edits); then Ctrl-C, which must exit 0.
 - cold (BENCH_COLD=1): new content, a new namespace; `inv build --no-cache`, `inv cluster`,
@@ -281,35 +282,68 @@ def measure_warm(ws: Workspace, folder: Path, tag: str, rounds: int) -> dict[str
     return result
 
 
+def timed_edit(ws: Workspace, namespace: str, service: str,
+               commands: Callable[[str], None]) -> tuple[float, float]:
+    """Save a one-line edit, run `commands`, and watch the Service from the save on (a
+    poller beside the commands): (seconds until the new code serves, until the commands
+    returned)."""
+    version = ws.edit()
+    started = time.perf_counter()
+    served: list[float] = []
+    failed: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            serving(namespace, service, version)
+            served.append(time.perf_counter() - started)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            failed.append(exc)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    commands(version)
+    done = time.perf_counter() - started
+    poller.join(330)
+    if failed or not served:
+        raise RuntimeError(f"{namespace}: the new code never served: {failed}")
+    return served[0], done
+
+
 def measure_edit(ws: Workspace, rounds: int) -> dict[str, Any]:
     service = f"{ws.release}-backend"
     phases: dict[str, Any] = {}
+    finished: dict[str, list[float]] = {"hand": [], "ours_up": [], "ours_separate": []}
 
     def hand_run() -> float:
-        version = ws.edit()
-        tag = f"hand-edit-{ws.edits}"
-        started = time.perf_counter()
-        for argv in hand_edit_commands(ws, tag):
-            hand(ws, argv)
-        serving(ws.hand_ns, f"{HAND_RELEASE}-backend", version)
-        return time.perf_counter() - started
+        tag = f"hand-edit-{ws.edits + 1}"
 
-    def ours(*commands: tuple[str, ...]) -> Callable[[], float]:
+        def commands(_: str) -> None:
+            for argv in hand_edit_commands(ws, tag):
+                hand(ws, argv)
+
+        serving_s, done_s = timed_edit(ws, ws.hand_ns, f"{HAND_RELEASE}-backend", commands)
+        finished["hand"].append(round(done_s, 3))
+        return serving_s
+
+    def ours(name: str, *steps: tuple[str, ...]) -> Callable[[], float]:
         def run() -> float:
-            version = ws.edit()
-            started = time.perf_counter()
-            for args in commands:
-                ws.inv(*args)
-            serving(ws.ours_ns, service, version)
-            phases[" + ".join("inv " + " ".join(a) for a in commands)] = ws.phases()
-            return time.perf_counter() - started
+            def commands(_: str) -> None:
+                for args in steps:
+                    ws.inv(*args)
+
+            serving_s, done_s = timed_edit(ws, ws.ours_ns, service, commands)
+            finished[name].append(round(done_s, 3))
+            phases[" + ".join("inv " + " ".join(a) for a in steps)] = ws.phases()
+            return serving_s
         return run
 
     result = alternate({
         "hand": hand_run,
-        "ours_up": ours(("up", "--until", "deploy")),
-        "ours_separate": ours(("build",), ("deploy",)),
-    }, rounds, "edit")
+        "ours_up": ours("ours_up", ("up", "--until", "deploy")),
+        "ours_separate": ours("ours_separate", ("build",), ("deploy",)),
+    }, rounds, "edit (to serving)")
+    result["commands_finished_s"] = finished
+    result["commands_finished_summary"] = {n: summary(v) for n, v in finished.items()}
     result["phases_last"] = phases
     return result
 

@@ -103,6 +103,15 @@ def _pipeline_section(r: dict[str, Any]) -> list[str]:
         loads = data["load_1min_per_round"]
         md.append(f"| {label} | " + " | ".join(cells)
                   + f" | {len(data['seconds']['hand'])} | {min(loads)}-{max(loads)} |")
+    done = e.get("commands_finished_summary")
+    if done:
+        hand_done = done["hand"]["median"]
+        md += ["", ("The edit's commands themselves returned after (median s): " + ", ".join(
+            f"{CONTESTANTS[k]} {done[k]['median']}"
+            + ("" if k == "hand" else f" ({done[k]['median'] / hand_done:.2f}x)")
+            for k in CONTESTANTS)
+            + ". `inv up` smoke-tests a new image after its rollout, `inv build` before "
+              "anything is deployed.")]
     ws = watch["summary"]
     md += [
         "",

@@ -291,6 +291,42 @@ def _base_size(client: DockerClient, base_image: str) -> int:
         return 0
 
 
+def up_to_date(
+    loaded: LoadedSettings, component: str, known: ImageRef | None, *, log: Log = say
+) -> BuildOutcome | None:
+    """The image recorded in .state/images.json, when nothing of its context changed and
+    the engine still has it under the same ID; None means: ask the full build. Neither
+    the docker SDK nor any file's content is read (todo_deploy/context_cache.py)."""
+    from todo_deploy import context_cache
+
+    path = context_cache.socket_path()
+    if known is None or not known.image_id or path is None:
+        return None
+    started = time.perf_counter()
+    spec = COMPONENTS[component]
+    root = source_root(loaded)
+    args = build_args(loaded.settings)
+    sig = context_cache.signature(root / spec.app_dir, (root / spec.dockerfile).read_text(), args)
+    kept = context_cache.load(loaded.state_dir, component, sig)
+    repo = repository(loaded.settings, component)
+    if kept is None or f"{repo}:{kept['tag']}" != known.ref:
+        return None
+    try:
+        image = context_cache.inspect_image(known.ref, path)
+    except OSError:
+        return None  # the full path reports the engine properly
+    if image is None or image.get("Id") != known.image_id:
+        return None
+    size = int(image.get("Size") or 0)
+    ref = ImageRef(component, repo, kept["tag"], known.image_id, size, known.added_bytes,
+                   kept.get("migrations", ""))
+    seconds = time.perf_counter() - started
+    log(f"{component}: {ref.ref} is up to date (no file of {spec.app_dir} changed), build "
+        f"skipped ({seconds:.3f} s)")
+    base = args["PYTHON_IMAGE"]
+    return BuildOutcome(ref, True, seconds, base, size - known.added_bytes)
+
+
 def build_image(
     loaded: LoadedSettings,
     component: str,
@@ -304,12 +340,20 @@ def build_image(
     """Build one image unless its content tag exists already (then skip in a blink)."""
     from docker.errors import APIError, DockerException, ImageNotFound
 
+    from todo_deploy import context_cache
     from todo_deploy.timing import Timeline
 
     timeline = timeline or Timeline()
     started = time.perf_counter()
     with timeline.phase(f"hash {component} context"):
+        spec = COMPONENTS[component]
+        root = source_root(loaded)
+        # Taken before the files are read: a write during the hashing shows next time.
+        sig = context_cache.signature(root / spec.app_dir, (root / spec.dockerfile).read_text(),
+                                      build_args(loaded.settings))
         build = plan(loaded, component)
+        context_cache.save(loaded.state_dir, component, sig,
+                           {"tag": build.tag, "migrations": build.migrations})
     client = client or engine()
     base = build.args["PYTHON_IMAGE"]
     image = None

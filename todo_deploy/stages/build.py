@@ -21,8 +21,6 @@ import shutil
 import sys
 import sysconfig
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,24 +121,28 @@ def _run(
                 _lint(runner, root / images.COMPONENTS[name].dockerfile, name, loaded.state_dir)
             )
 
-    if client is None:
+    recorded = load_images(loaded.state_dir)
+    quick: dict[str, images.BuildOutcome] = {}
+    if not no_cache and client is None:
+        for name in names:
+            with timeline.phase(f"up to date? {name}"):
+                hit = images.up_to_date(loaded, name, recorded.get(name), log=log)
+            if hit is not None:
+                quick[name] = hit
+
+    if client is None and len(quick) < len(names):
         try:
             with timeline.phase("connect to the Docker engine"):
                 client = images.engine()
         except images.EngineUnavailable as exc:
-            result.checks.append(Check.of(
-                "docker engine", False, str(exc),
-                "start Docker (Docker Desktop, `minikube docker-env`, or "
-                "`sudo systemctl start docker`) and check DOCKER_HOST; then `inv build`",
-            ))
+            result.checks.append(_engine_check(exc))
             return
 
-    recorded = load_images(loaded.state_dir)
     built: dict[str, images.BuildOutcome] = {}
     for name in names:
         spec = images.COMPONENTS[name]
         try:
-            outcome = images.build_image(
+            outcome = quick.get(name) or images.build_image(
                 loaded, name, no_cache=no_cache, log=log, client=client, known=recorded.get(name),
                 timeline=timeline,
             )
@@ -190,6 +192,12 @@ def _run(
         elif not smoke:
             details.smoke_pending.append(name)
         else:
+            if client is None:
+                try:
+                    client = images.engine()
+                except images.EngineUnavailable as exc:
+                    result.checks.append(_engine_check(exc))
+                    return
             result.checks.extend(smoke_test(client, name, outcome.image, log=log,
                                             timeline=timeline))
 
@@ -217,6 +225,14 @@ def _run(
                     f"start or fix the registry {registry} (IMAGE_REGISTRY), "
                     f"`docker login {registry}`, then `inv build --push`",
                 ))
+
+
+def _engine_check(exc: Exception) -> Check:
+    return Check.of(
+        "docker engine", False, str(exc),
+        "start Docker (Docker Desktop, `minikube docker-env`, or "
+        "`sudo systemctl start docker`) and check DOCKER_HOST; then `inv build`",
+    )
 
 
 def smoke_tests(
@@ -480,6 +496,9 @@ def _probe(container: Any, port_key: str, path: str) -> tuple[int, str]:
     bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(port_key) or []
     if not bindings:
         return 0, "port not published yet"
+    import urllib.error  # only when a container is tested (http.client is 15 ms of imports)
+    import urllib.request
+
     url = f"http://127.0.0.1:{bindings[0]['HostPort']}{path}"
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
