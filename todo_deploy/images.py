@@ -433,6 +433,26 @@ def build_image(
     return BuildOutcome(ref, False, seconds, base, base_size)
 
 
+def local_image_id(ref: str) -> str:
+    """The ID of `ref` in the local engine, '' when absent (or the engine does not answer):
+    one request on its Unix socket, the docker SDK only for other DOCKER_HOSTs."""
+    from todo_deploy import context_cache
+
+    path = context_cache.socket_path()
+    if path is not None:
+        try:
+            found = context_cache.inspect_image(ref, path)
+        except OSError:
+            return ""
+        return str(found.get("Id", "")) if found else ""
+    from docker.errors import DockerException
+
+    try:
+        return str(engine(timeout=30).images.get(ref).id)
+    except (EngineUnavailable, DockerException):
+        return ""
+
+
 def ensure_image(client: DockerClient, ref: str, log: Log = say) -> float:
     """Pull `ref` unless the engine has it; returns the seconds spent pulling (0 if present).
 

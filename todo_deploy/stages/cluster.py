@@ -333,6 +333,11 @@ def _is_local_address(ip: str) -> bool:
 
 def _local_docker_images(refs: list[str]) -> dict[str, str]:
     """ref -> image ID in the local Docker daemon (missing refs left out)."""
+    from todo_deploy import context_cache
+    from todo_deploy.images import local_image_id
+
+    if context_cache.socket_path() is not None:
+        return {ref: found for ref in refs if (found := local_image_id(ref))}
     try:
         import docker
         from docker.errors import DockerException
@@ -473,6 +478,8 @@ def _pull_to_host(ref: str, log: Callable[[str], None]) -> tuple[bool, str]:
     """Make the host's Docker daemon hold `ref` (pulling it with progress when missing)."""
     from todo_deploy import images as image_tools
 
+    if image_tools.local_image_id(ref):
+        return True, f"{ref} already present"
     try:
         seconds = image_tools.ensure_image(image_tools.engine(timeout=900), ref, log)
     except (image_tools.EngineUnavailable, image_tools.PullError) as exc:
