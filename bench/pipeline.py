@@ -8,8 +8,11 @@ names, default "bench-"): ours (deployed by the workflow) and the hand-typed one
 replicas; its three Secrets are created once beforehand, untimed).
 
 Every scenario alternates its contestants round by round (each round in a rotated order)
-and reports medians; the 1-minute load average is recorded at every round. The exact
-command lines are printed and kept in the result.
+and reports medians; the 1-minute load average is recorded at every round. Before each
+edit, the two stacks settle (no pod terminating or pending: the node is shared, and a
+predecessor's draining pods would otherwise hold the room a rollout needs). Our commands
+run with Python's bytecode cache on, as on a user's machine. The exact command lines are
+printed and kept in the result.
 
 - warm: nothing changed. Hand = two cached `docker build`s + `kubectl apply -k` +
   `kubectl rollout status` x2. Ours = `inv up --until deploy` (one process: build,
@@ -51,7 +54,7 @@ from bench.stack import delete_namespace, kubectl, kubectl_json, scratch_environ
 
 PREFIX = os.environ.get("BENCH_PREFIX", "bench-")
 WARM_ROUNDS = int(os.environ.get("BENCH_WARM_ROUNDS", "7"))
-EDIT_ROUNDS = int(os.environ.get("BENCH_EDIT_ROUNDS", "5"))
+EDIT_ROUNDS = int(os.environ.get("BENCH_EDIT_ROUNDS", "7"))
 WATCH_EDITS = int(os.environ.get("BENCH_WATCH_EDITS", "7"))
 COLD = os.environ.get("BENCH_COLD", "1") == "1"
 HAND_RELEASE = "todo-chatbot"  # the kustomize base's own names
@@ -91,6 +94,9 @@ class Workspace:
         env["TODO_DEPLOY_ROOT"] = str(self.root)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env["DOCKER_BUILDKIT"] = "0"
+        # As on a user's machine, Python keeps the bytecode it compiles (this agent's
+        # shell turns that off, which would recompile the workflow on every command).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
     def ours_env(self) -> dict[str, str]:
@@ -243,21 +249,41 @@ def serving(namespace: str, service: str, version: str, timeout: float = 300) ->
 # ---- the scenarios ---------------------------------------------------------------------------
 
 
+def settle(ws: Workspace, timeout: float = 90) -> float:
+    """Untimed, before each contestant: wait until no pod of either stack is still
+    terminating or pending, so that no contestant waits for room its predecessor's
+    old pods still hold on the (shared) node. Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        busy = [p for ns in (ws.ours_ns, ws.hand_ns)
+                for p in kubectl_json("-n", ns, "get", "pods").get("items", [])
+                if p["metadata"].get("deletionTimestamp")
+                or p.get("status", {}).get("phase") == "Pending"]
+        if not busy:
+            break
+        time.sleep(0.5)
+    return round(time.monotonic() - started, 2)
+
+
 def alternate(contestants: dict[str, Callable[[], float]], rounds: int,
-              label: str) -> dict[str, Any]:
-    """Each round runs every contestant once, in a rotated order; medians per contestant."""
+              label: str, before: Callable[[], float] | None = None) -> dict[str, Any]:
+    """Each round runs every contestant once, in a rotated order; medians per contestant.
+    `before` (untimed) runs before each contestant."""
     names = list(contestants)
     times: dict[str, list[float]] = {n: [] for n in names}
     loads = []
+    settled: list[float] = []
     for i in range(rounds):
         order = names[i % len(names):] + names[:i % len(names)]
         loads.append(load1())
         for name in order:
+            if before is not None:
+                settled.append(before())
             times[name].append(round(contestants[name](), 3))
         say(f"{label} round {i + 1}/{rounds} (load {loads[-1]}): "
             + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in names))
     return {"seconds": times, "summary": {n: summary(v) for n, v in times.items()},
-            "load_1min_per_round": loads}
+            "load_1min_per_round": loads, "settle_waits_s": settled}
 
 
 def measure_warm(ws: Workspace, folder: Path, tag: str, rounds: int) -> dict[str, Any]:
@@ -341,7 +367,7 @@ def measure_edit(ws: Workspace, rounds: int) -> dict[str, Any]:
         "hand": hand_run,
         "ours_up": ours("ours_up", ("up", "--until", "deploy")),
         "ours_separate": ours("ours_separate", ("build",), ("deploy",)),
-    }, rounds, "edit (to serving)")
+    }, rounds, "edit (to serving)", before=lambda: settle(ws))
     result["commands_finished_s"] = finished
     result["commands_finished_summary"] = {n: summary(v) for n, v in finished.items()}
     result["phases_last"] = phases
@@ -372,7 +398,8 @@ def measure_watch(ws: Workspace, edits: int) -> dict[str, Any]:
     service = f"{ws.release}-backend"
     try:
         for i in range(edits):
-            time.sleep(2)  # the watcher is idle again
+            time.sleep(1)  # the watcher is idle again
+            settle(ws)
             loads.append(load1())
             mark = len(lines)
             version = ws.edit()
