@@ -170,8 +170,8 @@ def test_the_name_checks_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert names_problems(settings) == []
     real = render.raw_values
 
-    def other_tag(s: Settings, images: dict[str, ImageRef]) -> dict[str, Any]:
-        values = real(s, images)
+    def other_tag(s: Settings, images: dict[str, ImageRef], *rest: Any) -> dict[str, Any]:
+        values = real(s, images, *rest)
         values["backend"]["image"]["tag"] = "different1234"
         return values
 
