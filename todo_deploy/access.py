@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
+from todo_deploy.kube import Kube
+
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
-    from todo_deploy.kube import Kube
     from todo_deploy.runner import Runner
 
 MINIKUBE = "minikube-service"
@@ -343,7 +344,6 @@ def open_access(
     mode: str = "auto",
 ) -> Iterator[Access]:
     """Reach the frontend; a port-forward opened here is closed when the block ends."""
-    from todo_deploy.kube import Kube
 
     service, nodes = read_service_and_nodes(settings, kube)
     plan = choose_access(settings, service, nodes, runner=runner, mode=mode)

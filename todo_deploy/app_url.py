@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from todo_deploy.access import PORT_FORWARD, frontend_service_name, plan_access
+from todo_deploy.access import PORT_FORWARD, PortForwarder, frontend_service_name, plan_access
+from todo_deploy.config import load_settings
+from todo_deploy.kube import Kube
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
-    from todo_deploy.kube import Kube
     from todo_deploy.runner import Runner
 
 STATE_FILE = "app-url.json"
@@ -157,7 +158,6 @@ def ensure(
     forward: bool = False,
 ) -> AppUrl:
     """A URL of the app that answers now: the kept one, a direct one, or a new port-forward."""
-    from todo_deploy.kube import Kube
 
     state_dir = loaded.state_dir
     kept = load(state_dir)
@@ -175,9 +175,6 @@ def ensure(
 
 def _serve(port: int) -> int:
     """The background process: forward 127.0.0.1:`port` to the frontend until SIGTERM."""
-    from todo_deploy.access import PortForwarder
-    from todo_deploy.config import load_settings
-    from todo_deploy.kube import Kube
 
     loaded = load_settings()
     settings = loaded.settings

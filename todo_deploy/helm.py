@@ -25,6 +25,10 @@ from typing import Any, Protocol
 
 from todo_deploy.runner import Runner
 
+# helm_python (and helm_sdk, our adapter over its internals) load a ~60 MB Go
+# library: imported inside the embedded engine's methods, so that a command that
+# needs no Helm (a no-change deploy, `inv --list`) never pays for it.
+
 SDK_NAME = "embedded Helm v4 (helm-python-sdk)"
 CLI_NAME = "helm CLI"
 VERSION_ARGV = ("helm", "version", "--template", "{{.Version}}")

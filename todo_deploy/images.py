@@ -21,16 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy import context_cache
 from todo_deploy.artifacts import ImageRef, load_images, save_images
 from todo_deploy.components import BUILT, Component
 from todo_deploy.config import PROJECT_ROOT
-from todo_deploy.console import say
+from todo_deploy.console import console, say
+from todo_deploy.timing import Timeline
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.timing import Timeline
 
 Log = Callable[[str], None]
 
@@ -203,7 +204,6 @@ class _Progress:
     """Live progress of one build: a rich progress bar on a terminal, plain lines otherwise."""
 
     def __init__(self, name: str, log: Log) -> None:
-        from todo_deploy.console import console
 
         self.name, self.log = name, log
         self.tail: list[str] = []
@@ -297,7 +297,6 @@ def up_to_date(
     """The image recorded in .state/images.json, when nothing of its context changed and
     the engine still has it under the same ID; None means: ask the full build. Neither
     the docker SDK nor any file's content is read (todo_deploy/context_cache.py)."""
-    from todo_deploy import context_cache
 
     path = context_cache.socket_path()
     if known is None or not known.image_id or path is None:
@@ -340,8 +339,6 @@ def build_image(
     """Build one image unless its content tag exists already (then skip in a blink)."""
     from docker.errors import APIError, DockerException, ImageNotFound
 
-    from todo_deploy import context_cache
-    from todo_deploy.timing import Timeline
 
     timeline = timeline or Timeline()
     started = time.perf_counter()
@@ -436,7 +433,6 @@ def build_image(
 def local_image_id(ref: str) -> str:
     """The ID of `ref` in the local engine, '' when absent (or the engine does not answer):
     one request on its Unix socket, the docker SDK only for other DOCKER_HOSTs."""
-    from todo_deploy import context_cache
 
     path = context_cache.socket_path()
     if path is not None:

@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from todo_deploy import kube_transport
+from todo_deploy.console import console
+from todo_deploy.kube_transport import sdk_client
+
 FIELD_MANAGER = "todo-deploy"
 
 # kind -> (plural, namespaced) for the kinds this project creates; others are discovered.
@@ -128,7 +132,6 @@ class Kube:
     """
 
     def __init__(self, context: str = "", api_client: Any = None) -> None:
-        from todo_deploy import kube_transport
 
         self.context = context
         self._api = api_client
@@ -149,7 +152,6 @@ class Kube:
     def api(self) -> Any:
         """The kubernetes SDK's ApiClient for this context (imports the SDK on first use)."""
         if self._api is None:
-            from todo_deploy.kube_transport import sdk_client
 
             try:
                 self._api = sdk_client(self.context)
@@ -606,7 +608,6 @@ def wait_for(
     if sys.stdout.isatty():
         from rich.live import Live
 
-        from todo_deploy.console import console
 
         live = Live(console=console(), refresh_per_second=4, transient=True)
     states: list[Progress] = []

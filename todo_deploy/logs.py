@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from todo_deploy.components import LOG_SOURCES
+from todo_deploy.kube import KubeError
 
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
@@ -135,7 +136,6 @@ def _pods(kube: Kube, settings: Settings, only: str | None) -> list[dict[str, An
 
 def _pod_log(kube: Kube, namespace: str, pod: dict[str, Any], tail: int | None,
              since: datetime | None) -> list[LogLine]:
-    from todo_deploy.kube import KubeError
 
     name = pod["metadata"]["name"]
     lines: list[LogLine] = []

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from todo_deploy.artifacts import ImageRef
 from todo_deploy.components import ALL, BUILT
 
 if TYPE_CHECKING:
-    from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +159,6 @@ def app_version() -> str:
 
 def default_images() -> dict[str, ImageRef]:
     """Stand-in image refs (never `latest`) for rendering before anything was built."""
-    from todo_deploy.artifacts import ImageRef
 
     return {
         name: ImageRef(name, c.image_name, "000000000000") for name, c in BUILT.items()

@@ -32,7 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy import images, render
+from todo_deploy.artifacts import load_images, save_images
 from todo_deploy.gates import Check, GateResult
+from todo_deploy.gates import load as load_gate
+from todo_deploy.kube import Kube
+from todo_deploy.pipeline import record
+from todo_deploy.runner import Runner
+from todo_deploy.stages import build as stage
+from todo_deploy.stages import deploy
 from todo_deploy.timing import Timeline
 
 if TYPE_CHECKING:
@@ -57,7 +65,6 @@ class Layout:
 
     @classmethod
     def of(cls, loaded: LoadedSettings) -> Layout:
-        from todo_deploy import images, render
 
         root = images.source_root(loaded)
         return cls(
@@ -116,22 +123,18 @@ class Watcher:
     # ---- connections, made once -------------------------------------------------------
     def client(self) -> Any:
         if self._client is None:
-            from todo_deploy import images
 
             self._client = images.engine()
         return self._client
 
     def kube(self) -> Any:
         if self._kube is None:
-            from todo_deploy.kube import Kube
 
             self._kube = Kube(self.loaded.settings.context_name)
         return self._kube
 
     # ---- one change -----------------------------------------------------------------
     def handle(self, components: set[str]) -> Outcome:
-        from todo_deploy import images
-        from todo_deploy.artifacts import load_images
 
         started = time.monotonic()
         timeline = Timeline(self.log, prefix="watch ")
@@ -177,10 +180,6 @@ class Watcher:
     ) -> tuple[GateResult, dict[str, ImageRef]]:
         """Build the changed images; the build gate (without the smoke checks yet) and
         the images that are new."""
-        from todo_deploy import images
-        from todo_deploy.artifacts import save_images
-        from todo_deploy.runner import Runner
-        from todo_deploy.stages import build as stage
 
         gate = GateResult(stage.STAGE, details={"images": {}})
         rebuilt: dict[str, ImageRef] = {}
@@ -214,8 +213,6 @@ class Watcher:
         return gate, rebuilt
 
     def _deploy(self, timeline: Timeline) -> GateResult:
-        from todo_deploy.pipeline import record
-        from todo_deploy.stages import deploy
 
         with timeline.phase("deploy (only what changed)"):
             gate = deploy.run(self.loaded, kube=self.kube(), timeout_s=self.timeout_s,
@@ -227,9 +224,6 @@ class Watcher:
                timeline: Timeline) -> list[str]:
         """The build gate's smoke checks of the new images, then the build gate recorded
         (merged with the previous one's checks of the images that did not change)."""
-        from todo_deploy.gates import load as load_gate
-        from todo_deploy.pipeline import record
-        from todo_deploy.stages import build as stage
 
         for name, image in rebuilt.items():
             build_gate.checks.extend(stage.smoke_test(self.client(), name, image, log=self.log,
@@ -248,7 +242,6 @@ class Watcher:
 
     def _roll_back(self, previous: dict[str, ImageRef], timeline: Timeline) -> bool:
         """Deploy the images that served before this change again."""
-        from todo_deploy.artifacts import save_images
 
         if not previous:
             return False

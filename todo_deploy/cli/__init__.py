@@ -1,8 +1,10 @@
 """Shared plumbing for the Invoke tasks: settings, gate guards, results, exit codes.
 
 Each module in this package holds the tasks of one concern; `tasks.py` at the
-project root only collects them. Heavy libraries are imported inside task
-bodies so that `inv --list` and no-change runs stay fast.
+project root only collects them. A task imports its stage (and any heavy
+library) inside its body: `inv` loads every task module to parse the command
+line, and `inv --list` or a no-change `inv build` must not pay for the stages
+it does not run. Outside cli/, our own modules import each other at the top.
 """
 
 from __future__ import annotations

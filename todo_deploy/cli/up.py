@@ -10,7 +10,6 @@ from invoke.exceptions import Exit
 from todo_deploy.cli import load_or_exit, task
 from todo_deploy.gates import STAGES
 from todo_deploy.pipeline import steps
-from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS, VerifyDetails
 
 
 @task(
@@ -36,6 +35,7 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
     from todo_deploy.cli.docs import docs
     from todo_deploy.cli.verify import verify
     from todo_deploy.console import say
+    from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS
 
     loaded = load_or_exit()
 
@@ -185,7 +185,7 @@ def _same_deployment_fully_verified(loaded) -> bool:  # type: ignore[no-untyped-
     from todo_deploy.cli import scopes
     from todo_deploy.gates import standing
     from todo_deploy.kube import Kube, KubeError
-    from todo_deploy.stages.verify.stage import live_identity
+    from todo_deploy.stages.verify.stage import VerifyDetails, live_identity
 
     previous, _ = standing(loaded.state_dir, "verify", scopes(loaded)["verify"])
     details = VerifyDetails.of(previous)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from todo_deploy.config import SECRET_KEYS
 from todo_deploy.runner import scrub
 
 FILE_NAME = "mcp-calls.jsonl"
@@ -27,7 +28,6 @@ _lock = threading.Lock()
 
 def masked(value: Any, secrets: Sequence[str]) -> Any:
     """`value` with every secret (and every key naming a secret setting) masked."""
-    from todo_deploy.config import SECRET_KEYS
 
     if isinstance(value, str):
         return scrub(value, secrets)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from todo_deploy.config import PROJECT_ROOT
 from todo_deploy.mcp import kagent
 from todo_deploy.mcp.tools import NAME
 
@@ -31,7 +32,6 @@ CLIENTS = ("kubectl-ai", "claude", "kagent")
 
 
 def server_command(loaded: LoadedSettings, allow_changes: bool = False) -> list[str]:
-    from todo_deploy.config import PROJECT_ROOT
 
     argv = [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "mcp"]
     return argv + (["--allow-changes"] if allow_changes else [])

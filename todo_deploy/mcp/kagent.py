@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy.kube import KubeError
+from todo_deploy.mcp import crds
 from todo_deploy.mcp.tools import READ_ONLY_TOOLS
 
 if TYPE_CHECKING:
@@ -215,7 +217,6 @@ class Installed:
 
 
 def _crd(kube: Kube, name: str) -> dict[str, Any] | None:
-    from todo_deploy.kube import KubeError
 
     try:
         return kube.request("GET", CRD_PATH + name)
@@ -228,7 +229,6 @@ def _crd(kube: Kube, name: str) -> dict[str, Any] | None:
 def install(settings: Settings, url: str, kube: Kube, *, dry_run: bool = False) -> Installed:
     """Apply the manifests when kagent's CRDs (serving v1alpha2) and both namespaces exist;
     validate them strictly against the cluster's CRDs first (dry run: only that)."""
-    from todo_deploy.mcp import crds
 
     out = Installed(agent=agent_name(settings), namespace=settings.kagent_namespace,
                     dry_run=dry_run)
@@ -271,7 +271,6 @@ def install(settings: Settings, url: str, kube: Kube, *, dry_run: bool = False) 
 
 def installed_agent(settings: Settings, kube: Kube) -> str | None:
     """The app-specific agent's name when it is in the cluster, else None."""
-    from todo_deploy.kube import KubeError
 
     try:
         if _crd(kube, CRD_NAMES["Agent"]) is None:

@@ -18,6 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from todo_deploy.cli import outside_world_failure
 from todo_deploy.config import LoadedSettings
 from todo_deploy.mcp import calls, tools
 
@@ -105,7 +106,6 @@ class CallLog(ServerMiddleware[Any]):
 
 
 def _error_text(exc: BaseException) -> str:
-    from todo_deploy.cli import outside_world_failure
 
     return outside_world_failure(exc) or f"{type(exc).__name__}: {exc}"
 

@@ -241,7 +241,6 @@ def smoke_tests(
 ) -> list[Check]:
     """The smoke tests a `run(..., smoke=False)` left pending, added to its gate (their
     phases too, under details.timings.later)."""
-    from todo_deploy.artifacts import load_images
 
     pending = result.details.get("smoke_pending", [])
     result.details["smoke_pending"] = []

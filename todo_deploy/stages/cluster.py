@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+from todo_deploy import context_cache, manifests
+from todo_deploy import images as image_tools
+from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict
+from todo_deploy.images import local_image_id
+from todo_deploy.kube import Kube, KubeError, quantity
+from todo_deploy.runner import Runner
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.kube import Kube
     from todo_deploy.runner import CommandResult
 
 STAGE = "cluster"
@@ -333,8 +338,6 @@ def _is_local_address(ip: str) -> bool:
 
 def _local_docker_images(refs: list[str]) -> dict[str, str]:
     """ref -> image ID in the local Docker daemon (missing refs left out)."""
-    from todo_deploy import context_cache
-    from todo_deploy.images import local_image_id
 
     if context_cache.socket_path() is not None:
         return {ref: found for ref in refs if (found := local_image_id(ref))}
@@ -476,7 +479,6 @@ def deliver_images(
 
 def _pull_to_host(ref: str, log: Callable[[str], None]) -> tuple[bool, str]:
     """Make the host's Docker daemon hold `ref` (pulling it with progress when missing)."""
-    from todo_deploy import images as image_tools
 
     if image_tools.local_image_id(ref):
         return True, f"{ref} already present"
@@ -538,7 +540,6 @@ def deliver_database_image(
 
 def app_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal, list[str]]:
     """Sum of cpu (cores) and memory (bytes) requests of the app's long-running pods."""
-    from todo_deploy.kube import quantity
 
     cpu, mem, parts = Decimal(0), Decimal(0), []
     for obj in objects:
@@ -561,7 +562,6 @@ def surge_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
     every Deployment: a settings change rolls them all)."""
     import math
 
-    from todo_deploy.kube import quantity
 
     cpu, mem = Decimal(0), Decimal(0)
     for obj in objects:
@@ -583,7 +583,6 @@ def surge_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
 def capacity_check(
     kube: Kube, settings: Settings, objects: list[dict[str, Any]], nodes: list[dict[str, Any]]
 ) -> Check:
-    from todo_deploy.kube import quantity
 
     need_cpu, need_mem, parts = app_requests(objects)
     ready = [n for n in nodes if _node_ready(n)]
@@ -642,9 +641,6 @@ def run(
     kube: Kube | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
-    from todo_deploy.artifacts import load_images
-    from todo_deploy.kube import Kube, KubeError
-    from todo_deploy.runner import Runner
 
     settings = loaded.settings
     if runner is None:
@@ -697,7 +693,6 @@ def run(
             "no build recorded, so the app's requests are unknown", "run `inv build`",
         ))
     else:
-        from todo_deploy import manifests
 
         try:
             objects = manifests.render_manifests(settings, images, cache_dir=loaded.state_dir)

@@ -24,14 +24,27 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy import applied, helm, manifests, render
 from todo_deploy.access import live_node_port
+from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.kube import (
+    Kube,
+    KubeError,
+    ObjectRef,
+    image_id_matches,
+    job_state,
+    label_selector,
+    wait_for,
+)
+from todo_deploy.runner import Runner
+from todo_deploy.stages.aiops.doctor import explain
+from todo_deploy.timing import Timeline
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.kube import Kube, ObjectRef
 
 STAGE = "deploy"
 # Pod Security Standards: the app's namespace enforces "restricted".
@@ -50,22 +63,17 @@ class DeployError(Exception):
 
 
 def raw_selector(settings: Settings) -> str:
-    from todo_deploy import render
-    from todo_deploy.kube import label_selector
 
     return label_selector({**render.app_labels(settings), "app.kubernetes.io/managed-by": render.MANAGED_BY})
 
 
 def app_selector(settings: Settings) -> str:
-    from todo_deploy import render
-    from todo_deploy.kube import label_selector
 
     return label_selector(render.app_labels(settings))
 
 
 def secret_objects(settings: Settings) -> list[dict[str, Any]]:
     """The Secrets to apply, with base64 `data` (deterministic for no-op re-applies)."""
-    from todo_deploy import render
 
     objects = []
     for obj in render.secret_manifests(settings):
@@ -136,7 +144,6 @@ def parallel(fn: Callable[[Any], Any], items: list[Any], workers: int = 8) -> li
 
 def apply_one(kube: Kube, obj: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
     """Server-side apply one object; a Job changed in its immutable template is replaced."""
-    from todo_deploy.kube import KubeError, ObjectRef
 
     ref = ObjectRef.of(obj)
     try:
@@ -154,7 +161,6 @@ def apply_all(
     kube: Kube, objects: list[dict[str, Any]], live: dict[str, str], log: Callable[[str], None]
 ) -> list[str]:
     """Apply the objects in parallel; returns those the API changed (a new resourceVersion)."""
-    from todo_deploy import applied
 
     answers = parallel(lambda obj: apply_one(kube, obj, log), objects)
     return [
@@ -169,7 +175,6 @@ def live_objects(
 ) -> dict[str, dict[str, Any]]:
     """Applied-object key -> the live object: one LIST per kind (kind -> apiVersion)
     with this app's raw selector, and a GET per Namespace, all in parallel."""
-    from todo_deploy import applied
 
     selector = raw_selector(settings)
     lists = [(api_version, kind) for kind, api_version in sorted(kinds.items())]
@@ -197,7 +202,6 @@ def prune(
     `candidates`: the live objects to consider (already listed); default: list every
     kind an app release may own.
     """
-    from todo_deploy.kube import ObjectRef
 
     wanted = {ObjectRef.of(o).key for o in keep}
     if candidates is None:
@@ -215,7 +219,6 @@ def prune(
 
 
 def _refs(objects: list[dict[str, Any]], kinds: tuple[str, ...]) -> list[ObjectRef]:
-    from todo_deploy.kube import ObjectRef
 
     return [ObjectRef.of(o) for o in objects if o["kind"] in kinds]
 
@@ -224,8 +227,6 @@ def _wait_or_explain(
     kube: Kube, refs: list[ObjectRef], deadline: float, what: str, log: Callable[[str], None],
     settings: Settings,
 ) -> float:
-    from todo_deploy.kube import wait_for
-    from todo_deploy.stages.aiops.doctor import explain
 
     if not refs:
         return 0.0
@@ -249,8 +250,6 @@ def helm_release_present(kube: Kube, settings: Settings) -> bool:
 def remove_helm_release(kube: Kube, settings: Settings, log: Callable[[str], None]) -> bool:
     if not helm_release_present(kube, settings):
         return False
-    from todo_deploy import helm
-    from todo_deploy.runner import Runner
 
     engine = helm.engine(Runner(log=log, secrets=settings.secret_values()), settings.context_name)
     log(
@@ -271,7 +270,6 @@ def workload_checks(
     images: dict[str, ImageRef],
     migration_job: str | None = None,
 ) -> list[Check]:
-    from todo_deploy.kube import image_id_matches
 
     reads: dict[str, Callable[[], Any]] = {
         "deployments": lambda: kube.list("apps/v1", "Deployment", namespace, selector),
@@ -367,10 +365,6 @@ def run(
     timeout_s: int | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
-    from todo_deploy import applied, manifests
-    from todo_deploy.artifacts import load_images
-    from todo_deploy.kube import Kube, KubeError, job_state
-    from todo_deploy.timing import Timeline
 
     settings = loaded.settings
     started = time.monotonic()
@@ -529,7 +523,6 @@ def _migration_done(
 ) -> str:
     """The name of the rendered migration Job when it exists and succeeded, else ''.
     (Its pod template names the current image; a finished Job is never re-applied.)"""
-    from todo_deploy import applied
 
     for job in jobs:
         found = live.get(applied.key_of(job))
@@ -543,8 +536,6 @@ def _retry_failed_jobs(
     job_state: Callable[..., Any], log: Callable[[str], None],
 ) -> None:
     """A failed Job of the same name is deleted so that applying it runs it again."""
-    from todo_deploy import applied
-    from todo_deploy.kube import ObjectRef
 
     for job in jobs:
         found = live.get(applied.key_of(job))
@@ -567,7 +558,6 @@ def _record(
 ) -> None:
     """Keep each object's manifest hash and its resourceVersion now (after the rollout:
     the status updates of a rollout change it), for the next deploy to compare with."""
-    from todo_deploy import applied
 
     if len(skipped) == len(every):
         live = live_before  # nothing was written: what was read is current

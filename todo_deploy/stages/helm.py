@@ -8,29 +8,38 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy import helm, render
 from todo_deploy.access import live_node_port
+from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, GateResult
+from todo_deploy.helm import HelmResult, HelmUnavailable
+from todo_deploy.kube import Kube, KubeError, ObjectRef, label_selector
+from todo_deploy.render import app_labels
+from todo_deploy.runner import Runner
+from todo_deploy.stages.aiops.doctor import explain
+from todo_deploy.stages.deploy import (
+    app_selector,
+    ensure_namespace,
+    ensure_secrets,
+    raw_selector,
+    workload_checks,
+)
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.helm import HelmEngine, HelmResult
-    from todo_deploy.kube import Kube
+    from todo_deploy.helm import HelmEngine
 
 STAGE = "helm"
 
 
 def make_engine(settings: Settings, log: Callable[[str], None] = say) -> HelmEngine:
-    from todo_deploy import helm
-    from todo_deploy.runner import Runner
 
     return helm.engine(Runner(log=log, secrets=settings.secret_values()), settings.context_name)
 
 
 def dry_run(loaded: LoadedSettings, log: Callable[[str], None] = say) -> list[dict[str, Any]]:
     """Render the chart (no cluster touched) and print each object's kind/name."""
-    from todo_deploy import render
-    from todo_deploy.artifacts import load_images
 
     settings = loaded.settings
     images = load_images(loaded.state_dir) or render.default_images()
@@ -50,8 +59,6 @@ def dry_run(loaded: LoadedSettings, log: Callable[[str], None] = say) -> list[di
 
 def remove_raw_objects(kube: Kube, settings: Settings, log: Callable[[str], None]) -> list[str]:
     """Before a Helm deploy: delete the raw-deployed app objects (keep PVCs and Secrets)."""
-    from todo_deploy.kube import ObjectRef
-    from todo_deploy.stages.deploy import raw_selector
 
     keep_kinds = {"PersistentVolumeClaim", "Pod", "Secret"}
     objs = [o for o in kube.list_owned(settings.namespace, raw_selector(settings))
@@ -70,8 +77,6 @@ def remove_raw_objects(kube: Kube, settings: Settings, log: Callable[[str], None
 
 
 def migration_check(kube: Kube, settings: Settings) -> Check:
-    from todo_deploy.kube import label_selector
-    from todo_deploy.render import app_labels
 
     selector = label_selector({**app_labels(settings), "app.kubernetes.io/component": "migration"})
     jobs = kube.list("batch/v1", "Job", settings.namespace, selector)
@@ -97,17 +102,6 @@ def run(
     timeout_s: int | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
-    from todo_deploy import render
-    from todo_deploy.artifacts import load_images
-    from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.kube import Kube, KubeError
-    from todo_deploy.stages.aiops.doctor import explain
-    from todo_deploy.stages.deploy import (
-        app_selector,
-        ensure_namespace,
-        ensure_secrets,
-        workload_checks,
-    )
 
     settings = loaded.settings
     release, namespace = settings.release_name, settings.namespace
@@ -234,7 +228,6 @@ def rollback(
 ) -> HelmResult:
     """Roll back to `revision` (default: the newest earlier one that ran), or say
     plainly why there is nothing to roll back to. Raises HelmUnavailable."""
-    from todo_deploy.helm import HelmResult
 
     settings = loaded.settings
     engine = engine or make_engine(settings)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from todo_deploy import helm, manifests, render
 from todo_deploy.components import BUILT_NAMES
 from todo_deploy.config import LoadedSettings
 from todo_deploy.console import say
@@ -26,6 +27,7 @@ from todo_deploy.gates import Check, Details, GateResult
 from todo_deploy.images import source_root
 from todo_deploy.pod_security import pod_spec, pss_violations
 from todo_deploy.runner import Runner
+from todo_deploy.stages.build import _lint as hadolint
 
 STAGE = "lint"
 
@@ -79,7 +81,6 @@ def _targets(
     """(target name, kubernetes version, a thunk rendering its objects)."""
     import yaml
 
-    from todo_deploy import helm, manifests, render
 
     settings = loaded.settings
     images = render.default_images()
@@ -111,7 +112,6 @@ def run(
     log: Callable[[str], None] = say,
 ) -> GateResult:
     """Run every static check; one Check per tool and target."""
-    from todo_deploy import helm, render
 
     root = source_root(loaded)
     k8s_dir = k8s_dir or root / "k8s"
@@ -121,7 +121,6 @@ def run(
     result = GateResult(STAGE)
 
     # hadolint (the helper is shared with the build stage)
-    from todo_deploy.stages.build import _lint as hadolint
 
     for name in DOCKERFILES:
         dockerfile = docker_dir / f"{name}.Dockerfile"

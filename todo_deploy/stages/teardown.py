@@ -8,11 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from todo_deploy import app_url
 from todo_deploy.console import say
+from todo_deploy.kube import Kube, ObjectRef
+from todo_deploy.stages.deploy import app_selector, helm_release_present
+from todo_deploy.stages.helm import make_engine
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
-    from todo_deploy.kube import Kube
 
 
 @dataclass
@@ -48,9 +51,6 @@ def run(
     ask: Callable[[str], str] | None = None,
     log: Callable[[str], None] = say,
 ) -> DownResult:
-    from todo_deploy.kube import Kube, ObjectRef
-    from todo_deploy.stages.deploy import app_selector, helm_release_present
-    from todo_deploy.stages.helm import make_engine
 
     settings = loaded.settings
     namespace, release = settings.namespace, settings.release_name
@@ -142,7 +142,6 @@ def _wait_pods_gone(kube: Kube, namespace: str, selector: str, timeout: float) -
 def _forget_gates(loaded: LoadedSettings) -> None:
     """The gates from deploy on, the last full verify and the app's URL describe a
     deployment that no longer exists; a port-forward to it is stopped."""
-    from todo_deploy import app_url
 
     app_url.stop(loaded.state_dir)
     for name in ("deploy", "helm", "aiops", "verify", "docs", "up"):

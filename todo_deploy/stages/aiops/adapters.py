@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from todo_deploy import gordon
+from todo_deploy.config import PROJECT_ROOT
 from todo_deploy.runner import CommandResult, Runner, scrub
 
 if TYPE_CHECKING:
@@ -457,7 +458,6 @@ def make_tools(
 ) -> dict[str, Tool]:
     """One adapter per tool; Gordon works in `workdir` (default: the project); kagent asks
     `kagent_agent` (the app's own agent once `inv aiops install-agent` put it there)."""
-    from todo_deploy.config import PROJECT_ROOT
 
     tools: dict[str, Tool] = {name: cls(runner, settings, environ)
                               for name, cls in ADAPTERS.items() if cls is not Gordon}

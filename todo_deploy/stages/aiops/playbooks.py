@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from todo_deploy.gordon import dockerfile_prompt
+
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
 
@@ -106,7 +108,6 @@ def build(
         project = root or Path.cwd()
         base = project / "docker"
         files = sorted(base.glob("*.Dockerfile"))
-        from todo_deploy.gordon import dockerfile_prompt  # the same review as `inv build`
 
         prompts = tuple(dockerfile_prompt(path, project) for path in files)
         if not prompts:

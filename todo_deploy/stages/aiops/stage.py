@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy.artifacts import load_images
+from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict
 from todo_deploy.kube import Kube
 from todo_deploy.runner import Runner
@@ -44,7 +45,6 @@ Collector = Callable[["Settings", str], "Snapshot"]
 
 
 def _say(message: str) -> None:
-    from todo_deploy.console import say
 
     say(message)
 
@@ -214,7 +214,6 @@ def _install_only(
 def render_findings(result: GateResult) -> None:
     """One line before the gate table, which lists the findings (causes first) with their
     evidence and fix: when the doctor looked, and how many it found."""
-    from todo_deploy.console import say
 
     findings = AiopsDetails.of(result).findings
     if findings:

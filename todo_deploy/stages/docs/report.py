@@ -11,6 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy.kube import label_selector
+from todo_deploy.render import app_labels
+from todo_deploy.stages.aiops.stage import AiopsDetails
+from todo_deploy.stages.verify.stage import VerifyDetails
+
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import Settings
@@ -25,8 +30,6 @@ KIND_ORDER = (
 
 
 def app_selector(settings: Settings) -> str:
-    from todo_deploy.kube import label_selector
-    from todo_deploy.render import app_labels
 
     return label_selector(app_labels(settings))
 
@@ -125,13 +128,11 @@ def _order(row: dict[str, Any]) -> tuple[int, str]:
 
 
 def _aiops_tools(aiops: GateResult) -> list[dict[str, Any]]:
-    from todo_deploy.stages.aiops.stage import AiopsDetails
 
     return AiopsDetails.of(aiops).tools
 
 
 def _verify_summary(verify: GateResult) -> dict[str, Any]:
-    from todo_deploy.stages.verify.stage import VerifyDetails
 
     details = VerifyDetails.of(verify)
     return {
@@ -149,7 +150,6 @@ def current_findings(aiops: GateResult, objects: list[dict[str, Any]]) -> list[d
     """The doctor's findings about objects that exist now, each with when it was observed."""
     live = {f"{o.get('kind')}/{(o.get('metadata') or {}).get('name')}" for o in objects}
     kept = []
-    from todo_deploy.stages.aiops.stage import AiopsDetails
 
     for finding in AiopsDetails.of(aiops).findings:
         subject = str(finding.get("object") or "")

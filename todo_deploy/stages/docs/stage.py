@@ -11,13 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from todo_deploy.access import plan_access
+from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict, scopes_for, standing
+from todo_deploy.kube import Kube, KubeError
+from todo_deploy.runner import Runner, scrub
+from todo_deploy.stages.docs import diagram
+from todo_deploy.stages.docs.report import (
+    build_report,
+    collect_objects,
+    find_secrets,
+    render_markdown,
+)
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
-    from todo_deploy.kube import Kube
-    from todo_deploy.runner import Runner
 
 STAGE = "docs"
 
@@ -43,17 +52,6 @@ def run(
     out_dir: Path | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
-    from todo_deploy.access import plan_access
-    from todo_deploy.artifacts import load_images
-    from todo_deploy.kube import Kube, KubeError
-    from todo_deploy.runner import Runner
-    from todo_deploy.stages.docs.diagram import build_graph, dot_available, mermaid, render_svg
-    from todo_deploy.stages.docs.report import (
-        build_report,
-        collect_objects,
-        find_secrets,
-        render_markdown,
-    )
 
     settings = loaded.settings
     out = out_dir or loaded.root / "docs"
@@ -85,14 +83,14 @@ def run(
         )
     )
 
-    graph = build_graph(objects)
-    mermaid_text = mermaid(graph)
+    graph = diagram.build_graph(objects)
+    mermaid_text = diagram.mermaid(graph)
     out.mkdir(parents=True, exist_ok=True)
     svg_path = out / DIAGRAM_SVG
     svg_name: str | None = None
-    if dot_available():
+    if diagram.dot_available():
         try:
-            render_svg(graph, svg_path, f"{settings.release_name} in {settings.namespace}")
+            diagram.render_svg(graph, svg_path, f"{settings.release_name} in {settings.namespace}")
             svg_name = DIAGRAM_SVG
             size = svg_path.stat().st_size
             ok = size > 0 and b"<svg" in svg_path.read_bytes()[:2000]
@@ -156,7 +154,6 @@ def run(
     written = {p.name: p.read_text(errors="replace") for p in (md_path, json_path, svg_path) if p.exists()}
     hits = find_secrets(written, settings.secret_values())
     if hits:  # never leave a secret on disk, and fail loudly
-        from todo_deploy.runner import scrub
 
         for path in (md_path, json_path, svg_path):
             if path.exists():

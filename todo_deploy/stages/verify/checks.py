@@ -25,6 +25,9 @@ import httpx
 from todo_deploy import manifests, render
 from todo_deploy.components import ALL, BUILT_NAMES, BY_LABEL
 from todo_deploy.gates import Check, Verdict
+from todo_deploy.kube import image_id_matches, label_selector
+from todo_deploy.pod_security import pss_violations
+from todo_deploy.render import app_labels
 from todo_deploy.stages.verify.client import FrontendClient, FrontendError, wait_until_up
 
 if TYPE_CHECKING:
@@ -366,10 +369,8 @@ def _skip_without_cluster(ctx: VerifyContext, name: str) -> list[Check] | None:
 
 
 def _selector(settings: Settings) -> str:
-    from todo_deploy.kube import label_selector
 
     try:
-        from todo_deploy.render import app_labels
 
         labels = app_labels(settings)
     except (ImportError, NotImplementedError):
@@ -481,7 +482,6 @@ def check_no_restarts(ctx: VerifyContext) -> list[Check]:
 def check_image_identity(ctx: VerifyContext) -> list[Check]:
     if skipped := _skip_without_cluster(ctx, "image-identity"):
         return skipped
-    from todo_deploy.kube import image_id_matches
 
     if not ctx.images:
         return [
@@ -532,7 +532,6 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
 def restricted_problems(pod: dict[str, Any]) -> list[str]:
     """Pod Security "restricted" violations of one live pod (the API's JSON), by the lint
     stage's checker: the same rules the manifests were held to before the deploy."""
-    from todo_deploy.pod_security import pss_violations
 
     return pss_violations({**pod, "kind": "Pod"})
 

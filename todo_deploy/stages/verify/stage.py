@@ -10,13 +10,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy.access import open_access
+from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
-from todo_deploy.gates import Check, Details, GateResult, Verdict
+from todo_deploy.gates import Check, Details, GateResult, Verdict, fingerprint
+from todo_deploy.kube import Kube, KubeError
+from todo_deploy.kube import exec_in_pod as run_in_pod
+from todo_deploy.runner import Runner
+from todo_deploy.stages.verify.checks import (
+    USERNAME_RE,
+    VerifyContext,
+    component_of,
+    pod_ready,
+    run_checks,
+    select_checks,
+)
+from todo_deploy.stages.verify.client import wait_until_up
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.kube import Kube
-    from todo_deploy.runner import Runner
 
 STAGE = "verify"
 
@@ -58,8 +70,6 @@ def exec_in_pod(
     kube: Kube, namespace: str, pod: str, container: str, command: list[str], timeout: float = 60
 ) -> tuple[int | None, str, str]:
     """kube.exec_in_pod on a client of its own (the load thread keeps using `kube`)."""
-    from todo_deploy.kube import Kube
-    from todo_deploy.kube import exec_in_pod as run_in_pod
 
     return run_in_pod(Kube(kube.context).api, namespace, pod, container, command, timeout)
 
@@ -69,7 +79,6 @@ def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
     a Ready backend pod: no admin endpoint, no extra pod, works with either database."""
 
     def remove(names: list[str]) -> str:
-        from todo_deploy.stages.verify.checks import USERNAME_RE, component_of, pod_ready
 
         names = [n for n in names if USERNAME_RE.match(n)]
         if not names:
@@ -119,12 +128,6 @@ def run(
     log: Callable[[str], None] = say,
 ) -> GateResult:
     """Verify the deployed app end to end; raises SelectionError for unknown names."""
-    from todo_deploy.access import open_access
-    from todo_deploy.artifacts import load_images
-    from todo_deploy.kube import Kube, KubeError
-    from todo_deploy.runner import Runner
-    from todo_deploy.stages.verify.checks import VerifyContext, run_checks, select_checks
-    from todo_deploy.stages.verify.client import wait_until_up
 
     settings = loaded.settings
     names = select_checks(only, skip)
@@ -189,7 +192,6 @@ def live_identity(kube: Kube, settings: Settings) -> str:
     A deployment removed and made again (`inv down` then `inv up`) has new UIDs
     even when nothing in the settings or images changed.
     """
-    from todo_deploy.gates import fingerprint
 
     namespace = kube.get("v1", "Namespace", settings.namespace)
     parts = [str(((namespace or {}).get("metadata") or {}).get("uid", ""))]
