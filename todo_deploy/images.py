@@ -282,12 +282,21 @@ def _stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, dict[
         yield pending, {}
 
 
-def _base_size(client: DockerClient, base_image: str) -> int:
+def _base_size(client: DockerClient, base_image: str, log: Log = say) -> int:
+    """The base image's size, to measure what a build adds above it; 0 when unknown.
+
+    A built image outlives its base's tag (`docker rmi`, a prune): the base is then
+    pulled again (its layers are still here, so only its manifest travels)."""
     from docker.errors import ImageNotFound
 
     try:
         return int(client.images.get(base_image).attrs.get("Size") or 0)
     except ImageNotFound:
+        pass
+    try:
+        pull_image(client, base_image, log)
+        return int(client.images.get(base_image).attrs.get("Size") or 0)
+    except (PullError, ImageNotFound):
         return 0
 
 
@@ -367,7 +376,7 @@ def build_image(
         if known and known.image_id == image.id and known.added_bytes:
             base_size = size - known.added_bytes
         else:
-            base_size = _base_size(client, base)
+            base_size = _base_size(client, base, log)
         ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size,
                        build.migrations)
         return BuildOutcome(ref, True, seconds, base, base_size)
@@ -418,7 +427,7 @@ def build_image(
                 f"{component}: the engine reported no error but {build.ref} does not exist"
                 + (f" (last built layer {image_id})" if image_id else "")
             ) from None
-        base_size = _base_size(client, base)
+        base_size = _base_size(client, base, log)
     seconds = time.perf_counter() - started
     size = int(image.attrs.get("Size") or 0)
     ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size,

@@ -374,3 +374,17 @@ def test_a_base_image_that_cannot_be_pulled_fails_the_gate_naming_it(
     assert f"PYTHON_BASE_IMAGE={missing}" in output  # the fix names the setting
     assert "build gate failed: base image backend, base image frontend" in output
     assert "Traceback" not in output
+
+
+def test_sizes_are_measured_when_the_base_tag_is_gone(gate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Built images outlive their base's tag (`docker rmi`, a new clone's empty .state):
+    the up-to-date build measures its size against the base pulled again, not against 0."""
+    (tmp_path / ".env").write_text("")
+    fresh = load_settings(root=tmp_path, environ={"PYTHON_BASE_IMAGE": BASE})
+    _client().images.remove(BASE, noprune=True)
+    lines: list[str] = []
+    result = build_stage.run(fresh, log=lines.append)
+    sizes = {c.name: c for c in result.checks if c.name.startswith("size ")}
+    assert {c.verdict for c in sizes.values()} == {Verdict.PASS}, sizes
+    assert all(f"above {BASE}" in c.evidence for c in sizes.values())
+    assert any(line.startswith(f"pulling {BASE}") for line in lines), lines

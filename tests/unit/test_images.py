@@ -278,6 +278,13 @@ def test_size_check_measures_the_added_bytes_against_the_budget(project: Path) -
     failed = build_stage._size_check(loaded, "backend", big)
     assert failed.verdict is Verdict.FAIL
     assert "app/backend/requirements.txt" in failed.fix and "budget 120 MB" in failed.evidence
+    # the base neither here nor pullable: unknown is a warning, never "the whole image added"
+    unknown = images.BuildOutcome(
+        ImageRef("backend", "todo-backend", "0" * 12, "sha256:x", 300_000_000, 300_000_000),
+        True, 0.01, "base:1", 0,
+    )
+    warned = build_stage._size_check(loaded, "backend", unknown)
+    assert warned.verdict is Verdict.WARN and "not measured" in warned.evidence
 
 
 def test_the_push_error_says_the_registry_is_unreachable() -> None:

@@ -339,6 +339,13 @@ def _run_hadolint(runner: Runner, binary: str, dockerfile: Path, check_name: str
 
 def _size_check(loaded: LoadedSettings, name: str, outcome: images.BuildOutcome) -> Check:
     budget_mb: int = getattr(loaded.settings, f"{name}_image_budget_mb")
+    if not outcome.base_size_bytes:
+        return Check(
+            f"size {name}", Verdict.WARN,
+            f"not measured: the base image {outcome.base_image} is neither here nor pullable, "
+            f"so what the image adds above it is unknown (image {images.mb(outcome.image.size_bytes)})",
+            f"`docker pull {outcome.base_image}`, then `inv build`",
+        )
     added = outcome.image.added_bytes
     ok = added <= budget_mb * 1_000_000
     return Check.of(
