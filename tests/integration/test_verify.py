@@ -82,8 +82,8 @@ def assert_all_pass(result: GateResult) -> dict[str, str]:
 
 def verify_users_left(loaded: LoadedSettings) -> str:
     """Counts verify-* users in the database (exec into a backend pod, like the cleanup)."""
+    from todo_deploy.kube import exec_in_pod
     from todo_deploy.stages.verify.checks import component_of, pod_ready
-    from todo_deploy.stages.verify.stage import exec_in_pod
 
     kube = Kube(loaded.settings.context_name)
     ns = loaded.settings.namespace
@@ -99,7 +99,7 @@ def verify_users_left(loaded: LoadedSettings) -> str:
         "    print(db.execute(text(\"SELECT count(*) FROM users WHERE username LIKE 'verify-%'\"))"
         ".scalar())\n"
     )
-    code, out, err = exec_in_pod(kube, ns, pod["metadata"]["name"], pod["spec"]["containers"][0]["name"],
+    code, out, err = exec_in_pod(kube.api, ns, pod["metadata"]["name"], pod["spec"]["containers"][0]["name"],
                                  ["python", "-c", script])  # fmt: skip
     assert code == 0, err
     return out.strip()

@@ -14,8 +14,7 @@ from todo_deploy.access import open_access
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict, fingerprint
-from todo_deploy.kube import Kube, KubeError
-from todo_deploy.kube import exec_in_pod as run_in_pod
+from todo_deploy.kube import Kube, KubeError, exec_in_pod
 from todo_deploy.runner import Runner
 from todo_deploy.stages.verify.checks import (
     USERNAME_RE,
@@ -66,14 +65,6 @@ print(len(ids))
 """
 
 
-def exec_in_pod(
-    kube: Kube, namespace: str, pod: str, container: str, command: list[str], timeout: float = 60
-) -> tuple[int | None, str, str]:
-    """kube.exec_in_pod on a client of its own (the load thread keeps using `kube`)."""
-
-    return run_in_pod(Kube(kube.context).api, namespace, pod, container, command, timeout)
-
-
 def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
     """Deletes the verify users (and their tasks, conversations, messages) by exec into
     a Ready backend pod: no admin endpoint, no extra pod, works with either database."""
@@ -97,8 +88,9 @@ def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
         container = "backend" if "backend" in containers else containers[0]
         last = ""
         for python in ("python", "python3"):
+            # A client of its own: the self-healing load thread keeps using `kube`'s.
             code, out, err = exec_in_pod(
-                kube,
+                Kube(kube.context).api,
                 settings.namespace,
                 pod["metadata"]["name"],
                 container,
