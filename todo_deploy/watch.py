@@ -41,6 +41,7 @@ from todo_deploy.pipeline import record
 from todo_deploy.runner import Runner
 from todo_deploy.stages import build as stage
 from todo_deploy.stages import deploy
+from todo_deploy.stages.deploy import DeployDetails
 from todo_deploy.timing import Timeline
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class Watcher:
                               "content): nothing to deploy")
         deploy_gate = self._deploy(timeline)
         if not deploy_gate.passed:
-            reason = deploy_gate.details.get("diagnosis") or "; ".join(
+            reason = DeployDetails.of(deploy_gate).diagnosis or "; ".join(
                 f"{c.name}: {c.evidence}" for c in deploy_gate.failures)
             rolled = self._roll_back(previous, timeline) if rebuilt else False
             return self._done(components, started, timeline, False,
@@ -202,9 +203,10 @@ class Watcher:
                 continue
             gate.checks.append(Check.of(f"build {name}", True, outcome.image.ref))
             gate.checks.append(stage._size_check(self.loaded, name, outcome))
-            gate.details["images"][name] = {"ref": outcome.image.ref,
-                                            "image_id": outcome.image.image_id,
-                                            "skipped": outcome.skipped}
+            built = stage.BuildDetails.of(gate)
+            built.images[name] = {"ref": outcome.image.ref, "image_id": outcome.image.image_id,
+                                  "skipped": outcome.skipped}
+            gate.details = built.as_dict()
             if previous.get(name) is None or previous[name].image_id != outcome.image.image_id:
                 rebuilt[name] = outcome.image
             current[name] = outcome.image
@@ -230,11 +232,11 @@ class Watcher:
                                                       timeline=timeline))
         previous = load_gate(self.loaded.state_dir, stage.STAGE)
         if previous is not None:
-            redone = {n for n in build_gate.details["images"]}
-            kept = [c for c in previous.checks if c.name.rsplit(" ", 1)[-1] not in redone]
+            now = stage.BuildDetails.of(build_gate)
+            kept = [c for c in previous.checks if c.name.rsplit(" ", 1)[-1] not in now.images]
             build_gate.checks = kept + build_gate.checks
-            build_gate.details["images"] = {**previous.details.get("images", {}),
-                                            **build_gate.details["images"]}
+            now.images = {**stage.BuildDetails.of(previous).images, **now.images}
+            build_gate.details = now.as_dict()
         failures = [f"{c.name}: {c.evidence}" for c in build_gate.failures]
         if not failures:
             record(self.loaded, build_gate)

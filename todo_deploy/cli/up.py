@@ -127,14 +127,15 @@ class _SmokeAfterRollout:
         guard(self.loaded, "build", force=False)
         self.previous = load_images(self.loaded.state_dir)
         result = stage.run(self.loaded, gordon=gordon, smoke=False)
-        pending = result.details.get("smoke_pending", [])
-        if not pending or not result.passed:
-            result.details["smoke_pending"] = []
+        details = stage.BuildDetails.of(result)
+        if not details.smoke_pending or not result.passed:
+            details.smoke_pending = []
+            result.details = details.as_dict()
             finish(self.loaded, result)
             return
         self.result = result
         record(self.loaded, result)
-        say(f"build: the smoke test of {', '.join(pending)} runs once the rollout is done "
+        say(f"build: the smoke test of {', '.join(details.smoke_pending)} runs once the rollout is done "
             "(readiness keeps the traffic on the old pods until the new ones answer)")
 
     def finish(self, redeploy: Callable[[], object], deployed: bool) -> None:

@@ -242,8 +242,9 @@ def smoke_tests(
     """The smoke tests a `run(..., smoke=False)` left pending, added to its gate (their
     phases too, under details.timings.later)."""
 
-    pending = result.details.get("smoke_pending", [])
-    result.details["smoke_pending"] = []
+    details = BuildDetails.of(result)
+    pending, details.smoke_pending = details.smoke_pending, []
+    result.details = details.as_dict()
     if not pending:
         return []
     timeline = timeline or Timeline(log, prefix="build (after the rollout) ")
@@ -253,7 +254,8 @@ def smoke_tests(
     for name in pending:
         checks.extend(smoke_test(client, name, recorded[name], log=log, timeline=timeline))
     result.checks.extend(checks)
-    result.details.setdefault("timings", {})["later"] = timeline.as_details()["phases"]
+    details.timings["later"] = timeline.as_details()["phases"]
+    result.details = details.as_dict()
     return checks
 
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy import applied, helm, manifests, render
 from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
-from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.gates import Check, Details, GateResult, Verdict
 from todo_deploy.kube import (
     Kube,
     KubeError,
@@ -47,6 +48,22 @@ if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings, Settings
 
 STAGE = "deploy"
+
+
+@dataclass
+class DeployDetails(Details):
+    namespace: str = ""
+    release: str = ""
+    images: dict[str, str] = field(default_factory=dict)  # component -> the ref deployed
+    uninstalled_helm_release: bool = False  # the switch from Helm removed the release
+    applied: int = 0  # objects written
+    unchanged: int = 0  # objects skipped: the same as recorded and live
+    changed: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)  # the waits
+    duration_s: float = 0.0
+    timings: dict[str, Any] = field(default_factory=dict)  # every phase (timing.Timeline)
+    diagnosis: str = ""  # the doctor's explanation of a failed rollout
 # Pod Security Standards: the app's namespace enforces "restricted".
 PSS_LABELS = {
     "pod-security.kubernetes.io/enforce": "restricted",
@@ -370,13 +387,15 @@ def run(
     started = time.monotonic()
     timeline = Timeline(log, prefix="deploy ")
     phase = timeline.phase
-    result = GateResult(STAGE, details={"namespace": settings.namespace, "release": settings.release_name})
+    result = GateResult(STAGE)
+    details = DeployDetails(namespace=settings.namespace, release=settings.release_name)
     images = load_images(loaded.state_dir)
     if not images:
         result.checks.append(Check.of(
             "build recorded", False, "no .state/images.json", "run `inv build` first"))
+        result.details = details.as_dict()
         return result
-    result.details["images"] = {k: v.ref for k, v in images.items()}
+    details.images = {k: v.ref for k, v in images.items()}
     deadline = started + (timeout_s or settings.deploy_timeout_seconds)
     scope = f"{settings.context_name}/{settings.namespace}/{settings.release_name}"
     changed: list[str] = []
@@ -410,7 +429,7 @@ def run(
         if helm_release:
             with phase("uninstall the Helm release"):
                 remove_helm_release(kube, settings, log)
-            result.details["uninstalled_helm_release"] = True
+            details.uninstalled_helm_release = True
             recorded, live = {}, {}
         versions = {key: obj["metadata"].get("resourceVersion", "") for key, obj in live.items()}
 
@@ -482,24 +501,25 @@ def run(
             "deploy finished", False, str(exc).splitlines()[0],
             "read the diagnosis printed above; fix it and re-run `inv deploy`",
         ))
-        result.details["diagnosis"] = str(exc)
-        result.details["timings"] = timeline.as_details()
+        details.diagnosis = str(exc)
+        details.timings = timeline.as_details()
         applied.forget(loaded.state_dir)
+        result.details = details.as_dict()
         return result
     except KubeError as exc:
         result.checks.append(Check.of(
             "deploy finished", False, str(exc), "is the cluster up? run `inv cluster`"))
-        result.details["timings"] = timeline.as_details()
+        details.timings = timeline.as_details()
         applied.forget(loaded.state_dir)
+        result.details = details.as_dict()
         return result
 
     elapsed = time.monotonic() - started
     total = len(every)
-    result.details.update({
-        "applied": total - len(skipped), "unchanged": len(skipped), "changed": changed,
-        "pruned": pruned, "timings_s": {k: round(v, 2) for k, v in waits.items()},
-        "duration_s": round(elapsed, 2),
-    })
+    details.applied, details.unchanged = total - len(skipped), len(skipped)
+    details.changed, details.pruned = changed, pruned
+    details.timings_s = {k: round(v, 2) for k, v in waits.items()}
+    details.duration_s = round(elapsed, 2)
     result.checks.append(Check(
         "objects applied (server-side, field manager todo-deploy)", Verdict.PASS,
         f"{total} objects ({len(secrets)} Secrets): {len(skipped)} unchanged since the last "
@@ -514,7 +534,8 @@ def run(
             _record(kube, loaded, scope, settings, every, kinds, live, skipped)
     else:
         applied.forget(loaded.state_dir)
-    result.details["timings"] = timeline.as_details()
+    details.timings = timeline.as_details()
+    result.details = details.as_dict()
     return result
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy import helm, render
 from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
-from todo_deploy.gates import Check, GateResult
+from todo_deploy.gates import Check, Details, GateResult
 from todo_deploy.helm import HelmResult, HelmUnavailable
 from todo_deploy.kube import Kube, KubeError, ObjectRef, label_selector
 from todo_deploy.render import app_labels
@@ -31,6 +32,18 @@ if TYPE_CHECKING:
     from todo_deploy.helm import HelmEngine
 
 STAGE = "helm"
+
+
+@dataclass
+class HelmDetails(Details):
+    namespace: str = ""
+    release: str = ""
+    engine: str = ""  # the helm CLI (major version) or the embedded Helm v4
+    removed_raw_objects: list[str] = field(default_factory=list)  # the raw path's, replaced
+    duration_s: float = 0.0
+    revision: int | None = None
+    diagnosis: str = ""  # why a failed upgrade failed (before it was rolled back)
+    helm_test: str = ""  # `helm test`'s output, its last 2000 characters
 
 
 def make_engine(settings: Settings, log: Callable[[str], None] = say) -> HelmEngine:
@@ -105,26 +118,29 @@ def run(
 
     settings = loaded.settings
     release, namespace = settings.release_name, settings.namespace
-    result = GateResult(STAGE, details={"namespace": namespace, "release": release})
+    result = GateResult(STAGE)
+    details = HelmDetails(namespace=namespace, release=release)
     images = load_images(loaded.state_dir)
     if not images:
         result.checks.append(Check.of("build recorded", False, "no .state/images.json",
                                       "run `inv build` first"))
+        result.details = details.as_dict()
         return result
     started = time.monotonic()
     try:
         kube = kube or Kube(settings.context_name)
         engine = engine or make_engine(settings, log)
         log(f"Helm engine: {engine.name}")
-        result.details["engine"] = engine.name
+        details.engine = engine.name
         node_port = live_node_port(kube, settings)  # kept when the raw Service goes
         removed = remove_raw_objects(kube, settings, log)
-        result.details["removed_raw_objects"] = removed
+        details.removed_raw_objects = removed
         ensure_namespace(kube, settings, [])
         secret_names = ensure_secrets(kube, settings)
         log(f"Secrets created/updated through the API: {', '.join(secret_names)}")
     except KubeError as exc:
         result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
+        result.details = details.as_dict()
         return result
 
     values = render.helm_values(settings, images, node_port)
@@ -133,6 +149,7 @@ def run(
         before = engine.status(release, namespace)
     except HelmUnavailable as exc:
         result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
+        result.details = details.as_dict()
         return result
     upgrading = bool(before and before.get("status") == "deployed")
     # An upgrade is rolled back by us right after the diagnosis, so that the failing
@@ -142,8 +159,8 @@ def run(
         rollback_on_failure=not upgrading,
     )
     elapsed = time.monotonic() - started
-    result.details["duration_s"] = round(elapsed, 2)
-    result.details["revision"] = outcome.revision
+    details.duration_s = round(elapsed, 2)
+    details.revision = outcome.revision
     if not outcome.ok:
         explanation = explain(kube, settings, namespace, app_selector(settings))
         log(outcome.message)
@@ -155,11 +172,12 @@ def run(
         current = engine.status(release, namespace)
         now = (f"release is now revision {current['revision']} ({current['status']})"
                if current else "release not installed")
-        result.details["diagnosis"] = explanation
+        details.diagnosis = explanation
         result.checks.append(Check.of(
             "helm upgrade --install", False, f"{outcome.message}; rolled back: {now}",
             "read the diagnosis printed above; fix it and re-run `inv deploy --helm`",
         ))
+        result.details = details.as_dict()
         return result
     result.checks.append(Check.of(
         "helm upgrade --install", True, f"{outcome.message} in {elapsed:.1f}s ({engine.name})"))
@@ -171,7 +189,7 @@ def run(
         "`inv history` shows what happened",
     ))
     test_ok, test_out = engine.test(release, namespace, timeout_s=timeout)
-    result.details["helm_test"] = test_out[-2000:]
+    details.helm_test = test_out[-2000:]
     result.checks.append(Check.of(
         "helm test passed", test_ok, test_out.splitlines()[0] if test_out else "",
         "read the test pod's logs (printed by `helm test --logs`)",
@@ -180,6 +198,7 @@ def run(
     result.checks.extend(
         c for c in workload_checks(kube, namespace, app_selector(settings), images)
     )
+    result.details = details.as_dict()
     return result
 
 
