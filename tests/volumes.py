@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 POOL_ROOT = Path("/var/lib/localcluster/volumes")
@@ -58,6 +59,29 @@ def recycle() -> list[str]:
         if _kubectl("patch", "pv", name, "--type=merge", "-p", patch).returncode == 0:
             recycled.append(name)
     return recycled
+
+
+def available(volumes: list[dict]) -> int:
+    return sum(1 for pv in volumes if pv.get("status", {}).get("phase") == "Available")
+
+
+def ensure_available(timeout: float = 180.0) -> int:
+    """Recycle until the pool has a free volume (namespaces of earlier tests may still be
+    terminating); returns how many are free. A cluster whose volumes are not from the pool
+    (a dynamic provisioner) returns at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        recycle()
+        pvs = _kubectl("get", "pv", "-o", "json")
+        if pvs.returncode != 0:
+            return 0
+        items = json.loads(pvs.stdout)["items"]
+        pool = [pv for pv in items
+                if POOL_ROOT in Path(pv.get("spec", {}).get("hostPath", {}).get("path", "/x")).parents]
+        free = available(pool)
+        if free or not pool or time.monotonic() > deadline:
+            return free
+        time.sleep(3)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,20 @@ def _derive(client, base: ImageRef, suffix: str, extra: str) -> ImageRef:
     return ImageRef(base.component, base.repository, tag, image.id)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _free_volume() -> None:
+    """localcluster's 12 volumes are recycled by hand (tests/volumes.py); a session deploys
+    more databases than that, so every module starts with one free (before its own
+    module-scoped deployments, which autouse fixtures of the same scope precede)."""
+    import shutil
+
+    from tests.conftest import cluster_available
+    from tests.volumes import ensure_available
+
+    if shutil.which("kubectl") and cluster_available():
+        ensure_available()
+
+
 @pytest.fixture(scope="session")
 def built_images(docker_engine: None, kube_cluster: None) -> dict[str, ImageRef]:
     """backend + frontend built once per session from app/ and docker/."""
@@ -136,6 +150,7 @@ def scratch(
     made: list[Scratch] = []
 
     def make() -> Scratch:
+        _ensure_volume()
         s = Scratch(tmp_path / f"root{len(made)}", built_images)
         made.append(s)
         return s
@@ -149,6 +164,12 @@ def scratch(
         except Exception:  # noqa: BLE001 - fall back to deleting the namespace
             subprocess.run(["kubectl", "delete", "namespace", s.namespace, "--wait=false"],
                            check=False, capture_output=True)
+
+
+def _ensure_volume() -> None:
+    from tests.volumes import ensure_available
+
+    ensure_available()
 
 
 def service_url(kube, namespace: str, name: str, port: int) -> str:
