@@ -120,6 +120,10 @@ def configure(level: str = "INFO") -> None:
     _handler = BatchingHandler(sys.stdout)
     _handler.setFormatter(JsonFormatter())
     atexit.register(_handler.close)  # write what is pending on the way out
+    # None of these is in a line (JsonFormatter): don't gather them for every record. The
+    # caller's file and line cost a walk up the stack, which is deep under ASGI middleware.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None  # the logging HOWTO's "Optimization": no sys._getframe() per record
     root = logging.getLogger()
     root.handlers[:] = [_handler]
     root.setLevel(level)
