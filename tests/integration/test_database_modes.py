@@ -29,9 +29,24 @@ def call(method: str, url: str, body: dict | None = None, token: str = "") -> An
         return json.loads(response.read() or b"null")
 
 
+def wait_serving(base: str, timeout: float = 30.0) -> None:
+    """A rollout is done when the API says the pods are Ready; kube-proxy adds them to the
+    Service's rules a moment later (until then: connection refused)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            call("GET", f"{base}/ready")
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def survives_pod_restarts(s: Any, svc_url: Callable[..., str]) -> None:
     kube = Kube("")
     base = svc_url(kube, s.namespace, f"{s.release}-backend", 8000)
+    wait_serving(base)
     user = call("POST", f"{base}/api/auth/signup",
                 {"username": f"u{uuid.uuid4().hex[:8]}", "password": "correct-horse-battery"})
     title = f"survive restart {uuid.uuid4().hex[:6]}"
@@ -53,6 +68,7 @@ def survives_pod_restarts(s: Any, svc_url: Callable[..., str]) -> None:
     assert again.passed, [(c.name, c.evidence) for c in again.failures]
     now = {p["metadata"]["uid"] for p in kube.list("v1", "Pod", s.namespace, selector)}
     assert old.isdisjoint(now)
+    wait_serving(base)
     read = call("GET", f"{base}/api/{user['user_id']}/tasks/{task['id']}", token=user["token"])
     assert read["title"] == title
 
@@ -115,6 +131,7 @@ def test_external_postgres_neon_style_tls(
 
         kube = Kube("")
         base = svc_url(kube, s.namespace, f"{s.release}-backend", 8000)
+        wait_serving(base)
         assert call("GET", f"{base}/ready")["status"] == "ready"
         user = call("POST", f"{base}/api/auth/signup",
                     {"username": f"u{uuid.uuid4().hex[:8]}", "password": "correct-horse-battery"})
