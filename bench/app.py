@@ -18,6 +18,7 @@ import inspect
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -104,6 +105,36 @@ def _cpu_seconds(pod: dict[str, Any]) -> float | None:
     return None
 
 
+def _throttling(pod: dict[str, Any]) -> dict[str, float] | None:
+    """CFS quota counters of the pod's first container (cgroup v1 cpu/cpu.stat or v2
+    cpu.stat): periods, periods throttled, time throttled (ms). A container that uses its
+    whole CPU limit within a 100 ms period waits out the rest of it: a latency tail."""
+    import glob
+
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    if not statuses or not statuses[0].get("containerID"):
+        return None
+    cid = statuses[0]["containerID"].split("://", 1)[-1]
+    for path in glob.glob(f"/sys/fs/cgroup/**/*{cid}*/cpu.stat", recursive=True):
+        try:
+            fields = dict(line.split() for line in Path(path).read_text().splitlines() if line.strip())
+        except (OSError, ValueError):
+            continue
+        if "nr_throttled" not in fields:
+            continue
+        throttled_ms = (int(fields["throttled_time"]) / 1e6 if "throttled_time" in fields
+                        else int(fields.get("throttled_usec", 0)) / 1e3)
+        return {"periods": int(fields.get("nr_periods", 0)),
+                "throttled": int(fields["nr_throttled"]), "throttled_ms": throttled_ms}
+    return None
+
+
+def _throttling_delta(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    return {k: round(after[k] - before[k], 1) for k in after}
+
+
 def memory_now(stack: Stack) -> dict[str, float]:
     out = {}
     for component in ("backend", "frontend"):
@@ -128,10 +159,15 @@ def run(stack: Stack | None = None, concurrency: tuple[int, ...] = CONCURRENCY) 
         for route, (url, headers, script) in table.items():
             for c in concurrency:
                 pods = stack.pods("backend")
+                db_pods = stack.pods("database")
                 cpu0 = _cpu_seconds(pods[0]) if pods else None
+                thr0 = [_throttling(p[0]) if p else None for p in (pods, db_pods)]
                 point: Point = wrk_point(route, url, c, DURATION_S, WARMUP_S, headers=headers, script=script)
                 cpu1 = _cpu_seconds(pods[0]) if pods else None
+                thr1 = [_throttling(p[0]) if p else None for p in (pods, db_pods)]
                 row = point.to_dict()
+                row["backend_throttling"] = _throttling_delta(thr0[0], thr1[0])
+                row["database_throttling"] = _throttling_delta(thr0[1], thr1[1])
                 row["memory_mib_after"] = memory_now(stack)
                 if cpu0 is not None and cpu1 is not None and point.requests:
                     # includes the warm-up's requests' CPU: an upper bound per request
@@ -140,7 +176,8 @@ def run(stack: Stack | None = None, concurrency: tuple[int, ...] = CONCURRENCY) 
                 say(f"{route:28s} c={c:<3d} {point.rps:8.1f} req/s  p50 {point.p50_ms:7.2f} ms  "
                     f"p99 {point.p99_ms:7.2f} ms  errors {point.errors}  "
                     f"wrk cpu {point.client_cpu_s:.1f}s/{point.duration_s:.0f}s  "
-                    f"backend cpu {row.get('backend_cpu_s', '?')}s")
+                    f"backend cpu {row.get('backend_cpu_s', '?')}s  "
+                    f"throttled backend {row['backend_throttling']} database {row['database_throttling']}")
         ceiling = {p["concurrency"]: p["rps"] for p in points if p["route"].startswith("ceiling")}
         for p in points:
             base = ceiling.get(p["concurrency"]) or 0

@@ -51,3 +51,20 @@ def test_inv_list_is_fast_and_shows_the_stages() -> None:
     assert done.returncode == 0, done.stderr
     listed = {line.split()[0] for line in done.stdout.splitlines()[1:] if line.strip()}
     assert REQUIRED <= listed
+
+
+def test_inv_lets_python_cache_the_workflows_bytecode(tmp_path: Path) -> None:
+    """Invoke turns bytecode writing off by default; tasks.py gives Python its own setting
+    back, so `inv` does not recompile todo_deploy on every command (and -B still wins)."""
+    import os
+
+    def cached_after(extra: dict[str, str], prefix: Path) -> list[Path]:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.update(extra, PYTHONPYCACHEPREFIX=str(prefix))
+        done = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), "--list"],
+                              capture_output=True, text=True, timeout=60, check=False, env=env)
+        assert done.returncode == 0, done.stderr
+        return list(prefix.rglob("todo_deploy/cli/*.pyc"))
+
+    assert cached_after({}, tmp_path / "on")
+    assert not cached_after({"PYTHONDONTWRITEBYTECODE": "1"}, tmp_path / "off")
