@@ -79,8 +79,7 @@ class Workspace:
         self.root = Path(tempfile.mkdtemp(prefix="todo-bench-pipeline-"))
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv", "*.egg-info")
         shutil.copytree(REPO / "docker", self.root / "docker", ignore=ignore)
-        for app in ("backend", "frontend"):
-            shutil.copytree(REPO / "app" / app, self.root / "app" / app, ignore=ignore)
+        shutil.copytree(REPO / "app", self.root / "app", ignore=ignore)  # both apps and common/
         tag = secrets.token_hex(3)
         self.ours_ns = f"{PREFIX}ours-{tag}"
         self.hand_ns = f"{PREFIX}hand-{tag}"
@@ -150,7 +149,7 @@ def docker_build_argv(ws: Workspace, component: str, tag: str) -> list[str]:
     spec = COMPONENTS[component]
     args = [f"--build-arg={k}={v}" for k, v in build_args(settings).items()]
     return ["docker", "build", "-q", "-f", str(ws.root / spec.dockerfile), "-t",
-            f"{spec.image_name}:{tag}", *args, str(ws.root / spec.app_dir)]
+            f"{spec.image_name}:{tag}", *args, str(ws.root / spec.context)]
 
 
 def hand(ws: Workspace, argv: list[str], timeout: float = 900) -> None:

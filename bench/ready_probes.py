@@ -62,7 +62,8 @@ def measure(admin_url: str, backend: Path, seconds: float, period: float) -> dic
         conn.execute(f'CREATE DATABASE "{name}"')
     url = f"{admin_url.rpartition('/')[0]}/{name}"
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(backend), "DATABASE_URL": url, "PORT": str(port),
+    path = os.pathsep.join([str(backend), str(backend.parent / "common")])  # and todo_serving
+    env = {**os.environ, "PYTHONPATH": path, "DATABASE_URL": url, "PORT": str(port),
            "AUTH_SECRET": secrets.token_urlsafe(32), "LLM_PROVIDER": "offline", "LOG_LEVEL": "WARNING"}
     subprocess.run([sys.executable, "-m", "todo_api", "migrate"], env=env, check=True, capture_output=True)
     proc = subprocess.Popen([sys.executable, "-m", "todo_api"], env=env, stdout=subprocess.DEVNULL,

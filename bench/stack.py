@@ -171,8 +171,7 @@ class Stack:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv", "*.egg-info")
         if not (self.root / "docker").exists():
             shutil.copytree(REPO / "docker", self.root / "docker", ignore=ignore)
-            for app in ("backend", "frontend"):
-                shutil.copytree(REPO / "app" / app, self.root / "app" / app, ignore=ignore)
+            shutil.copytree(REPO / "app", self.root / "app", ignore=ignore)  # and common/
 
     def edit(self, component: str = "backend") -> None:
         """A one-line comment change in the private copy: the next build gets a new tag."""

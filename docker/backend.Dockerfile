@@ -1,5 +1,6 @@
 # Backend image: the todo_api FastAPI service.
-# Build context: app/backend (see app/backend/.dockerignore). Classic builder
+# Build context: app/ (see app/.dockerignore): `docker build -f docker/backend.Dockerfile app`.
+# It copies backend/ and common/ (todo_serving, shared with the other app). Classic builder
 # compatible (no BuildKit-only syntax). Base image from the PYTHON_IMAGE build
 # argument (settings: PYTHON_BASE_IMAGE); it needs only python3 with venv.
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -11,7 +12,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-COPY requirements.txt ./
+COPY backend/requirements.txt ./
 # Then drop the installers. Bytecode is compiled ahead for what importing each
 # installed package loads (the runtime user cannot write it, and start-up is
 # faster); a full compileall would add ~50 MB.
@@ -49,6 +50,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'), timeout=2)"]
 CMD ["/opt/venv/bin/python", "-m", "todo_api"]
-COPY todo_api /opt/app/todo_api
+COPY common/todo_serving /opt/app/todo_serving
+COPY backend/todo_api /opt/app/todo_api
 RUN ["/opt/venv/bin/python", "-m", "compileall", "-q", "/opt/app"]
 USER 10001:10001

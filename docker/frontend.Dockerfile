@@ -1,5 +1,6 @@
 # Frontend image: the todo_web server-rendered UI (proxies /api to BACKEND_URL).
-# Build context: app/frontend (see app/frontend/.dockerignore). Classic builder
+# Build context: app/ (see app/.dockerignore): `docker build -f docker/frontend.Dockerfile app`.
+# It copies frontend/ and common/ (todo_serving, shared with the other app). Classic builder
 # compatible (no BuildKit-only syntax). Base image from the PYTHON_IMAGE build
 # argument (settings: PYTHON_BASE_IMAGE); it needs only python3 with venv.
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -11,7 +12,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-COPY requirements.txt ./
+COPY frontend/requirements.txt ./
 # Then drop the installers. Bytecode is compiled ahead for what importing each
 # installed package loads (the runtime user cannot write it, and start-up is
 # faster); a full compileall would add ~50 MB.
@@ -49,6 +50,7 @@ EXPOSE 3000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=2)"]
 CMD ["/opt/venv/bin/python", "-m", "todo_web"]
-COPY todo_web /opt/app/todo_web
+COPY common/todo_serving /opt/app/todo_serving
+COPY frontend/todo_web /opt/app/todo_web
 RUN ["/opt/venv/bin/python", "-m", "compileall", "-q", "/opt/app"]
 USER 10001:10001

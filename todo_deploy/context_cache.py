@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,8 +32,13 @@ RACY_S = 3.0  # newer files than this are not trusted to show a change by mtime
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
-def signature(context: Path, dockerfile_text: str, args: dict[str, str]) -> str | None:
-    """Of every path under `context` (mode, size, mtime): None while one is too fresh."""
+def signature(
+    context: Path, dockerfile_text: str, args: dict[str, str], sources: Iterable[str] = ()
+) -> str | None:
+    """Of every path under `context` (mode, size, mtime): None while one is too fresh.
+    With `sources`, of the context's own files (its .dockerignore) and of those of its
+    folders only: what the image is built from."""
+    wanted = set(sources)
     digest = hashlib.sha256()
     newest = 0
     stack = [context]
@@ -40,11 +46,14 @@ def signature(context: Path, dockerfile_text: str, args: dict[str, str]) -> str 
         folder = stack.pop()
         with os.scandir(folder) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if wanted and is_dir and folder == context and entry.name not in wanted:
+                    continue
                 info = entry.stat(follow_symlinks=False)
                 newest = max(newest, info.st_mtime_ns)
                 rel = os.path.relpath(entry.path, context)
                 digest.update(f"{rel}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
-                if entry.is_dir(follow_symlinks=False):
+                if is_dir:
                     stack.append(Path(entry.path))
     if time.time_ns() - newest < RACY_S * 1e9:
         return None

@@ -2,7 +2,9 @@
 
 A tag is the first 12 hex digits of a sha256 over the exact build context
 (every path the `.dockerignore` lets through, with its mode and contents, in
-sorted order), the Dockerfile and the build arguments. The same inputs always
+sorted order), the Dockerfile and the build arguments. Both images share the
+context app/, but each is sent, and hashed, only its own folders (components.py:
+`sources`, e.g. backend/ and common/), so an edit of one app changes only its tag. The same inputs always
 give the same tag, so a build whose tag already exists locally is skipped: that
 path only hashes the files and asks the engine for one image.
 
@@ -83,13 +85,22 @@ def dockerignore_patterns(context: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def context_files(context: Path) -> list[str]:
-    """Every path (files and directories) of `context` that the .dockerignore lets through."""
+def context_files(context: Path, sources: Iterable[str] = ()) -> list[str]:
+    """Every path (files and directories) of `context` that the .dockerignore lets through;
+    with `sources`, only the context's own files and those under these folders of it."""
     from docker.utils.build import exclude_paths
 
     # exclude_paths appends to the list it gets: give it a copy.
-    return sorted(exclude_paths(str(context), list(dockerignore_patterns(context)),
-                                dockerfile=CONTEXT_DOCKERFILE))
+    paths = exclude_paths(str(context), list(dockerignore_patterns(context)),
+                          dockerfile=CONTEXT_DOCKERFILE)
+    return sorted(p for p in paths if in_sources(p, sources))
+
+
+def in_sources(path: str, sources: Iterable[str]) -> bool:
+    """Whether a path of the context belongs to one of `sources` (or to none: a top-level file)."""
+    folders = tuple(sources)
+    parts = path.replace(os.sep, "/").split("/")
+    return not folders or len(parts) == 1 or parts[0] in folders
 
 
 def content_tag(
@@ -147,7 +158,8 @@ class BuildPlan:
         return f"{self.repository}:{self.tag}"
 
     def tar(self) -> io.BufferedIOBase:
-        """The build context as the engine gets it: the filtered app folder + our Dockerfile."""
+        """The build context as the engine gets it: the component's filtered folders + our
+        Dockerfile."""
         from docker.utils.build import create_archive
 
         ignore = "\n".join([*dockerignore_patterns(self.context), CONTEXT_DOCKERFILE])
@@ -162,10 +174,10 @@ def plan(loaded: LoadedSettings, component: str) -> BuildPlan:
     """What would be built for `component`, and under which content-addressed tag."""
     spec = COMPONENTS[component]
     root = source_root(loaded)
-    context = root / spec.app_dir
+    context = root / spec.context
     dockerfile_text = (root / spec.dockerfile).read_text()
     args = build_args(loaded.settings)
-    files = tuple(context_files(context))
+    files = tuple(context_files(context, spec.sources))
     return BuildPlan(
         component=spec,
         context=context,
@@ -314,7 +326,8 @@ def up_to_date(
     spec = COMPONENTS[component]
     root = source_root(loaded)
     args = build_args(loaded.settings)
-    sig = context_cache.signature(root / spec.app_dir, (root / spec.dockerfile).read_text(), args)
+    sig = context_cache.signature(root / spec.context, (root / spec.dockerfile).read_text(), args,
+                                  spec.sources)
     kept = context_cache.load(loaded.state_dir, component, sig)
     repo = repository(loaded.settings, component)
     if kept is None or f"{repo}:{kept['tag']}" != known.ref:
@@ -329,7 +342,8 @@ def up_to_date(
     ref = ImageRef(component, repo, kept["tag"], known.image_id, size, known.added_bytes,
                    kept.get("migrations", ""))
     seconds = time.perf_counter() - started
-    log(f"{component}: {ref.ref} is up to date (no file of {spec.app_dir} changed), build "
+    folders = ", ".join(spec.source_dirs)
+    log(f"{component}: {ref.ref} is up to date (no file of {folders} changed), build "
         f"skipped ({seconds:.3f} s)")
     base = args["PYTHON_IMAGE"]
     return BuildOutcome(ref, True, seconds, base, size - known.added_bytes)
@@ -355,8 +369,8 @@ def build_image(
         spec = COMPONENTS[component]
         root = source_root(loaded)
         # Taken before the files are read: a write during the hashing shows next time.
-        sig = context_cache.signature(root / spec.app_dir, (root / spec.dockerfile).read_text(),
-                                      build_args(loaded.settings))
+        sig = context_cache.signature(root / spec.context, (root / spec.dockerfile).read_text(),
+                                      build_args(loaded.settings), spec.sources)
         build = plan(loaded, component)
         context_cache.save(loaded.state_dir, component, sig,
                            {"tag": build.tag, "migrations": build.migrations})
@@ -384,7 +398,8 @@ def build_image(
     with timeline.phase(f"base image {base} present"):
         ensure_image(client, base, log)
 
-    log(f"{component}: building {build.ref} from {build.context} ({len(build.files)} paths)")
+    folders = ", ".join(f"{build.context / s}" for s in spec.sources)
+    log(f"{component}: building {build.ref} from {folders} ({len(build.files)} paths)")
     progress = _Progress(component, log)
     image_id = ""
     ok = False

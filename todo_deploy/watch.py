@@ -1,8 +1,9 @@
 """`inv watch`: on every save, rebuild only the image whose sources changed and roll
 only that component, until Ctrl-C.
 
-What is watched: the two build contexts (app/backend, app/frontend), the Dockerfiles
-(docker/) and the chart. A save is mapped to its component; the change is picked up
+What is watched: each image's folders (app/backend, app/frontend, and app/common, which
+both use), app/.dockerignore, the Dockerfiles (docker/) and the chart. A save is mapped
+to its component(s); the change is picked up
 by the same content-addressed build as `inv build` (a file the .dockerignore leaves
 out changes no tag, so nothing happens; a requirements change rebuilds the
 dependency layer, Docker's layer cache keeps the rest) and deployed by the same
@@ -60,25 +61,36 @@ IGNORED_PARTS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache"
 class Layout:
     """Where each watched thing lives."""
 
-    contexts: dict[str, Path]  # component -> its build context (app/<component>)
+    # component -> the folders it is built from (app/<component> and app/common): a
+    # change in app/common affects both images.
+    sources: dict[str, tuple[Path, ...]]
     dockerfiles: dict[str, Path]  # component -> docker/<component>.Dockerfile
     chart: Path
+    # The build context's own files (app/.dockerignore): a change affects every image.
+    shared: tuple[Path, ...] = ()
 
     @classmethod
     def of(cls, loaded: LoadedSettings) -> Layout:
 
         root = images.source_root(loaded)
+        contexts = {root / c.context for c in images.COMPONENTS.values()}
         return cls(
-            contexts={n: root / c.app_dir for n, c in images.COMPONENTS.items()},
+            sources={n: tuple(root / d for d in c.source_dirs)
+                     for n, c in images.COMPONENTS.items()},
             dockerfiles={n: root / c.dockerfile for n, c in images.COMPONENTS.items()},
             chart=render.CHART_DIR,
+            shared=tuple(sorted(c / ".dockerignore" for c in contexts)),
         )
 
     def paths(self) -> list[Path]:
-        """The folders to watch (the Dockerfiles' folder once)."""
-        folders = [*self.contexts.values(), *{p.parent for p in self.dockerfiles.values()},
-                   self.chart]
-        return [p for p in dict.fromkeys(folders) if p.exists()]
+        """The folders to watch, none inside another: the build contexts (their
+        .dockerignore is a file an editor may replace, so its folder is watched), the
+        Dockerfiles' folder and the chart."""
+        folders = [*{p.parent for p in self.shared},
+                   *(d for dirs in self.sources.values() for d in dirs),
+                   *{p.parent for p in self.dockerfiles.values()}, self.chart]
+        unique = [p for p in dict.fromkeys(folders) if p.exists()]
+        return [p for p in unique if not any(p != o and p.is_relative_to(o) for o in unique)]
 
 
 def ignored(path: Path) -> bool:
@@ -91,8 +103,9 @@ def affected(paths: Iterable[Path], layout: Layout) -> set[str]:
     for path in paths:
         if ignored(path):
             continue
-        for name, context in layout.contexts.items():
-            if path == layout.dockerfiles[name] or path.is_relative_to(context):
+        for name, folders in layout.sources.items():
+            if (path == layout.dockerfiles[name] or path in layout.shared
+                    or any(path.is_relative_to(folder) for folder in folders)):
                 out.add(name)
         if path.is_relative_to(layout.chart):
             out.add(CHART)

@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 BACKEND = Path(__file__).resolve().parents[2] / "app" / "backend"
+COMMON = BACKEND.parent / "common"  # todo_serving, which both apps import
 if str(BACKEND) not in sys.path:
     sys.path.insert(0, str(BACKEND))
 
@@ -111,7 +112,7 @@ def signup(client: Any, name: str | None = None, password: str = "correct-horse-
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("AUTH_SECRET", "DATABASE_URL", "LLM_PROVIDER")}
-    env["PYTHONPATH"] = str(BACKEND) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(BACKEND), str(COMMON), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env
 

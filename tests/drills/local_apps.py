@@ -17,6 +17,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_DIR = REPO / "app" / "backend"
 FRONTEND_DIR = REPO / "app" / "frontend"
+COMMON_DIR = REPO / "app" / "common"  # todo_serving, which both apps import
 
 
 def free_port() -> int:
@@ -59,7 +60,8 @@ def _wait(url: str, app: LocalApp, timeout: float = 90) -> None:
 
 def _env(path: Path, **values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(PYTHONPATH=str(path), PYTHONDONTWRITEBYTECODE="1", HOST="127.0.0.1",
+    env.update(PYTHONPATH=os.pathsep.join([str(path), str(COMMON_DIR)]),
+               PYTHONDONTWRITEBYTECODE="1", HOST="127.0.0.1",
                DRAIN_SECONDS="0", **values)
     return env
 

@@ -27,6 +27,7 @@ from tests.conftest import require
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_DIR = REPO / "app" / "backend"
 FRONTEND_DIR = REPO / "app" / "frontend"
+COMMON_DIR = REPO / "app" / "common"  # todo_serving, which both apps import
 if str(FRONTEND_DIR) not in sys.path:  # import todo_web helpers without installing it
     sys.path.insert(0, str(FRONTEND_DIR))
 
@@ -41,7 +42,7 @@ def free_port() -> int:
 
 
 def _pythonpath(*dirs: Path) -> str:
-    parts = [str(d) for d in dirs]
+    parts = [str(d) for d in (*dirs, COMMON_DIR)]
     if os.environ.get("PYTHONPATH"):
         parts.append(os.environ["PYTHONPATH"])
     return os.pathsep.join(parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from todo_web.session import COOKIE_NAME, decode_session, encode_session, make_signer
 
 from .conftest import (
+    COMMON_DIR,
     FRONTEND_DIR,
     PASSWORD,
     SESSION_SECRET,
@@ -310,7 +312,8 @@ def test_sigterm_fails_readiness_then_drains(tmp_path: Path) -> None:
 
 
 def test_missing_session_secret_exits_2(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(FRONTEND_DIR), "HOME": str(tmp_path)}
+    path = os.pathsep.join([str(FRONTEND_DIR), str(COMMON_DIR)])
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": path, "HOME": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "todo_web"],
         env=env,

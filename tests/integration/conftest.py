@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
 from todo_deploy.artifacts import ImageRef, save_images
+from todo_deploy.components import BUILT as COMPONENTS
 from todo_deploy.config import LoadedSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,9 +36,12 @@ def _context_hash(*paths: Path) -> str:
 
 
 def _build(client, component: str) -> ImageRef:
-    context = ROOT / "app" / component
-    dockerfile = ROOT / "docker" / f"{component}.Dockerfile"
-    tag = "it-" + _context_hash(context, dockerfile)
+    """The image as a hand-typed `docker build -f docker/<component>.Dockerfile app` makes it."""
+    spec = COMPONENTS[component]
+    context = ROOT / spec.context
+    dockerfile = ROOT / spec.dockerfile
+    tag = "it-" + _context_hash(*(ROOT / d for d in spec.source_dirs), context / ".dockerignore",
+                                dockerfile)
     repository = f"todo-{component}"
     try:
         image = client.images.get(f"{repository}:{tag}")

@@ -147,7 +147,7 @@ def test_no_cache_rebuilds_under_the_same_tag(loaded: LoadedSettings, tmp_path: 
     # would break any deployment that recorded the old ID (image identity checks).
     root = tmp_path / "project"
     shutil.copytree(PROJECT_ROOT / "docker", root / "docker")
-    shutil.copytree(PROJECT_ROOT / "app" / "frontend", root / "app" / "frontend",
+    shutil.copytree(PROJECT_ROOT / "app", root / "app",  # the frontend's context (and common/)
                     ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
     (root / ".env").write_text(f"IMAGE_REGISTRY={TEST_REGISTRY}\n")
     own = load_settings(root=root, environ={"PYTHON_BASE_IMAGE": BASE})

@@ -42,8 +42,7 @@ def test_no_change_build_skips_without_the_sdk_and_an_edit_is_seen(
     root = tmp_path / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv", "*.egg-info")
     shutil.copytree(ROOT / "docker", root / "docker", ignore=ignore)
-    for app in ("backend", "frontend"):
-        shutil.copytree(ROOT / "app" / app, root / "app" / app, ignore=ignore)
+    shutil.copytree(ROOT / "app", root / "app", ignore=ignore)  # both apps, common/, .dockerignore
     _age(root)
     env = {**os.environ, "TODO_DEPLOY_ROOT": str(root), "PYTHON_BASE_IMAGE": PYTHON_IMAGE,
            "CLUSTER_PROVIDER": "existing"}

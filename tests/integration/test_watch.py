@@ -68,8 +68,7 @@ def test_watch_rolls_saves_and_keeps_serving_through_broken_ones(
     root = tmp_path / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv", "*.egg-info")
     shutil.copytree(ROOT / "docker", root / "docker", ignore=ignore)
-    for app in ("backend", "frontend"):
-        shutil.copytree(ROOT / "app" / app, root / "app" / app, ignore=ignore)
+    shutil.copytree(ROOT / "app", root / "app", ignore=ignore)  # both apps, common/, .dockerignore
     suffix = uuid.uuid4().hex[:6]
     namespace, release = f"{PREFIX or 'it-'}w{suffix}", f"{PREFIX or 'todo-'}w{suffix}"
     env = {"CLUSTER_PROVIDER": "existing", "KUBE_CONTEXT": os.environ.get("TEST_KUBE_CONTEXT", ""),

@@ -42,6 +42,27 @@ def test_the_signature_follows_every_path_the_dockerfile_and_the_args(tmp_path):
     assert context_cache.signature(context, "FROM x", {"A": "1"}) not in (None, first)
 
 
+def test_with_sources_only_those_folders_and_the_contexts_own_files_count(tmp_path):
+    context = _context(tmp_path)
+    old = time.time() - 60
+    for folder in ("other", "common"):
+        (context / folder).mkdir()
+        (context / folder / "b.py").write_text("b = 1\n")
+        os.utime(context / folder / "b.py", (old, old))
+        os.utime(context / folder, (old, old))
+    first = context_cache.signature(context, "FROM x", {}, ("pkg", "common"))
+    assert first is not None
+    (context / "other" / "b.py").write_text("b = 22\n")  # fresh, but not a source
+    assert context_cache.signature(context, "FROM x", {}, ("pkg", "common")) == first
+    (context / "common" / "b.py").write_text("b = 22\n")
+    os.utime(context / "common" / "b.py", (old + 1, old + 1))
+    assert context_cache.signature(context, "FROM x", {}, ("pkg", "common")) not in (None, first)
+    second = context_cache.signature(context, "FROM x", {}, ("pkg", "common"))
+    (context / ".dockerignore").write_text("*\n")
+    os.utime(context / ".dockerignore", (old, old))
+    assert context_cache.signature(context, "FROM x", {}, ("pkg", "common")) not in (None, second)
+
+
 def test_a_fresh_file_is_not_trusted(tmp_path):
     context = _context(tmp_path)
     (context / "pkg" / "new.py").write_text("b = 1\n")  # modified just now

@@ -11,6 +11,7 @@ import pytest
 
 from todo_deploy import applied, images, render
 from todo_deploy.artifacts import ImageRef, load_images, save_images
+from todo_deploy.components import BUILT
 from todo_deploy.config import load_settings
 from todo_deploy.kube import deployment_state
 from todo_deploy.timing import Timeline
@@ -160,20 +161,42 @@ def test_timeline_prints_and_keeps_each_phase_with_offset_and_duration():
 # ---- what a saved file belongs to -------------------------------------------------------------
 
 
-def test_saved_files_map_to_their_component(tmp_path):
-    layout = Layout(
-        contexts={"backend": tmp_path / "app/backend", "frontend": tmp_path / "app/frontend"},
-        dockerfiles={"backend": tmp_path / "docker/backend.Dockerfile",
-                     "frontend": tmp_path / "docker/frontend.Dockerfile"},
-        chart=tmp_path / "helm/todo-chatbot",
+def _layout(root: Path) -> Layout:
+    """The real components' layout, under `root`."""
+    return Layout(
+        sources={n: tuple(root / d for d in c.source_dirs) for n, c in BUILT.items()},
+        dockerfiles={n: root / c.dockerfile for n, c in BUILT.items()},
+        chart=root / "helm/todo-chatbot",
+        shared=(root / "app/.dockerignore",),
     )
+
+
+def test_saved_files_map_to_their_component(tmp_path):
+    layout = _layout(tmp_path)
     assert affected([tmp_path / "app/backend/todo_api/routes/health.py"], layout) == {"backend"}
+    assert affected([tmp_path / "app/frontend/todo_web/pages.py"], layout) == {"frontend"}
     assert affected([tmp_path / "app/backend/requirements.txt",
                      tmp_path / "docker/frontend.Dockerfile"], layout) == {"backend", "frontend"}
     assert affected([tmp_path / "helm/todo-chatbot/values.yaml"], layout) == {CHART}
     ignored = [tmp_path / "app/backend/todo_api/__pycache__/x.cpython-311.pyc",
-               tmp_path / "app/frontend/.index.html.swp", tmp_path / "README.md"]
+               tmp_path / "app/frontend/.index.html.swp", tmp_path / "README.md",
+               tmp_path / "app/notes.txt"]
     assert affected(ignored, layout) == set()
+
+
+def test_a_save_in_the_shared_package_or_dockerignore_affects_both_images(tmp_path):
+    layout = _layout(tmp_path)
+    both = {"backend", "frontend"}
+    assert affected([tmp_path / "app/common/todo_serving/limits.py"], layout) == both
+    assert affected([tmp_path / "app/.dockerignore"], layout) == both
+
+
+def test_watched_folders_cover_every_source_once(tmp_path):
+    for folder in ("app/backend", "app/frontend", "app/common", "docker", "helm/todo-chatbot"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "app/.dockerignore").write_text("*\n")
+    assert _layout(tmp_path).paths() == [tmp_path / "app", tmp_path / "docker",
+                                         tmp_path / "helm/todo-chatbot"]
 
 
 # ---- quantities without importing the kubernetes SDK ------------------------------------------

@@ -21,8 +21,15 @@ DOCKERFILE = "ARG PYTHON_IMAGE=python:3.12-slim\nFROM ${PYTHON_IMAGE}\nCOPY . /s
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A small source tree shaped like the repo, using the repo's real .dockerignore files."""
+    """A small source tree shaped like the repo, using the repo's real .dockerignore."""
     root = tmp_path / "project"
+    common = root / "app/common"
+    (common / "todo_serving").mkdir(parents=True)
+    (common / "todo_serving" / "limits.py").write_text("LIMIT = 1\n")
+    (common / "pyproject.toml").write_text("[project]\nname = 'todo-serving'\n")
+    (common / "tests").mkdir()
+    (common / "tests" / "test_it.py").write_text("def test(): pass\n")
+    shutil.copy(PROJECT_ROOT / "app/.dockerignore", root / "app/.dockerignore")
     for component in ("backend", "frontend"):
         spec = images.COMPONENTS[component]
         package = "todo_api" if component == "backend" else "todo_web"
@@ -32,7 +39,6 @@ def project(tmp_path: Path) -> Path:
         (app / package / "routes" / "health.py").write_text("def health():\n    return 'ok'\n")
         (app / "requirements.txt").write_text("fastapi==0.115.0\n")
         (app / "pyproject.toml").write_text(f"[project]\nname = '{package}'\n")
-        shutil.copy(PROJECT_ROOT / spec.app_dir / ".dockerignore", app / ".dockerignore")
         # What must never reach the engine:
         (app / package / "__pycache__").mkdir()
         (app / package / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\x00pyc")
@@ -132,8 +138,30 @@ def test_dockerignored_files_do_not_change_the_tag(project: Path, ignored: str) 
 def test_the_other_component_is_independent(project: Path) -> None:
     backend, frontend = tag_of(project, "backend"), tag_of(project, "frontend")
     (project / "app/frontend/todo_web/__init__.py").write_text("VERSION = 2\n")
+    (project / "app/frontend/todo_web/new.py").write_text("")
     assert tag_of(project, "backend") == backend
     assert tag_of(project, "frontend") != frontend
+    backend, frontend = tag_of(project, "backend"), tag_of(project, "frontend")
+    (project / "app/backend/todo_api/new.py").write_text("")
+    assert tag_of(project, "frontend") == frontend
+    assert tag_of(project, "backend") != backend
+
+
+def test_a_change_in_the_shared_package_changes_both_tags(project: Path) -> None:
+    backend, frontend = tag_of(project, "backend"), tag_of(project, "frontend")
+    (project / "app/common/todo_serving/limits.py").write_text("LIMIT = 2\n")
+    assert tag_of(project, "backend") != backend
+    assert tag_of(project, "frontend") != frontend
+    backend, frontend = tag_of(project, "backend"), tag_of(project, "frontend")
+    (project / "app/common/tests/test_it.py").write_text("def test(): assert 0\n")  # ignored
+    assert (tag_of(project, "backend"), tag_of(project, "frontend")) == (backend, frontend)
+
+
+def test_a_folder_beside_the_apps_changes_no_tag(project: Path) -> None:
+    backend, frontend = tag_of(project, "backend"), tag_of(project, "frontend")
+    (project / "app/notes").mkdir()
+    (project / "app/notes/todo.md").write_text("later\n")
+    assert (tag_of(project, "backend"), tag_of(project, "frontend")) == (backend, frontend)
 
 
 def test_the_context_sent_is_exactly_what_was_hashed(project: Path) -> None:
@@ -144,9 +172,27 @@ def test_the_context_sent_is_exactly_what_was_hashed(project: Path) -> None:
         dockerfile = archive.extractfile(images.CONTEXT_DOCKERFILE)
         assert dockerfile is not None and dockerfile.read().decode() == DOCKERFILE
     assert names == set(plan.files) | {".dockerignore", images.CONTEXT_DOCKERFILE}
-    assert "todo_api/routes/health.py" in names and "requirements.txt" in names
+    assert "backend/todo_api/routes/health.py" in names and "backend/requirements.txt" in names
+    assert "common/todo_serving/limits.py" in names
+    assert not [n for n in names if n.startswith("frontend")]  # the other app's folder
     for leaked in (".env", "todo.db", "tests/test_it.py", "todo_api/__pycache__"):
-        assert leaked not in names
+        assert f"backend/{leaked}" not in names
+    assert "common/tests/test_it.py" not in names
+    frontend = images.plan(loaded, "frontend").files
+    assert "frontend/todo_web/__init__.py" in frontend and "common/todo_serving" in frontend
+    assert not [n for n in frontend if n.startswith("backend")]
+
+
+def test_the_repos_backend_hashes_its_migrations_and_sends_no_frontend_file(
+    tmp_path: Path,
+) -> None:
+    loaded = load_settings(root=tmp_path, environ={})  # no docker/ here: the project's sources
+    backend = images.plan(loaded, "backend")
+    assert backend.context == PROJECT_ROOT / "app"
+    assert backend.migrations and "backend/todo_api/migrations/env.py" in backend.files
+    assert "common/todo_serving/limits.py" in backend.files
+    assert not [f for f in backend.files if f.startswith("frontend")]
+    assert images.plan(loaded, "frontend").migrations == ""
 
 
 def test_repository_names_and_registry_prefix(project: Path) -> None:

@@ -52,10 +52,10 @@ def test_pyproject_declares_every_pinned_workflow_dependency() -> None:
     assert names == own
 
 
-def test_the_install_command_installs_the_workflow_and_both_apps() -> None:
+def test_the_install_command_installs_the_workflow_and_both_apps() -> None:  # and todo_serving
     """The README's install command is all `inv up` and `inv dev` need."""
     lines = _lines("requirements.txt")
-    for needed in ("-e .", "-e ./app/backend", "-e ./app/frontend",
+    for needed in ("-e .", "-e ./app/common", "-e ./app/backend", "-e ./app/frontend",
                    "-r app/backend/requirements.txt", "-r app/frontend/requirements.txt"):
         assert needed in lines
     readme = (ROOT / "README.md").read_text()
@@ -70,3 +70,16 @@ def test_test_files_have_unique_names() -> None:
     """pytest imports test modules by basename (no packages here): two alike break collection."""
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_each_app_pins_what_the_shared_package_needs() -> None:
+    """Each image installs only its own app's requirements.txt, and copies todo_serving in."""
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "app/common/pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0].lower() for d in declared["dependencies"]}
+    assert {"starlette", "uvicorn", "httptools"} <= names
+    for app in ("backend", "frontend"):
+        pinned = {PIN.match(line).group(1).lower() for line in _lines(f"app/{app}/requirements.txt")
+                  if PIN.match(line)}
+        assert names <= pinned, f"app/{app}/requirements.txt lacks {sorted(names - pinned)}"

@@ -282,7 +282,8 @@ def real_apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     tmp = tmp_path_factory.mktemp("apps")
     db = tmp / "todo.db"
     bport, fport = free_port(), free_port()
-    path = os.pathsep.join([str(BACKEND_DIR), str(FRONTEND_DIR), os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join([str(BACKEND_DIR), str(FRONTEND_DIR), str(BACKEND_DIR.parent / "common"),
+                            os.environ.get("PYTHONPATH", "")])
     env = {
         **os.environ,
         "PYTHONPATH": path,

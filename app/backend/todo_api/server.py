@@ -12,13 +12,13 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from todo_serving.limits import BodyLimit, BoundedHttpTools
 
 from todo_api import __version__, errors, migrations, readiness
 from todo_api import logging as json_logging
 from todo_api.agents import ChatAgent
 from todo_api.agents.offline import OfflineAgent
 from todo_api.db import Database
-from todo_api.limits import BodyLimit, BoundedHttpTools
 from todo_api.mcp_server import build_mcp
 from todo_api.metrics import router as metrics_router
 from todo_api.passwords import PasswordHashing

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
+from todo_serving.limits import BoundedHttpTools
 
-from .limits import BoundedHttpTools
 from .server import Lifecycle, configure_logging, create_app
 from .settings import load_settings
 

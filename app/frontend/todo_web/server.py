@@ -24,9 +24,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from todo_serving.limits import BodyLimit
 
 from . import __version__, pages, proxy
-from .limits import BodyLimit
 from .session import SignedSessionMiddleware
 from .settings import Settings
 

@@ -1,4 +1,5 @@
-"""Bounds on what one client can make the server hold: request head size (431), body size
+"""Used by both apps (todo_api.server, todo_web.server and todo_web.__main__): bounds on
+what one client can make the server hold: request head size (431), body size
 (413), time to send them (408), and the number of connections (503), without ever
 refusing the probes.
 
@@ -9,7 +10,8 @@ refusing the probes.
   before a byte of the body is read; a chunked body is cut off at the limit; a body that
   trickles slower than the timeout gets 408. Every refusal closes the connection, so the
   rest of the body is never read.
-- Probe paths (`/health`, `/ready`, `/started`) pass uvicorn's connection limit.
+- Probe paths (the backend's `/health`, `/ready`, `/started`, the frontend's `/healthz`,
+  `/readyz`) pass uvicorn's connection limit.
 """
 
 from __future__ import annotations
