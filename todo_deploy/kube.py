@@ -535,9 +535,31 @@ FATAL_WAITING = frozenset(
 CRASHES = 2  # restarts after which a crash-looping container fails the wait
 
 
-def stuck_reason(kube: Kube, namespace: str, selector: str) -> str:
-    """A reason the pods under `selector` cannot become ready, or ''."""
-    for pod in kube.list("v1", "Pod", namespace, selector):
+def attempts_used_up(pods: Sequence[dict[str, Any]], backoff_limit: int) -> str:
+    """A Job's every attempt failed: more Failed pods than its backoffLimit allows. Said
+    here because the Job controller (v1.20 and others) writes its Failed condition only
+    after its own back-off delay, which can be longer than our deadline."""
+    failed = sorted((p for p in pods if p.get("status", {}).get("phase") == "Failed"),
+                    key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
+    if len(failed) <= backoff_limit:
+        return ""
+    last = failed[-1]
+    exits = [f"container {cs.get('name')} exited with code {terminated.get('exitCode', '?')}"
+             for cs in last.get("status", {}).get("containerStatuses", []) or []
+             if (terminated := (cs.get("state") or {}).get("terminated"))]
+    return (f"all {len(failed)} attempts failed (backoffLimit {backoff_limit}); last "
+            f"{last['metadata']['name']}: {', '.join(exits) or 'no exit code recorded'}")
+
+
+def stuck_reason(kube: Kube, namespace: str, selector: str, backoff_limit: int | None = None) -> str:
+    """A reason the pods under `selector` cannot become ready (or, with a Job's
+    `backoff_limit`, cannot succeed), or ''."""
+    pods = kube.list("v1", "Pod", namespace, selector)
+    if backoff_limit is not None:
+        used_up = attempts_used_up(pods, backoff_limit)
+        if used_up:
+            return used_up
+    for pod in pods:
         if pod["metadata"].get("deletionTimestamp"):
             continue
         for cs in pod.get("status", {}).get("containerStatuses", []) or []:
@@ -621,7 +643,8 @@ def wait_for(
             for ref in refs:
                 state, obj = state_of(kube, ref)
                 if check_stuck and not state.done and not state.failed and obj is not None:
-                    reason = stuck_reason(kube, ref.namespace, _workload_selector(obj))
+                    backoff = obj["spec"].get("backoffLimit", 6) if ref.kind == "Job" else None
+                    reason = stuck_reason(kube, ref.namespace, _workload_selector(obj), backoff)
                     if reason:
                         state.failed = reason
                 states.append(state)

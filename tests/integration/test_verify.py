@@ -23,8 +23,9 @@ import pytest
 from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.config import LoadedSettings, load_settings
-from todo_deploy.gates import GateResult, Verdict, save
+from todo_deploy.gates import GateResult, Verdict
 from todo_deploy.kube import Kube
+from todo_deploy.pipeline import record
 
 pytestmark = pytest.mark.cluster
 
@@ -58,7 +59,7 @@ def deployed(
     loaded = load_settings(root, env)
     try:
         result = deploy.run(loaded, log=lambda _: None)
-        save(loaded.state_dir, result)
+        record(loaded, result)  # as the CLI does: with its scope and basis
         assert result.passed, [f"{c.name}: {c.evidence}" for c in result.failures]
         yield loaded
     finally:
@@ -109,7 +110,7 @@ def test_verify_through_the_nodeport(deployed: LoadedSettings) -> None:
     from todo_deploy.stages.verify import stage
 
     result = stage.run(deployed, log=lambda _: None)
-    save(deployed.state_dir, result)
+    record(deployed, result)
     verdicts = assert_all_pass(result)
     assert result.details["access"]["kind"] == "nodeport"
     for name in ("frontend-page", "signup", "task-journey", "chat-adds-task", "isolation-rest",

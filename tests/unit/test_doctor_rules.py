@@ -664,3 +664,31 @@ def test_a_started_containers_old_startup_failures_and_named_ports() -> None:
     p["status"]["containerStatuses"][0]["started"] = False
     assert {s.kind for s in symptoms.probe_symptoms(p, events)} == {
         "Readiness probe failing", "Startup probe failing"}
+
+
+def _failed_job_pod(job: str, suffix: str, created: str) -> dict[str, Any]:
+    p = pod(f"{job}-{suffix}", [{"name": "migrate", "image": "x"}],
+            [{"name": "migrate", "ready": False, "restartCount": 0,
+              "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}],
+            phase="Failed", restart="Never", labels={"job-name": job}, owner=("Job", job))
+    p["metadata"]["creationTimestamp"] = created
+    return p
+
+
+def test_a_job_whose_attempts_are_used_up_is_failed_before_the_controller_says_so() -> None:
+    """v1.20's Job controller counts the last failure (and sets Failed) only after its own
+    back-off delay, which can outlast the deploy's deadline: the pods tell it first."""
+    from todo_deploy.kube import attempts_used_up
+
+    name = "todo-migrate-abc"
+    job = {"metadata": {"name": name}, "spec": {"backoffLimit": 3},
+           "status": {"failed": 3, "active": 1}}  # what the controller had written
+    pods = [_failed_job_pod(name, s, f"2026-11-29T10:00:0{i}Z") for i, s in enumerate("abcd")]
+    assert attempts_used_up(pods[:3], 3) == ""  # a retry is still due
+    used_up = attempts_used_up(pods, 3)
+    assert used_up.startswith("all 4 attempts failed (backoffLimit 3); last todo-migrate-abc-d:")
+    assert "container migrate exited with code 1" in used_up
+    [finding] = objects.job_findings([job], pods, {f"{name}-d/migrate": "No 'script_location' key found"})
+    assert "4 failed pod(s), backoffLimit 3" in finding.evidence
+    assert "last log lines: No 'script_location' key found" in finding.evidence
+    assert objects.job_findings([job], pods[:3], {}) == []

@@ -141,15 +141,18 @@ def job_findings(jobs: Iterable[Obj], pods: list[Obj], logs: Mapping[str, str]) 
         failed_condition = next(
             (c for c in conditions if c.get("type") == "Failed" and c.get("status") == "True"), None
         )
-        failed = int(dig(job, "status", "failed", default=0))
-        backoff = int(dig(job, "spec", "backoffLimit", default=6))
-        if failed_condition is None and failed <= backoff:
-            continue
         name = name_of(job)
         job_pods = sorted(
             (p for p in pods if labels_of(p).get("job-name") == name),
             key=lambda p: str(dig(p, "metadata", "creationTimestamp", default="")),
         )
+        # The controller counts failures (and sets Failed) only after its back-off delay;
+        # the pods say it first.
+        failed = max(int(dig(job, "status", "failed", default=0)),
+                     sum(1 for p in job_pods if dig(p, "status", "phase") == "Failed"))
+        backoff = int(dig(job, "spec", "backoffLimit", default=6))
+        if failed_condition is None and failed <= backoff:
+            continue
         detail = ""
         if job_pods:
             pod = job_pods[-1]
