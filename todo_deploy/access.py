@@ -20,6 +20,7 @@ import select
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
@@ -58,16 +59,27 @@ def live_node_port(kube: Kube, settings: Settings) -> int:
     return int(_service_port(service).get("nodePort") or 0)
 
 
-def tcp_reachable(url: str, timeout: float = 3.0) -> bool:
+def tcp_reachable(url: str, timeout: float = 3.0, retry_every: float = 0.25) -> bool:
+    """Whether a TCP connection to `url` opens within `timeout` seconds. A refused
+    connection is tried again until then: right after a rollout the Service's node rules
+    follow its new endpoints by a moment (kube-proxy's sync), and until they do a NodePort
+    refuses, though it will answer."""
     from urllib.parse import urlparse
 
     parsed = urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with socket.create_connection((parsed.hostname or "", port), timeout=max(remaining, 0.1)):
+                return True
+        except ConnectionRefusedError:
+            if deadline - time.monotonic() <= retry_every:
+                return False
+            time.sleep(retry_every)
+        except OSError:
+            return False
 
 
 def _service_port(service: dict[str, Any]) -> dict[str, Any]:

@@ -75,3 +75,38 @@ def test_state_round_trip_and_stop_forgets(tmp_path) -> None:  # type: ignore[no
     assert app_url.stop(tmp_path) == kept()
     assert app_url.load(tmp_path) is None
     assert app_url.stop(tmp_path) is None
+
+
+def test_a_port_that_refuses_until_its_rules_arrive_counts_as_reachable() -> None:
+    """Right after a rollout a NodePort refuses until kube-proxy has synced: a port that
+    starts listening 0.6 s late is reachable; one that never listens is not, within the
+    timeout; the CI run had picked a port-forward for a NodePort that was a moment away."""
+    import socket
+    import threading
+    import time
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # free: connections are refused until it listens
+
+    listener = socket.socket()
+
+    def listen_late() -> None:
+        time.sleep(0.6)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+
+    thread = threading.Thread(target=listen_late)
+    thread.start()
+    try:
+        started = time.monotonic()
+        assert access.tcp_reachable(f"http://127.0.0.1:{port}", timeout=3.0)
+        assert 0.5 < time.monotonic() - started < 2.5
+    finally:
+        thread.join()
+        listener.close()
+    started = time.monotonic()
+    assert not access.tcp_reachable(f"http://127.0.0.1:{port}", timeout=1.0)
+    assert time.monotonic() - started < 1.6
