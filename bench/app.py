@@ -18,13 +18,21 @@ import inspect
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.client import WebClient, signup
-from bench.common import REPO, container_memory, mib, say, target, write_result
+from bench.common import (
+    REPO,
+    cgroup_text,
+    container_id,
+    container_memory,
+    mib,
+    say,
+    target,
+    write_result,
+)
 from bench.load import WRK_INSTALL, Point, wrk_available, wrk_point, wrk_script
 from bench.stack import Stack
 
@@ -88,45 +96,33 @@ def routes(stack: Stack) -> dict[str, Route]:
 
 def _cpu_seconds(pod: dict[str, Any]) -> float | None:
     """CPU seconds the pod's first container has used (cgroup v1 cpuacct or v2 cpu.stat)."""
-    import glob
-
-    statuses = pod.get("status", {}).get("containerStatuses") or []
-    if not statuses or not statuses[0].get("containerID"):
+    cid = container_id(pod)
+    if not cid:
         return None
-    cid = statuses[0]["containerID"].split("://", 1)[-1]
-    for pattern, reader in ((f"/sys/fs/cgroup/cpuacct/**/{cid}/cpuacct.usage", lambda t: int(t) / 1e9),
-                            (f"/sys/fs/cgroup/**/*{cid}*/cpu.stat",
-                             lambda t: int(t.split()[1]) / 1e6)):
-        for path in glob.glob(pattern, recursive=True):
-            try:
-                return float(reader(open(path).read()))
-            except (OSError, ValueError, IndexError):
-                continue
-    return None
+    usage = cgroup_text(cid, "cpuacct", "cpuacct.usage")
+    if usage is not None:
+        return int(usage) / 1e9
+    stat = _cpu_stat(cid)
+    return stat["usage_usec"] / 1e6 if "usage_usec" in stat else None
+
+
+def _cpu_stat(cid: str) -> dict[str, int]:
+    text = cgroup_text(cid, "cpu", "cpu.stat") or ""
+    return {key: int(value) for key, value in (line.split() for line in text.splitlines() if line.strip())}
 
 
 def _throttling(pod: dict[str, Any]) -> dict[str, float] | None:
     """CFS quota counters of the pod's first container (cgroup v1 cpu/cpu.stat or v2
     cpu.stat): periods, periods throttled, time throttled (ms). A container that uses its
     whole CPU limit within a 100 ms period waits out the rest of it: a latency tail."""
-    import glob
-
-    statuses = pod.get("status", {}).get("containerStatuses") or []
-    if not statuses or not statuses[0].get("containerID"):
+    cid = container_id(pod)
+    stat = _cpu_stat(cid) if cid else {}
+    if "nr_throttled" not in stat:
         return None
-    cid = statuses[0]["containerID"].split("://", 1)[-1]
-    for path in glob.glob(f"/sys/fs/cgroup/**/*{cid}*/cpu.stat", recursive=True):
-        try:
-            fields = dict(line.split() for line in Path(path).read_text().splitlines() if line.strip())
-        except (OSError, ValueError):
-            continue
-        if "nr_throttled" not in fields:
-            continue
-        throttled_ms = (int(fields["throttled_time"]) / 1e6 if "throttled_time" in fields
-                        else int(fields.get("throttled_usec", 0)) / 1e3)
-        return {"periods": int(fields.get("nr_periods", 0)),
-                "throttled": int(fields["nr_throttled"]), "throttled_ms": throttled_ms}
-    return None
+    throttled_ms = (stat["throttled_time"] / 1e6 if "throttled_time" in stat
+                    else stat.get("throttled_usec", 0) / 1e3)
+    return {"periods": stat.get("nr_periods", 0), "throttled": stat["nr_throttled"],
+            "throttled_ms": throttled_ms}
 
 
 def _throttling_delta(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:

@@ -109,6 +109,25 @@ def _cgroup_dir(container_id: str) -> str | None:
     return None
 
 
+def container_id(pod: dict[str, Any], container: str | None = None) -> str:
+    """The runtime's ID of the pod's (first / named) container, '' before it has one."""
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    status = next((s for s in statuses if container in (None, s["name"])), None)
+    return str(status.get("containerID") or "").split("://", 1)[-1] if status else ""
+
+
+def cgroup_text(cid: str, v1_controller: str, name: str) -> str | None:
+    """A cgroup file of a container on this host (v1: under its controller; v2: unified)."""
+    for pattern in (f"/sys/fs/cgroup/{v1_controller}/**/{cid}/{name}",
+                    f"/sys/fs/cgroup/**/*{cid}*/{name}"):
+        for match in glob.glob(pattern, recursive=True):
+            try:
+                return Path(match).read_text()
+            except OSError:
+                continue
+    return None
+
+
 def container_memory(pod: dict[str, Any], container: str | None = None) -> dict[str, int]:
     """Bytes in use by the pod's (first / named) container: usage, working set, peak.
 

@@ -66,22 +66,21 @@ def available(volumes: list[dict]) -> int:
 
 
 def ensure_available(timeout: float = 180.0) -> int:
-    """Recycle until the pool has a free volume (namespaces of earlier tests may still be
-    terminating); returns how many are free. A cluster whose volumes are not from the pool
-    (a dynamic provisioner) returns at once."""
+    """Make sure the pool has a free volume, recycling when it has none (namespaces of
+    earlier tests may still be terminating: then wait); returns how many are free. A cluster
+    whose volumes are not from the pool (a dynamic provisioner) returns at once."""
     deadline = time.monotonic() + timeout
     while True:
-        recycle()
         pvs = _kubectl("get", "pv", "-o", "json")
         if pvs.returncode != 0:
             return 0
-        items = json.loads(pvs.stdout)["items"]
-        pool = [pv for pv in items
+        pool = [pv for pv in json.loads(pvs.stdout)["items"]
                 if POOL_ROOT in Path(pv.get("spec", {}).get("hostPath", {}).get("path", "/x")).parents]
         free = available(pool)
         if free or not pool or time.monotonic() > deadline:
             return free
-        time.sleep(3)
+        if not recycle():
+            time.sleep(3)
 
 
 if __name__ == "__main__":

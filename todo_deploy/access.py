@@ -356,7 +356,6 @@ def open_access(
     mode: str = "auto",
 ) -> Iterator[Access]:
     """Reach the frontend; a port-forward opened here is closed when the block ends."""
-
     service, nodes = read_service_and_nodes(settings, kube)
     plan = choose_access(settings, service, nodes, runner=runner, mode=mode)
     if plan.kind != PORT_FORWARD:

@@ -158,7 +158,6 @@ def ensure(
     forward: bool = False,
 ) -> AppUrl:
     """A URL of the app that answers now: the kept one, a direct one, or a new port-forward."""
-
     state_dir = loaded.state_dir
     kept = load(state_dir)
     if kept and kept.target == target_of(loaded) and _reusable(kept, port, forward):
@@ -175,7 +174,6 @@ def ensure(
 
 def _serve(port: int) -> int:
     """The background process: forward 127.0.0.1:`port` to the frontend until SIGTERM."""
-
     loaded = load_settings()
     settings = loaded.settings
     done = threading.Event()

@@ -216,7 +216,6 @@ class _Progress:
     """Live progress of one build: a rich progress bar on a terminal, plain lines otherwise."""
 
     def __init__(self, name: str, log: Log) -> None:
-
         self.name, self.log = name, log
         self.tail: list[str] = []
         self.live = console().is_terminal and log is say
@@ -318,7 +317,6 @@ def up_to_date(
     """The image recorded in .state/images.json, when nothing of its context changed and
     the engine still has it under the same ID; None means: ask the full build. Neither
     the docker SDK nor any file's content is read (todo_deploy/context_cache.py)."""
-
     path = context_cache.socket_path()
     if known is None or not known.image_id or path is None:
         return None
@@ -361,7 +359,6 @@ def build_image(
 ) -> BuildOutcome:
     """Build one image unless its content tag exists already (then skip in a blink)."""
     from docker.errors import APIError, DockerException, ImageNotFound
-
 
     timeline = timeline or Timeline()
     started = time.perf_counter()
@@ -457,7 +454,6 @@ def build_image(
 def local_image_id(ref: str) -> str:
     """The ID of `ref` in the local engine, '' when absent (or the engine does not answer):
     one request on its Unix socket, the docker SDK only for other DOCKER_HOSTs."""
-
     path = context_cache.socket_path()
     if path is not None:
         try:

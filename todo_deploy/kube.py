@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 from todo_deploy import kube_transport
 from todo_deploy.console import console
-from todo_deploy.kube_transport import sdk_client
 
 FIELD_MANAGER = "todo-deploy"
 
@@ -132,7 +131,6 @@ class Kube:
     """
 
     def __init__(self, context: str = "", api_client: Any = None) -> None:
-
         self.context = context
         self._api = api_client
         self.transport: kube_transport.Transport
@@ -152,9 +150,8 @@ class Kube:
     def api(self) -> Any:
         """The kubernetes SDK's ApiClient for this context (imports the SDK on first use)."""
         if self._api is None:
-
             try:
-                self._api = sdk_client(self.context)
+                self._api = kube_transport.sdk_client(self.context)
             except Exception as exc:  # noqa: BLE001 - ConfigException, missing file, bad context
                 where = f"context {self.context!r}" if self.context else "the current context"
                 raise KubeError(0, f"cannot load kubeconfig for {where}: {exc}") from None
@@ -629,7 +626,6 @@ def wait_for(
     live = None
     if sys.stdout.isatty():
         from rich.live import Live
-
 
         live = Live(console=console(), refresh_per_second=4, transient=True)
     states: list[Progress] = []

@@ -136,7 +136,6 @@ def _pods(kube: Kube, settings: Settings, only: str | None) -> list[dict[str, An
 
 def _pod_log(kube: Kube, namespace: str, pod: dict[str, Any], tail: int | None,
              since: datetime | None) -> list[LogLine]:
-
     name = pod["metadata"]["name"]
     lines: list[LogLine] = []
     for container in (pod.get("spec") or {}).get("containers") or []:

@@ -159,7 +159,6 @@ def app_version() -> str:
 
 def default_images() -> dict[str, ImageRef]:
     """Stand-in image refs (never `latest`) for rendering before anything was built."""
-
     return {
         name: ImageRef(name, c.image_name, "000000000000") for name, c in BUILT.items()
     }

@@ -71,7 +71,6 @@ class Layout:
 
     @classmethod
     def of(cls, loaded: LoadedSettings) -> Layout:
-
         root = images.source_root(loaded)
         contexts = {root / c.context for c in images.COMPONENTS.values()}
         return cls(
@@ -137,19 +136,16 @@ class Watcher:
     # ---- connections, made once -------------------------------------------------------
     def client(self) -> Any:
         if self._client is None:
-
             self._client = images.engine()
         return self._client
 
     def kube(self) -> Any:
         if self._kube is None:
-
             self._kube = Kube(self.loaded.settings.context_name)
         return self._kube
 
     # ---- one change -----------------------------------------------------------------
     def handle(self, components: set[str]) -> Outcome:
-
         started = time.monotonic()
         timeline = Timeline(self.log, prefix="watch ")
         names = sorted(c for c in components if c in images.COMPONENTS)
@@ -194,7 +190,6 @@ class Watcher:
     ) -> tuple[GateResult, dict[str, ImageRef]]:
         """Build the changed images; the build gate (without the smoke checks yet) and
         the images that are new."""
-
         gate = GateResult(stage.STAGE, details={"images": {}})
         rebuilt: dict[str, ImageRef] = {}
         if not names:
@@ -228,7 +223,6 @@ class Watcher:
         return gate, rebuilt
 
     def _deploy(self, timeline: Timeline) -> GateResult:
-
         with timeline.phase("deploy (only what changed)"):
             gate = deploy.run(self.loaded, kube=self.kube(), timeout_s=self.timeout_s,
                               log=self.log)
@@ -239,7 +233,6 @@ class Watcher:
                timeline: Timeline) -> list[str]:
         """The build gate's smoke checks of the new images, then the build gate recorded
         (merged with the previous one's checks of the images that did not change)."""
-
         for name, image in rebuilt.items():
             build_gate.checks.extend(stage.smoke_test(self.client(), name, image, log=self.log,
                                                       timeline=timeline))
@@ -257,7 +250,6 @@ class Watcher:
 
     def _roll_back(self, previous: dict[str, ImageRef], timeline: Timeline) -> bool:
         """Deploy the images that served before this change again."""
-
         if not previous:
             return False
         save_images(self.loaded.state_dir, previous)

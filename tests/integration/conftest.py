@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
+from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE, cluster_available
+from tests.volumes import ensure_available
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.components import BUILT as COMPONENTS
 from todo_deploy.config import LoadedSettings, load_settings
@@ -68,11 +70,6 @@ def _free_volume() -> None:
     """localcluster's 12 volumes are recycled by hand (tests/volumes.py); a session deploys
     more databases than that, so every module starts with one free (before its own
     module-scoped deployments, which autouse fixtures of the same scope precede)."""
-    import shutil
-
-    from tests.conftest import cluster_available
-    from tests.volumes import ensure_available
-
     if shutil.which("kubectl") and cluster_available():
         ensure_available()
 
@@ -154,7 +151,7 @@ def scratch(
     made: list[Scratch] = []
 
     def make() -> Scratch:
-        _ensure_volume()
+        ensure_available()
         s = Scratch(tmp_path / f"root{len(made)}", built_images)
         made.append(s)
         return s
@@ -168,12 +165,6 @@ def scratch(
         except Exception:  # noqa: BLE001 - fall back to deleting the namespace
             subprocess.run(["kubectl", "delete", "namespace", s.namespace, "--wait=false"],
                            check=False, capture_output=True)
-
-
-def _ensure_volume() -> None:
-    from tests.volumes import ensure_available
-
-    ensure_available()
 
 
 def service_url(kube, namespace: str, name: str, port: int) -> str:

@@ -28,7 +28,6 @@ _lock = threading.Lock()
 
 def masked(value: Any, secrets: Sequence[str]) -> Any:
     """`value` with every secret (and every key naming a secret setting) masked."""
-
     if isinstance(value, str):
         return scrub(value, secrets)
     if isinstance(value, dict):

@@ -32,7 +32,6 @@ CLIENTS = ("kubectl-ai", "claude", "kagent")
 
 
 def server_command(loaded: LoadedSettings, allow_changes: bool = False) -> list[str]:
-
     argv = [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), "mcp"]
     return argv + (["--allow-changes"] if allow_changes else [])
 

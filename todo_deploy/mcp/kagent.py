@@ -217,7 +217,6 @@ class Installed:
 
 
 def _crd(kube: Kube, name: str) -> dict[str, Any] | None:
-
     try:
         return kube.request("GET", CRD_PATH + name)
     except KubeError as exc:
@@ -229,7 +228,6 @@ def _crd(kube: Kube, name: str) -> dict[str, Any] | None:
 def install(settings: Settings, url: str, kube: Kube, *, dry_run: bool = False) -> Installed:
     """Apply the manifests when kagent's CRDs (serving v1alpha2) and both namespaces exist;
     validate them strictly against the cluster's CRDs first (dry run: only that)."""
-
     out = Installed(agent=agent_name(settings), namespace=settings.kagent_namespace,
                     dry_run=dry_run)
     objects = manifests(settings, url)
@@ -271,7 +269,6 @@ def install(settings: Settings, url: str, kube: Kube, *, dry_run: bool = False) 
 
 def installed_agent(settings: Settings, kube: Kube) -> str | None:
     """The app-specific agent's name when it is in the cluster, else None."""
-
     try:
         if _crd(kube, CRD_NAMES["Agent"]) is None:
             return None

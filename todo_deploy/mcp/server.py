@@ -106,7 +106,6 @@ class CallLog(ServerMiddleware[Any]):
 
 
 def _error_text(exc: BaseException) -> str:
-
     return outside_world_failure(exc) or f"{type(exc).__name__}: {exc}"
 
 

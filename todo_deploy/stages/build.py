@@ -241,7 +241,6 @@ def smoke_tests(
 ) -> list[Check]:
     """The smoke tests a `run(..., smoke=False)` left pending, added to its gate (their
     phases too, under details.timings.later)."""
-
     details = BuildDetails.of(result)
     pending, details.smoke_pending = details.smoke_pending, []
     result.details = details.as_dict()

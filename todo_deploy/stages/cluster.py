@@ -338,7 +338,6 @@ def _is_local_address(ip: str) -> bool:
 
 def _local_docker_images(refs: list[str]) -> dict[str, str]:
     """ref -> image ID in the local Docker daemon (missing refs left out)."""
-
     if context_cache.socket_path() is not None:
         return {ref: found for ref in refs if (found := local_image_id(ref))}
     try:
@@ -479,7 +478,6 @@ def deliver_images(
 
 def _pull_to_host(ref: str, log: Callable[[str], None]) -> tuple[bool, str]:
     """Make the host's Docker daemon hold `ref` (pulling it with progress when missing)."""
-
     if image_tools.local_image_id(ref):
         return True, f"{ref} already present"
     try:
@@ -540,7 +538,6 @@ def deliver_database_image(
 
 def app_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal, list[str]]:
     """Sum of cpu (cores) and memory (bytes) requests of the app's long-running pods."""
-
     cpu, mem, parts = Decimal(0), Decimal(0), []
     for obj in objects:
         if obj.get("kind") not in ("Deployment", "StatefulSet"):
@@ -561,7 +558,6 @@ def surge_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
     """What a rolling update adds while old and new pods run together (maxSurge pods of
     every Deployment: a settings change rolls them all)."""
     import math
-
 
     cpu, mem = Decimal(0), Decimal(0)
     for obj in objects:
@@ -693,7 +689,6 @@ def run(
             "no build recorded, so the app's requests are unknown", "run `inv build`",
         ))
     else:
-
         try:
             objects = manifests.render_manifests(settings, images, cache_dir=loaded.state_dir)
             result.checks.append(capacity_check(kube, settings, objects, nodes))

@@ -80,18 +80,15 @@ class DeployError(Exception):
 
 
 def raw_selector(settings: Settings) -> str:
-
     return label_selector({**render.app_labels(settings), "app.kubernetes.io/managed-by": render.MANAGED_BY})
 
 
 def app_selector(settings: Settings) -> str:
-
     return label_selector(render.app_labels(settings))
 
 
 def secret_objects(settings: Settings) -> list[dict[str, Any]]:
     """The Secrets to apply, with base64 `data` (deterministic for no-op re-applies)."""
-
     objects = []
     for obj in render.secret_manifests(settings):
         obj = dict(obj)
@@ -161,7 +158,6 @@ def parallel(fn: Callable[[Any], Any], items: list[Any], workers: int = 8) -> li
 
 def apply_one(kube: Kube, obj: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
     """Server-side apply one object; a Job changed in its immutable template is replaced."""
-
     ref = ObjectRef.of(obj)
     try:
         return kube.apply(obj)
@@ -178,7 +174,6 @@ def apply_all(
     kube: Kube, objects: list[dict[str, Any]], live: dict[str, str], log: Callable[[str], None]
 ) -> list[str]:
     """Apply the objects in parallel; returns those the API changed (a new resourceVersion)."""
-
     answers = parallel(lambda obj: apply_one(kube, obj, log), objects)
     return [
         f"{obj['kind']}/{obj['metadata']['name']}"
@@ -192,7 +187,6 @@ def live_objects(
 ) -> dict[str, dict[str, Any]]:
     """Applied-object key -> the live object: one LIST per kind (kind -> apiVersion)
     with this app's raw selector, and a GET per Namespace, all in parallel."""
-
     selector = raw_selector(settings)
     lists = [(api_version, kind) for kind, api_version in sorted(kinds.items())]
 
@@ -219,7 +213,6 @@ def prune(
     `candidates`: the live objects to consider (already listed); default: list every
     kind an app release may own.
     """
-
     wanted = {ObjectRef.of(o).key for o in keep}
     if candidates is None:
         candidates = kube.list_owned(settings.namespace, raw_selector(settings))
@@ -236,7 +229,6 @@ def prune(
 
 
 def _refs(objects: list[dict[str, Any]], kinds: tuple[str, ...]) -> list[ObjectRef]:
-
     return [ObjectRef.of(o) for o in objects if o["kind"] in kinds]
 
 
@@ -544,7 +536,6 @@ def _migration_done(
 ) -> str:
     """The name of the rendered migration Job when it exists and succeeded, else ''.
     (Its pod template names the current image; a finished Job is never re-applied.)"""
-
     for job in jobs:
         found = live.get(applied.key_of(job))
         if found is None or not job_state(found).done:
@@ -557,7 +548,6 @@ def _retry_failed_jobs(
     job_state: Callable[..., Any], log: Callable[[str], None],
 ) -> None:
     """A failed Job of the same name is deleted so that applying it runs it again."""
-
     for job in jobs:
         found = live.get(applied.key_of(job))
         if found is not None and job_state(found).failed:
@@ -579,7 +569,6 @@ def _record(
 ) -> None:
     """Keep each object's manifest hash and its resourceVersion now (after the rollout:
     the status updates of a rollout change it), for the next deploy to compare with."""
-
     if len(skipped) == len(every):
         live = live_before  # nothing was written: what was read is current
     else:

@@ -47,13 +47,11 @@ class HelmDetails(Details):
 
 
 def make_engine(settings: Settings, log: Callable[[str], None] = say) -> HelmEngine:
-
     return helm.engine(Runner(log=log, secrets=settings.secret_values()), settings.context_name)
 
 
 def dry_run(loaded: LoadedSettings, log: Callable[[str], None] = say) -> list[dict[str, Any]]:
     """Render the chart (no cluster touched) and print each object's kind/name."""
-
     settings = loaded.settings
     images = load_images(loaded.state_dir) or render.default_images()
     engine = make_engine(settings, log)
@@ -72,7 +70,6 @@ def dry_run(loaded: LoadedSettings, log: Callable[[str], None] = say) -> list[di
 
 def remove_raw_objects(kube: Kube, settings: Settings, log: Callable[[str], None]) -> list[str]:
     """Before a Helm deploy: delete the raw-deployed app objects (keep PVCs and Secrets)."""
-
     keep_kinds = {"PersistentVolumeClaim", "Pod", "Secret"}
     objs = [o for o in kube.list_owned(settings.namespace, raw_selector(settings))
             if o["kind"] not in keep_kinds]
@@ -90,7 +87,6 @@ def remove_raw_objects(kube: Kube, settings: Settings, log: Callable[[str], None
 
 
 def migration_check(kube: Kube, settings: Settings) -> Check:
-
     selector = label_selector({**app_labels(settings), "app.kubernetes.io/component": "migration"})
     jobs = kube.list("batch/v1", "Job", settings.namespace, selector)
     if not jobs:
@@ -247,7 +243,6 @@ def rollback(
 ) -> HelmResult:
     """Roll back to `revision` (default: the newest earlier one that ran), or say
     plainly why there is nothing to roll back to. Raises HelmUnavailable."""
-
     settings = loaded.settings
     engine = engine or make_engine(settings)
     release, namespace = settings.release_name, settings.namespace

@@ -81,7 +81,6 @@ def _targets(
     """(target name, kubernetes version, a thunk rendering its objects)."""
     import yaml
 
-
     settings = loaded.settings
     images = render.default_images()
     engine = helm.embedded()
@@ -112,7 +111,6 @@ def run(
     log: Callable[[str], None] = say,
 ) -> GateResult:
     """Run every static check; one Check per tool and target."""
-
     root = source_root(loaded)
     k8s_dir = k8s_dir or root / "k8s"
     chart_dir = chart_dir or root / "helm" / "todo-chatbot"

@@ -142,7 +142,6 @@ def _wait_pods_gone(kube: Kube, namespace: str, selector: str, timeout: float) -
 def _forget_gates(loaded: LoadedSettings) -> None:
     """The gates from deploy on, the last full verify and the app's URL describe a
     deployment that no longer exists; a port-forward to it is stopped."""
-
     app_url.stop(loaded.state_dir)
     for name in ("deploy", "helm", "aiops", "verify", "docs", "up"):
         (loaded.state_dir / f"{name}.json").unlink(missing_ok=True)

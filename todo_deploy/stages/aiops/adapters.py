@@ -458,7 +458,6 @@ def make_tools(
 ) -> dict[str, Tool]:
     """One adapter per tool; Gordon works in `workdir` (default: the project); kagent asks
     `kagent_agent` (the app's own agent once `inv aiops install-agent` put it there)."""
-
     tools: dict[str, Tool] = {name: cls(runner, settings, environ)
                               for name, cls in ADAPTERS.items() if cls is not Gordon}
     tools["gordon"] = Gordon(runner, settings, environ, workdir or PROJECT_ROOT)

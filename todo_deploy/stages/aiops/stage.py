@@ -44,11 +44,6 @@ class AiopsDetails(Details):
 Collector = Callable[["Settings", str], "Snapshot"]
 
 
-def _say(message: str) -> None:
-
-    say(message)
-
-
 def collect_namespace(settings: Settings, namespace: str) -> Snapshot:
     """The doctor's snapshot of `namespace`, read through the one Kubernetes access layer."""
     return doctor.collect(Kube(settings.context_name), namespace)
@@ -114,7 +109,7 @@ def tool_checks(
     replicas: int | None,
     root: Path,
     install_kagent: bool = False,
-    log: Callable[[str], None] = _say,
+    log: Callable[[str], None] = say,
 ) -> tuple[list[Check], list[ToolRun]]:
     """Send the playbook's prompts to every tool it names that is available."""
     playbook = build(
@@ -156,7 +151,7 @@ def run(
     runner: Runner | None = None,
     environ: Mapping[str, str] | None = None,
     collect: Collector | None = None,
-    log: Callable[[str], None] = _say,
+    log: Callable[[str], None] = say,
     kagent_agent: str = KAGENT_AGENT,
 ) -> GateResult:
     """`inv aiops [playbook]`: the doctor (always) plus the playbook's AI tools (unless `doctor`).
@@ -214,7 +209,6 @@ def _install_only(
 def render_findings(result: GateResult) -> None:
     """One line before the gate table, which lists the findings (causes first) with their
     evidence and fix: when the doctor looked, and how many it found."""
-
     findings = AiopsDetails.of(result).findings
     if findings:
         say(f"doctor: observed at {findings[0].get('observed_at') or '?'}; each finding is a "

@@ -30,7 +30,6 @@ KIND_ORDER = (
 
 
 def app_selector(settings: Settings) -> str:
-
     return label_selector(app_labels(settings))
 
 
@@ -128,12 +127,10 @@ def _order(row: dict[str, Any]) -> tuple[int, str]:
 
 
 def _aiops_tools(aiops: GateResult) -> list[dict[str, Any]]:
-
     return AiopsDetails.of(aiops).tools
 
 
 def _verify_summary(verify: GateResult) -> dict[str, Any]:
-
     details = VerifyDetails.of(verify)
     return {
         "passed": verify.passed,

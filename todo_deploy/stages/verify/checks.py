@@ -369,9 +369,7 @@ def _skip_without_cluster(ctx: VerifyContext, name: str) -> list[Check] | None:
 
 
 def _selector(settings: Settings) -> str:
-
     try:
-
         labels = app_labels(settings)
     except (ImportError, NotImplementedError):
         labels = {"app.kubernetes.io/instance": settings.release_name}
@@ -532,7 +530,6 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
 def restricted_problems(pod: dict[str, Any]) -> list[str]:
     """Pod Security "restricted" violations of one live pod (the API's JSON), by the lint
     stage's checker: the same rules the manifests were held to before the deploy."""
-
     return pss_violations({**pod, "kind": "Pod"})
 
 

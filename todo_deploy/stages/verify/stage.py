@@ -68,9 +68,7 @@ print(len(ids))
 def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
     """Deletes the verify users (and their tasks, conversations, messages) by exec into
     a Ready backend pod: no admin endpoint, no extra pod, works with either database."""
-
     def remove(names: list[str]) -> str:
-
         names = [n for n in names if USERNAME_RE.match(n)]
         if not names:
             return "no verify users to remove"
@@ -120,7 +118,6 @@ def run(
     log: Callable[[str], None] = say,
 ) -> GateResult:
     """Verify the deployed app end to end; raises SelectionError for unknown names."""
-
     settings = loaded.settings
     names = select_checks(only, skip)
     runner = runner or Runner(log=log, secrets=settings.secret_values())
@@ -184,7 +181,6 @@ def live_identity(kube: Kube, settings: Settings) -> str:
     A deployment removed and made again (`inv down` then `inv up`) has new UIDs
     even when nothing in the settings or images changed.
     """
-
     namespace = kube.get("v1", "Namespace", settings.namespace)
     parts = [str(((namespace or {}).get("metadata") or {}).get("uid", ""))]
     for api_version, kind in (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet")):
