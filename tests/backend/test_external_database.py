@@ -1,6 +1,7 @@
 """A hosted PostgreSQL's URL (Neon's: `?sslmode=require&channel_binding=require`, or
 `sslmode=verify-full&sslrootcert=…`) works on every path: the settings, the request
-engine, psycopg's own pool (task pages), the readiness probe and the migrations.
+engine, the task pages' pool (asyncpg's, or psycopg's where the URL asks for channel
+binding), the readiness probe and the migrations.
 Against the host PostgreSQL with TLS on (.ci/postgres.sh: a self-signed certificate)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import psycopg
 import pytest
@@ -25,7 +26,7 @@ from todo_api.migrations import head_revision
 from todo_api.readiness import revision_probe
 from todo_api.server import create_app
 from todo_api.settings import normalize_database_url
-from todo_api.task_pages import TaskPages
+from todo_api.task_pages import TaskPages, asyncpg_dsn
 
 NEON = {"sslmode": "require", "channel_binding": "require"}
 ENCRYPTED = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
@@ -76,6 +77,40 @@ def test_the_url_keeps_its_tls_options_on_every_path() -> None:
     assert {k: info[k] for k in ("host", "dbname", "password", "sslmode", "channel_binding", "sslrootcert")} == {
         "host": "ep-cool-name-123456.eu-central-1.aws.neon.tech", "dbname": "neondb", "password": "p@ss",
         **NEON, "sslrootcert": "/etc/ssl/certs/ISRG Root X1.pem"}
+
+
+def test_the_task_pages_driver_is_the_one_that_can_honour_the_url() -> None:
+    base = "postgresql+psycopg://u:p%40ss%20w@db.example:6543/todo"
+    assert asyncpg_dsn(base) == ("postgresql://u:p%40ss%20w@db.example:6543/todo", 3.0)
+    dsn, timeout = asyncpg_dsn(base + "?" + urlencode(
+        {"sslmode": "verify-full", "sslrootcert": "/etc/ssl/my root.pem", "connect_timeout": "7"})) or ("", 0)
+    assert timeout == 7.0 and dsn.startswith("postgresql://u:p%40ss%20w@db.example:6543/todo?")
+    assert dict(parse_qsl(dsn.split("?", 1)[1])) == {"sslmode": "verify-full", "sslrootcert": "/etc/ssl/my root.pem"}
+    assert asyncpg_dsn(base + "?channel_binding=disable&sslmode=require") == (
+        "postgresql://u:p%40ss%20w@db.example:6543/todo?sslmode=require", 3.0)
+    # What asyncpg cannot do keeps psycopg's pool: channel binding, libpq-only keywords.
+    for query in ({**NEON}, {"sslrootcert": "system", "sslmode": "verify-full"}, {"options": "-c search_path=x"}):
+        assert asyncpg_dsn(base + "?" + urlencode(query)) is None, query
+    db = Database(base)
+    with_binding, without = TaskPages(db, f"{base}?{urlencode(NEON)}", 1, 1), TaskPages(db, base, 1, 1)
+    assert with_binding.pool is not None and without.pool is None  # neither opened: no connection
+
+
+def test_the_asyncpg_pool_keeps_the_tls_options(postgres_url: str, plain_url: str, server_cert: str) -> None:
+    url = with_query(plain_url, sslmode="verify-full", sslrootcert=server_cert)
+    assert migrate(url).returncode == 0
+    app = create_app(make_settings(url))
+    with TestClient(app) as client:
+        user = signup(client)
+        assert client.post(f"/api/{user.id}/tasks", json={"title": "t"}, headers=user.headers).status_code == 201
+        assert client.get(f"/api/{user.id}/tasks", headers=user.headers).json()["total"] == 1
+        pages = app.state.task_pages
+        assert pages.fast is not None and pages.pool is None
+
+        async def encrypted() -> bool:
+            return bool(await pages.fast.fetchval(ENCRYPTED))
+
+        assert client.portal.call(encrypted) is True
 
 
 def test_neon_style_url_encrypts_every_connection(postgres_url: str, plain_url: str) -> None:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from conftest import make_settings, signup
 from todo_api import tools
 from todo_api.db import Database
+from todo_api.models import ID_MAX
 from todo_api.server import create_app
 
 HUGE = 739_640_434_877_285_013_651_456
@@ -47,6 +48,25 @@ def test_a_tool_given_an_out_of_range_id_says_not_found(client: TestClient) -> N
 def test_openapi_422_schema_matches_what_is_sent(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()["components"]["schemas"]["HTTPValidationError"]
     assert schema["properties"]["detail"]["type"] == "string"
+
+
+def test_list_tasks_documents_the_parameters_it_validates_itself(client: TestClient) -> None:
+    """The route reads its query string without FastAPI's per-parameter machinery: the
+    OpenAPI document still names each parameter with its bounds, and the 422."""
+    operation = client.get("/openapi.json").json()["paths"]["/api/{user_id}/tasks"]["get"]
+    parameters = {p["name"]: (p["in"], p["required"], p["schema"]) for p in operation["parameters"]}
+    assert parameters["user_id"][:2] == ("path", True) and parameters["user_id"][2]["minimum"] == 1
+    assert parameters["status"] == ("query", False, {"default": "all", "enum": ["all", "pending", "completed"],
+                                                     "title": "Status", "type": "string"})
+    assert (parameters["limit"][2]["minimum"], parameters["limit"][2]["maximum"]) == (1, 200)
+    assert (parameters["offset"][2]["minimum"], parameters["offset"][2]["maximum"]) == (0, ID_MAX)
+    assert "422" in operation["responses"]
+    user = signup(client)
+    for path, detail in (("/api/0/tasks", "user_id: must be at least 1"),
+                         (f"/api/{user.id}/tasks?limit=abc", "limit:"),
+                         (f"/api/{user.id}/tasks?offset={HUGE}", "offset: must be at most")):
+        answer = client.get(path, headers=user.headers)
+        assert answer.status_code == 422 and answer.json()["detail"].startswith(detail), (path, answer.text)
 
 
 def test_an_exhausted_connection_pool_answers_503_fast(sqlite_url: str) -> None:

@@ -329,3 +329,27 @@ def test_connections_the_database_closed_while_idle_cost_no_request(
         assert (listed.status_code, made.status_code) == (200, 201), (listed.text, made.text)
         assert app.state.readiness.reachable is True
         assert client.get("/ready").status_code == 200
+
+
+def test_a_restarted_database_costs_the_list_no_request(postgres_url: str, fresh_db: str) -> None:
+    """Every pooled connection of the list page killed a moment after use (a database
+    restart, not an idle spell): the next list request is still answered, on new ones."""
+    app = create_app(make_settings(fresh_db, db_pool_size=3))
+    with TestClient(app) as client:
+        user = signup(client)
+        for _ in range(3):
+            assert client.get(f"/api/{user.id}/tasks", headers=user.headers).status_code == 200
+        pages = app.state.task_pages
+        before = client.portal.call(lambda: _backend_pids(pages.fast))
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", (before,))
+        listed = client.get(f"/api/{user.id}/tasks", headers=user.headers)
+        assert listed.status_code == 200, listed.text
+        after = client.portal.call(lambda: _backend_pids(pages.fast))
+        assert after and not set(after) & set(before), (before, after)
+        assert app.state.readiness.reachable is True
+
+
+async def _backend_pids(pool: Any) -> list[int]:
+    async with pool.acquire() as conn:
+        return [conn.get_server_pid()]

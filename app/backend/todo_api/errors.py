@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_api.db import DB_UNAVAILABLE
+from todo_api.task_pages import Unavailable
 
 log = logging.getLogger("todo_api")
 
@@ -131,7 +132,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, on_database)
     app.add_exception_handler(DBAPIError, on_database)
     app.add_exception_handler(PoolTimeoutError, on_database)  # every pooled connection busy or dead
-    # the same two from psycopg's own pool (task_pages)
+    # the same from the list page's own pools (task_pages)
     app.add_exception_handler(DriverOperationalError, on_database)
     app.add_exception_handler(PoolTimeout, on_database)
+    app.add_exception_handler(Unavailable, on_database)
     app.add_exception_handler(Exception, on_unexpected)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,6 +13,24 @@ from todo_api.models import DESCRIPTION_MAX, ID_MAX, MESSAGE_MAX, TITLE_MAX
 
 # An id in a URL: anything outside the column's range is a 422, not a database error.
 IdPath = Annotated[int, Path(ge=1, le=ID_MAX)]
+
+
+class PageQuery(BaseModel):
+    """What a list-tasks request asks for: the path's user and the query string. The route
+    validates it itself (FastAPI's per-parameter machinery costs more than the rest of the
+    route); the same rules, the same 422s."""
+
+    model_config = ConfigDict(extra="ignore")
+    user_id: Annotated[int, Field(ge=1, le=ID_MAX)]
+    status: Literal["all", "pending", "completed"] = "all"
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    offset: Annotated[int, Field(ge=0, le=ID_MAX)] = 0
+
+    @staticmethod
+    def openapi_parameters() -> list[dict[str, Any]]:
+        properties = PageQuery.model_json_schema()["properties"]
+        return [{"name": name, "in": "path" if name == "user_id" else "query", "required": name == "user_id",
+                 "schema": schema} for name, schema in properties.items()]
 
 
 def _title(value: str | None) -> str | None:

@@ -8,14 +8,15 @@ document it; returning a Response skips validating it a second time).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from todo_api import task_pages, tools
-from todo_api.models import ID_MAX
-from todo_api.routes.schemas import CompleteIn, IdPath, TaskCreate, TaskOut, TaskPage, TaskUpdate
+from todo_api.routes.schemas import CompleteIn, IdPath, PageQuery, TaskCreate, TaskOut, TaskPage, TaskUpdate
 from todo_api.security import REVOKED, authorized, require_current, unauthorized
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
@@ -27,17 +28,26 @@ def _http(exc: tools.ToolError) -> HTTPException:
     return HTTPException(404 if message.endswith("not found") else 422, message)
 
 
-@router.get("", response_model=TaskPage, responses=AUTH_ERRORS)
-async def list_tasks(
-    request: Request,
-    user_id: IdPath,
-    status: Literal["all", "pending", "completed"] = Query("all"),
-    limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0, le=ID_MAX),
-) -> Response:
-    caller = authorized(request, user_id)
+VALIDATION_ERROR = {"description": "Validation Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+
+
+def page_query(request: Request) -> PageQuery:
     try:
-        body = await request.app.state.task_pages.page(caller, status, limit, offset)
+        return PageQuery.model_validate({**request.query_params, **request.path_params})
+    except ValidationError as exc:
+        raise RequestValidationError([
+            {**error, "loc": ("path" if error["loc"][:1] == ("user_id",) else "query", *error["loc"])}
+            for error in exc.errors(include_url=False)]) from None
+
+
+@router.get("", response_model=TaskPage, responses={**AUTH_ERRORS, 422: VALIDATION_ERROR},
+            openapi_extra={"parameters": PageQuery.openapi_parameters()})
+async def list_tasks(request: Request) -> Response:
+    query = page_query(request)
+    caller = authorized(request, query.user_id)
+    try:
+        body = await request.app.state.task_pages.page(caller, query.status, query.limit, query.offset)
     except task_pages.Revoked:
         raise unauthorized(REVOKED) from None
     return Response(body, media_type="application/json")
