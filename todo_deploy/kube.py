@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -571,6 +572,40 @@ def stuck_reason(kube: Kube, namespace: str, selector: str, backoff_limit: int |
                         f"({cs.get('restartCount')} restarts; last exit code "
                         f"{last.get('exitCode', '?')} {last.get('reason', '')})".rstrip())
     return ""
+
+
+# A restart whose last run ended this long before `since` still counts (clock skew
+# between this machine and the node).
+RESTART_CLOCK_SKEW_S = 5.0
+
+
+def restarted_containers(pods: Iterable[dict[str, Any]], since: datetime | None) -> tuple[list[str], list[str]]:
+    """Restarted containers as 'pod/container xN (why)': those that count (crash-looping now,
+    or their last run ended at or after `since`; every one when `since` is None) and those
+    that do not (an earlier restart: a node or laptop reboot, a crash before this deploy)."""
+    counted: list[str] = []
+    earlier: list[str] = []
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            restarts = int(cs.get("restartCount") or 0)
+            if not restarts:
+                continue
+            last = (cs.get("lastState") or {}).get("terminated") or {}
+            ended = _timestamp(last.get("finishedAt"))
+            waiting = ((cs.get("state") or {}).get("waiting") or {}).get("reason", "")
+            why = " ".join(str(x) for x in (last.get("reason"), f"exit {last['exitCode']}" if "exitCode" in last else "",
+                                            f"at {last['finishedAt']}" if ended else "") if x)
+            line = f"{pod['metadata']['name']}/{cs.get('name')} x{restarts}" + (f" ({why})" if why else "")
+            recent = ended is None or since is None or ended.timestamp() >= since.timestamp() - RESTART_CLOCK_SKEW_S
+            (counted if waiting == "CrashLoopBackOff" or recent else earlier).append(line)
+    return counted, earlier
+
+
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _workload_selector(obj: dict[str, Any]) -> str:

@@ -692,3 +692,31 @@ def test_a_job_whose_attempts_are_used_up_is_failed_before_the_controller_says_s
     assert "4 failed pod(s), backoffLimit 3" in finding.evidence
     assert "last log lines: No 'script_location' key found" in finding.evidence
     assert objects.job_findings([job], pods[:3], {}) == []
+
+
+def _restarted_pod(name: str, restarts: int, finished_at: str | None, waiting: str = "") -> dict[str, Any]:
+    last = {"terminated": {"exitCode": 255, "reason": "Error", "finishedAt": finished_at}} if finished_at else {}
+    state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
+    return {"metadata": {"name": name}, "status": {"containerStatuses": [
+        {"name": "c", "restartCount": restarts, "lastState": last, "state": state}]}}
+
+
+def test_a_restart_before_the_stage_is_shown_not_counted() -> None:
+    """A node or laptop reboot restarts every container (a StatefulSet's pod keeps its count):
+    the gates count only restarts since the deployment, and any crash loop."""
+    from datetime import UTC, datetime
+
+    from todo_deploy.kube import restarted_containers
+
+    since = datetime(2026, 11, 29, 19, 0, tzinfo=UTC)
+    pods = [
+        _restarted_pod("rebooted", 4, "2026-11-29T18:42:58Z"),
+        _restarted_pod("crashed-now", 1, "2026-11-29T19:00:30Z"),
+        _restarted_pod("skewed", 1, "2026-11-29T18:59:57Z"),  # within the 5 s allowed for clock skew
+        _restarted_pod("looping", 6, "2026-11-29T18:00:00Z", waiting="CrashLoopBackOff"),
+        _restarted_pod("never", 0, None),
+    ]
+    counted, earlier = restarted_containers(pods, since)
+    assert [line.split("/")[0] for line in counted] == ["crashed-now", "skewed", "looping"]
+    assert earlier == ["rebooted/c x4 (Error exit 255 at 2026-11-29T18:42:58Z)"]
+    assert restarted_containers(pods, None)[0][0].startswith("rebooted/c x4")  # no time known: all count

@@ -23,6 +23,7 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy import applied, helm, manifests, render
@@ -37,6 +38,7 @@ from todo_deploy.kube import (
     image_id_matches,
     job_state,
     label_selector,
+    restarted_containers,
     wait_for,
 )
 from todo_deploy.runner import Runner
@@ -278,7 +280,11 @@ def workload_checks(
     selector: str,
     images: dict[str, ImageRef],
     migration_job: str | None = None,
+    since: datetime | None = None,
 ) -> list[Check]:
+    """The workload's state after a rollout. A container restart counts when it happened
+    at or after `since` (the stage's start) or the container is crash-looping now: one from
+    before (a reboot of the node, which restarts every container) is shown, not failed."""
 
     reads: dict[str, Callable[[], Any]] = {
         "deployments": lambda: kube.list("apps/v1", "Deployment", namespace, selector),
@@ -332,14 +338,13 @@ def workload_checks(
         if not p["metadata"].get("deletionTimestamp")
         and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
     ]
-    restarted = [
-        f"{p['metadata']['name']}/{cs['name']} x{cs.get('restartCount', 0)}"
-        for p in pods for cs in p.get("status", {}).get("containerStatuses", []) or []
-        if cs.get("restartCount", 0)
-    ]
+    restarted, earlier = restarted_containers(pods, since)
+    evidence = (f"{len(pods)} pods, no restart" + (" since this stage began" if since else "")
+                if not restarted else ", ".join(restarted))
+    if earlier:
+        evidence += "; not counted, before this stage began: " + ", ".join(earlier)
     checks.append(Check.of(
-        "no container restarted", not restarted,
-        f"{len(pods)} pods, restartCount 0 everywhere" if not restarted else ", ".join(restarted),
+        "no container restarted", not restarted, evidence,
         "a restart means a crash or a failed liveness probe: `kubectl logs --previous`",
     ))
 
@@ -376,7 +381,7 @@ def run(
 ) -> GateResult:
 
     settings = loaded.settings
-    started = time.monotonic()
+    started, began = time.monotonic(), datetime.now(UTC)
     timeline = Timeline(log, prefix="deploy ")
     phase = timeline.phase
     result = GateResult(STAGE)
@@ -520,7 +525,7 @@ def run(
     ))
     with phase("gate checks"):
         result.checks.extend(
-            workload_checks(kube, settings.namespace, raw_selector(settings), images, job_name))
+            workload_checks(kube, settings.namespace, raw_selector(settings), images, job_name, since=began))
     if result.passed:
         with phase("record what was applied"):
             _record(kube, loaded, scope, settings, every, kinds, live, skipped)

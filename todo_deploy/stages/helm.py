@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy import helm, render
@@ -122,7 +123,7 @@ def run(
                                       "run `inv build` first"))
         result.details = details.as_dict()
         return result
-    started = time.monotonic()
+    started, began = time.monotonic(), datetime.now(UTC)
     try:
         kube = kube or Kube(settings.context_name)
         engine = engine or make_engine(settings, log)
@@ -192,7 +193,7 @@ def run(
     ))
     result.checks.append(migration_check(kube, settings))
     result.checks.extend(
-        c for c in workload_checks(kube, namespace, app_selector(settings), images)
+        c for c in workload_checks(kube, namespace, app_selector(settings), images, since=began)
     )
     result.details = details.as_dict()
     return result

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -25,7 +26,7 @@ import httpx
 from todo_deploy import manifests, render
 from todo_deploy.components import ALL, BUILT_NAMES, BY_LABEL
 from todo_deploy.gates import Check, Verdict
-from todo_deploy.kube import image_id_matches, label_selector
+from todo_deploy.kube import image_id_matches, label_selector, restarted_containers
 from todo_deploy.pod_security import pss_violations
 from todo_deploy.render import app_labels
 from todo_deploy.stages.verify.client import FrontendClient, FrontendError, wait_until_up
@@ -62,6 +63,8 @@ class VerifyContext:
     clients: dict[str, FrontendClient] = field(default_factory=dict)
     created_tasks: dict[str, set[int]] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    # Restarts before this (the deployment's gate) are a node's reboot or an old crash.
+    restarts_since: datetime | None = None
 
     def username(self, label: str) -> str:
         return f"{USER_PREFIX}{label}-{self.suffix}"
@@ -455,18 +458,13 @@ def check_backend_readiness(ctx: VerifyContext) -> list[Check]:
 def check_no_restarts(ctx: VerifyContext) -> list[Check]:
     if skipped := _skip_without_cluster(ctx, "no-restarts"):
         return skipped
-    restarted = []
-    total = 0
-    for pods in app_pods(ctx).values():
-        for pod in pods:
-            for status in (pod.get("status") or {}).get("containerStatuses") or []:
-                total += 1
-                if status.get("restartCount", 0):
-                    restarted.append(
-                        f"{pod['metadata']['name']}/{status['name']} x{status['restartCount']}"
-                    )
+    every = [pod for pods in app_pods(ctx).values() for pod in pods]
+    total = sum(len((pod.get("status") or {}).get("containerStatuses") or []) for pod in every)
+    restarted, earlier = restarted_containers(every, ctx.restarts_since)
     ok = total > 0 and not restarted
     evidence = f"{total} container(s), restarts: {', '.join(restarted) if restarted else 'none'}"
+    if earlier:
+        evidence += "; not counted, before the deployment: " + ", ".join(earlier)
     return [
         Check.of(
             "no-restarts",

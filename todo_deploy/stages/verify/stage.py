@@ -8,12 +8,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy.access import open_access
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
-from todo_deploy.gates import Check, Details, GateResult, Verdict, fingerprint
+from todo_deploy.gates import (
+    Check,
+    Details,
+    GateResult,
+    Verdict,
+    current_deployment,
+    fingerprint,
+    scopes_for,
+)
 from todo_deploy.kube import Kube, KubeError, exec_in_pod
 from todo_deploy.runner import Runner
 from todo_deploy.stages.verify.checks import (
@@ -107,6 +116,13 @@ def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
     return remove
 
 
+def deployed_at(loaded: LoadedSettings) -> datetime | None:
+    """When the deployment verify examines was made (its deploy/helm gate), if recorded."""
+    scope = scopes_for(loaded.settings)["deploy"]
+    gate = current_deployment(loaded.state_dir, scope)
+    return datetime.fromisoformat(gate.finished_at) if gate else None
+
+
 def run(
     loaded: LoadedSettings,
     *,
@@ -147,6 +163,7 @@ def run(
                     images=load_images(loaded.state_dir),
                     log=log,
                     remove_users=user_remover(settings, kube),
+                    restarts_since=deployed_at(loaded),
                 )
                 try:
                     checks.extend(run_checks(ctx, names))
