@@ -68,3 +68,19 @@ def test_inv_lets_python_cache_the_workflows_bytecode(tmp_path: Path) -> None:
 
     assert cached_after({}, tmp_path / "on")
     assert not cached_after({"PYTHONDONTWRITEBYTECODE": "1"}, tmp_path / "off")
+
+
+def test_tasks_py_leaves_the_collector_on_and_freezes_it_out_at_exit() -> None:
+    """The collector is off only while tasks.py imports the workflow; the objects are frozen
+    by the last exit handler, so the interpreter's final collections skip them."""
+    probe = (
+        "import atexit, gc, runpy, sys\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        f"runpy.run_path({str(ROOT / 'tasks.py')!r})\n"
+        "print('enabled after import:', gc.isenabled(), 'frozen before exit:', gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["enabled after import: True frozen before exit: False",
+                                        "frozen at exit: True"], done.stdout
