@@ -13,11 +13,14 @@ ENV PYTHONUNBUFFERED=1 \
 RUN python3 -m venv /opt/venv
 # strip(1), for the wheels' native libraries: several ship their debug symbols
 # (cryptography's 14 MB library, asyncpg's 8 MB, SQLAlchemy's), which the runtime never
-# reads. Only in this stage; a base without apt-get keeps them (a larger image, no error).
-# The version is the base's Debian release's own (no pin across releases).
+# reads. Only in this stage; a base without apt-get, or no Debian mirror in reach, keeps
+# them (a larger image, said in the build's output). The version is the base's Debian
+# release's own (no pin across releases).
 # hadolint ignore=DL3008
 RUN if command -v apt-get >/dev/null; then \
-      apt-get update && apt-get install -y --no-install-recommends binutils && rm -rf /var/lib/apt/lists/*; \
+      { apt-get update && apt-get install -y --no-install-recommends binutils; } \
+        || echo "binutils could not be installed: the native libraries stay unstripped"; \
+      rm -rf /var/lib/apt/lists/*; \
     fi
 WORKDIR /src
 COPY backend/requirements.txt ./
