@@ -71,6 +71,7 @@ _PAGE_SQL_NUMBERED, _COUNT_SQL_NUMBERED = numbered(_PAGE_SQL), numbered(_COUNT_S
 ASYNCPG_OPTIONS = frozenset({"sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword",
                              "ssl_min_protocol_version", "ssl_max_protocol_version", "target_session_attrs"})
 CONNECT_TIMEOUT_SECONDS = 3.0
+UNREACHED = "a request could not reach the database"  # what /ready says after such a failure
 
 # What says the database is away rather than that the statement is wrong: connection
 # failures (08), too many connections (53), shutting down or restarting (57), system
@@ -188,18 +189,16 @@ class TaskPages:
         try:
             body = await self._page(self.pool, caller, params, limit, offset)
         except Revoked:
-            if self.outcomes is not None:
-                self.outcomes.succeeded()
+            self._answered()
             raise
         except psycopg.OperationalError as exc:
             if self.outcomes is not None and not isinstance(exc, psycopg.errors.QueryCanceled):
-                self.outcomes.failed("a request could not reach the database")
+                self.outcomes.failed(UNREACHED)
             # A dead connection (the database restarted): have the pool test its idle ones
             # now, so the other stale ones are replaced instead of failing a request each.
             self._checking = self._checking or asyncio.create_task(self._check())
             raise
-        if self.outcomes is not None:
-            self.outcomes.succeeded()
+        self._answered()
         return body
 
     async def _fast_page(self, pool: asyncpg.Pool, caller: Caller, status: str, limit: int,
@@ -238,7 +237,7 @@ class TaskPages:
         # A timeout is a busy pool as often as an unreachable database: /ready's own probe
         # tells them apart. A cancelled statement is the statement's own fault.
         if self.outcomes is not None and not isinstance(exc, (TimeoutError, asyncpg.QueryCanceledError)):
-            self.outcomes.failed("a request could not reach the database")
+            self.outcomes.failed(UNREACHED)
         return Unavailable(type(exc).__name__)
 
     def _answered(self) -> None:
