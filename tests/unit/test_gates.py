@@ -165,3 +165,31 @@ def test_refusal_ignores_a_gate_of_another_target(tmp_path: Path) -> None:
     assert refusal(tmp_path, "deploy") is None  # without scopes: any pass counts
     assert refusal(tmp_path, "deploy", scopes) is not None
     assert refusal(tmp_path, "deploy", {**scopes, "cluster": "other-context"}) is None
+
+
+# ---- the image check of the deploy gates ------------------------------------------------------
+
+
+def _pod(name: str, image: str, image_id: str) -> dict:
+    return {"metadata": {"name": name},
+            "spec": {"containers": [{"name": "backend", "image": image}]},
+            "status": {"containerStatuses": [{"name": "backend", "imageID": image_id}]}}
+
+
+def test_image_check_fails_a_wrong_image_and_passes_over_unstarted_containers():
+    from todo_deploy.artifacts import ImageRef
+    from todo_deploy.stages.deploy import image_check
+
+    built = ImageRef("backend", "todo-backend", "abc", image_id="sha256:" + "1" * 64)
+    images = {"backend": built}
+    right = _pod("b-1", built.ref, "docker-pullable://todo-backend@sha256:" + "1" * 64)
+    other = _pod("b-2", built.ref, "docker://sha256:" + "2" * 64)
+    surplus = _pod("b-3", built.ref, "")  # scaled away before it started: runs nothing
+
+    ok = image_check([right, surplus], images)
+    assert ok.verdict is Verdict.PASS, ok.evidence
+    assert "not started yet, not counted: b-3" in ok.evidence
+    assert image_check([right, other], images).verdict is Verdict.FAIL
+    assert "b-2 runs docker://sha256:2222" in image_check([right, other], images).evidence
+    # Nothing started at all proves nothing.
+    assert image_check([surplus], images).verdict is Verdict.FAIL
