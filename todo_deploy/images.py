@@ -356,8 +356,12 @@ def build_image(
     client: DockerClient | None = None,
     known: ImageRef | None = None,
     timeline: Timeline | None = None,
+    on_planned: Callable[[ImageRef], None] | None = None,
 ) -> BuildOutcome:
-    """Build one image unless its content tag exists already (then skip in a blink)."""
+    """Build one image unless its content tag exists already (then skip in a blink).
+
+    `on_planned` is told the image's ref and migrations (no ID yet) once they are known,
+    before the engine builds it: what the next stages will deploy if the build passes."""
     from docker.errors import APIError, DockerException, ImageNotFound
 
     timeline = timeline or Timeline()
@@ -394,6 +398,8 @@ def build_image(
 
     with timeline.phase(f"base image {base} present"):
         ensure_image(client, base, log)
+    if on_planned is not None:
+        on_planned(ImageRef(component, build.repository, build.tag, migrations=build.migrations))
 
     folders = ", ".join(f"{build.context / s}" for s in spec.sources)
     log(f"{component}: building {build.ref} from {folders} ({len(build.files)} paths)")

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import applied
+from todo_deploy import applied, manifests
+from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.kube import Kube
-from todo_deploy.stages import deploy
+from todo_deploy.prefetch import Prefetch
+from todo_deploy.stages import cluster, deploy
 
 pytestmark = pytest.mark.cluster
 
@@ -104,3 +106,40 @@ def test_the_migration_job_runs_once_per_migrations(
     names = [j["metadata"]["name"] for j in kube.list("batch/v1", "Job", s.namespace)]
     assert len(names) == 1 and names[0] != job["metadata"]["name"]
     assert "migration" in third.details["timings_s"]
+
+
+def test_the_deploy_finds_its_render_made_by_the_prefetch_or_the_cluster_stage(
+    scratch: Callable[[], Any], built_images: dict[str, ImageRef], changed_backend: ImageRef,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = scratch()
+    quiet: Callable[[str], None] = lambda _: None
+    nodeport = {"FRONTEND_SERVICE_TYPE": "NodePort"}
+    first = deploy.run(s.settings(**nodeport), log=quiet)
+    assert first.passed, failures(first)
+    assert live_node_port(Kube(s.settings().settings.context_name), s.settings().settings) > 0
+
+    def no_render(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("rendered again")
+
+    # `inv up`'s prefetch, told of the image being built, rendered what the deploy applies.
+    ahead = Prefetch(s.settings(), helm=False)
+    ahead.planned_image(ImageRef("backend", changed_backend.repository, changed_backend.tag,
+                                 migrations=changed_backend.migrations))
+    ahead.wait()
+    assert ahead.errors == []
+    s.set_images({**built_images, "backend": changed_backend})
+    with monkeypatch.context() as m:
+        m.setattr(manifests, "render_objects", no_render)
+        second = deploy.run(s.settings(), log=quiet)
+    assert second.passed, failures(second)
+    assert f"Deployment/{s.release}-backend" in second.details["changed"]
+
+    # The cluster stage renders as the deploy will (the live NodePort kept): once for both.
+    s.set_images(built_images)
+    assert cluster.run(s.settings(), log=quiet).passed
+    with monkeypatch.context() as m:
+        m.setattr(manifests, "render_objects", no_render)
+        third = deploy.run(s.settings(), log=quiet)
+    assert third.passed, failures(third)
+    assert f"Deployment/{s.release}-backend" in third.details["changed"]

@@ -254,3 +254,64 @@ def test_a_render_is_reused_only_for_the_same_chart_and_values(tmp_path, monkeyp
     edited = manifests.render_manifests(settings, other, cache_dir=state)
     assert len(calls) == 3
     assert next(o for o in edited if o["kind"] == "ConfigMap")["data"]["EDITED"] == "yes"
+
+
+# ---- the prefetch of `inv up` ------------------------------------------------------------------
+
+
+def _loaded(tmp_path: Path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return load_settings(tmp_path, environ={"NAMESPACE": "ns", "RELEASE_NAME": "rel",
+                                            "FRONTEND_SERVICE_TYPE": "NodePort"})
+
+
+def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(tmp_path, monkeypatch):
+    from todo_deploy import access, kube, manifests
+    from todo_deploy.prefetch import Prefetch
+
+    loaded = _loaded(tmp_path / "root")
+    recorded = {"backend": ImageRef("backend", "todo-backend", "aaaaaaaaaaaa", "sha256:" + "a" * 64,
+                                    migrations="m1"),
+                "frontend": ImageRef("frontend", "todo-frontend", "bbbbbbbbbbbb", "sha256:" + "b" * 64)}
+    save_images(loaded.state_dir, recorded)
+    monkeypatch.setattr(kube, "Kube", lambda context="": object())
+    monkeypatch.setattr(access, "live_node_port", lambda k, s: 30123)
+
+    ahead = Prefetch(loaded, helm=False)
+    ahead.planned_image(ImageRef("backend", "todo-backend", "cccccccccccc", migrations="m1"))
+    ahead.wait()
+    assert ahead.errors == [] and ahead.thread is None
+
+    # What the build then records (an image ID, sizes) renders the same: the deploy reads it.
+    built = {**recorded, "backend": ImageRef("backend", "todo-backend", "cccccccccccc",
+                                             "sha256:" + "c" * 64, 1, 1, migrations="m1")}
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(manifests, "render_objects", no_render)
+    objects = manifests.render_manifests(loaded.settings, built, 30123, cache_dir=loaded.state_dir)
+    backend = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "rel-backend")
+    assert backend["spec"]["template"]["spec"]["containers"][0]["image"] == "todo-backend:cccccccccccc"
+    service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "rel-frontend")
+    assert service["spec"]["ports"][0]["nodePort"] == 30123
+
+
+def test_a_failing_prefetch_is_kept_quiet_for_the_stages_to_meet(tmp_path, monkeypatch):
+    from todo_deploy import access, kube
+    from todo_deploy.prefetch import Prefetch
+
+    loaded = _loaded(tmp_path / "root")
+    save_images(loaded.state_dir, {"frontend": ImageRef("frontend", "todo-frontend", "b" * 12)})
+    monkeypatch.setattr(kube, "Kube", lambda context="": object())
+
+    def unreachable(k, s):
+        raise kube.KubeError(0, "connection refused")
+
+    monkeypatch.setattr(access, "live_node_port", unreachable)
+    ahead = Prefetch(loaded, helm=False)
+    ahead.planned_image(ImageRef("backend", "todo-backend", "c" * 12))
+    ahead.wait()
+    assert [str(e) for e in ahead.errors] and "connection refused" in str(ahead.errors[0])
+    assert not (loaded.state_dir / "rendered.json").exists()
+    ahead.wait()  # again: nothing to wait for

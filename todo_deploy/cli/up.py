@@ -10,6 +10,7 @@ from invoke.exceptions import Exit
 from todo_deploy.cli import load_or_exit, task
 from todo_deploy.gates import STAGES
 from todo_deploy.pipeline import steps
+from todo_deploy.prefetch import Prefetch
 
 
 @task(
@@ -35,11 +36,14 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
     from todo_deploy.cli.docs import docs
     from todo_deploy.cli.verify import verify
     from todo_deploy.console import say
-    from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS
 
     loaded = load_or_exit()
 
     def verify_step() -> None:
+        # Imported here: the verify stage's HTTP client (~50 ms of imports) would otherwise
+        # delay every `inv up --until build|deploy` before its first stage.
+        from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS
+
         same = not full and _same_deployment_fully_verified(loaded)
         if same:
             say("verify: this deployment (same objects, settings and images) already passed "
@@ -47,8 +51,11 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
                 "`inv up --full` runs them.")
         verify(c, skip=",".join(DISRUPTIVE_CHECKS) if same else "")
 
-    # When this run deploys, a new image's smoke test runs after its rollout.
-    beside = _SmokeAfterRollout(loaded) if until not in ("build", "cluster") else None
+    # When this run deploys, a new image's smoke test runs after its rollout, and the
+    # deploy's render and imports are done while the engine builds (todo_deploy/prefetch.py).
+    deploys = until not in ("build", "cluster")
+    ahead = Prefetch(loaded, helm) if deploys else None
+    beside = _SmokeAfterRollout(loaded, ahead) if deploys else None
 
     def deploy_step(helm_mode: bool) -> None:
         deployed = False
@@ -59,9 +66,14 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
             if beside is not None:
                 beside.finish(lambda: deploy(c, helm=helm_mode), deployed)
 
+    def cluster_step() -> None:
+        if ahead is not None:
+            ahead.wait()
+        cluster(c)
+
     run: dict[str, Callable[[], object]] = {
         "build": (lambda: beside.build(gordon)) if beside else (lambda: build(c, gordon=gordon)),
-        "cluster": lambda: cluster(c),
+        "cluster": cluster_step,
         "deploy": lambda: deploy_step(False),
         "helm": lambda: deploy_step(True),
         "aiops": lambda: aiops(c, playbook="doctor"),
@@ -87,6 +99,8 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
         try:
             run[step.stage]()
         except Exit as exc:
+            if ahead is not None:
+                ahead.wait()  # not left writing the render cache as the process exits
             timings.append((step.title, time.monotonic() - started))
             _summary(timings)
             raise Exit(
@@ -112,8 +126,9 @@ class _SmokeAfterRollout:
     after the deploy; when the smoke test fails, the images that were deployed before
     are deployed again and `inv up` stops with the build gate's failure."""
 
-    def __init__(self, loaded) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, loaded, ahead: Prefetch | None = None) -> None:  # type: ignore[no-untyped-def]
         self.loaded = loaded
+        self.ahead = ahead
         self.result = None
         self.previous: dict = {}
 
@@ -126,7 +141,8 @@ class _SmokeAfterRollout:
 
         guard(self.loaded, "build", force=False)
         self.previous = load_images(self.loaded.state_dir)
-        result = stage.run(self.loaded, gordon=gordon, smoke=False)
+        result = stage.run(self.loaded, gordon=gordon, smoke=False,
+                           on_planned=self.ahead.planned_image if self.ahead else None)
         details = stage.BuildDetails.of(result)
         if not details.smoke_pending or not result.passed:
             details.smoke_pending = []

@@ -36,6 +36,8 @@ from todo_deploy.runner import Runner, scrub
 from todo_deploy.timing import Timeline
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from docker import DockerClient
 
     from todo_deploy.config import LoadedSettings
@@ -71,12 +73,14 @@ def run(
     runner: Runner | None = None,
     client: DockerClient | None = None,
     smoke: bool = True,
+    on_planned: Callable[[ImageRef], None] | None = None,
 ) -> GateResult:
     """Build (or skip) the images and prove them; returns the `build` gate.
 
     smoke=False leaves the smoke test of each image that has not passed it yet to the
     caller (`inv up` runs it beside the rollout): they are named in
-    details["smoke_pending"], and `smoke_tests` runs them.
+    details["smoke_pending"], and `smoke_tests` runs them. `on_planned` hears of each
+    image about to be built (images.build_image).
     """
     settings = loaded.settings
     names = [only] if only else list(images.COMPONENTS)
@@ -92,7 +96,8 @@ def run(
     timeline = Timeline(log, prefix="build ")
     try:
         _run(loaded, result, details, timeline, names, no_cache=no_cache, push=push,
-             gordon=gordon, log=log, runner=runner, client=client, root=root, smoke=smoke)
+             gordon=gordon, log=log, runner=runner, client=client, root=root, smoke=smoke,
+             on_planned=on_planned)
     finally:
         details.timings = timeline.as_details()
         result.details = details.as_dict()
@@ -114,6 +119,7 @@ def _run(
     client: DockerClient | None,
     root: Path,
     smoke: bool = True,
+    on_planned: Callable[[ImageRef], None] | None = None,
 ) -> None:
     settings = loaded.settings
     for name in names:
@@ -145,7 +151,7 @@ def _run(
         try:
             outcome = quick.get(name) or images.build_image(
                 loaded, name, no_cache=no_cache, log=log, client=client, known=recorded.get(name),
-                timeline=timeline,
+                timeline=timeline, on_planned=on_planned,
             )
         except images.PullError as exc:
             base = settings.python_base_image

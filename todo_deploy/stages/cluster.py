@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from todo_deploy import context_cache, manifests
 from todo_deploy import images as image_tools
+from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict
@@ -690,7 +691,13 @@ def run(
         ))
     else:
         try:
-            objects = manifests.render_manifests(settings, images, cache_dir=loaded.state_dir)
+            # Rendered as the deploy will (the live NodePort kept): one render for both.
+            node_port = live_node_port(kube, settings)
+        except KubeError:
+            node_port = 0  # the deploy reads it again and says what failed
+        try:
+            objects = manifests.render_manifests(settings, images, node_port,
+                                                 cache_dir=loaded.state_dir)
             result.checks.append(capacity_check(kube, settings, objects, nodes))
         except Exception as exc:  # noqa: BLE001 - any renderer error becomes a failed check
             result.checks.append(Check.of(
