@@ -308,10 +308,10 @@ def measure_warm(ws: Workspace, folder: Path, tag: str, rounds: int) -> dict[str
 
 
 def timed_edit(ws: Workspace, namespace: str, service: str,
-               commands: Callable[[str], None]) -> tuple[float, float]:
-    """Save a one-line edit, run `commands`, and watch the Service from the save on (a
-    poller beside the commands): (seconds until the new code serves, until the commands
-    returned)."""
+               commands: Callable[[float], None]) -> tuple[float, float]:
+    """Save a one-line edit, run `commands` (given the save's perf_counter), and watch the
+    Service from the save on (a poller beside the commands): (seconds until the new code
+    serves, until the commands returned)."""
     version = ws.edit()
     started = time.perf_counter()
     served: list[float] = []
@@ -326,7 +326,7 @@ def timed_edit(ws: Workspace, namespace: str, service: str,
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
-    commands(version)
+    commands(started)
     done = time.perf_counter() - started
     poller.join(330)
     if failed or not served:
@@ -334,31 +334,60 @@ def timed_edit(ws: Workspace, namespace: str, service: str,
     return served[0], done
 
 
+def apply_offset(deploy_gate: dict[str, Any]) -> float | None:
+    """Seconds from the deploying process's start to the end of its last apply phase."""
+    timings = deploy_gate.get("details", {}).get("timings") or {}
+    applies = [p for p in timings.get("phases", []) if p["phase"].startswith("apply")]
+    if not applies or timings.get("process_start_to_stage_s") is None:
+        return None
+    last = applies[-1]
+    return timings["process_start_to_stage_s"] + last["start_s"] + last["duration_s"]
+
+
 def measure_edit(ws: Workspace, rounds: int) -> dict[str, Any]:
+    """Each contestant's time from the save to the new code serving; and, to account for
+    it, when the rollout began (the hand's `kubectl set image` returned; our deploy's apply
+    ended, from its gate's timeline) and each hand-typed command's return."""
     service = f"{ws.release}-backend"
     phases: dict[str, Any] = {}
-    finished: dict[str, list[float]] = {"hand": [], "ours_up": [], "ours_separate": []}
+    names = ("hand", "ours_up", "ours_separate")
+    finished: dict[str, list[float]] = {n: [] for n in names}
+    rollout_began: dict[str, list[float]] = {n: [] for n in names}
+    served: dict[str, list[float]] = {n: [] for n in names}
+    hand_returns: list[list[float]] = []
 
     def hand_run() -> float:
         tag = f"hand-edit-{ws.edits + 1}"
+        returns: list[float] = []
 
-        def commands(_: str) -> None:
+        def commands(started: float) -> None:
             for argv in hand_edit_commands(ws, tag):
                 hand(ws, argv)
+                returns.append(round(time.perf_counter() - started, 3))
 
         serving_s, done_s = timed_edit(ws, ws.hand_ns, f"{HAND_RELEASE}-backend", commands)
         finished["hand"].append(round(done_s, 3))
+        hand_returns.append(returns)
+        rollout_began["hand"].append(returns[1])  # `kubectl set image` returned
+        served["hand"].append(round(serving_s, 3))
         return serving_s
 
     def ours(name: str, *steps: tuple[str, ...]) -> Callable[[], float]:
         def run() -> float:
-            def commands(_: str) -> None:
+            spawned: list[float] = []
+
+            def commands(started: float) -> None:
                 for args in steps:
+                    spawned.append(time.perf_counter() - started)
                     ws.inv(*args)
 
             serving_s, done_s = timed_edit(ws, ws.ours_ns, service, commands)
             finished[name].append(round(done_s, 3))
             phases[" + ".join("inv " + " ".join(a) for a in steps)] = ws.phases()
+            offset = apply_offset(ws.gate("deploy"))
+            if offset is not None:
+                rollout_began[name].append(round(spawned[-1] + offset, 3))
+                served[name].append(round(serving_s, 3))
             return serving_s
         return run
 
@@ -370,6 +399,14 @@ def measure_edit(ws: Workspace, rounds: int) -> dict[str, Any]:
     result["commands_finished_s"] = finished
     result["commands_finished_summary"] = {n: summary(v) for n, v in finished.items()}
     result["phases_last"] = phases
+    result["rollout_began_s"] = rollout_began
+    result["hand_command_returns_s"] = hand_returns
+    result["rollout_began_to_serving_s"] = {
+        n: [round(s - b, 3) for s, b in zip(served[n], rollout_began[n], strict=True)] for n in names}
+    result["accounting"] = {
+        n: {"rollout_began": summary(rollout_began[n]),
+            "rollout_began_to_serving": summary(result["rollout_began_to_serving_s"][n])}
+        for n in names if rollout_began[n]}
     return result
 
 

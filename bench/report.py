@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from bench.common import BENCH_DIR, PLOTS_DIR, read_result, say
@@ -112,6 +113,22 @@ def _pipeline_section(r: dict[str, Any]) -> list[str]:
             for k in CONTESTANTS)
             + ". `inv up` smoke-tests a new image after its rollout, `inv build` before "
               "anything is deployed.")]
+    accounting = e.get("accounting")
+    if accounting:
+        md += ["", ("Where an edit's time went (median s after the save): the rollout began "
+                    "(hand-typed: `kubectl set image` returned; ours: the deploy's apply ended) at "
+                    + ", ".join(f"{CONTESTANTS[k]} {v['rollout_began']['median']}"
+                                for k, v in accounting.items())
+                    + "; from there to the new code serving: "
+                    + ", ".join(f"{CONTESTANTS[k]} {v['rollout_began_to_serving']['median']}"
+                                for k, v in accounting.items()) + ".")]
+        returns = e.get("hand_command_returns_s") or []
+        if returns:
+            columns = list(zip(*returns, strict=True))
+            md += ["", "The hand-typed commands returned at (median s after the save): "
+                   + ", ".join(f"{name} {statistics.median(col):.3f}" for name, col in
+                               zip(("docker build", "kubectl set image", "kubectl rollout status"),
+                                   columns, strict=False)) + "."]
     ws = watch["summary"]
     md += [
         "",
