@@ -24,7 +24,6 @@ from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
 from todo_deploy.components import BACKEND, BUILT
-from todo_deploy.logs import readable
 
 COLOURS = {"backend": "cyan", "frontend": "magenta", "migrate": "yellow"}
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
@@ -64,6 +63,7 @@ def _printer(name: str) -> Callable[[str], None]:
     from rich.markup import escape
 
     from todo_deploy.console import console
+    from todo_deploy.logs import readable
 
     def show(line: str) -> None:
         level, text = readable(line)
