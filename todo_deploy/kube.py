@@ -780,3 +780,13 @@ def image_id_matches(status_image_id: str, recorded_id: str) -> bool:
     want = recorded_id.split(":", 1)[-1].lower()
     got = status_image_id.rsplit("sha256:", 1)[-1].lower()
     return bool(want) and got == want
+
+
+def runs_image(status: dict[str, Any], recorded_id: str) -> bool | None:
+    """Does this container status run the recorded image ID? None when the container has
+    not started (no imageID yet: a pod being created, or a surplus pod of a scale-down that
+    its ReplicaSet has not deleted yet): it runs nothing, so it proves nothing either way."""
+    running = status.get("imageID", "")
+    if not running:
+        return None
+    return image_id_matches(running, recorded_id)

@@ -1,6 +1,7 @@
 """What `inv up`'s cluster and deploy stages would do first, done while the image build
 waits on the engine: their modules imported, and the raw path's manifests rendered into
-the render cache for the images being built.
+the render cache for the images being built. (`inv up --helm` renders through the Helm
+engine in its stage; nothing of it is cached, so nothing is prefetched.)
 
 Reads and a cache only: nothing is applied, no gate is judged early. Each stage still
 runs after the gate before it passed, and finds the work done (or, when the prefetch
@@ -25,9 +26,8 @@ class Prefetch:
     with every image planned so far (with two images to build, the render made during
     the first build is of no use; the one during the second is the deploy's)."""
 
-    def __init__(self, loaded: LoadedSettings, helm: bool) -> None:
+    def __init__(self, loaded: LoadedSettings) -> None:
         self.loaded = loaded
-        self.helm = helm
         self.planned: dict[str, ImageRef] = {}
         self.requests: queue.SimpleQueue[dict[str, ImageRef] | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
@@ -59,11 +59,6 @@ class Prefetch:
                 self.errors.append(exc)
 
     def _prepare(self, planned: dict[str, ImageRef]) -> None:
-        if self.helm:
-            import helm_python  # noqa: F401 - loads the Helm engine's native library
-
-            from todo_deploy.stages import helm  # noqa: F401
-            return
         from todo_deploy import manifests
         from todo_deploy.access import live_node_port
         from todo_deploy.artifacts import load_images

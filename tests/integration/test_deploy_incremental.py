@@ -123,7 +123,7 @@ def test_the_deploy_finds_its_render_made_by_the_prefetch_or_the_cluster_stage(
         raise AssertionError("rendered again")
 
     # `inv up`'s prefetch, told of the image being built, rendered what the deploy applies.
-    ahead = Prefetch(s.settings(), helm=False)
+    ahead = Prefetch(s.settings())
     ahead.planned_image(ImageRef("backend", changed_backend.repository, changed_backend.tag,
                                  migrations=changed_backend.migrations))
     ahead.wait()

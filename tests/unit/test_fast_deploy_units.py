@@ -277,7 +277,7 @@ def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(
     monkeypatch.setattr(kube, "Kube", lambda context="": object())
     monkeypatch.setattr(access, "live_node_port", lambda k, s: 30123)
 
-    ahead = Prefetch(loaded, helm=False)
+    ahead = Prefetch(loaded)
     ahead.planned_image(ImageRef("backend", "todo-backend", "cccccccccccc", migrations="m1"))
     ahead.wait()
     assert ahead.errors == [] and ahead.thread is None
@@ -309,7 +309,7 @@ def test_a_failing_prefetch_is_kept_quiet_for_the_stages_to_meet(tmp_path, monke
         raise kube.KubeError(0, "connection refused")
 
     monkeypatch.setattr(access, "live_node_port", unreachable)
-    ahead = Prefetch(loaded, helm=False)
+    ahead = Prefetch(loaded)
     ahead.planned_image(ImageRef("backend", "todo-backend", "c" * 12))
     ahead.wait()
     assert [str(e) for e in ahead.errors] and "connection refused" in str(ahead.errors[0])

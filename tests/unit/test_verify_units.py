@@ -487,3 +487,49 @@ def test_leaky_frontend_fails_isolation(tmp_path: Path, leaky_url: str) -> None:
     assert "B lists 1 of A's 1 task(s)" in isolation.evidence
     assert "GET 200" in isolation.evidence and "CHANGED or gone" in isolation.evidence
     assert isolation.fix
+
+
+# ---- image identity ---------------------------------------------------------------------
+
+
+class _PodLister:
+    def __init__(self, pods: list[dict]) -> None:
+        self.pods = pods
+
+    def list(self, *args: Any, **kwargs: Any) -> list[dict]:
+        return self.pods
+
+
+def _app_pod(name: str, component: str, image: str, image_id: str) -> dict:
+    return {"metadata": {"name": name, "labels": {"app.kubernetes.io/component": component},
+                         "ownerReferences": [{"kind": "ReplicaSet"}]},
+            "spec": {"containers": [{"name": component, "image": image}]},
+            "status": {"containerStatuses": [{"name": component, "imageID": image_id}]}}
+
+
+def test_image_identity_passes_over_unstarted_containers_and_fails_a_wrong_image(tmp_path):
+    from todo_deploy.artifacts import ImageRef
+    from todo_deploy.kube import runs_image
+    from todo_deploy.stages.verify.checks import VerifyContext, check_image_identity
+
+    built = {c: ImageRef(c, f"todo-{c}", "abc", image_id=f"sha256:{d * 64}")
+             for c, d in (("backend", "1"), ("frontend", "2"))}
+    running = [_app_pod("b-1", "backend", built["backend"].ref, "docker://sha256:" + "1" * 64),
+               _app_pod("f-1", "frontend", built["frontend"].ref, "docker://sha256:" + "2" * 64)]
+    surplus = _app_pod("b-2", "backend", built["backend"].ref, "")  # scaled away before it started
+    stale = _app_pod("b-3", "backend", built["backend"].ref, "docker://sha256:" + "9" * 64)
+    assert runs_image(surplus["status"]["containerStatuses"][0], built["backend"].image_id) is None
+    assert runs_image(stale["status"]["containerStatuses"][0], built["backend"].image_id) is False
+
+    def verdict(pods: list[dict]) -> Check:
+        ctx = VerifyContext(settings_for(tmp_path).settings, "http://127.0.0.1:9",
+                            log=lambda _: None, images=built)
+        ctx.kube = _PodLister(pods)  # type: ignore[assignment]
+        [check] = check_image_identity(ctx)
+        return check
+
+    ok = verdict([*running, surplus])
+    assert ok.verdict is Verdict.PASS, ok.evidence
+    assert "not started yet, not counted: b-2/backend" in ok.evidence
+    wrong = verdict([*running, stale])
+    assert wrong.verdict is Verdict.FAIL and "b-3/backend imageID docker://sha256:999" in wrong.evidence

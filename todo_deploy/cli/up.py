@@ -54,7 +54,7 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
     # When this run deploys, a new image's smoke test runs after its rollout, and the
     # deploy's render and imports are done while the engine builds (todo_deploy/prefetch.py).
     deploys = until not in ("build", "cluster")
-    ahead = Prefetch(loaded, helm) if deploys else None
+    ahead = Prefetch(loaded) if deploys and not helm else None
     beside = _SmokeAfterRollout(loaded, ahead) if deploys else None
 
     def deploy_step(helm_mode: bool) -> None:

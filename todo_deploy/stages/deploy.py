@@ -35,10 +35,10 @@ from todo_deploy.kube import (
     Kube,
     KubeError,
     ObjectRef,
-    image_id_matches,
     job_state,
     label_selector,
     restarted_containers,
+    runs_image,
     wait_for,
 )
 from todo_deploy.runner import Runner
@@ -355,10 +355,8 @@ def workload_checks(
 def image_check(pods: list[dict[str, Any]], images: dict[str, ImageRef]) -> Check:
     """Every started container of the built images runs the image ID recorded at build.
 
-    A container that has not started yet (no imageID: a surplus pod of a scale-down the
-    ReplicaSet controller has not deleted yet, or one still being created) runs nothing:
-    it is named in the evidence, not failed; the Deployments' readiness covers pods that
-    never start."""
+    A container that has not started yet (kube.runs_image) is named in the evidence, not
+    failed; the Deployments' readiness covers pods that never start."""
     by_ref = {img.ref: img for img in images.values()}
     matched, wrong, unstarted = 0, [], []
     for pod in pods:
@@ -367,13 +365,13 @@ def image_check(pods: list[dict[str, Any]], images: dict[str, ImageRef]) -> Chec
             img = by_ref.get(spec_images.get(cs["name"], ""))
             if img is None:
                 continue
-            running = cs.get("imageID", "")
-            if not running:
+            runs = runs_image(cs, img.image_id)
+            if runs is None:
                 unstarted.append(pod["metadata"]["name"])
-            elif img.image_id and image_id_matches(running, img.image_id):
+            elif runs:
                 matched += 1
             else:
-                wrong.append(f"{pod['metadata']['name']} runs {running}, "
+                wrong.append(f"{pod['metadata']['name']} runs {cs['imageID']}, "
                              f"built {img.image_id or '(no id recorded)'}")
     evidence = (f"{matched} containers run the recorded image IDs" if not wrong else "; ".join(wrong))
     if unstarted:
