@@ -32,8 +32,24 @@ def pods_by_component(kube: Kube, namespace: str, release: str) -> dict[str, set
     return out
 
 
+def answers(url: str, timeout_s: float = 30) -> bool:
+    """The URL answers 200 (a Service's node rules follow its endpoints by a moment:
+    kube-proxy's sync; until then its ClusterIP refuses)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except Exception:  # noqa: BLE001, S110 - not yet: try again
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class Poller(threading.Thread):
-    """GETs a URL back to back until stopped; counts failures (bounded in time)."""
+    """GETs a URL back to back until stopped; counts failures, each with its time since
+    the poller started (bounded in time)."""
 
     def __init__(self, url: str, limit_s: float = 300) -> None:
         super().__init__(daemon=True)
@@ -43,16 +59,17 @@ class Poller(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        deadline = time.monotonic() + self.limit_s
+        started = time.monotonic()
+        deadline = started + self.limit_s
         while not self.stop.is_set() and time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(self.url, timeout=5) as response:
                     if response.status == 200:
                         self.ok += 1
                     else:
-                        self.failures.append(f"HTTP {response.status}")
+                        self.failures.append(f"{time.monotonic() - started:.2f}s HTTP {response.status}")
             except Exception as exc:  # noqa: BLE001 - any failure counts
-                self.failures.append(repr(exc))
+                self.failures.append(f"{time.monotonic() - started:.2f}s {exc!r}")
             time.sleep(0.05)
 
 
@@ -98,6 +115,9 @@ def test_raw_deploy_noop_rollout_and_down(
 
     # A one-line backend change: only backend pods roll; the frontend never fails.
     url = svc_url(kube, s.namespace, f"{s.release}-frontend", 80) + "/"
+    # The first deploy is done when its pods are ready; the frontend answers on its ClusterIP
+    # a moment later. From then on, not one request may fail while the backend rolls.
+    assert answers(url), f"the frontend never answered on {url}"
     poller = Poller(url)
     poller.start()
     time.sleep(1)
