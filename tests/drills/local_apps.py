@@ -9,6 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +103,19 @@ def start_frontend(tmp: Path, backend_url: str, **extra: str) -> LocalApp:
     app = LocalApp(f"http://127.0.0.1:{port}", proc, log)
     _wait(f"{app.url}/readyz", app)
     return app
+
+
+@contextmanager
+def postgres_database(postgres_url: str, prefix: str = "drill") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database beside TEST_DATABASE_URL's, dropped afterwards.
+    Pass its URL as DATABASE_URL to `start_backend` (which migrates it)."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{postgres_url.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
