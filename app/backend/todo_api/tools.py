@@ -69,7 +69,17 @@ def clean_description(description: str | None) -> str:
 
 
 def has_control_chars(text: str, allowed: str = "\t\n\r") -> bool:
-    return any((ord(c) < 32 and c not in allowed) or 127 <= ord(c) < 160 for c in text)
+    """C0 controls (bar `allowed`), DEL, C1 controls, and the bidirectional controls that make
+    text display in another order than it is stored (embeddings, overrides, isolates and the
+    directional marks; "Trojan Source", CVE-2021-42574)."""
+    if text.isprintable():  # the common case, at C speed: every character refused here is unprintable
+        return False
+    return any(
+        (ord(c) < 32 and c not in allowed) or 127 <= ord(c) < 160
+        or c in {"\u061c", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+                 "\u2066", "\u2067", "\u2068", "\u2069"}
+        for c in text
+    )
 
 
 def _number(task_id: Any) -> int:
