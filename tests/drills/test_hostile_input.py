@@ -43,7 +43,7 @@ def _apps_available() -> bool:
     return (
         (BACKEND_DIR / "todo_api" / "__main__.py").exists()
         and (FRONTEND_DIR / "todo_web" / "__main__.py").exists()
-        and all(importlib.util.find_spec(m) for m in ("sqlmodel", "fastapi", "uvicorn", "jinja2"))
+        and all(importlib.util.find_spec(m) for m in ("sqlalchemy", "fastapi", "uvicorn", "jinja2"))
     )
 
 
