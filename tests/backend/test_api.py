@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import SECRET, signup
+from conftest import SECRET, User, signup
 
 
 def test_signup_login_and_errors(client: TestClient) -> None:
@@ -243,3 +246,281 @@ def test_concurrent_creates_get_distinct_numbers(client: TestClient) -> None:
     numbers = client.portal.call(burst)  # type: ignore[union-attr]
     assert sorted(numbers) == list(range(1, 21))
     assert client.get(f"/api/{user.id}/tasks", headers=user.headers).json()["total"] == 20
+
+
+# --- Bad input is a 4xx (issue 19, item 7) ------------------------------------------------
+
+CONTROL_CASES = [
+    ("POST", "/api/auth/login", {"username": "ann\x00", "password": "whatever-1"}, "username: must not contain"),
+    ("POST", "/api/auth/login", {"username": "ann\u202e", "password": "whatever-1"}, "username: must not contain"),
+    ("POST", "/api/auth/login", {"username": "ann", "password": "what\x00ever-1"}, "password: must not contain"),
+    ("POST", "/api/auth/signup", {"username": "ann_x", "password": "what\x00ever-1"}, "password: must not contain"),
+    ("POST", "{u}/chat", {"message": "add task \x00"}, "message: must not contain control characters"),
+    ("POST", "{u}/chat", {"message": "add task \u2067x"}, "message: must not contain control characters"),
+    ("POST", "{u}/tasks", {"title": "invoice\u202efdp.exe"}, "title: must not contain control characters"),
+    ("POST", "{u}/tasks", {"title": "t", "description": "a\u200fb"}, "description: must not contain control"),
+    ("PUT", "{u}/tasks/1", {"title": "\u061cx"}, "title: must not contain control characters"),
+    ("POST", "{u}/tasks", {"title": "c1 \x85 next line"}, "title: must not contain control characters"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "fragment"), CONTROL_CASES)
+def test_control_characters_are_refused_in_every_string_field(
+    client: TestClient, method: str, path: str, body: dict[str, str], fragment: str
+) -> None:
+    """NUL, C1 and the bidi controls: a 422 naming the field (NUL was a 503 on PostgreSQL)."""
+    user = signup(client)
+    client.post(f"/api/{user.id}/tasks", json={"title": "first"}, headers=user.headers)
+    r = client.request(method, path.format(u=f"/api/{user.id}"), json=body, headers=user.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(fragment), r.json()
+    tasks = client.get(f"/api/{user.id}/tasks", headers=user.headers).json()
+    assert [t["title"] for t in tasks["items"]] == ["first"]
+
+
+def test_tabs_and_newlines_stay_allowed(sqlite_client: TestClient) -> None:
+    user = signup(sqlite_client)
+    r = sqlite_client.post(f"/api/{user.id}/tasks", json={"title": "a\tb", "description": "line\r\nline\tz \u200b"},
+                           headers=user.headers)
+    assert r.status_code == 201, r.text
+    assert sqlite_client.post(f"/api/{user.id}/chat", json={"message": "show\tmy\ntasks"},
+                              headers=user.headers).status_code == 200
+
+
+def _raising(exc: BaseException) -> Callable[[], Awaitable[None]]:
+    async def route() -> None:
+        raise exc
+
+    return route
+
+
+def _database_errors() -> list[tuple[BaseException, int, str]]:
+    import psycopg
+    from psycopg import errors as pg
+    from sqlalchemy import exc as sa
+
+    def wrap(cls: type[sa.DBAPIError], orig: Exception, invalidated: bool = False) -> sa.DBAPIError:
+        return cls("SELECT 1", {}, orig, connection_invalidated=invalidated)
+
+    unavailable, busy = "The database is unavailable, try again shortly", "The database is busy, try again shortly"
+    return [
+        (wrap(sa.DataError, psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")), 422,
+         "The request contains a NUL character, which cannot be stored"),
+        (wrap(sa.DataError, pg.NumericValueOutOfRange("integer out of range")), 422,
+         "A number in the request is out of range"),
+        (wrap(sa.DataError, pg.InvalidTextRepresentation("invalid input syntax")), 422,
+         "The request holds a value that cannot be stored"),
+        (psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes"), 422,
+         "The request contains a NUL character, which cannot be stored"),
+        (wrap(sa.OperationalError, pg.LockNotAvailable("canceling statement due to lock timeout")), 503, busy),
+        (wrap(sa.OperationalError, pg.QueryCanceled("canceling statement due to statement timeout")), 503, busy),
+        (pg.QueryCanceled("canceling statement due to statement timeout"), 503, busy),
+        (wrap(sa.OperationalError, psycopg.OperationalError("connection refused")), 503, unavailable),
+        (wrap(sa.InterfaceError, psycopg.InterfaceError("the connection is closed")), 503, unavailable),
+        (wrap(sa.InternalError, psycopg.InternalError("terminated"), invalidated=True), 503, unavailable),
+        (wrap(sa.IntegrityError, pg.UniqueViolation("duplicate key")), 409,
+         "That conflicts with something stored meanwhile; reload and try again"),
+        (wrap(sa.ProgrammingError, pg.UndefinedColumn("no such column")), 500,
+         "Something went wrong on our side, try again"),
+    ]
+
+
+def test_database_errors_map_to_what_went_wrong(sqlite_url: str) -> None:
+    """A value the database refuses is the request's fault (422), a timeout is "busy" (503),
+    only a lost or unobtainable connection is "unavailable" (503). Before: all 503 unavailable."""
+    from conftest import make_settings
+    from todo_api.server import create_app
+
+    app = create_app(make_settings(sqlite_url))
+    cases = _database_errors()
+    for i, (exc, _, _) in enumerate(cases):
+        app.add_api_route(f"/boom/{i}", _raising(exc))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for i, (exc, status, detail) in enumerate(cases):
+            r = c.get(f"/boom/{i}")
+            assert (r.status_code, r.json()["detail"]) == (status, detail), (exc, r.text)
+            assert ("retry-after" in r.headers) == (status == 503), (exc, r.headers)
+
+
+def test_postgres_refusals_are_4xx_and_timeouts_busy(pg_database: str, postgres_url: str) -> None:
+    """The real thing on PostgreSQL: NUL, out of range and non-numeric text are 422; a statement
+    or lock timeout is 503 "busy"."""
+    import psycopg
+    from sqlalchemy import text
+
+    from conftest import make_settings
+    from todo_api.server import create_app
+
+    app = create_app(make_settings(pg_database))
+
+    async def value(v: str) -> None:
+        async with app.state.db.read() as conn:
+            await conn.execute(text("SELECT CAST(CAST(:v AS text) AS integer)"), {"v": v})
+
+    async def nul() -> None:
+        async with app.state.db.read() as conn:
+            await conn.execute(text("SELECT :v"), {"v": "a\x00b"})
+
+    async def slow() -> None:
+        async with app.state.db.write() as conn:
+            await conn.execute(text("SET LOCAL statement_timeout = '50ms'"))
+            await conn.execute(text("SELECT pg_sleep(2)"))
+
+    async def locked() -> None:
+        async with app.state.db.write() as conn:
+            await conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
+            await conn.execute(text("LOCK TABLE auth_throttle IN ACCESS EXCLUSIVE MODE"))
+
+    app.add_api_route("/value/{v}", value)
+    app.add_api_route("/nul", nul)
+    app.add_api_route("/slow", slow)
+    app.add_api_route("/locked", locked)
+    with TestClient(app, raise_server_exceptions=False) as c, psycopg.connect(pg_database) as holder:
+        assert c.get("/nul").status_code == 422
+        assert c.get("/value/99999999999").json() == {"detail": "A number in the request is out of range"}
+        assert c.get("/value/abc").status_code == 422
+        assert c.get("/slow").json() == {"detail": "The database is busy, try again shortly"}
+        holder.execute("LOCK TABLE auth_throttle IN ACCESS EXCLUSIVE MODE")
+        r = c.get("/locked")
+        assert r.status_code == 503 and r.json()["detail"] == "The database is busy, try again shortly"
+        assert r.headers["retry-after"]
+        holder.rollback()
+
+
+def test_a_client_gone_mid_body_is_a_499_logged_at_info(sqlite_client: TestClient,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Half a body, then http.disconnect: no 500 and no error in the log (before: a 500)."""
+    import asyncio
+    import logging
+
+    user = signup(sqlite_client)
+    path = f"/api/{user.id}/tasks"
+    messages = [{"type": "http.request", "body": b'{"title": "half', "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(30)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"authorization", f"Bearer {user.token}".encode()), (b"content-type", b"application/json"),
+                         (b"content-length", b"400"), (b"host", b"testserver")],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    with caplog.at_level(logging.INFO):
+        sqlite_client.portal.call(sqlite_client.app, scope, receive, send)  # type: ignore[union-attr]
+    assert sent and sent[0]["status"] == 499, sent
+    access = [r for r in caplog.records if r.name == "todo_api.access"]
+    assert [getattr(r, "status", None) for r in access] == [499]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    assert any(r.getMessage() == "client went away" for r in caplog.records)
+    assert sqlite_client.get(path, headers=user.headers).json()["total"] == 0
+
+
+# --- Idempotency-Key ------------------------------------------------------------------------
+
+def _create(client: TestClient, user: User, title: str, key: str | None) -> httpx.Response:
+    headers = {**user.headers, **({"Idempotency-Key": key} if key is not None else {})}
+    return client.post(f"/api/{user.id}/tasks", json={"title": title}, headers=headers)
+
+
+def test_idempotency_key_replays_the_first_create(client: TestClient) -> None:
+    user = signup(client)
+    first = _create(client, user, "pay rent", "k-1")
+    again = _create(client, user, "pay rent", "k-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    reused = _create(client, user, "pay more rent", "k-1")
+    assert reused.status_code == 422
+    assert reused.json() == {"detail": "Idempotency-Key reused with a different request"}
+    # Keys are per user, and no key is no idempotency.
+    other = signup(client)
+    assert _create(client, other, "pay rent", "k-1").json()["id"] == 1
+    assert _create(client, user, "pay rent", None).json()["id"] == 2
+    assert client.get(f"/api/{user.id}/tasks", headers=user.headers).json()["total"] == 2
+
+
+def test_a_failed_create_releases_its_key(sqlite_client: TestClient) -> None:
+    user = signup(sqlite_client)
+    bad = sqlite_client.post(f"/api/{user.id}/tasks", json={"title": " "},
+                             headers={**user.headers, "Idempotency-Key": "k"})
+    assert bad.status_code == 422
+    assert _create(sqlite_client, user, "fine", "k").status_code == 201
+
+
+@pytest.mark.parametrize("key", ["", "x" * 129, "tab\there", "caf\u00e9"])
+def test_a_malformed_idempotency_key_is_a_400(sqlite_client: TestClient, key: str) -> None:
+    user = signup(sqlite_client)
+    r = sqlite_client.post(f"/api/{user.id}/tasks", json={"title": "t"},
+                           headers=[*user.headers.items(), ("Idempotency-Key", key.encode("latin-1"))])
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"] == "Idempotency-Key must be 1 to 128 printable ASCII characters, sent once"
+    assert sqlite_client.get(f"/api/{user.id}/tasks", headers=user.headers).json()["total"] == 0
+
+
+def test_idempotency_claims_in_progress_stale_and_expired(client: TestClient) -> None:
+    """A claim still running: 409 + Retry-After. One whose worker died (past the lease): taken
+    over. A stored response older than 24 h: gone, the request runs anew."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, update
+
+    from todo_api import idempotency
+    from todo_api.models import idempotency_keys
+
+    user = signup(client)
+    scope = f"user:{user.id}"
+    secret = client.app.state.settings.auth_secret.get_secret_value()  # type: ignore[attr-defined]
+    fp = idempotency.fingerprint(secret, "POST", f"/api/{user.id}/tasks", {"title": "t", "description": None})
+    now = datetime.now(UTC)
+
+    async def execute(stmt: object) -> None:
+        async with client.app.state.db.read() as conn:  # type: ignore[attr-defined]
+            await conn.execute(stmt)
+
+    client.portal.call(execute, insert(idempotency_keys).values(  # type: ignore[union-attr]
+        scope=scope, key="running", fingerprint=fp, created_at=now, claimed_at=now))
+    busy = _create(client, user, "t", "running")
+    assert busy.status_code == 409 and busy.headers["retry-after"] == "1"
+
+    old = now - idempotency.LEASE - timedelta(seconds=5)
+    client.portal.call(execute, update(idempotency_keys).where(  # type: ignore[union-attr]
+        idempotency_keys.c.key == "running").values(claimed_at=old))
+    assert _create(client, user, "t", "running").status_code == 201
+
+    client.portal.call(execute, update(idempotency_keys).where(  # type: ignore[union-attr]
+        idempotency_keys.c.key == "running").values(created_at=now - idempotency.TTL - timedelta(minutes=1)))
+    fresh = _create(client, user, "t", "running")
+    assert fresh.status_code == 201 and "idempotent-replayed" not in fresh.headers
+    assert client.get(f"/api/{user.id}/tasks", headers=user.headers).json()["total"] == 2
+
+
+def test_a_retried_signup_with_a_key_makes_one_account(client: TestClient) -> None:
+    name = f"idem_{uuid.uuid4().hex[:10]}"
+    body = {"username": name, "password": "correct-horse-1"}
+    first = client.post("/api/auth/signup", json=body, headers={"Idempotency-Key": "s-1"})
+    again = client.post("/api/auth/signup", json=body, headers={"Idempotency-Key": "s-1"})
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json()["user_id"] == first.json()["user_id"] and again.headers["idempotent-replayed"] == "true"
+    me = client.get("/api/auth/session", headers={"Authorization": f"Bearer {again.json()['token']}"})
+    assert me.status_code == 200 and me.json()["username"] == name
+    other = client.post("/api/auth/signup", json={**body, "password": "another-pass-2"},
+                        headers={"Idempotency-Key": "s-1"})
+    assert other.status_code == 422
+    # The stored response holds no token.
+    from sqlalchemy import select
+
+    from todo_api.models import idempotency_keys
+
+    async def stored() -> str:
+        async with client.app.state.db.read() as conn:  # type: ignore[attr-defined]
+            return str((await conn.execute(select(idempotency_keys.c.body).where(
+                idempotency_keys.c.scope == f"signup:{name}"))).scalar_one())
+
+    assert "token" not in client.portal.call(stored)  # type: ignore[union-attr]

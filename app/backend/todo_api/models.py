@@ -78,3 +78,19 @@ auth_throttle = sa.Table(
     sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
     sa.Column("hits", sa.Integer, nullable=False),
 )
+
+# Idempotency-Key: a claim taken before the work (status NULL while it runs), then the response
+# it gave, replayed for a retry with the same key and request within a day (idempotency.py).
+# `scope` is whose key it is: "user:<id>", or "signup:<username>" before there is a user.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(48), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("body", sa.Text, nullable=True),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
+)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from todo_api import tools
 from todo_api.models import DESCRIPTION_MAX, ID_MAX, MESSAGE_MAX, TITLE_MAX
@@ -51,15 +51,39 @@ def _description(value: str | None) -> str | None:
         raise ValueError(str(exc).removeprefix("description: ")) from None
 
 
+def _refuse_controls(allowed: str) -> AfterValidator:
+    """Every string a client sends: no control characters (NUL, escapes, bidi overrides), bar
+    `allowed`. PostgreSQL cannot store a NUL at all; the rest make text lie about itself."""
+
+    def check(value: str) -> str:
+        if tools.has_control_chars(value, allowed=allowed):
+            raise ValueError("must not contain control characters")
+        return value
+
+    return AfterValidator(check)
+
+
+def _refuse_nul(value: str) -> str:
+    # Passwords are only ever hashed, never shown or stored as text, and a password manager may
+    # generate any character: only NUL is refused (C strings and many tools end the text there).
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+PlainLine = _refuse_controls("")
+Password = AfterValidator(_refuse_nul)
+
+
 class Credentials(BaseModel):
     model_config = ConfigDict(extra="ignore")
     username: Annotated[str, Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
-    password: Annotated[str, Field(min_length=8, max_length=128)]
+    password: Annotated[str, Field(min_length=8, max_length=128), Password]
 
 
 class LoginIn(BaseModel):
-    username: Annotated[str, Field(max_length=64)]
-    password: Annotated[str, Field(max_length=256)]
+    username: Annotated[str, Field(max_length=64), PlainLine]
+    password: Annotated[str, Field(max_length=256), Password]
 
 
 class AuthOut(BaseModel):
@@ -113,7 +137,7 @@ class TaskPage(BaseModel):
 
 class ChatIn(BaseModel):
     conversation_id: Annotated[int, Field(ge=1, le=ID_MAX)] | None = None
-    message: Annotated[str, Field(min_length=1, max_length=MESSAGE_MAX)]
+    message: Annotated[str, Field(min_length=1, max_length=MESSAGE_MAX), _refuse_controls("\t\n\r")]
 
     @field_validator("message")
     @classmethod

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from todo_api import task_pages, tools
+from todo_api import idempotency, task_pages, tools
 from todo_api.routes.schemas import CompleteIn, IdPath, PageQuery, TaskCreate, TaskOut, TaskPage, TaskUpdate
 from todo_api.security import REVOKED, authorized, require_current, unauthorized
 
@@ -53,17 +53,30 @@ async def list_tasks(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.post("", status_code=201, response_model=TaskOut, responses=AUTH_ERRORS)
-async def create_task(request: Request, user_id: IdPath, body: TaskCreate) -> Response:
+@router.post("", status_code=201, response_model=TaskOut, responses={**AUTH_ERRORS, **idempotency.ERRORS})
+async def create_task(request: Request, user_id: IdPath, body: TaskCreate,
+                      idempotency_key: idempotency.IdempotencyKey = None) -> Response:
     caller = authorized(request, user_id)
-    async with request.app.state.db.atomic() as conn:  # the session check is part of the statement
-        try:
-            result = await tools.add_task(conn, user_id, body.title, body.description, caller.token_version)
-        except tools.SessionEnded:
-            raise unauthorized(REVOKED) from None
-        except tools.ToolError as exc:
-            raise _http(exc) from None
-    return JSONResponse(result["task"], status_code=201)
+    key = idempotency.key_from(request)
+    db = request.app.state.db
+
+    async def create() -> tuple[int, Any]:
+        async with db.atomic() as conn:  # the session check is part of the statement
+            try:
+                result = await tools.add_task(conn, user_id, body.title, body.description, caller.token_version)
+            except tools.SessionEnded:
+                raise unauthorized(REVOKED) from None
+            except tools.ToolError as exc:
+                raise _http(exc) from None
+        return 201, result["task"]
+
+    if key is None:
+        status, task = await create()
+        return JSONResponse(task, status_code=status)
+    secret = request.app.state.settings.auth_secret.get_secret_value()
+    fingerprint = idempotency.fingerprint(secret, "POST", request.url.path, body.model_dump(mode="json"))
+    outcome = await idempotency.replay_or_run(db, f"user:{user_id}", key, fingerprint, create)
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=outcome.headers())
 
 
 @router.get("/{task_id}", response_model=TaskOut, responses=AUTH_ERRORS)
