@@ -125,7 +125,8 @@ def _release_objects(core: object, namespace: str) -> list[str]:
 
 
 def test_embedded_engine_install_test_rollback_uninstall(
-    standin_image: ImageRef, scratch: tuple[Settings, object], tmp_path: Path
+    standin_image: ImageRef, scratch: tuple[Settings, object], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings, core = scratch
     namespace = settings.namespace
@@ -133,8 +134,11 @@ def test_embedded_engine_install_test_rollback_uninstall(
         "backend": standin_image,
         "frontend": ImageRef("frontend", standin_image.repository, standin_image.tag),
     }
-    engine = helm.engine(Runner(log=lambda _: None), "")
-    assert engine.name == helm.SDK_NAME  # no helm binary here
+    with monkeypatch.context() as no_binaries:
+        # A PATH with no helm on it, whatever the user's PATH holds.
+        no_binaries.setenv("PATH", str(tmp_path / "empty-path"))
+        engine = helm.engine(Runner(log=lambda _: None), "")
+    assert engine.name == helm.SDK_NAME
     values = render.helm_values(settings, images)
     # An emptyDir instead of a claim: the test cluster's 12 hostPath volumes are
     # Retain-ed, so every claim would use one up for good.

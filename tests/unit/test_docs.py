@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,7 +85,7 @@ def netpol(target: str, source: str, port: int) -> dict:
     }  # fmt: skip
 
 
-def recorded_objects() -> list[dict[str, Any]]:
+def recorded_objects(node_port: int = 31080) -> list[dict[str, Any]]:
     encoded = base64.b64encode(SECRET_IN_OBJECT.encode()).decode()
     postgres = workload(
         "StatefulSet", "todo-chatbot-postgres", "database", 1, 1,
@@ -93,7 +95,7 @@ def recorded_objects() -> list[dict[str, Any]]:
         workload("Deployment", "todo-chatbot-backend", "backend", 2, 2),
         workload("Deployment", "todo-chatbot-frontend", "frontend", 1, 2),
         postgres,
-        svc("todo-chatbot-frontend", "frontend", "NodePort", 80, 31080),
+        svc("todo-chatbot-frontend", "frontend", "NodePort", 80, node_port),
         svc("todo-chatbot-backend", "backend", "ClusterIP", 8000),
         svc("todo-chatbot-postgres", "database", "ClusterIP", 5432),
         netpol("todo-chatbot-backend", "todo-chatbot-frontend", 8000),
@@ -220,6 +222,15 @@ def test_find_secrets_flags_long_values_only() -> None:
 # ---- the stage with a recorded cluster ---------------------------------------------------
 
 
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections: bound here and never listening, so
+    nothing else can take it while the test runs (unlike a fixed port such as 31080)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
+
+
 class RecordedKube:
     """Answers the calls the docs stage makes from recorded objects."""
 
@@ -242,7 +253,7 @@ class RecordedKube:
                     None)  # fmt: skip
 
 
-def test_stage_writes_report_svg_and_json(tmp_path: Path) -> None:
+def test_stage_writes_report_svg_and_json(tmp_path: Path, closed_port: int) -> None:
     loaded = loaded_settings(tmp_path)
     save_images(loaded.state_dir, {"frontend": ImageRef("frontend", "todo-frontend", "t1", "sha256:2")})
     scope = scopes_for(loaded.settings)["deploy"]
@@ -251,7 +262,7 @@ def test_stage_writes_report_svg_and_json(tmp_path: Path) -> None:
     save(loaded.state_dir, GateResult("verify", [Check.of("persistence", True, "of another")],
                                       scope=scope.replace("/todo/", "/elsewhere/")))
     out = tmp_path / "docs"
-    result = docs_stage.run(loaded, kube=RecordedKube(recorded_objects()), out_dir=out,
+    result = docs_stage.run(loaded, kube=RecordedKube(recorded_objects(closed_port)), out_dir=out,
                             log=lambda _: None)  # fmt: skip
     verdicts = {c.name: c.verdict for c in result.checks}
     assert verdicts["live objects read"] is Verdict.PASS
@@ -263,16 +274,18 @@ def test_stage_writes_report_svg_and_json(tmp_path: Path) -> None:
     assert "data-todo-chatbot-postgres-0" in md  # the claim came from the StatefulSet's template
     assert "### deploy: passed" in md and "| objects applied | pass | 16 objects |" in md
     assert "of another" not in md  # a gate of another namespace is not this deployment's
-    # NodePort on 127.0.0.1:31080 does not answer here: the report says to port-forward
+    # The NodePort on 127.0.0.1 does not answer: the report says to port-forward
     assert data["access"]["kind"] == "port-forward"
     if diagram.dot_available():
         assert (out / "architecture.svg").read_text().count("<svg") == 1
 
 
-def test_stage_without_dot_warns_and_keeps_mermaid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stage_without_dot_warns_and_keeps_mermaid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
     monkeypatch.setattr(diagram, "dot_available", lambda: False)
     out = tmp_path / "docs"
-    result = docs_stage.run(loaded_settings(tmp_path), kube=RecordedKube(recorded_objects()),
+    result = docs_stage.run(loaded_settings(tmp_path), kube=RecordedKube(recorded_objects(closed_port)),
                             out_dir=out, log=lambda _: None)  # fmt: skip
     check = next(c for c in result.checks if c.name == "diagram written")
     assert check.verdict is Verdict.WARN and "Mermaid block only" in check.evidence
@@ -282,13 +295,13 @@ def test_stage_without_dot_warns_and_keeps_mermaid(tmp_path: Path, monkeypatch: 
     assert not (out / "architecture.svg").exists()
 
 
-def test_stage_fails_and_scrubs_when_a_secret_leaks(tmp_path: Path) -> None:
+def test_stage_fails_and_scrubs_when_a_secret_leaks(tmp_path: Path, closed_port: int) -> None:
     loaded = loaded_settings(tmp_path)
     leaked = loaded.settings.auth_secret.get_secret_value()
     save(loaded.state_dir, GateResult("deploy", [Check.of("bad", True, f"token={leaked}")],
                                       scope=scopes_for(loaded.settings)["deploy"]))
     out = tmp_path / "docs"
-    result = docs_stage.run(loaded, kube=RecordedKube(recorded_objects()), out_dir=out,
+    result = docs_stage.run(loaded, kube=RecordedKube(recorded_objects(closed_port)), out_dir=out,
                             log=lambda _: None)  # fmt: skip
     check = next(c for c in result.checks if c.name == "no secret values")
     assert check.verdict is Verdict.FAIL

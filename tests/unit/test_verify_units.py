@@ -271,7 +271,7 @@ def _apps_available() -> bool:
     import importlib.util
 
     return (BACKEND_DIR / "todo_api").is_dir() and all(
-        importlib.util.find_spec(m) for m in ("sqlmodel", "alembic", "fastapi", "itsdangerous")
+        importlib.util.find_spec(m) for m in ("sqlalchemy", "alembic", "fastapi", "itsdangerous")
     )
 
 
