@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -13,6 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import free_port, make_settings, signup
+from todo_api.agents import AgentResult
+from todo_api.db import Database
+from todo_api.routes.chat import OLDER_HEADER, REPLY_MAX, TOOL_CALLS_ECHOED
 from todo_api.server import create_app
 
 
@@ -167,12 +172,12 @@ def test_openai_provider_end_to_end(db_url: str, fake_llm: tuple[FakeLLM, str]) 
     [
         ("401", "rejected the API key"),
         ("slow", "did not answer within"),
-        ("slow_after_tool", "did not answer within"),  # the add_task already ran: it must be rolled back
+        ("slow_after_tool", "did not answer within"),  # the add_task already ran (and stays: its own transaction)
         ("down", "could not be reached"),
     ],
     indirect=["fake_llm"],
 )
-def test_llm_errors_give_502_and_store_nothing(sqlite_url: str, fake_llm: tuple[FakeLLM, str], reason: str) -> None:
+def test_llm_errors_give_502_and_store_no_turn(sqlite_url: str, fake_llm: tuple[FakeLLM, str], reason: str) -> None:
     fake, base_url = fake_llm
     if fake.mode == "down":
         base_url = f"http://127.0.0.1:{free_port()}/v1"
@@ -187,4 +192,133 @@ def test_llm_errors_give_502_and_store_nothing(sqlite_url: str, fake_llm: tuple[
         assert detail.endswith("Your message was not sent; try again.")
         assert "sk-test-key" not in r.text
         assert client.get(f"/api/{user.id}/conversations", headers=user.headers).json() == []
-        assert client.get(f"/api/{user.id}/tasks", headers=user.headers).json()["total"] == 0
+        # Tool calls commit as they run (no transaction is held while the model thinks).
+        expected = 1 if fake.mode == "slow_after_tool" else 0
+        assert client.get(f"/api/{user.id}/tasks", headers=user.headers).json()["total"] == expected
+
+
+# --- a turn holds no connection while the agent thinks; limits, deadline and bounds --------
+
+
+class ScriptedAgent:
+    """Sleeps, then answers `reply` with `calls` tool calls echoed."""
+
+    provider = "scripted"
+    model: str | None = None
+
+    def __init__(self, seconds: float = 0.0, reply: str = "ok", calls: int = 0) -> None:
+        self.seconds, self.reply, self.calls = seconds, reply, calls
+
+    async def respond(self, db: Database, user_id: int, history: list[tuple[str, str]], message: str) -> AgentResult:
+        await asyncio.sleep(self.seconds)
+        return AgentResult(self.reply, [{"name": "list_tasks", "arguments": {}, "result": {"n": i}}
+                                        for i in range(self.calls)])
+
+
+def scripted_client(db_url: str, agent: ScriptedAgent, **extra: Any) -> TestClient:
+    return TestClient(create_app(make_settings(db_url, **extra), agent=agent))
+
+
+def test_a_slow_agent_holds_no_database_connection(db_url: str) -> None:
+    # One pooled connection: the old route held it for the whole agent call, so the
+    # create-task below waited DB_POOL_TIMEOUT_SECONDS and got 503.
+    with scripted_client(db_url, ScriptedAgent(seconds=3), db_pool_size=1, db_pool_timeout_seconds=1) as client:
+        user = signup(client)
+        with ThreadPoolExecutor(1) as pool:
+            chat = pool.submit(client.post, f"/api/{user.id}/chat", json={"message": "hi"}, headers=user.headers)
+            time.sleep(0.8)
+            started = time.monotonic()
+            created = client.post(f"/api/{user.id}/tasks", json={"title": "while the model thinks"},
+                                  headers=user.headers)
+            elapsed = time.monotonic() - started
+            assert created.status_code == 201, created.text
+            assert elapsed < 1.0 and not chat.done()
+            assert chat.result().status_code == 200
+
+
+def test_chats_in_flight_are_limited_per_user_and_in_all(sqlite_url: str) -> None:
+    agent = ScriptedAgent(seconds=1.5)
+    with scripted_client(sqlite_url, agent, chat_per_user_in_flight=1, chat_max_in_flight=2) as client:
+        alice, bob, carol = signup(client), signup(client), signup(client)
+
+        def chat(user: Any) -> Any:
+            return client.post(f"/api/{user.id}/chat", json={"message": "hi"}, headers=user.headers)
+
+        with ThreadPoolExecutor(4) as pool:
+            first = pool.submit(chat, alice)
+            time.sleep(0.3)
+            second = chat(alice)
+            assert second.status_code == 429 and second.headers["Retry-After"]
+            assert "1 messages being answered" in second.json()["detail"]
+            other = pool.submit(chat, bob)
+            time.sleep(0.3)
+            third = chat(carol)
+            assert third.status_code == 429 and "as many chats as it can (2)" in third.json()["detail"]
+            assert first.result().status_code == 200 and other.result().status_code == 200
+        assert chat(carol).status_code == 200  # the slots are given back
+
+
+def test_the_agent_is_cut_at_the_deadline(sqlite_url: str) -> None:
+    with scripted_client(sqlite_url, ScriptedAgent(seconds=30), llm_timeout_seconds=0.5) as client:
+        user = signup(client)
+        started = time.monotonic()
+        r = client.post(f"/api/{user.id}/chat", json={"message": "hi"}, headers=user.headers)
+        assert time.monotonic() - started < 3
+        assert r.status_code == 502
+        assert r.json()["detail"] == ("The assistant could not answer: it did not answer within 0.5 seconds. "
+                                      "Your message was not sent; try again.")
+        assert client.get(f"/api/{user.id}/conversations", headers=user.headers).json() == []
+
+
+def test_reply_and_tool_calls_are_capped(sqlite_url: str) -> None:
+    with scripted_client(sqlite_url, ScriptedAgent(reply="x" * 50_000, calls=50)) as client:
+        user = signup(client)
+        body = client.post(f"/api/{user.id}/chat", json={"message": "hi"}, headers=user.headers).json()
+        assert len(body["response"]) == REPLY_MAX and body["response"].endswith("…")
+        assert len(body["tool_calls"]) == TOOL_CALLS_ECHOED
+        stored = client.get(f"/api/{user.id}/conversations/{body['conversation_id']}/messages",
+                            headers=user.headers).json()
+        assert stored[1]["content"] == body["response"]
+
+
+def test_messages_are_listed_by_page(sqlite_url: str) -> None:
+    with scripted_client(sqlite_url, ScriptedAgent()) as client:
+        user = signup(client)
+        base = f"/api/{user.id}"
+        conv = client.post(f"{base}/chat", json={"message": "m0"}, headers=user.headers).json()["conversation_id"]
+        for i in range(1, 6):
+            client.post(f"{base}/chat", json={"conversation_id": conv, "message": f"m{i}"}, headers=user.headers)
+        url = f"{base}/conversations/{conv}/messages"
+        newest = client.get(url, params={"limit": 4}, headers=user.headers)
+        assert [m["content"] for m in newest.json()] == ["m4", "ok", "m5", "ok"]
+        older = client.get(url, params={"limit": 4, "before": newest.headers[OLDER_HEADER]}, headers=user.headers)
+        assert [m["content"] for m in older.json()] == ["m2", "ok", "m3", "ok"]
+        last = client.get(url, params={"limit": 4, "before": older.headers[OLDER_HEADER]}, headers=user.headers)
+        assert [m["content"] for m in last.json()] == ["m0", "ok", "m1", "ok"] and OLDER_HEADER not in last.headers
+        assert len(client.get(url, headers=user.headers).json()) == 12  # default page: 100
+        bad = client.get(url, params={"limit": 201}, headers=user.headers)
+        assert bad.status_code == 422 and "limit" in bad.json()["detail"]
+
+
+def test_conversation_and_message_quotas(sqlite_url: str) -> None:
+    with scripted_client(sqlite_url, ScriptedAgent(), max_conversations_per_user=2,
+                         max_messages_per_conversation=4, max_tasks_per_user=3) as client:
+        user = signup(client)
+        base = f"/api/{user.id}"
+        conv = client.post(f"{base}/chat", json={"message": "a"}, headers=user.headers).json()["conversation_id"]
+        assert client.post(f"{base}/chat", json={"conversation_id": conv, "message": "b"},
+                           headers=user.headers).status_code == 200
+        full = client.post(f"{base}/chat", json={"conversation_id": conv, "message": "c"}, headers=user.headers)
+        assert full.status_code == 409
+        assert full.json()["detail"] == ("This conversation has reached the limit of 4 messages; "
+                                         "start a new conversation")
+        assert client.post(f"{base}/chat", json={"message": "d"}, headers=user.headers).status_code == 200
+        third = client.post(f"{base}/chat", json={"message": "e"}, headers=user.headers)
+        assert third.status_code == 409 and "limit of 2 conversations" in third.json()["detail"]
+        for i in range(3):
+            assert client.post(f"{base}/tasks", json={"title": f"t{i}"}, headers=user.headers).status_code == 201
+        refused = client.post(f"{base}/tasks", json={"title": "one too many"}, headers=user.headers)
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == "You have reached the limit of 3 tasks; delete some to add more"
+        assert client.delete(f"{base}/tasks/1", headers=user.headers).status_code == 204
+        assert client.post(f"{base}/tasks", json={"title": "room again"}, headers=user.headers).status_code == 201

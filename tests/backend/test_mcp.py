@@ -132,3 +132,20 @@ def test_mcp_requires_bearer_token(live_server: str) -> None:
     assert r.status_code == 401 and "Bearer" in r.json()["detail"]
     r = httpx.post(f"{live_server}/mcp", json=init, headers={**headers, "Authorization": "Bearer nope"})
     assert r.status_code == 401 and "Invalid token" in r.json()["detail"]
+
+
+def test_mcp_list_tasks_pages(live_server: str) -> None:
+    with httpx.Client(base_url=live_server) as http:
+        user = signup(http)
+        for i in range(1, 8):
+            http.post(f"/api/{user.id}/tasks", json={"title": f"Task {i}"}, headers=user.headers)
+    out = run(f"{live_server}/mcp", user.token, [
+        ("list_tasks", {"user_id": user.id, "limit": 3}),
+        ("list_tasks", {"user_id": user.id, "limit": 3, "offset": 6}),
+        ("list_tasks", {"user_id": user.id}),
+    ])
+    first, last, default = structured(out[1]), structured(out[2]), structured(out[3])
+    assert [t["id"] for t in first["tasks"]] == [7, 6, 5] and first["count"] == 7 and first["next_offset"] == 3
+    assert "offset=3" in first["more"]
+    assert [t["id"] for t in last["tasks"]] == [1] and "next_offset" not in last
+    assert default["limit"] == 50 and len(default["tasks"]) == 7

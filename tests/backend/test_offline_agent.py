@@ -45,8 +45,23 @@ def seed(url: str, name: str = "agent_user") -> tuple[int, dict[str, int]]:
     return user_id, asyncio.run(_with_db(url, work))
 
 
+async def _with_database(url: str, work: Any) -> Any:
+    db = Database(url, pool_size=2)
+    try:
+        return await work(db)
+    finally:
+        await db.dispose()
+
+
 def ask(url: str, user_id: int, message: str, history: list[tuple[str, str]] | None = None) -> Any:
-    return asyncio.run(_with_db(url, lambda conn: OfflineAgent().respond(conn, user_id, history or [], message)))
+    return asyncio.run(_with_database(url, lambda db: OfflineAgent().respond(db, user_id, history or [], message)))
+
+
+def add_titles(url: str, user_id: int, titles: list[str]) -> None:
+    async def work(conn: Any) -> None:
+        for title in titles:
+            await tools.add_task(conn, user_id, title)
+    asyncio.run(_with_db(url, work))
 
 
 def tasks(url: str, user_id: int) -> dict[str, dict[str, Any]]:
@@ -285,6 +300,7 @@ def test_delete_everything_asks_then_deletes_on_yes(engine: str) -> None:
     confirmed = ask(engine, user_id, "yes", [("user", "delete everything"), ("assistant", question.response)])
     assert [c["name"] for c in confirmed.tool_calls] == ["clear_tasks"]
     assert "Deleted all 5 tasks" in confirmed.response and tasks(engine, user_id) == {}
+    assert "(#1–#5)" in question.response
     # "yes" out of the blue deletes nothing
     user2, _ = seed(engine, "agent_user2")
     assert ask(engine, user2, "yes").tool_calls == [] and len(tasks(engine, user2)) == len(SEED)
@@ -316,3 +332,57 @@ def test_task_numbers_start_at_one_for_every_user(engine: str) -> None:
     ask(engine, other, "complete task 1")
     assert tasks(engine, other)["Water the plants"]["completed"] is True
     assert tasks(engine, first_user)["Buy milk"]["completed"] is False
+
+
+def test_delete_all_spares_tasks_added_after_the_question(engine: str) -> None:
+    user_id, _ = seed(engine)
+    question = ask(engine, user_id, "delete everything")
+    assert "all 5 of your tasks, done or not (#1–#5)" in question.response
+    add_titles(engine, user_id, ["Added after the question"])
+    confirmed = ask(engine, user_id, "yes", [("user", "delete everything"), ("assistant", question.response)])
+    assert confirmed.tool_calls[0]["arguments"] == {"status": "all", "up_to": 5}
+    assert "Deleted 5 tasks" in confirmed.response and "kept 1 task" in confirmed.response
+    assert set(tasks(engine, user_id)) == {"Added after the question"}
+    # a question without the numbers (asked before they were shown) is asked again, nothing deleted
+    old_question = "That would delete all 1 of your tasks, done or not. Reply \"yes\" to delete them all"
+    again = ask(engine, user_id, "yes", [("assistant", old_question)])
+    assert again.tool_calls == [] and "(#6)" in again.response and len(tasks(engine, user_id)) == 1
+
+
+def test_list_shows_a_page_and_the_total(engine: str) -> None:
+    user_id = add_user(engine, "many_tasks")
+    add_titles(engine, user_id, [f"Task number {i}" for i in range(1, 61)])
+    shown = ask(engine, user_id, "show my tasks")
+    result = shown.tool_calls[0]["result"]
+    assert result["count"] == 60 and len(result["tasks"]) == tools.LIST_LIMIT and result["next_offset"] == 50
+    assert "offset=50" in result["more"]
+    assert shown.response.startswith("You have 60 tasks (showing the newest 50 of 60):")
+    assert "#60 Task number 60" in shown.response and "#10 Task number 10" not in shown.response
+    # "the last one" reads one task, not the list: the newest
+    last = ask(engine, user_id, "complete the last one")
+    assert last.tool_calls[0]["arguments"] == {"task_id": 60}
+
+
+def test_add_task_refused_past_the_quota(sqlite_url: str) -> None:
+    async def work(db: Database) -> list[Any]:
+        async with db.write() as conn:
+            user_id = int((await conn.execute(insert(users).values(
+                username="quota", password_hash="x", created_at=utcnow()).returning(users.c.id))).scalar_one())
+            await tools.add_task(conn, user_id, "one")
+            await tools.add_task(conn, user_id, "two")
+            await tools.delete_task(conn, user_id, 1)
+            await tools.add_task(conn, user_id, "three")  # two tasks again, though #3 was handed out
+        refused = await OfflineAgent().respond(db, user_id, [], "add a task to four")
+        return [refused]
+
+    async def run() -> list[Any]:
+        db = Database(sqlite_url, pool_size=2, max_tasks_per_user=2)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    [refused] = asyncio.run(run())
+    limit = "You have reached the limit of 2 tasks; delete some to add more"
+    assert refused.tool_calls[0]["result"] == {"error": limit}
+    assert "limit of 2 tasks" in refused.response

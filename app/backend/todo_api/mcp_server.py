@@ -39,6 +39,8 @@ def build_mcp(settings: Settings, db: Database) -> tuple[MCPServer, Route]:
                 return await fn(conn, user_id, **kwargs)
         except tools.ToolError as exc:
             raise MCPToolError(str(exc)) from None
+        except tools.LimitReached as exc:
+            raise MCPToolError(str(exc.detail)) from None
 
     @server.tool()
     async def add_task(user_id: int, title: str, ctx: Context, description: str | None = None) -> dict[str, Any]:
@@ -46,9 +48,13 @@ def build_mcp(settings: Settings, db: Database) -> tuple[MCPServer, Route]:
         return await call(ctx, user_id, tools.add_task, title=title, description=description)
 
     @server.tool()
-    async def list_tasks(user_id: int, ctx: Context, status: str = "all") -> dict[str, Any]:
-        """List the user's tasks (status: all, pending or completed), newest first."""
-        return await call(ctx, user_id, tools.list_tasks, status=status)
+    async def list_tasks(
+        user_id: int, ctx: Context, status: str = "all", limit: int = tools.LIST_LIMIT, offset: int = 0
+    ) -> dict[str, Any]:
+        """List the user's tasks (status: all, pending or completed), newest first, one page at a
+        time (limit 1-200, default 50; offset skips the newest). `count` is the total; when more
+        follow, `next_offset` is the offset to ask for next."""
+        return await call(ctx, user_id, tools.list_tasks, status=status, limit=limit, offset=offset)
 
     @server.tool()
     async def complete_task(user_id: int, task_id: int, ctx: Context) -> dict[str, Any]:

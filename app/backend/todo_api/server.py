@@ -42,7 +42,7 @@ def make_agent(settings: Settings) -> ChatAgent:
 
 
 def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent | None = None) -> FastAPI:
-    db = db or Database(settings.database_url, settings.db_pool_size, settings.db_pool_timeout_seconds)
+    db = db or Database.from_settings(settings)
     probe, probe_engine = readiness.revision_probe(settings.database_url)
     ready = readiness.Readiness(probe, migrations.head_revision(), settings.db_probe_seconds, READY_TIMEOUT_S)
     readiness.watch(db.engine, ready)

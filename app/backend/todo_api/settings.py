@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     # requests' own queries report in between). Neon scales to zero after 5 minutes
     # without a query: above 300 lets it (an idle pod then notices a dead database later).
     db_probe_seconds: float = Field(default=60, ge=5, le=86_400)
+    # Chat and per-user quotas. Chats in flight in this process: at most CHAT_PER_USER_IN_FLIGHT
+    # per user and CHAT_MAX_IN_FLIGHT in all (unset: half of DB_POOL_SIZE, at least 1; each
+    # chat takes a pooled connection for its tool calls), past that 429 + Retry-After. Every
+    # pooled PostgreSQL connection waits at most DB_LOCK_TIMEOUT_MS for a lock, runs a statement
+    # at most DB_STATEMENT_TIMEOUT_MS and sits idle in a transaction at most
+    # DB_IDLE_IN_TRANSACTION_TIMEOUT_MS (0: no limit). Past a quota (tasks per user,
+    # conversations per user, messages per conversation) the request is refused with 409.
+    chat_per_user_in_flight: int = Field(default=2, ge=1, le=100)
+    chat_max_in_flight: int | None = Field(default=None, ge=1, le=1_000)
+    db_lock_timeout_ms: int = Field(default=2_000, ge=0, le=600_000)
+    db_statement_timeout_ms: int = Field(default=10_000, ge=0, le=3_600_000)
+    db_idle_in_transaction_timeout_ms: int = Field(default=10_000, ge=0, le=3_600_000)
+    max_tasks_per_user: int = Field(default=10_000, ge=1, le=10_000_000)
+    max_conversations_per_user: int = Field(default=1_000, ge=1, le=1_000_000)
+    max_messages_per_conversation: int = Field(default=1_000, ge=2, le=1_000_000)
     # argon2id, sized to the pod's memory limit: each hash in flight holds
     # PASSWORD_HASH_MEMORY_KIB; at most PASSWORD_HASH_CONCURRENCY run at once (OWASP's
     # minimum is m=19 MiB, t=2, p=1).

@@ -145,12 +145,22 @@ class TaskPages:
         self._used_at = time.monotonic()
         self._fast_args = None if db.is_sqlite else asyncpg_dsn(url)
         self._fast_size = pool_size
+        # The app engine's lock/statement/idle-in-transaction timeouts, SET on each new connection.
+        self._session_statements = db.timeouts.statements()
         if self._fast_args is None and not db.is_sqlite:
             conninfo = libpq_conninfo(url)
             self.pool = AsyncConnectionPool(
                 conninfo, min_size=pool_size, max_size=pool_size, timeout=pool_timeout, open=False,
                 kwargs={"autocommit": True, "connect_timeout": 3}, name="task-pages",
+                configure=self._configure,
             )
+
+    async def _configure(self, conn: psycopg.AsyncConnection) -> None:
+        for statement in self._session_statements:
+            await conn.execute(statement)  # type: ignore[arg-type]
+
+    async def _init_fast(self, conn: asyncpg.Connection) -> None:
+        await conn.execute("; ".join(self._session_statements))
 
     async def open(self) -> None:
         if self._fast_args is not None:
@@ -160,7 +170,7 @@ class TaskPages:
             # connection idle longer than IDLE_CHECK_SECONDS is closed, not found dead later.
             self.fast = await asyncpg.create_pool(
                 dsn, min_size=0, max_size=self._fast_size, timeout=connect_timeout, reset=_keep_state,
-                max_inactive_connection_lifetime=IDLE_CHECK_SECONDS)
+                init=self._init_fast, max_inactive_connection_lifetime=IDLE_CHECK_SECONDS)
         if self.pool is not None:
             await self.pool.open(wait=False)  # connects in the background; a dead DB means 503s, not no start
 

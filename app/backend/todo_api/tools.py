@@ -3,22 +3,27 @@
 Each function takes an async DB connection, the (server-side, authenticated) user id and
 its arguments, and returns a JSON-able dict. A task's `id` is its per-user number (1, 2,
 3 ... for each user); the table's primary key never leaves the database. Problems raise
-ToolError with a sentence a person understands. Writes that take two statements
-(`add_task`) need a connection inside a transaction (`Database.write()`); every other
-tool is a single statement and is safe in autocommit.
+ToolError with a sentence a person understands; a quota reached raises LimitReached (409,
+the same answer from every route). Writes that take two statements (`add_task` on SQLite)
+need a connection inside a transaction (`Database.atomic()`); every other tool is a single
+statement and is safe in autocommit. Every result is bounded: `list_tasks` returns a page
+(the newest LIST_LIMIT by default, at most LIST_LIMIT_MAX) with the total and how to ask for more.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import Row, delete, func, insert, literal, select, update
+from sqlalchemy import Row, delete, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.exceptions import HTTPException
 
+from todo_api.db import MAX_TASKS_DEFAULT, MAX_TASKS_OPTION
 from todo_api.models import DESCRIPTION_MAX, ID_MAX, TITLE_MAX, tasks, users, utcnow
 
 Status = Literal["all", "pending", "completed"]
 STATUSES = ("all", "pending", "completed")
+LIST_LIMIT, LIST_LIMIT_MAX = 50, 200  # tasks in one list_tasks page: by default, at most
 
 # What a task looks like to users: its number is its id.
 TASK_COLUMNS = (
@@ -33,6 +38,18 @@ class ToolError(Exception):
 
 class SessionEnded(Exception):
     """The caller's token version is no longer the user's (signed out)."""
+
+
+class LimitReached(HTTPException):
+    """A per-user quota is full. An HTTP error (409) so that every route that lets it through
+    answers the same; tools' callers that are not routes (agents, MCP) show its detail."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
+
+
+def task_quota_reached(limit: int) -> LimitReached:
+    return LimitReached(f"You have reached the limit of {limit} tasks; delete some to add more")
 
 
 def task_dict(row: Row[Any]) -> dict[str, Any]:
@@ -140,9 +157,13 @@ async def add_task(
 ) -> dict[str, Any]:
     """Takes the user's next number and inserts, atomically: one statement on PostgreSQL (safe
     in autocommit), two on SQLite (the caller's transaction). With `token_version`, only for
-    a caller whose session is current (else SessionEnded)."""
+    a caller whose session is current (else SessionEnded). Only while the user has fewer tasks
+    than the engine's quota (else LimitReached); the tasks are counted only when the user's
+    numbers have reached it (numbers are never reused, so fewer numbers means fewer tasks).
+    Concurrent adds by one user may pass the quota by the adds in flight, no more."""
     title, description = clean_title(title), clean_description(description)
-    claim = update(users).where(users.c.id == user_id)
+    quota = int(conn.engine.get_execution_options().get(MAX_TASKS_OPTION, MAX_TASKS_DEFAULT))
+    claim = update(users).where(users.c.id == user_id, or_(users.c.task_seq < quota, _task_count(user_id) < quota))
     if token_version is not None:
         claim = claim.where(users.c.token_version == token_version)
     claim = claim.values(task_seq=users.c.task_seq + 1).returning(users.c.task_seq.label("number"))
@@ -162,16 +183,42 @@ async def add_task(
                                  completed=False, created_at=now, updated_at=now).returning(*TASK_COLUMNS)
         )).one()
     if row is None:
+        if (await conn.execute(select(_task_count(user_id)))).scalar_one() >= quota:
+            raise task_quota_reached(quota)
         if token_version is not None:
             raise SessionEnded
         raise ToolError("Your account no longer exists")
     return {"status": "created", "task": task_dict(row)}
 
 
-async def list_tasks(conn: AsyncConnection, user_id: int, status: str | None = "all") -> dict[str, Any]:
+def _task_count(user_id: int) -> Any:
+    return select(func.count()).select_from(tasks).where(tasks.c.user_id == user_id).scalar_subquery()
+
+
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ToolError(f"{name}: must be a whole number") from None
+    return max(low, min(high, number))
+
+
+async def list_tasks(
+    conn: AsyncConnection, user_id: int, status: str | None = "all", limit: int = LIST_LIMIT, offset: int = 0
+) -> dict[str, Any]:
+    """One page of the user's tasks, newest first: `count` is how many there are in all; when
+    more follow, `next_offset` and a sentence (`more`) say how to ask for them."""
     value = _status(status)
-    page, total = await query_tasks(conn, user_id, value)
-    return {"status": value, "count": total, "tasks": page}
+    limit = _whole(limit, "limit", 1, LIST_LIMIT_MAX)
+    offset = _whole(offset, "offset", 0, ID_MAX)
+    page, total = await query_tasks(conn, user_id, value, limit=limit, offset=offset)
+    result: dict[str, Any] = {"status": value, "count": total, "limit": limit, "offset": offset, "tasks": page}
+    shown_to = offset + len(page)
+    if page and shown_to < total:
+        result["next_offset"] = shown_to
+        result["more"] = (f"Showing tasks {offset + 1}-{shown_to} of {total}, newest first. "
+                          f"To see more, call list_tasks with offset={shown_to}.")
+    return result
 
 
 async def _change(conn: AsyncConnection, user_id: int, task_id: Any, **values: Any) -> dict[str, Any]:
@@ -218,10 +265,16 @@ async def update_task(
     return {"status": "updated", "task": await _change(conn, user_id, task_id, **values)}
 
 
-async def clear_tasks(conn: AsyncConnection, user_id: int, status: str = "completed") -> dict[str, Any]:
-    """Delete all of the user's tasks with this status (the offline agent's "clear completed")."""
+async def clear_tasks(
+    conn: AsyncConnection, user_id: int, status: str = "completed", up_to: int | None = None
+) -> dict[str, Any]:
+    """Delete all of the user's tasks with this status (the offline agent's "clear completed"),
+    only those numbered up to `up_to` when given (what a confirmation question showed)."""
     value = _status(status)
-    result = await conn.execute(delete(tasks).where(*_mine(user_id, value)))
+    where = _mine(user_id, value)
+    if up_to is not None:
+        where.append(tasks.c.number <= _number(up_to))
+    result = await conn.execute(delete(tasks).where(*where))
     return {"status": "deleted", "which": value, "count": int(result.rowcount or 0)}
 
 

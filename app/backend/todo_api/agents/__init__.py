@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from todo_api.db import Database
 
 
 class AgentError(Exception):
@@ -19,9 +19,13 @@ class AgentResult:
 
 
 class ChatAgent(Protocol):
+    """Answers one chat turn. It gets the Database, not a connection: each tool call takes a
+    pooled connection for its own short statement/transaction, none is held while the model
+    thinks."""
+
     provider: str
     model: str | None
 
     async def respond(
-        self, conn: AsyncConnection, user_id: int, history: list[tuple[str, str]], message: str
+        self, db: Database, user_id: int, history: list[tuple[str, str]], message: str
     ) -> AgentResult: ...

@@ -1,7 +1,7 @@
 """A deterministic, rule-based agent that understands everyday task requests. No network.
 
 `parse.py` turns the message into an Intent (pure, linear-time); `Turn` carries it out
-with the task tools on the request's database connection and writes the answer.
+with the task tools, each call on a pooled connection of its own, and writes the answer.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from todo_api import tools
 from todo_api.agents import AgentResult
 from todo_api.agents.parse import ASK_DELETE_ALL, Intent, Ref, choice, parse, shown_numbers
+from todo_api.db import Database
 
 HELP = (
     "I can add, list, complete, delete and rename your tasks. Try for example "
@@ -28,6 +27,9 @@ QUERY_WORDS = 12  # words of a reference that count
 WORD_MAX = 32  # characters of a word that count
 PHRASE_TASKS, PHRASE_MAX = 200, 100  # whole-phrase similarity: newest tasks, characters compared
 NOT_UNDERSTOOD = "Sorry, I didn't understand that. " + HELP
+# The delete-all question names the tasks it counted, "(#1–#57)" or "(#5)"; "yes" deletes
+# those numbers only, never a task added after the question.
+ASKED_RANGE = re.compile(r"\((?:#\d+–)?#(\d+)\)")
 
 _FILLER = {
     "the", "a", "an", "my", "task", "tasks", "todo", "item", "one", "about", "that", "this", "called",
@@ -59,9 +61,9 @@ class OfflineAgent:
     model: str | None = None
 
     async def respond(
-        self, conn: AsyncConnection, user_id: int, history: list[tuple[str, str]], message: str
+        self, db: Database, user_id: int, history: list[tuple[str, str]], message: str
     ) -> AgentResult:
-        return await Turn(conn, user_id, history).handle(message)
+        return await Turn(db, user_id, history).handle(message)
 
 
 Action = Callable[[int], Awaitable[AgentResult]]
@@ -70,8 +72,8 @@ Action = Callable[[int], Awaitable[AgentResult]]
 class Turn:
     """One request: parses the message, calls the tools, writes the answer."""
 
-    def __init__(self, conn: AsyncConnection, user_id: int, history: list[tuple[str, str]]) -> None:
-        self.conn = conn
+    def __init__(self, db: Database, user_id: int, history: list[tuple[str, str]]) -> None:
+        self.db = db
         self.user_id = user_id
         self.last_assistant = next((c for r, c in reversed(history) if r == "assistant"), None)
         self.calls: list[dict[str, Any]] = []
@@ -80,11 +82,19 @@ class Turn:
     async def call(self, name: str, **arguments: Any) -> dict[str, Any]:
         fn: Callable[..., Awaitable[dict[str, Any]]] = getattr(tools, name)
         try:
-            result = await fn(self.conn, self.user_id, **arguments)
+            async with self.db.atomic() as conn:
+                result = await fn(conn, self.user_id, **arguments)
         except tools.ToolError as exc:
             result = {"error": str(exc)}
+        except tools.LimitReached as exc:
+            result = {"error": str(exc.detail)}
         self.calls.append({"name": name, "arguments": arguments, "result": result})
         return result
+
+    async def query(self, status: str = "all", limit: int | None = None, offset: int = 0,
+                    newest_first: bool = True) -> tuple[list[dict[str, Any]], int]:
+        async with self.db.read() as conn:
+            return await tools.query_tasks(conn, self.user_id, status, limit, offset, newest_first)
 
     def done(self, text: str) -> AgentResult:
         return AgentResult(response=text, tool_calls=self.calls)
@@ -128,6 +138,7 @@ class Turn:
         status = intent.status
         result = await self.call("list_tasks", status=status)
         tasks = sorted(result["tasks"], key=lambda t: t["id"])  # #1 first: "the first one" is the top line
+        total = result["count"]
         label = {"all": "", "pending": "pending ", "completed": "completed "}[status]
         if not tasks:
             empty = {
@@ -137,8 +148,9 @@ class Turn:
             }[status]
             return self.done(empty)
         lines = [f"#{t['id']} {t['title']}" + (" (done)" if t["completed"] and status == "all" else "") for t in tasks]
-        noun = "task" if len(tasks) == 1 else "tasks"
-        return self.done(f"You have {len(tasks)} {label}{noun}:\n" + "\n".join(lines))
+        noun = "task" if total == 1 else "tasks"
+        showing = f" (showing the newest {len(tasks)} of {total})" if len(tasks) < total else ""
+        return self.done(f"You have {total} {label}{noun}{showing}:\n" + "\n".join(lines))
 
     async def on_complete(self, intent: Intent) -> AgentResult:
         assert intent.ref is not None
@@ -161,16 +173,28 @@ class Turn:
         return self.done(f"Cleared {count} completed {noun} from your list.")
 
     async def on_delete_all(self, intent: Intent) -> AgentResult:
-        _, total = await tools.query_tasks(self.conn, self.user_id, "all", limit=1)
+        newest, total = await self.query(limit=1)
         if not total:
             return self.done("Your list is already empty.")
-        what = "your only task" if total == 1 else f"all {total} of your tasks, done or not"
+        oldest, _ = await self.query(limit=1, newest_first=False)
+        first, last = oldest[0]["id"], newest[0]["id"]
+        if total == 1:
+            what = f"your only task (#{last})"
+        else:
+            what = f"all {total} of your tasks, done or not (#{first}–#{last})"
         return self.done(f"That would delete {what}. {ASK_DELETE_ALL}, or say anything else to keep them.")
 
     async def on_confirm_delete_all(self, intent: Intent) -> AgentResult:
-        result = await self.call("clear_tasks", status="all")
+        asked = ASKED_RANGE.search(self.last_assistant or "")
+        if asked is None:  # a question from before the range was shown: ask again
+            return await self.on_delete_all(intent)
+        result = await self.call("clear_tasks", status="all", up_to=int(asked.group(1)))
         count = result.get("count", 0)
         noun = "task" if count == 1 else "tasks"
+        _, left = await self.query(limit=1)
+        if left:
+            kept = "task" if left == 1 else "tasks"
+            return self.done(f"Deleted {count} {noun}. I kept {left} {kept} added since I asked.")
         return self.done(f"Deleted all {count} {noun}. Your list is empty now.")
 
     # -- resolving a task reference ---------------------------------------------------
@@ -180,7 +204,7 @@ class Turn:
         if ref.ordinal is not None:
             return await self.by_position(ref.ordinal, verb, action, prefer_pending)
         # The 1000 newest are plenty to match a name against, and bound the work per message.
-        tasks, _ = await tools.query_tasks(self.conn, self.user_id, "all", limit=MATCH_LIMIT)
+        tasks, _ = await self.query(limit=MATCH_LIMIT)
         query = list(dict.fromkeys(t[:WORD_MAX] for t in _tokens(ref.text)))[:QUERY_WORDS]
         if not query:
             return self.done(f"Which task should I {verb}? Tell me its number, e.g. \"{verb} task 3\".")
@@ -219,10 +243,12 @@ class Turn:
         """"the first one" / "the last one": in the list the user was just shown, else in the
         whole list (#1 first; only pending tasks when completing)."""
         numbers = shown_numbers(self.last_assistant)
-        if not numbers:
+        if not numbers:  # read just the one task: #1 first for "first", newest first for "last"
             status = "pending" if prefer_pending else "all"
-            page, _ = await tools.query_tasks(self.conn, self.user_id, status, newest_first=False)
-            numbers = [t["id"] for t in page]
+            from_end = ordinal < 0
+            page, _ = await self.query(status, limit=1, offset=-ordinal - 1 if from_end else ordinal,
+                                       newest_first=from_end)
+            numbers, ordinal = [t["id"] for t in page], 0
         if not -len(numbers) <= ordinal < len(numbers):
             which = "pending tasks" if prefer_pending else "tasks"
             return self.done(f"You don't have that many {which}. Say \"show my tasks\" to see them.")

@@ -17,10 +17,10 @@ from agents import (
 )
 from agents.tool import FunctionTool
 from openai import AsyncOpenAI
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api import tools
 from todo_api.agents import AgentError, AgentResult
+from todo_api.db import Database
 from todo_api.settings import Settings
 
 INSTRUCTIONS = (
@@ -42,16 +42,21 @@ class OpenAIAgent:
             api_key=key or "unset", base_url=settings.openai_base_url, timeout=self.timeout, max_retries=0
         )
 
-    def _tools(self, conn: AsyncConnection, user_id: int, calls: list[dict[str, Any]]) -> list[FunctionTool]:
-        one_at_a_time = asyncio.Lock()  # the model may call tools in parallel; they share one connection
+    def _tools(self, db: Database, user_id: int, calls: list[dict[str, Any]]) -> list[FunctionTool]:
+        # The model may call tools in parallel: one at a time keeps a chat to one pooled
+        # connection (CHAT_MAX_IN_FLIGHT is sized on that). Each call is its own short
+        # transaction; nothing is held while the model thinks.
+        one_at_a_time = asyncio.Lock()
 
         async def run(name: str, **arguments: Any) -> str:
             clean = {k: v for k, v in arguments.items() if v is not None}
             try:
-                async with one_at_a_time:
+                async with one_at_a_time, db.atomic() as conn:
                     result = await getattr(tools, name)(conn, user_id, **clean)
             except tools.ToolError as exc:
                 result = {"error": str(exc)}
+            except tools.LimitReached as exc:
+                result = {"error": str(exc.detail)}
             calls.append({"name": name, "arguments": clean, "result": result})
             return json.dumps(result)
 
@@ -66,13 +71,16 @@ class OpenAIAgent:
             return await run("add_task", title=title, description=description)
 
         @function_tool
-        async def list_tasks(status: str = "all") -> str:
-            """List the user's tasks, newest first.
+        async def list_tasks(status: str = "all", limit: int = tools.LIST_LIMIT, offset: int = 0) -> str:
+            """List the user's tasks, newest first, one page at a time: `count` is how many there
+            are in all; when more follow, `next_offset` is the offset to ask for next.
 
             Args:
                 status: One of "all", "pending" or "completed".
+                limit: Tasks in this page (1 to 200, default 50).
+                offset: How many of the newest tasks to skip (0 for the first page).
             """
-            return await run("list_tasks", status=status)
+            return await run("list_tasks", status=status, limit=limit, offset=offset)
 
         @function_tool
         async def complete_task(task_id: int) -> str:
@@ -106,14 +114,14 @@ class OpenAIAgent:
         return [add_task, list_tasks, complete_task, delete_task, update_task]
 
     async def respond(
-        self, conn: AsyncConnection, user_id: int, history: list[tuple[str, str]], message: str
+        self, db: Database, user_id: int, history: list[tuple[str, str]], message: str
     ) -> AgentResult:
         calls: list[dict[str, Any]] = []
         agent = Agent(
             name="Todo assistant",
             instructions=INSTRUCTIONS,
             model=OpenAIChatCompletionsModel(model=self.model, openai_client=self.client),
-            tools=self._tools(conn, user_id, calls),
+            tools=self._tools(db, user_id, calls),
         )
         items: list[Any] = [{"role": role, "content": content} for role, content in history]
         items.append({"role": "user", "content": message})
