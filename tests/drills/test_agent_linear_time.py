@@ -11,6 +11,7 @@ tasks) is timed too, through the real agent on a real database.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.drills.local_apps import BACKEND_DIR
-
-pytest.importorskip("sqlalchemy")
-import sys
 
 if str(BACKEND_DIR) not in sys.path:
     sys.path.insert(0, str(BACKEND_DIR))
