@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from conftest import free_port, make_settings, signup
 from todo_api.agents import AgentResult
 from todo_api.db import Database
-from todo_api.routes.chat import OLDER_HEADER, REPLY_MAX, TOOL_CALLS_ECHOED
+from todo_api.routes.chat import ECHOED_TASKS, OLDER_HEADER, REPLY_MAX, TOOL_CALLS_ECHOED
 from todo_api.server import create_app
 
 
@@ -211,7 +211,9 @@ class ScriptedAgent:
 
     async def respond(self, db: Database, user_id: int, history: list[tuple[str, str]], message: str) -> AgentResult:
         await asyncio.sleep(self.seconds)
-        return AgentResult(self.reply, [{"name": "list_tasks", "arguments": {}, "result": {"n": i}}
+        listing = [{"id": n, "title": f"t{n}", "description": "d" * 900, "completed": False} for n in range(50)]
+        return AgentResult(self.reply, [{"name": "list_tasks", "arguments": {},
+                                         "result": {"n": i, "count": 50, "tasks": listing}}
                                         for i in range(self.calls)])
 
 
@@ -273,9 +275,13 @@ def test_the_agent_is_cut_at_the_deadline(sqlite_url: str) -> None:
 def test_reply_and_tool_calls_are_capped(sqlite_url: str) -> None:
     with scripted_client(sqlite_url, ScriptedAgent(reply="x" * 50_000, calls=50)) as client:
         user = signup(client)
-        body = client.post(f"/api/{user.id}/chat", json={"message": "hi"}, headers=user.headers).json()
+        r = client.post(f"/api/{user.id}/chat", json={"message": "hi"}, headers=user.headers)
+        body = r.json()
         assert len(body["response"]) == REPLY_MAX and body["response"].endswith("…")
         assert len(body["tool_calls"]) == TOOL_CALLS_ECHOED
+        echo = body["tool_calls"][0]["result"]
+        assert echo["count"] == 50 and echo["tasks"][0] == {"id": 0, "title": "t0", "completed": False}
+        assert len(echo["tasks"]) == ECHOED_TASKS and len(r.content) < 64 * 1024
         stored = client.get(f"/api/{user.id}/conversations/{body['conversation_id']}/messages",
                             headers=user.headers).json()
         assert stored[1]["content"] == body["response"]

@@ -11,7 +11,8 @@ which held a connection and its row locks for the whole model call.)
 
 Bounds: chats in flight per user and in all in this process (429 + Retry-After; never
 queued), the agent's deadline (LLM_TIMEOUT_SECONDS, 502), the reply (REPLY_MAX characters)
-and the tool calls echoed (TOOL_CALLS_ECHOED), conversations per user and messages per
+and the tool calls echoed (TOOL_CALLS_ECHOED, listings cut to ECHOED_TASKS tasks' id, title
+and state), conversations per user and messages per
 conversation (409), and the messages listed per request (a page, oldest of it first).
 """
 
@@ -38,7 +39,8 @@ router = APIRouter(prefix="/api/{user_id}", tags=["chat"])
 HISTORY_LIMIT = 40
 TITLE_CHARS = 60
 REPLY_MAX = 8_000  # characters of an assistant reply returned and stored; "…" marks a cut
-TOOL_CALLS_ECHOED = 10  # tool calls a chat response lists (each result is bounded: pages)
+TOOL_CALLS_ECHOED = 10  # tool calls a chat response lists
+ECHOED_TASKS = 10  # tasks of a listing a chat response echoes, id/title/completed only (count says how many)
 MESSAGES_PAGE, MESSAGES_PAGE_MAX = 100, 200
 # Tells the client that older messages exist: ask again with ?before=<this id>.
 OLDER_HEADER = "X-Older-Before"
@@ -93,6 +95,21 @@ def in_flight(app: FastAPI) -> InFlight:
 
 def capped(text: str, limit: int = REPLY_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def echoed(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tool calls a chat response shows: the first TOOL_CALLS_ECHOED, a listing cut to its
+    first ECHOED_TASKS tasks' id, title and state (the page itself went to the model)."""
+    return [_echo(call) for call in calls[:TOOL_CALLS_ECHOED]]
+
+
+def _echo(call: dict[str, Any]) -> dict[str, Any]:
+    result = call.get("result")
+    if isinstance(result, dict) and isinstance(result.get("tasks"), list):
+        tasks = [{key: task.get(key) for key in ("id", "title", "completed")}
+                 for task in result["tasks"][:ECHOED_TASKS] if isinstance(task, dict)]
+        return {**call, "result": {**result, "tasks": tasks}}
+    return call
 
 
 async def _conversation(conn: AsyncConnection, user_id: int, conversation_id: int) -> int:
@@ -187,7 +204,7 @@ async def chat(body: ChatIn, request: Request, user_id: IdPath) -> Any:
         result = await _answer(state.agent, state.db, user_id, history, body.message, settings.llm_timeout_seconds)
         reply = capped(result.response)
         conv_id = await _store_turn(state.db, caller, conv_id, body.message, reply, settings)
-    return {"conversation_id": conv_id, "response": reply, "tool_calls": result.tool_calls[:TOOL_CALLS_ECHOED]}
+    return {"conversation_id": conv_id, "response": reply, "tool_calls": echoed(result.tool_calls)}
 
 
 @router.get("/conversations", response_model=list[ConversationOut], responses=ERRORS)
