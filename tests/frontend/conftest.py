@@ -14,9 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -254,3 +256,77 @@ def signed_in(frontend: Proc) -> Iterator[tuple[WebClient, str]]:
     assert response.status_code == 303, response.text
     yield client, name
     client.close()
+
+
+# A stand-in backend that records what the frontend sends and answers what a test scripts,
+# so the proxy's own behaviour (headers passed on, streaming, caps, refusals) is observable.
+
+
+@dataclass
+class Scripted:
+    status: int = 200
+    body: bytes = b'{"ok": true}'
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    chunked: bool = False
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.replies: dict[str, Scripted] = {}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                fake.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                # Most specific first: "POST /path?query", "POST /path", "/path".
+                path = self.path.split("?")[0]
+                reply = (fake.replies.get(f"{self.command} {self.path}")
+                         or fake.replies.get(f"{self.command} {path}")
+                         or fake.replies.get(path) or Scripted())
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if reply.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for start in range(0, len(reply.body), 8192):
+                        piece = reply.body[start:start + 8192]
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+
+            do_POST = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]  # a cut-off relay
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def last(self, path: str) -> tuple[str, dict[str, str]]:
+        return next(seen for seen in reversed(self.seen) if seen[0].startswith(path))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def forged_client(url: str) -> WebClient:
+    """Signed in as user 7 by a session cookie signed with the frontends' secret."""
+    from todo_web.session import encode_session, make_signer
+
+    client = WebClient(url)
+    data = {"token": "t-123", "user_id": "7", "username": "someone", "csrf": "c" * 32}
+    client.plant_session(encode_session(make_signer(SESSION_SECRET), data))
+    client.csrf = data["csrf"]
+    return client

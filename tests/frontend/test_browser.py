@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,7 +19,16 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from .conftest import PASSWORD, REPO, Proc, unique_name
+from .conftest import (
+    PASSWORD,
+    REPO,
+    SESSION_SECRET,
+    FakeBackend,
+    Proc,
+    Scripted,
+    start_frontend,
+    unique_name,
+)
 
 pytestmark = pytest.mark.browser
 SHOTS = REPO / "test-output" / "frontend"
@@ -260,3 +270,62 @@ def test_backend_down_page(browser: WebDriver, frontend_backend_down: Proc) -> N
     assert "unreachable" in banner.text.lower()
     assert browser.find_element(By.CSS_SELECTOR, "form[action='/login']")
     shot(browser, "backend-down-desktop")
+
+
+def _json(value: object, status: int = 200, **headers: str) -> Scripted:
+    return Scripted(status=status, body=json.dumps(value).encode(),
+                    headers={"Content-Type": "application/json", **headers})
+
+
+def test_limits_show_beside_the_action_and_older_messages_load(
+        browser: WebDriver, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 19: a quota refusal (429 + Retry-After, 409) is shown where the person acted, with
+    when to try again; a long conversation opens on its newest page and loads older on demand."""
+    from todo_web.session import encode_session, make_signer
+
+    fake = FakeBackend()
+    limit = "You have reached the limit of 10000 tasks; delete some to add more."
+    full = "This conversation has reached its limit of 1000 messages; start a new chat."
+    newest = [{"id": 101 + n, "role": "user" if n % 2 == 0 else "assistant", "content": f"message {101 + n}",
+               "created_at": "2026-01-01T00:00:00Z"} for n in range(100)]
+    older = [{"id": 1, "role": "user", "content": "the very first message", "created_at": "2026-01-01T00:00:00Z"}]
+    fake.replies.update({
+        "GET /api/7/tasks": _json({"items": [], "total": 0}),
+        "POST /api/7/tasks": _json({"detail": limit}, 429, **{"Retry-After": "30"}),
+        "POST /api/7/chat": _json({"detail": full}, 409),
+        "GET /api/7/conversations": _json([]),
+        "GET /api/7/conversations/3/messages?limit=100": _json(newest),
+        "GET /api/7/conversations/3/messages?limit=100&before=101": _json(older),
+    })
+    frontend = start_frontend(tmp_path_factory.mktemp("fe-browser-limits"), fake.url)
+    try:
+        wait = WebDriverWait(browser, 30)
+        browser.get(f"{frontend.url}/healthz")
+        data = {"token": "t", "user_id": "7", "username": "someone", "csrf": "c" * 32}
+        browser.add_cookie({"name": "todo_session", "path": "/",
+                            "value": encode_session(make_signer(SESSION_SECRET), data)})
+        browser.get(f"{frontend.url}/")
+        browser.execute_script("sessionStorage.setItem('todo.conversationId', '3')")
+        browser.get(f"{frontend.url}/")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=load-older]")))
+        bubbles = browser.find_elements(By.CSS_SELECTOR, "#messages .bubble")
+        assert len(bubbles) == 100 and "message 101" in bubbles[0].text
+        browser.find_element(By.CSS_SELECTOR, "[data-testid=load-older]").click()
+        wait.until(lambda d: "the very first message" in d.find_element(By.ID, "messages").text)
+        assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid=load-older]")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#messages .bubble")) == 101
+
+        title = browser.find_element(By.ID, "new-title")
+        title.send_keys("one too many")
+        title.send_keys(Keys.ENTER)
+        error = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid=task-error]")))
+        assert error.text == f"{limit} Try again in 30 seconds."
+
+        box = browser.find_element(By.ID, "message")
+        box.send_keys("add a task to overflow")
+        box.send_keys(Keys.ENTER)
+        wait.until(lambda d: full in d.find_element(By.ID, "messages").text)
+        shot(browser, "limits-desktop")
+    finally:
+        frontend.stop()
+        fake.close()

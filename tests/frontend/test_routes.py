@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,8 +21,11 @@ from .conftest import (
     FRONTEND_DIR,
     PASSWORD,
     SESSION_SECRET,
+    FakeBackend,
     Proc,
+    Scripted,
     WebClient,
+    forged_client,
     start_frontend,
     unique_name,
 )
@@ -245,8 +249,10 @@ def test_cookie_flags_and_token_not_in_html(
     assert cookie.startswith(f"{COOKIE_NAME}=")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie
-    behind_tls = httpx.get(f"{frontend.url}/api/session", headers={"X-Forwarded-Proto": "https"})
-    assert "Secure" in behind_tls.headers["set-cookie"]
+    # From a peer that is not a trusted proxy, X-Forwarded-Proto is a claim, not a fact
+    # (test_secure_cookie_follows_forwarded_proto_from_trusted_proxies_only).
+    forged = httpx.get(f"{frontend.url}/api/session", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" not in forged.headers["set-cookie"]
 
 
 def test_forged_cookie_is_ignored(frontend: Proc) -> None:
@@ -304,11 +310,19 @@ def test_backend_down(frontend_backend_down: Proc) -> None:
 def test_sigterm_fails_readiness_then_drains(tmp_path: Path) -> None:
     handle = start_frontend(tmp_path, "http://127.0.0.1:9", DRAIN_SECONDS="1.5")
     assert handle.proc is not None
-    handle.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.4)
-    assert httpx.get(f"{handle.url}/readyz").status_code == 503
-    assert httpx.get(f"{handle.url}/healthz").status_code == 200
-    assert handle.proc.wait(timeout=15) == 0
+    try:
+        handle.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 1
+        while httpx.get(f"{handle.url}/readyz").status_code != 503:
+            assert time.monotonic() < deadline, "readiness still 200 a second after SIGTERM"
+            time.sleep(0.05)
+        assert httpx.get(f"{handle.url}/healthz").status_code == 200
+        assert handle.proc.wait(timeout=15) == 0
+        assert "draining for 1.5s" in handle.log.read_text()  # logged from the loop, not the handler
+    finally:
+        if handle.proc.poll() is None:  # hung: never leave it behind
+            handle.proc.kill()
+            handle.proc.wait()
 
 
 def test_missing_session_secret_exits_2(tmp_path: Path) -> None:
@@ -356,3 +370,201 @@ def test_user_input_is_escaped_in_pages(web: WebClient) -> None:
     assert response.status_code == 422
     assert "<script>alert(1)</script>" not in response.text
     assert "&lt;script&gt;" in response.text
+
+
+# ------------------------------------------------------------------ hostile clients (issue 19)
+# A stand-in backend that records what the frontend sends and answers what a test scripts,
+# so the proxy's own behaviour (headers passed on, streaming, caps) is observable.
+
+PROXY_SECRET = "proxy-secret-" + "x" * 16
+CAP = 65_536  # MAX_PROXY_BODY_BYTES of the frontends below (the setting's minimum)
+
+
+@pytest.fixture(scope="module")
+def fake_backend() -> Iterator[FakeBackend]:
+    fake = FakeBackend()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def plain_frontend(fake_backend: FakeBackend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """No trusted proxies (the default): the TCP peer is the client."""
+    handle = start_frontend(tmp_path_factory.mktemp("fe-plain"), fake_backend.url,
+                            MAX_PROXY_BODY_BYTES=str(CAP), PROXY_SECRET=PROXY_SECRET)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def proxied_frontend(fake_backend: FakeBackend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """Behind a trusted proxy on loopback."""
+    handle = start_frontend(tmp_path_factory.mktemp("fe-proxied"), fake_backend.url,
+                            TRUSTED_PROXIES="127.0.0.1, 10.0.0.0/8")
+    yield handle
+    handle.stop()
+
+
+def test_client_address_is_the_peer_unless_a_trusted_proxy_says(
+        fake_backend: FakeBackend, plain_frontend: Proc, proxied_frontend: Proc) -> None:
+    """Old code: uvicorn believed anyone's X-Forwarded-For (forwarded_allow_ips="*") and the
+    frontend passed it on, so rotating it bypassed every per-address limit; non-ASCII → 500."""
+    cases = [
+        (plain_frontend, "203.0.113.9", "127.0.0.1"),
+        (plain_frontend, "garbage, ::1, 1.2.3.4", "127.0.0.1"),
+        (proxied_frontend, "203.0.113.9, 10.1.2.3", "203.0.113.9"),
+        (proxied_frontend, "garbage, 198.51.100.2", "198.51.100.2"),
+        (proxied_frontend, "198.51.100.2, garbage", "127.0.0.1"),
+        (proxied_frontend, "[2001:db8::1]:443", "2001:db8::1"),
+    ]
+    for frontend, claimed, expected in cases:
+        web = forged_client(frontend.url)
+        assert web.http.get("/api/tasks", headers={"X-Forwarded-For": claimed}).status_code == 200
+        _, headers = fake_backend.last("/api/7/tasks")
+        assert headers["x-forwarded-for"] == expected, (frontend.url, claimed)
+        web.close()
+    web = forged_client(proxied_frontend.url)
+    web.http.get("/api/tasks", headers={"Forwarded": 'for="[2001:db8::7]:80";proto=https'})
+    assert fake_backend.last("/api/7/tasks")[1]["x-forwarded-for"] == "2001:db8::7"
+    web.close()
+    web = forged_client(plain_frontend.url)
+    assert web.http.get("/api/tasks").status_code == 200
+    assert fake_backend.last("/api/7/tasks")[1]["x-proxy-secret"] == PROXY_SECRET
+    for hostile in ("é".encode(), b"\xff\xfe, 1.2.3.4", b"1.2.3.4" * 500, b"::ffff:"):
+        for path in ("/", "/login", "/api/tasks", "/api/meta"):
+            response = web.http.get(path, headers={"X-Forwarded-For": hostile})
+            assert response.status_code < 500, (hostile[:20], path, response.status_code)
+    web.close()
+
+
+def test_secure_cookie_follows_forwarded_proto_from_trusted_proxies_only(
+        plain_frontend: Proc, proxied_frontend: Proc) -> None:
+    forged = httpx.get(f"{plain_frontend.url}/api/session", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" not in forged.headers["set-cookie"]
+    trusted = httpx.get(f"{proxied_frontend.url}/api/session", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in trusted.headers["set-cookie"]
+    rfc7239 = httpx.get(f"{proxied_frontend.url}/api/session", headers={"Forwarded": "for=1.2.3.4;proto=https"})
+    assert "Secure" in rfc7239.headers["set-cookie"]
+    plain = httpx.get(f"{proxied_frontend.url}/api/session")
+    assert "Secure" not in plain.headers["set-cookie"]
+
+
+def test_trusted_proxies_setting_is_validated(tmp_path: Path) -> None:
+    path = os.pathsep.join([str(FRONTEND_DIR), str(COMMON_DIR)])
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": path, "HOME": str(tmp_path),
+           "SESSION_SECRET": SESSION_SECRET}
+    for name, value in (("TRUSTED_PROXIES", "10.0.0.0/8, not-an-ip"), ("PROXY_SECRET", "short-one")):
+        result = subprocess.run([sys.executable, "-m", "todo_web"], env={**env, name: value},
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 2 and name in result.stderr
+        assert "short-one" not in result.stderr + result.stdout
+
+
+def test_proxy_streams_the_backends_bytes(fake_backend: FakeBackend, plain_frontend: Proc) -> None:
+    """Old code parsed and re-serialised every body (whole, in memory): the spacing changed."""
+    body = b'{"items":  [ {"id": 1} ],   "total": 1}'
+    fake_backend.replies["/api/7/tasks"] = Scripted(body=body)
+    web = forged_client(plain_frontend.url)
+    try:
+        response = web.http.get("/api/tasks")
+        assert response.status_code == 200 and response.content == body
+        assert response.headers["content-type"] == "application/json"
+        fake_backend.replies["/api/7/tasks"] = Scripted(body=body, chunked=True)
+        assert web.http.get("/api/tasks").content == body
+    finally:
+        fake_backend.replies.pop("/api/7/tasks", None)
+        web.close()
+
+
+def test_proxy_caps_backend_bodies(fake_backend: FakeBackend, plain_frontend: Proc) -> None:
+    """An announced body over MAX_PROXY_BODY_BYTES: 502 with a sentence, without reading it;
+    an unannounced (chunked) one: cut off, the connection closed. Old code relayed both."""
+    big = b'{"items": ["' + b"x" * (4 * CAP) + b'"]}'
+    path = "/api/7/conversations/3/messages"
+    web = forged_client(plain_frontend.url)
+    try:
+        fake_backend.replies[path] = Scripted(body=big)
+        refused = web.http.get("/api/conversations/3/messages")
+        assert refused.status_code == 502
+        assert "too large" in refused.json()["detail"]
+        fake_backend.replies[path] = Scripted(body=big, chunked=True)
+        received = 0
+        with pytest.raises(httpx.HTTPError), web.http.stream(  # the body never completes
+                "GET", "/api/conversations/3/messages") as response:
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+        assert received <= CAP
+        assert web.http.get("/healthz").status_code == 200
+    finally:
+        fake_backend.replies.pop(path, None)
+        web.close()
+
+
+def test_messages_route_forwards_paging(fake_backend: FakeBackend, plain_frontend: Proc) -> None:
+    web = forged_client(plain_frontend.url)
+    web.http.get("/api/conversations/3/messages?limit=5&before=90&user_id=8")
+    seen, _ = fake_backend.last("/api/7/conversations/3/messages")
+    query = dict(part.split("=") for part in seen.split("?")[1].split("&"))
+    assert query == {"limit": "5", "before": "90"}
+    web.close()
+
+
+def test_refusals_keep_status_detail_and_retry_after(fake_backend: FakeBackend, plain_frontend: Proc) -> None:
+    detail = b'{"detail": "You have reached the limit of 3 conversations."}'
+    fake_backend.replies["/api/7/conversations"] = Scripted(
+        status=429, body=detail, headers={"Content-Type": "application/json", "Retry-After": "7"})
+    web = forged_client(plain_frontend.url)
+    try:
+        response = web.http.get("/api/conversations")
+        assert response.status_code == 429 and response.headers["retry-after"] == "7"
+        assert response.json()["detail"] == "You have reached the limit of 3 conversations."
+    finally:
+        fake_backend.replies.pop("/api/7/conversations", None)
+        web.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"[" * 30_000 + b"]" * 30_000, "nested deeper"),
+        (b'{"title": ' + b"[" * 65 + b"]" * 65 + b"}", "nested deeper"),
+        (b'{"title": 1e999999}', "not finite"),
+        (b'{"title": NaN}', "not finite"),
+        (b'{"title": -Infinity}', "not finite"),
+        (b'{"title": "\xff\xfe caf\xc3"}', "not valid JSON"),
+        (b'{"title": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b'{"title": "unterminated', "not valid JSON"),
+    ],
+)
+def test_bad_json_is_400(plain_frontend: Proc, body: bytes, needle: str) -> None:
+    """Old code: 500 for the deep ones (RecursionError) and the non-finite ones (httpx
+    cannot serialise inf/nan); the backend itself answers 400."""
+    web = forged_client(plain_frontend.url)
+    response = web.http.post("/api/tasks", content=body, headers={
+        "Content-Type": "application/json", "X-CSRF-Token": web.csrf})
+    assert response.status_code == 400, response.text
+    assert needle in response.json()["detail"]
+    web.close()
+
+
+def test_json_depth_ignores_brackets_in_strings() -> None:
+    from todo_web.proxy import json_depth, parse_json
+
+    assert json_depth(b'{"a": "[[[[{{{{", "b": [[1]]}') == 3
+    assert json_depth(b'["\\"[[[", "x"]') == 1
+    assert parse_json(b'{"title": "' + b"[" * 500 + b'"}') == {"title": "[" * 500}
+
+
+@pytest.mark.parametrize("path", ["/login/", "/signup/", "/api/session/", "/static/app.css/"])
+def test_redirects_never_name_the_host(plain_frontend: Proc, path: str) -> None:
+    """Old code: Starlette's slash redirect answered Location: http://<Host header>/login."""
+    response = httpx.get(f"{plain_frontend.url}{path}?next=1", headers={"Host": "evil.example"})
+    assert response.status_code == 307
+    assert response.headers["location"] == path.rstrip("/") + "?next=1"
+
+
+@pytest.mark.parametrize("path", ["//evil.example/", "/\\evil.example/", "/nowhere/"])
+def test_no_redirect_off_site(plain_frontend: Proc, path: str) -> None:
+    response = httpx.get(f"{plain_frontend.url}{path}", headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers

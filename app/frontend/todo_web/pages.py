@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.routing import Match
 
 from .csrf import csrf_token, require_csrf, rotate_csrf
 from .proxy import UNREACHABLE, BackendUnavailable, backend_request, detail_of
@@ -227,3 +229,24 @@ async def logout(request: Request) -> Response:
     sign_out(request.session)
     rotate_csrf(request.session)
     return RedirectResponse("/", status_code=303)
+
+
+def _routed(request: Request, path: str) -> bool:
+    scope = {**request.scope, "path": path, "method": "GET"}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+
+@router.get("/{path:path}/", include_in_schema=False)
+async def drop_slash(request: Request, path: str) -> Response:
+    """GET /login/ → /login. Starlette's own slash redirect (switched off in server.py) names
+    the Host header's host in Location; this one sends only the path, so a forged Host cannot
+    turn it into a redirect elsewhere."""
+    target = request.scope["path"].rstrip("/")
+    # "//host" or "/\\host" would be read by a browser as another site.
+    if not target or target[1:2] in ("/", "\\") or not _routed(request, target):
+        raise HTTPException(status_code=404, detail="Not Found")
+    location = quote(target, safe="/:@!$&'()*+,;=-._~")
+    query = request.scope.get("query_string", b"")
+    if query:
+        location += "?" + query.decode("latin-1")
+    return RedirectResponse(location, status_code=307)

@@ -1,4 +1,5 @@
-"""Signed session cookie (itsdangerous) whose Secure flag follows the request's scheme.
+"""Signed session cookie (itsdangerous) whose Secure flag follows the request's scheme
+(the connection's own, or X-Forwarded-Proto from a trusted proxy only).
 
 The session holds the backend token, user id, username and the CSRF token. It is
 signed (tamper-proof), HttpOnly (invisible to JavaScript) and SameSite=Lax.
@@ -18,18 +19,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .forwarded import Network, request_is_https
+
 COOKIE_NAME = "todo_session"
 AUTH_KEYS = ("token", "user_id", "username")
-
-
-def request_is_https(scope: Scope) -> bool:
-    """True when the browser reached us over https, directly or via a TLS proxy."""
-    if scope.get("scheme") == "https":
-        return True
-    for name, value in scope.get("headers", []):
-        if name == b"x-forwarded-proto":
-            return value.decode("latin-1").split(",")[0].strip().lower() == "https"
-    return False
 
 
 def make_signer(secret_key: str) -> itsdangerous.TimestampSigner:
@@ -67,11 +60,13 @@ class SignedSessionMiddleware:
         *,
         max_age: int,
         secure: Literal["auto", "true", "false"] = "auto",
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.app = app
         self.signer = make_signer(secret_key)
         self.max_age = max_age
         self.secure = secure
+        self.trusted_proxies = trusted_proxies
 
     def _load(self, raw: str | None) -> dict[str, Any]:
         return decode_session(self.signer, raw, max_age=self.max_age)
@@ -81,7 +76,7 @@ class SignedSessionMiddleware:
 
     def _secure_for(self, scope: Scope) -> bool:
         if self.secure == "auto":
-            return request_is_https(scope)
+            return request_is_https(scope, self.trusted_proxies)
         return self.secure == "true"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .forwarded import Network, parse_networks
+
 
 class Settings(BaseSettings):
     """Every knob the frontend has. Secrets are ``SecretStr`` so they never print."""
@@ -31,6 +33,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     client_timeout_seconds: float = Field(default=10, gt=0)
     max_connections: int = Field(default=1_000, ge=8)
+    # Connection slots. A body must be complete within CLIENT_TIMEOUT_SECONDS of its first
+    # read (the whole body, not per chunk) and arrive at MIN_BODY_BYTES_PER_SECOND on average
+    # after 2 s (0: no minimum). At most MAX_CONNECTIONS_PER_CLIENT open connections per
+    # client address (a browser opens ~6); past it that address's requests get 503 +
+    # Retry-After and its surplus does not count towards MAX_CONNECTIONS. The address is the
+    # TCP peer's: behind a proxy that hides it, raise this.
+    min_body_bytes_per_second: float = Field(default=1_024, ge=0)
+    max_connections_per_client: int = Field(default=64, ge=1)
+    # Whose forwarded headers to believe (comma-separated IPs/CIDRs); empty = nobody's.
+    trusted_proxies: str = Field(default="")
+    # Sent to the backend as X-Proxy-Secret so it believes our X-Forwarded-For.
+    proxy_secret: SecretStr | None = Field(default=None)
+    # A backend answer relayed to the browser larger than this is refused (502) or cut off.
+    max_proxy_body_bytes: int = Field(default=4 * 1024 * 1024, ge=65_536)
 
     @field_validator("backend_url")
     @classmethod
@@ -46,6 +62,28 @@ class Settings(BaseSettings):
         if len(value.get_secret_value()) < 16:
             raise ValueError("SESSION_SECRET must be at least 16 characters long")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @field_validator("proxy_secret", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("proxy_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("PROXY_SECRET must be at least 16 characters long when set")
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("cookie_secure", mode="before")
     @classmethod

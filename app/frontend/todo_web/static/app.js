@@ -5,6 +5,7 @@
 
   const DRAFT_KEY = "todo.chatDraft";
   const CONV_KEY = "todo.conversationId";
+  const MESSAGE_PAGE = 100; // messages per page of a conversation (the backend's default)
   const $ = (sel, root = document) => root.querySelector(sel);
 
   let csrf = $('meta[name="csrf-token"]').content;
@@ -30,6 +31,7 @@
     tasksLoading: $("#tasks-loading"),
     addTask: $("#add-task"),
     newTitle: $("#new-title"),
+    taskError: $("#task-error"),
     banner: $("#banner"),
     bannerText: $("#banner-text"),
     toast: $("#toast"),
@@ -42,6 +44,14 @@
       this.status = status;
       this.detail = detail;
     }
+  }
+
+  // A refusal's sentence, with when to try again for a 429 that says (Retry-After, seconds).
+  function refusalDetail(res, detail) {
+    const retry = Number.parseInt(res.headers.get("Retry-After") || "", 10);
+    if (res.status !== 429 || !Number.isFinite(retry) || retry < 0) return detail;
+    const when = retry === 1 ? "1 second" : `${retry} seconds`;
+    return `${detail.replace(/\s*$/, "")} Try again in ${when}.`;
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -95,7 +105,8 @@
     if (res.status !== 204) {
       try { data = await res.json(); } catch { data = null; }
     }
-    const detail = data && typeof data.detail === "string" ? data.detail : `Request failed (HTTP ${res.status})`;
+    const detail = refusalDetail(res,
+      data && typeof data.detail === "string" ? data.detail : `Request failed (HTTP ${res.status})`);
     if (res.status === 401) {
       sessionExpired();
       throw new ApiError(401, detail);
@@ -136,6 +147,13 @@
 
   function addMessage(role, text, toolCalls) {
     els.welcome.hidden = true;
+    const li = buildMessage(role, text, toolCalls);
+    els.messages.append(li);
+    li.scrollIntoView({ block: "end", behavior: "smooth" });
+    return li;
+  }
+
+  function buildMessage(role, text, toolCalls) {
     const li = document.createElement("li");
     li.className = `bubble ${role}`;
     if (role === "assistant" || role === "error") {
@@ -166,8 +184,6 @@
       }
       li.append(chips);
     }
-    els.messages.append(li);
-    li.scrollIntoView({ block: "end", behavior: "smooth" });
     return li;
   }
 
@@ -217,16 +233,52 @@
     markCurrentConversation();
   }
 
+  // One page of a conversation, oldest first: the newest MESSAGE_PAGE, or those before a message id.
+  function messagesPage(id, before) {
+    const query = new URLSearchParams({ limit: String(MESSAGE_PAGE) });
+    if (before !== undefined) query.set("before", String(before));
+    return api("GET", `/api/conversations/${encodeURIComponent(id)}/messages?${query}`);
+  }
+
+  function chatBubbles(items) {
+    return items.filter((m) => m.role === "user" || m.role === "assistant")
+      .map((m) => buildMessage(m.role, m.content || ""));
+  }
+
+  // A full page may have older messages before it: offer them, loaded on demand.
+  function earlierButton(id, items) {
+    if (!Array.isArray(items) || items.length !== MESSAGE_PAGE || items[0].id === undefined) return [];
+    const li = document.createElement("li");
+    li.className = "older";
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "btn btn-ghost btn-small";
+    btn.dataset.testid = "load-older";
+    btn.textContent = "Load earlier messages";
+    btn.addEventListener("click", async () => {
+      btn.disabled = true;
+      try {
+        const older = await messagesPage(id, items[0].id);
+        if (conversationId !== String(id)) return;
+        li.replaceWith(...earlierButton(id, older), ...chatBubbles(Array.isArray(older) ? older : []));
+      } catch (err) {
+        btn.disabled = false;
+        if (err.status !== 401 && err.status !== 503) toast(err.detail, "error");
+      }
+    });
+    li.append(btn);
+    return [li];
+  }
+
   async function openConversation(id) {
     try {
-      const items = await api("GET", `/api/conversations/${encodeURIComponent(id)}/messages`);
+      const items = await messagesPage(id);
       conversationId = String(id);
       sessionStorage.setItem(CONV_KEY, conversationId);
-      els.messages.replaceChildren();
       els.welcome.hidden = items.length > 0;
-      for (const m of items) {
-        if (m.role === "user" || m.role === "assistant") addMessage(m.role, m.content || "");
-      }
+      els.messages.replaceChildren(...earlierButton(id, items), ...chatBubbles(items));
+      const last = els.messages.lastElementChild;
+      if (last) last.scrollIntoView({ block: "end" });
       markCurrentConversation();
     } catch (err) {
       if (err.status === 404 || err.status === 403) resetChat();
@@ -486,6 +538,7 @@
     if (!title) return;
     const button = $("button", els.addTask);
     button.disabled = true;
+    showTaskError("");
     try {
       const task = await api("POST", "/api/tasks", { title });
       if (task && task.id !== undefined) allTasks.push(task);
@@ -493,12 +546,19 @@
       if (statusFilter === "completed") setFilter("all");
       else renderTasks();
     } catch (err) {
-      if (err.status !== 401 && err.status !== 503) toast(err.detail, "error");
+      // Shown beside the form: a limit reached (409/429) or a refused title says why here.
+      if (err.status !== 401 && err.status !== 503) showTaskError(err.detail);
     } finally {
       button.disabled = false;
       els.newTitle.focus();
     }
   });
+
+  function showTaskError(text) {
+    els.taskError.textContent = text;
+    els.taskError.hidden = !text;
+  }
+  els.newTitle.addEventListener("input", () => showTaskError(""));
 
   function setFilter(status) {
     statusFilter = status;
