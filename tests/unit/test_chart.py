@@ -273,3 +273,25 @@ def test_with_an_external_database_its_port_is_reachable() -> None:
 def test_network_policies_can_be_turned_off() -> None:
     assert policies_of({"networkPolicy": {"enabled": False}}) == []
     assert allowed([], pod("database"), OUTSIDE, 443)  # the evaluator: nothing selects, all open
+
+
+@pytest.mark.parametrize(("service_type", "policy"),
+                         [("LoadBalancer", "Local"), ("NodePort", "Local"), ("ClusterIP", None)])
+def test_frontend_service_keeps_the_client_address(service_type: str, policy: str | None) -> None:
+    """Issue 19: with externalTrafficPolicy Cluster the pod sees node addresses, so the
+    per-address limits apply to the whole site; TRUSTED_PROXIES comes from a value."""
+    objects = template({"frontend": {"service": {"type": service_type},
+                                     "trustedProxies": "10.0.0.0/8"}})
+    service = next(o for o in objects if o["kind"] == "Service"
+                   and o["metadata"]["name"] == "todo-chatbot-frontend")
+    assert service["spec"].get("externalTrafficPolicy") == policy
+    deployment = next(o for o in objects if o["kind"] == "Deployment"
+                      and o["metadata"]["name"] == "todo-chatbot-frontend")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRUSTED_PROXIES"] == "10.0.0.0/8"
+    cluster = template({"frontend": {"service": {"externalTrafficPolicy": "Cluster"}}})
+    assert any(o["kind"] == "Service" and o["spec"].get("externalTrafficPolicy") == "Cluster" for o in cluster)
+    import helm_python
+
+    with pytest.raises(helm_python.HelmValuesError):
+        template({"frontend": {"service": {"externalTrafficPolicy": "Nearest"}}})

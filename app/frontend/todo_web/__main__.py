@@ -72,8 +72,9 @@ def main() -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
+        # The client's address and scheme are the TCP peer's unless TRUSTED_PROXIES says
+        # otherwise: todo_web.forwarded decides, so uvicorn must believe no forwarded header.
+        proxy_headers=False,
         timeout_graceful_shutdown=max(settings.backend_timeout_seconds, 10),
         server_header=False,
         http=BoundedHttpTools.configure(settings.max_header_bytes, settings.client_timeout_seconds),

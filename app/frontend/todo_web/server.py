@@ -186,6 +186,8 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         openapi_url=None,
     )
     app.state.settings = settings
+    # Starlette would redirect /login/ to http://<Host header>/login: pages.drop_slash does it, path only.
+    app.router.redirect_slashes = False
     app.state.lifecycle = lifecycle
     templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     templates.env.globals["version"] = __version__
@@ -196,6 +198,7 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         secret_key=settings.session_secret.get_secret_value(),
         max_age=settings.session_max_age_seconds,
         secure=settings.cookie_secure,
+        trusted_proxies=settings.trusted_networks,
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds)
