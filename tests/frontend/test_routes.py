@@ -416,6 +416,8 @@ def test_client_address_is_the_peer_unless_a_trusted_proxy_says(
         (proxied_frontend, "garbage, 198.51.100.2", "198.51.100.2"),
         (proxied_frontend, "198.51.100.2, garbage", "127.0.0.1"),
         (proxied_frontend, "[2001:db8::1]:443", "2001:db8::1"),
+        (proxied_frontend, "::ffff:198.51.100.3", "198.51.100.3"),
+        (proxied_frontend, "203.0.113.9:8080, ::ffff:10.0.0.1", "203.0.113.9"),
     ]
     for frontend, claimed, expected in cases:
         web = forged_client(frontend.url)

@@ -45,9 +45,12 @@ def parse_address(value: str) -> Address | None:
     elif value.count(":") == 1:  # IPv4 with a port; a bare IPv6 has several colons
         value = value.partition(":")[0]
     try:
-        return ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         return None
+    # ::ffff:a.b.c.d (a dual-stack socket's IPv4 client) is a.b.c.d, as the backend counts it.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address
 
 
 def _trusted(address: Address | None, networks: Iterable[Network]) -> bool:
