@@ -61,7 +61,7 @@ class Pool:
     async def release(self, conn: Conn) -> None:
         self.released += 1
 
-    def expire_connections(self) -> None:
+    async def expire_connections(self) -> None:  # asyncpg.Pool.expire_connections is a coroutine
         self.expired += 1
 
 

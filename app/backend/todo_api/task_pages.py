@@ -234,7 +234,7 @@ class TaskPages:
                 if attempt == 1 and isinstance(exc, _LOST):
                     # The database restarted or closed idle connections: the others in the
                     # pool are as dead as this one. Replace them all and read once more.
-                    pool.expire_connections()
+                    await pool.expire_connections()
                     continue
                 raise self._unavailable(exc) from exc
             finally:
