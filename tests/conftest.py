@@ -2,8 +2,11 @@
 
 Tests that need an outside resource (Docker, the cluster, PostgreSQL, a browser)
 ask for it through `require(...)`. Locally a missing resource skips the test;
-in CI (`TODO_REQUIRE_ALL=1`, set by `.ci/run`) it fails instead, so a skip can
-never be counted as a pass.
+in CI (`TODO_REQUIRE_ALL=1`, set by `.ci/run`) it fails instead, and so does
+every other skip (a hook below), so a skip can never be counted as a pass.
+
+Tiers (`inv test --fast/--app/--docker/--cluster`): a test's tier markers are
+derived here from the fixtures it uses, so they cannot disagree with what it needs.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
+from _pytest.reports import CollectReport, TestReport
 
 REQUIRE_ALL = os.environ.get("TODO_REQUIRE_ALL") == "1"
 
@@ -104,3 +109,121 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _recycle_volumes()
+
+
+# ---- under TODO_REQUIRE_ALL=1 a skip is a failure -------------------------------------------
+
+
+def _skip_reason(report: TestReport | CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_skip(report: TestReport | CollectReport) -> None:
+    what = "expected failure (xfail)" if hasattr(report, "wasxfail") else "skipped"
+    why = getattr(report, "wasxfail", "") or _skip_reason(report)
+    report.outcome = "failed"
+    report.longrepr = f"{what} under TODO_REQUIRE_ALL=1, where any skip fails the run: {why}"
+    if hasattr(report, "wasxfail"):
+        del report.wasxfail
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: TestReport = outcome.get_result()
+    if REQUIRE_ALL and report.skipped:
+        _fail_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    # A module-level skip (pytest.importorskip, allow_module_level) skips at collection.
+    outcome = yield
+    report: CollectReport = outcome.get_result()
+    if REQUIRE_ALL and report.skipped:
+        _fail_skip(report)
+
+
+# ---- tiers: markers from the fixtures a test uses -------------------------------------------
+
+FIXTURE_MARKERS = {
+    "docker_engine": "docker",
+    "kube_cluster": "cluster",
+    "postgres_url": "postgres",
+    "pg_database": "postgres",
+    "chromium_path": "browser",
+}
+# Where the apps run as processes (`python -m todo_api` / `todo_web`): the drills, and the
+# frontend's tests (its fixtures start it, and the backend, on loopback).
+APP_DIRS = ("tests/drills/", "tests/frontend/")
+# Fixtures elsewhere that start the apps, by the node id they are defined under and name
+# (a name such as `backend` is a plain parameter in other modules).
+APP_FIXTURES = {("tests/unit/test_verify_units.py", "real_apps")}
+# Parametrized over database backends, the PostgreSQL case asks for its database inside
+# the test (request.getfixturevalue), out of sight of the fixture closure.
+POSTGRES_PARAM = "postgres"
+# The few tests that would more than double the fast tier's time (measured with
+# --durations; each takes seconds): whole-tool runs, processes started and stopped, waits
+# on real deadlines. They run in the app tier. Node ids without parameters.
+SLOW = {
+    "tests/backend/test_ops.py::test_dev_command_generates_secret",
+    "tests/backend/test_ops.py::test_sigterm_drains_then_exits_cleanly_and_logs_are_safe",
+    "tests/backend/test_chat.py::test_chats_in_flight_are_limited_per_user_and_in_all",
+    "tests/backend/test_chat.py::test_openai_provider_end_to_end",
+    "tests/backend/test_chat.py::test_a_slow_agent_holds_no_database_connection",
+    "tests/unit/test_parity.py::test_names_fit_and_agree_for_every_release_name",
+    "tests/unit/test_dev_task.py::test_inv_dev_serves_both_and_a_signal_stops_both",
+    "tests/unit/test_lint.py::test_stage_passes_on_the_repo",
+    "tests/unit/test_lint.py::test_missing_dockerfile_fails",
+    "tests/unit/test_lint.py::test_stage_fails_on_a_seeded_bad_manifest",
+    "tests/unit/test_lint.py::test_stage_fails_on_a_bad_chart",
+    "tests/unit/test_cli_parsing.py::test_inv_lint_runs_through_the_cli_and_records_its_gate",
+    "tests/unit/test_tasks_help.py::test_inv_lets_python_cache_the_workflows_bytecode",
+    "tests/unit/test_helm_cli.py::test_cli_engine_full_cycle_against_each_major",
+    "tests/unit/test_aiops_adapters.py::test_kubectl_ai_timeout_is_a_timeout_run",
+    "tests/unit/test_aiops_adapters.py::test_gordon_waiting_in_its_ui_times_out_with_a_plain_reason",
+    "tests/unit/test_mcp_configs.py::test_inv_mcp_print_config_prints_it",
+    # the access probe retries a refused NodePort for 3 s (kube-proxy's sync)
+    "tests/unit/test_docs.py::test_stage_writes_report_svg_and_json",
+    "tests/unit/test_docs.py::test_stage_without_dot_warns_and_keeps_mermaid",
+    "tests/unit/test_docs.py::test_stage_fails_and_scrubs_when_a_secret_leaks",
+}
+TIER_MARKERS = ("docker", "cluster", "postgres", "browser", "app", "slow")
+
+
+def _fixture_origins(item: pytest.Item) -> set[tuple[str, str]]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    return {(defs[-1].baseid, name) for name, defs in info.name2fixturedefs.items() if defs}
+
+
+def derived_markers(item: pytest.Item) -> set[str]:
+    """The tier markers a test's fixtures, place and parameters call for."""
+    names = set(getattr(item, "fixturenames", ()))
+    found = {marker for fixture, marker in FIXTURE_MARKERS.items() if fixture in names}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and POSTGRES_PARAM in callspec.params.values():
+        found.add("postgres")
+    if item.nodeid.startswith(APP_DIRS) or _fixture_origins(item) & APP_FIXTURES:
+        found.add("app")
+    if item.nodeid.split("[")[0] in SLOW:
+        found.add("slow")
+    return found
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by the markers added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    collected = {item.nodeid.split("[")[0] for item in items}
+    if {nodeid.split("::")[0] for nodeid in collected} >= {n.split("::")[0] for n in SLOW}:
+        # A renamed slow test would silently land in the fast tier again.
+        missing = sorted(SLOW - collected)
+        if missing:
+            raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {missing}")
+    for item in items:
+        present = {m.name for m in item.iter_markers()}
+        for marker in sorted(derived_markers(item) - present):
+            item.add_marker(marker)

@@ -1,0 +1,179 @@
+"""The suite's own plumbing: a skip fails under TODO_REQUIRE_ALL=1, tier markers follow
+the fixtures a test uses, and `inv test` runs every tier once, failing on an empty one."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _pytest.mark.expression import Expression
+
+from tests.conftest import TIER_MARKERS
+from todo_deploy.cli import test as test_task
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The hooks under test, and nothing else of tests/conftest.py (its session hooks
+# recycle the cluster's volumes).
+HOOKS_CONFTEST = """
+from tests.conftest import (  # noqa: F401
+    chromium_path, docker_engine, kube_cluster, postgres_url,
+    pytest_collection_modifyitems, pytest_make_collect_report, pytest_runtest_makereport,
+)
+"""
+
+SKIPPING_TESTS = {
+    "test_skips.py": """
+import pytest
+
+def test_passes():
+    assert True
+
+def test_skips_in_its_body():
+    pytest.skip("no widget here")
+
+@pytest.mark.skipif(True, reason="not on this platform")
+def test_skipped_by_mark():
+    pass
+""",
+    "test_module_skip.py": """
+import pytest
+pytest.importorskip("a_module_that_is_not_installed")
+
+def test_never_collected():
+    pass
+""",
+}
+
+FIXTURE_TESTS = {
+    "conftest.py": HOOKS_CONFTEST + """
+def pytest_collection_finish(session):
+    for item in session.items:
+        print("markers", item.nodeid.split("::")[1], *sorted(m.name for m in item.iter_markers()))
+""",
+    "test_fixtures.py": """
+import pytest
+
+def test_plain():
+    pass
+
+def test_docker(docker_engine):
+    pass
+
+def test_cluster(kube_cluster):
+    pass
+
+def test_browser(chromium_path):
+    pass
+
+def test_postgres(postgres_url):
+    pass
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_per_backend(backend):
+    pass
+""",
+}
+
+
+def run_pytest(tmp_path: Path, files: dict[str, str], *args: str, require_all: bool) -> str:
+    for name, text in {"conftest.py": HOOKS_CONFTEST, **files}.items():
+        (tmp_path / name).write_text(text)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TODO_REQUIRE_ALL", "PYTEST_ADDOPTS", "TEST_DATABASE_URL")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our hooks: seconds less per run
+    if require_all:
+        env["TODO_REQUIRE_ALL"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", os.devnull,
+         "--rootdir", str(tmp_path), "-rA", *args, str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+
+def test_a_skip_fails_the_run_under_require_all_and_says_why(tmp_path: Path) -> None:
+    # Without the flag the module skipped at collection would stop the session (also a failure).
+    out = run_pytest(tmp_path, SKIPPING_TESTS, "--continue-on-collection-errors", require_all=True)
+    assert out.startswith("exit 1\n"), out
+    assert "PASSED test_skips.py::test_passes" in out
+    for name, reason in [("test_skips_in_its_body", "no widget here"),
+                         ("test_skipped_by_mark", "not on this platform")]:  # fmt: skip
+        line = next((ln for ln in out.splitlines() if f"test_skips.py::{name}" in ln
+                     and ln.startswith(("FAILED", "ERROR"))), "")  # fmt: skip
+        assert line, out
+        assert "TODO_REQUIRE_ALL=1" in out and reason in out
+    assert "ERROR test_module_skip.py" in out and "a_module_that_is_not_installed" in out
+    assert "skipped" not in out.splitlines()[-1]  # the summary line counts no skip
+
+
+def test_without_require_all_the_same_skips_pass(tmp_path: Path) -> None:
+    out = run_pytest(tmp_path, SKIPPING_TESTS, require_all=False)
+    assert out.startswith("exit 0\n"), out
+    assert "1 passed, 3 skipped" in out.splitlines()[-1]
+
+
+def test_tier_markers_follow_the_fixtures(tmp_path: Path) -> None:
+    out = run_pytest(tmp_path, FIXTURE_TESTS, "--collect-only", "-q", require_all=False)
+    markers = {ln.split()[1]: set(ln.split()[2:]) - {"parametrize"}
+               for ln in out.splitlines() if ln.startswith("markers ")}  # fmt: skip
+    assert markers == {
+        "test_plain": set(),
+        "test_docker": {"docker"},
+        "test_cluster": {"cluster"},
+        "test_browser": {"browser"},
+        "test_postgres": {"postgres"},
+        "test_per_backend[sqlite]": set(),
+        "test_per_backend[postgres]": {"postgres"},
+    }, out
+
+
+def test_every_combination_of_markers_is_in_exactly_one_tier() -> None:
+    tiers = {name: Expression.compile(expr) for name, expr in test_task.TIERS.items()}
+    for size in range(len(TIER_MARKERS) + 1):
+        for markers in itertools.combinations(TIER_MARKERS, size):
+            matching = [name for name, expr in tiers.items()
+                        if expr.evaluate(set(markers).__contains__)]  # fmt: skip
+            assert len(matching) == 1, (markers, matching)
+    assert list(test_task.TIERS) == ["fast", "app", "docker", "cluster"]  # fastest first
+
+
+def test_inv_test_arguments() -> None:
+    assert test_task.passthrough(["inv", "test", "--fast", "--", "-k", "docs"]) == ["-k", "docs"]
+    assert test_task.passthrough(["inv", "test"]) == []
+    assert test_task.chosen_tiers(False, False, False, False) == list(test_task.TIERS)
+    assert test_task.chosen_tiers(False, True, False, True) == ["app", "cluster"]
+    fast = test_task.pytest_argv("fast", ["-k", "x"], "/tmp/r")
+    assert fast[1:] == ["-m", "pytest", "-m", test_task.TIERS["fast"], "-x",
+                        "--junitxml=/tmp/r/junit-fast.xml", "-k", "x"]  # fmt: skip
+    assert "-x" not in test_task.pytest_argv("cluster", [])
+
+
+@pytest.mark.parametrize(("code", "extra", "failed"), [
+    (0, [], False), (1, [], True), (5, [], True), (5, ["-k", "docs"], False), (2, ["-k", "x"], True),
+])  # fmt: skip
+def test_a_tier_that_collects_nothing_fails_unless_a_selection_was_given(
+    code: int, extra: list[str], failed: bool
+) -> None:
+    assert test_task.tier_failed(code, extra) is failed
+
+
+def test_ci_checks_every_readme_command_and_lints_first() -> None:
+    """Under `set -e` a failure left of `&&` is ignored: CI went on without running the
+    tests when their install failed. Each such command is checked as a whole."""
+    script = (ROOT / ".ci" / "run").read_text()
+    code = [ln.strip() for ln in script.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    chained = [ln for ln in code if "&&" in ln]
+    assert chained, "the README's commands are run as written"
+    for line in chained:
+        assert line.startswith("if ! {") and line.endswith("; }; then"), line
+    assert code.index("ruff check .") < next(i for i, ln in enumerate(code) if "apt-get" in ln)
+    assert "if ! { python3 -m pip install -r requirements-dev.txt && inv test; }; then" in code
+    syntax = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], capture_output=True,
+                            text=True, timeout=30, check=False)  # fmt: skip
+    assert syntax.returncode == 0, syntax.stderr

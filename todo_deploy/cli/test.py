@@ -1,0 +1,84 @@
+"""`inv test`: the test suite by tier, fastest first, stopping at the first failing tier.
+
+A tier is a pytest marker expression over the markers tests/conftest.py derives from
+the fixtures each test uses; every test is in exactly one tier.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from invoke.exceptions import Exit
+
+from todo_deploy.cli import task
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# name -> marker expression, fastest first.
+TIERS = {
+    "fast": "not (docker or cluster or postgres or browser or app or slow)",
+    "app": "(postgres or browser or app or slow) and not (docker or cluster)",
+    "docker": "docker and not cluster",
+    "cluster": "cluster",
+}
+NO_TESTS_COLLECTED = 5  # pytest's exit status
+# A directory for one JUnit XML report per tier (CI keeps them).
+REPORTS_ENV = "TODO_TEST_REPORTS"
+
+
+def passthrough(argv: list[str]) -> list[str]:
+    """What follows `--` on the command line: extra arguments for pytest."""
+    return argv[argv.index("--") + 1:] if "--" in argv else []
+
+
+def pytest_argv(tier: str, extra: list[str], reports: str = "") -> list[str]:
+    """The pytest command line of one tier; the fast tier stops at its first failure."""
+    argv = [sys.executable, "-m", "pytest", "-m", TIERS[tier]]
+    if tier == "fast":
+        argv.append("-x")
+    if reports:
+        argv.append(f"--junitxml={Path(reports) / f'junit-{tier}.xml'}")
+    return argv + extra
+
+
+def chosen_tiers(fast: bool, app: bool, docker: bool, cluster: bool) -> list[str]:
+    flags = {"fast": fast, "app": app, "docker": docker, "cluster": cluster}
+    return [name for name in TIERS if flags[name]] or list(TIERS)
+
+
+def tier_failed(code: int, extra: list[str]) -> bool:
+    # A tier with nothing collected is a failure (a marker or path went wrong), unless
+    # the extra arguments selected tests that live in other tiers.
+    if code == NO_TESTS_COLLECTED:
+        return not extra
+    return code != 0
+
+
+@task(help={
+    "fast": "the fast tier: no Docker, cluster, PostgreSQL, browser or app processes (~30 s)",
+    "app": "the app tier: PostgreSQL, the apps as processes, Chromium, the slow few",
+    "docker": "the Docker tier: image builds",
+    "cluster": "the cluster tier: deployments to the Kubernetes cluster",
+    "all_": "every tier, fastest first (the default when no tier is named)",
+})
+def test(c, fast=False, app=False, docker=False, cluster=False, all_=False):  # type: ignore[no-untyped-def]
+    """Run the test suite by tier, fastest first; stops at the first failing tier.
+    Arguments after `--` go to pytest (`inv test --fast -- -k docs`). With
+    TODO_TEST_REPORTS=<dir> each tier writes <dir>/junit-<tier>.xml."""
+    tiers = list(TIERS) if all_ else chosen_tiers(fast, app, docker, cluster)
+    extra = passthrough(sys.argv)
+    reports = os.environ.get(REPORTS_ENV, "")
+    if reports:
+        Path(reports).mkdir(parents=True, exist_ok=True)
+    for tier in tiers:
+        print(f"=== inv test: the {tier} tier (-m {TIERS[tier]!r})", flush=True)
+        started = time.monotonic()
+        code = subprocess.run(pytest_argv(tier, extra, reports), cwd=ROOT, check=False).returncode
+        print(f"=== inv test: the {tier} tier took {time.monotonic() - started:.1f} s (exit {code})",
+              flush=True)
+        if tier_failed(code, extra):
+            raise Exit(f"the {tier} tier failed (pytest exit {code})", code=code or 1)
