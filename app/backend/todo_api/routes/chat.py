@@ -184,8 +184,11 @@ async def _store_turn(db: Database, caller: Caller, conv_id: int | None, message
                 insert(conversations).values(user_id=user_id, created_at=now, updated_at=now)
                 .returning(conversations.c.id)
             )).scalar_one()
-        else:
-            await conn.execute(update(conversations).where(conversations.c.id == conv_id).values(updated_at=now))
+        elif (await conn.execute(
+            update(conversations).where(conversations.c.id == conv_id, conversations.c.user_id == user_id)
+            .values(updated_at=now).returning(conversations.c.id)
+        )).scalar() is None:
+            raise HTTPException(404, f"Conversation {conv_id} not found")
         await conn.execute(insert(messages), [
             {"conversation_id": conv_id, "user_id": user_id, "role": "user", "content": message, "created_at": now},
             {"conversation_id": conv_id, "user_id": user_id, "role": "assistant", "content": reply,
