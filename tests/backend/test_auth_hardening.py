@@ -11,8 +11,11 @@ from collections.abc import Iterator
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from starlette.requests import Request
 
 from conftest import make_settings, signup
+from todo_api.client_address import client_address
 from todo_api.passwords import PasswordHashing, password_problem
 from todo_api.server import create_app
 
@@ -208,3 +211,130 @@ def test_hashing_refuses_when_no_slot_frees_in_time(sqlite_client: TestClient) -
     finally:
         hashing.close()
     assert any(type(r).__name__ == "HashingBusy" for r in results)
+
+
+# ------------------------------------------------- client addresses (trusted proxies only)
+
+PROXY_SECRET = "proxy-secret-0123456789abcdef"
+
+
+def _request(peer: str, headers: list[tuple[str, bytes]]) -> Request:
+    raw = [(name.lower().encode(), value) for name, value in headers]
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": raw, "client": (peer, 4321)})
+
+
+@pytest.mark.parametrize(("peer", "headers", "expected"), [
+    # An untrusted peer's X-Forwarded-For is ignored (was believed from anyone: "*").
+    ("203.0.113.9", [("X-Forwarded-For", b"198.51.100.1")], "203.0.113.9"),
+    ("203.0.113.9", [("X-Forwarded-For", b"198.51.100.1"), ("X-Proxy-Secret", b"wrong-secret-0123456789")],
+     "203.0.113.9"),
+    # The shared secret vouches, whatever the peer; the rightmost parseable entry counts.
+    ("203.0.113.9", [("X-Forwarded-For", b"198.51.100.1, 198.51.100.2"), ("X-Proxy-Secret", PROXY_SECRET.encode())],
+     "198.51.100.2"),
+    # A trusted peer (TRUSTED_PROXIES) vouches too; garbage, ports and non-ASCII are skipped.
+    ("127.0.0.1", [("X-Forwarded-For", b"198.51.100.7, \xff\xfe, 1.2.3.4:80, nonsense")], "198.51.100.7"),
+    ("127.0.0.1", [("X-Forwarded-For", b"198.51.100.7"), ("X-Forwarded-For", b"2001:DB8::1")], "2001:db8::1"),
+    ("::1", [("X-Forwarded-For", "caf\u00e9".encode("latin-1"))], "::1"),
+    ("127.0.0.1", [("X-Forwarded-For", b"," * 5000)], "127.0.0.1"),
+    ("127.0.0.1", [("X-Forwarded-For", b"::ffff:198.51.100.3")], "198.51.100.3"),
+    ("127.0.0.1", [], "127.0.0.1"),
+    ("testclient", [("X-Forwarded-For", b"198.51.100.1")], "testclient"),
+])
+def test_client_address_believes_forwarded_for_only_from_a_trusted_hop(
+        peer: str, headers: list[tuple[str, bytes]], expected: str) -> None:
+    address = client_address(_request(peer, headers), "127.0.0.1,::1", SecretStr(PROXY_SECRET))
+    assert address == expected
+
+
+def test_without_a_proxy_secret_only_trusted_peers_count() -> None:
+    forged = [("X-Forwarded-For", b"198.51.100.1"), ("X-Proxy-Secret", b"")]
+    assert client_address(_request("203.0.113.9", forged), "127.0.0.1", None) == "203.0.113.9"
+    assert client_address(_request("10.1.2.3", forged), "10.0.0.0/8", None) == "198.51.100.1"
+
+
+def test_trusted_proxies_and_proxy_secret_are_checked_at_start(sqlite_url: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES|not an IP"):
+        make_settings(sqlite_url, trusted_proxies="127.0.0.1, frontend.local")
+    with pytest.raises(ValidationError):
+        make_settings(sqlite_url, proxy_secret="too-short")
+    assert make_settings(sqlite_url, proxy_secret="").proxy_secret is None
+    assert make_settings(sqlite_url, trusted_proxies="10.0.0.0/8, fd00::/8").trusted_proxies
+
+
+def _from(address: str) -> dict[str, str]:
+    """Headers of a request the frontend passes on for the client at `address`."""
+    return {"X-Forwarded-For": address, "X-Proxy-Secret": PROXY_SECRET}
+
+
+def test_failures_from_one_address_do_not_lock_the_user_out_elsewhere(db_url: str) -> None:
+    settings = make_settings(db_url, auth_failures_per_user=5, auth_failures_per_address=30,
+                             auth_failures_per_user_all_addresses=12, proxy_secret=PROXY_SECRET)
+    with TestClient(create_app(settings)) as client:
+        reset_throttle(client)
+        user = signup(client, password=PASSWORD)
+        wrong = {"username": user.username, "password": "wrong-password-x"}
+        statuses = [client.post("/api/auth/login", json=wrong, headers=_from("198.51.100.1")).status_code
+                    for _ in range(8)]
+        assert statuses == [401] * 5 + [429] * 3
+        refused = client.post("/api/auth/login", json=wrong, headers=_from("198.51.100.1"))
+        assert "this account from your address (at most 5 in 5 minutes)" in refused.json()["detail"]
+        # The owner, elsewhere, still signs in (the username alone was the key: 429).
+        right = {"username": user.username, "password": PASSWORD}
+        assert client.post("/api/auth/login", json=right, headers=_from("198.51.100.2")).status_code == 200
+        # ...while the ceiling across addresses holds: 12 failures an hour, from any addresses
+        # (5 counted above, refused attempts are not counted).
+        spread = [client.post("/api/auth/login", json=wrong, headers=_from(f"192.0.2.{i}")).status_code
+                  for i in range(10)]
+        assert spread == [401] * 7 + [429] * 3, spread
+        ceiling = client.post("/api/auth/login", json=right, headers=_from("192.0.2.200"))
+        assert ceiling.status_code == 429 and "at most 12 per hour" in ceiling.json()["detail"]
+        assert 3000 < int(ceiling.headers["retry-after"]) <= 3600
+
+
+def test_sign_ups_per_address_per_hour(db_url: str) -> None:
+    settings = make_settings(db_url, signups_per_address=100, signups_per_address_per_hour=3,
+                             proxy_secret=PROXY_SECRET)
+    with TestClient(create_app(settings)) as client:
+        reset_throttle(client)
+        statuses = [client.post("/api/auth/signup", json={"username": _name(), "password": PASSWORD},
+                                headers=_from("198.51.100.9")).status_code for _ in range(5)]
+        assert statuses == [201, 201, 201, 429, 429]
+        refused = client.post("/api/auth/signup", json={"username": _name(), "password": PASSWORD},
+                              headers=_from("198.51.100.9"))
+        assert "sign-ups from your address (at most 3 per hour)" in refused.json()["detail"]
+        assert 3000 < int(refused.headers["retry-after"]) <= 3600
+        # Another client is not affected.
+        other = client.post("/api/auth/signup", json={"username": _name(), "password": PASSWORD},
+                            headers=_from("198.51.100.10"))
+        assert other.status_code == 201
+
+
+def test_the_looser_limits_never_fall_below_the_tight_ones(sqlite_url: str) -> None:
+    from todo_api.routes.auth import failures_per_user_all_addresses, signups_per_hour
+
+    shipped = make_settings(sqlite_url, auth_failures_per_user=5, signups_per_address=20)
+    assert (failures_per_user_all_addresses(shipped), signups_per_hour(shipped)) == (100, 50)
+    generous = make_settings(sqlite_url)
+    assert (failures_per_user_all_addresses(generous), signups_per_hour(generous)) == (10_000, 10_000)
+
+
+def test_concurrent_attempts_are_counted_before_they_are_checked(db_url: str) -> None:
+    """Throttle.acquire on its own: 20 attempts at once on one key, at most 5 let through."""
+    from todo_api.throttle import Limit
+
+    with TestClient(create_app(make_settings(db_url))) as client:
+        reset_throttle(client)
+        state = client.app.state  # type: ignore[attr-defined]
+        limit = Limit(f"ua:{uuid.uuid4().hex}", 5, 300, "tries")
+
+        async def attempt() -> bool:
+            async with state.db.read() as conn:
+                return await state.throttle.acquire(conn, [limit]) is None
+
+        async def burst() -> list[bool]:
+            return await asyncio.gather(*(attempt() for _ in range(20)))
+
+        allowed = client.portal.call(burst)  # type: ignore[union-attr]
+        assert sum(allowed) == 5, allowed

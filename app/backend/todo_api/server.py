@@ -122,8 +122,8 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # The peer stays the TCP peer: client_address.py decides whose X-Forwarded-For counts.
+        proxy_headers=False,
         timeout_graceful_shutdown=max(5, int(settings.drain_seconds)),
         lifespan="on",
         http=BoundedHttpTools.configure(settings.max_header_bytes, settings.client_timeout_seconds),

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from todo_api.client_address import NetworkList, OptionalSecret
+
 
 def normalize_database_url(url: str) -> str:
     """Point PostgreSQL URLs at the psycopg 3 driver."""
@@ -62,22 +64,29 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=2, ge=1, le=10)
     password_hash_concurrency: int = Field(default=2, ge=1, le=16)
     password_hash_wait_seconds: float = Field(default=5, gt=0, le=60)
-    # Sign-in / sign-up throttling (shared by the replicas through the database): within
-    # AUTH_WINDOW_SECONDS, at most this many failed sign-ins per username / per client
-    # address, and sign-ups per client address; then 429 + Retry-After.
+    # Trusted proxies and sign-in throttling (client_address.py, throttle.py). The client's
+    # address comes from X-Forwarded-For only when the request carries X-Proxy-Secret equal
+    # to PROXY_SECRET (the frontend sends it) or the TCP peer is in TRUSTED_PROXIES (IPs /
+    # CIDRs); otherwise it is the peer's. Throttles are shared by the replicas through the
+    # database and count an attempt before checking it: within AUTH_WINDOW_SECONDS at most
+    # AUTH_FAILURES_PER_USER failed sign-ins per username from one address and
+    # AUTH_FAILURES_PER_ADDRESS per address; per hour, ..._ALL_ADDRESSES per username from all
+    # addresses; sign-ups per address per window and per hour. Past any: 429 + Retry-After.
+    # Left unset, the two hourly limits are 100 and 50, or the matching tighter limit when
+    # that is larger (raising it for a crowd behind one NAT raises them too).
+    trusted_proxies: NetworkList = "127.0.0.1,::1"
+    proxy_secret: OptionalSecret = None
     auth_window_seconds: int = Field(default=300, ge=1)
     auth_failures_per_user: int = Field(default=5, ge=1)
+    auth_failures_per_user_all_addresses: int | None = Field(default=None, ge=1)
     auth_failures_per_address: int = Field(default=30, ge=1)
     signups_per_address: int = Field(default=20, ge=1)
+    signups_per_address_per_hour: int | None = Field(default=None, ge=1)
     # HTTP limits: request head (431), body (413), slow clients (408), connections (503).
     max_header_bytes: int = Field(default=32_768, ge=1_024)
     max_body_bytes: int = Field(default=65_536, ge=1_024)
     client_timeout_seconds: float = Field(default=10, gt=0)
     max_connections: int = Field(default=1_000, ge=8)
-    # Whose X-Forwarded-For to believe for the client address (sign-in throttling). The
-    # backend is reachable only from the frontend (ClusterIP + NetworkPolicy), which sets it
-    # to the browser's address; narrow this when the backend is exposed some other way.
-    forwarded_allow_ips: str = "*"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("database_url")

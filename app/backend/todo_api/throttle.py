@@ -1,17 +1,30 @@
-"""Sign-in and sign-up throttling: fixed windows of counted hits per key, in the database
+"""Sign-in and sign-up throttling: fixed windows of counted attempts per key, in the database
 (so every replica sees the same counts and a restart forgets nothing).
 
-Keys: `user:<lower-case username>` (failed sign-ins), `addr:<client address>` (failed
-sign-ins), `signup:<client address>` (sign-up attempts).
+An attempt is counted BEFORE it is checked: `acquire` takes one unit on each key of the attempt
+with `INSERT ... ON CONFLICT DO UPDATE SET hits = hits + 1 WHERE <window expired or hits <
+limit> RETURNING hits` -- the row lock serialises concurrent attempts on a key, so of N guesses
+sent at once at most `limit` get a unit and go on to the password check, however they
+interleave. A key that is full refuses without changing anything (and the units already taken
+for that attempt are given back), so hammering a locked key never pushes a shared key (the
+user's ceiling across addresses) up. Keys already full are refused from a plain read first: a
+locked-out client costs one SELECT and no write. An attempt that turns out to succeed is
+uncounted by the caller (`release`): the counts are failures plus attempts being checked.
+
+Keys: `ua:<hash of user and address>` (sign-ins for one username from one address),
+`user:<username>` (for one username from all addresses), `addr:<address>` (from one
+address), `signup:<address>` and `signup-h:<address>` (sign-ups per window and per hour).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +36,11 @@ def user_key(username: str) -> str:
     return "user:" + username.lower()[:80]
 
 
+def user_at_address_key(username: str, address: str) -> str:
+    digest = hashlib.sha256(f"{username.lower()}\0{address}".encode()).hexdigest()[:40]
+    return "ua:" + digest  # fixed length: a username (64) and an address do not fit the column
+
+
 def addr_key(address: str) -> str:
     return "addr:" + address[:80]
 
@@ -31,41 +49,90 @@ def signup_key(address: str) -> str:
     return "signup:" + address[:80]
 
 
+def hourly_signup_key(address: str) -> str:
+    return "signup-h:" + address[:80]
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
 
 
 @dataclass(frozen=True)
-class Throttle:
+class Limit:
+    """At most `most` attempts per `window_seconds` on `key`; `what` names it to the client."""
+
+    key: str
+    most: int
     window_seconds: int
+    what: str
 
-    async def retry_after(self, conn: AsyncConnection, limits: dict[str, int]) -> int | None:
-        """Seconds until every key in `limits` ({key: max hits per window}) is under its limit, or None."""
-        now = utcnow()
-        rows = (await conn.execute(
-            select(auth_throttle.c.key, auth_throttle.c.window_start, auth_throttle.c.hits)
-            .where(auth_throttle.c.key.in_(list(limits)))
-        )).all()
-        wait = 0.0
-        for key, start, hits in rows:
-            ends = _aware(start) + timedelta(seconds=self.window_seconds)
-            if hits >= limits[key] and ends > now:
-                wait = max(wait, (ends - now).total_seconds())
-        return max(1, math.ceil(wait)) if wait > 0 else None
 
-    async def hit(self, conn: AsyncConnection, key: str) -> None:
+@dataclass(frozen=True)
+class Refusal:
+    limit: Limit
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class Throttle:
+    window_seconds: int  # the sign-in window (AUTH_WINDOW_SECONDS)
+
+    async def acquire(self, conn: AsyncConnection, limits: Sequence[Limit]) -> Refusal | None:
+        """Take one unit on every key, in the order given (tightest first); None when all were
+        within their limits, else the refusal (and no unit stays taken)."""
         now = utcnow()
-        expired = auth_throttle.c.window_start < now - timedelta(seconds=self.window_seconds)
+        current = await self._current(conn, [limit.key for limit in limits])
+        full = [r for r in (self._refusal(limit, current.get(limit.key), now) for limit in limits) if r]
+        if full:
+            return max(full, key=lambda refusal: refusal.retry_after)
+        taken: list[str] = []
+        for limit in limits:
+            if not await self._take(conn, limit, now):
+                await self.release(conn, taken)
+                row = (await self._current(conn, [limit.key])).get(limit.key)
+                return self._refusal(limit, row, now) or Refusal(limit, 1)
+            taken.append(limit.key)
+        return None
+
+    async def _current(self, conn: AsyncConnection, keys: list[str]) -> dict[str, tuple[int, datetime]]:
+        rows = await conn.execute(
+            select(auth_throttle.c.key, auth_throttle.c.hits, auth_throttle.c.window_start)
+            .where(auth_throttle.c.key.in_(keys)))
+        return {row.key: (row.hits, _aware(row.window_start)) for row in rows}
+
+    @staticmethod
+    def _refusal(limit: Limit, row: tuple[int, datetime] | None, now: datetime) -> Refusal | None:
+        if row is None:
+            return None
+        hits, start = row
+        ends = start + timedelta(seconds=limit.window_seconds)
+        if hits < limit.most or ends <= now:
+            return None
+        return Refusal(limit, max(1, math.ceil((ends - now).total_seconds())))
+
+    async def _take(self, conn: AsyncConnection, limit: Limit, now: datetime) -> bool:
+        """One unit on `limit.key` if it has one left (one statement: atomic per key)."""
+        expired = auth_throttle.c.window_start <= now - timedelta(seconds=limit.window_seconds)
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(auth_throttle).values(key=key, window_start=now, hits=1)
+        stmt = insert(auth_throttle).values(key=limit.key, window_start=now, hits=1)
         stmt = stmt.on_conflict_do_update(
             index_elements=[auth_throttle.c.key],
             set_={
                 "hits": case((expired, 1), else_=auth_throttle.c.hits + 1),
                 "window_start": case((expired, now), else_=auth_throttle.c.window_start),
             },
-        )
-        await conn.execute(stmt)
+            where=or_(expired, auth_throttle.c.hits < limit.most),
+        ).returning(auth_throttle.c.hits)
+        return (await conn.execute(stmt)).first() is not None
+
+    async def release(self, conn: AsyncConnection, keys: Sequence[str]) -> None:
+        """Give back one unit on each key (never below zero). One row per statement: a
+        statement never holds two rows' locks, so none can deadlock with another."""
+        for key in keys:
+            await conn.execute(
+                update(auth_throttle).where(auth_throttle.c.key == key, auth_throttle.c.hits > 0)
+                .values(hits=auth_throttle.c.hits - 1)
+            )
 
     async def clear(self, conn: AsyncConnection, key: str) -> None:
         await conn.execute(delete(auth_throttle).where(auth_throttle.c.key == key))

@@ -2,48 +2,128 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from todo_api import idempotency
+from todo_api.client_address import client_address
 from todo_api.models import users, utcnow
 from todo_api.passwords import HashingBusy, password_problem
 from todo_api.routes.schemas import AuthOut, Credentials, LoginIn, SessionOut
 from todo_api.security import REVOKED, AuthError, caller_from_header, issue_token, unauthorized
-from todo_api.throttle import addr_key, signup_key, user_key
+from todo_api.settings import Settings
+from todo_api.throttle import (
+    Limit,
+    Refusal,
+    addr_key,
+    hourly_signup_key,
+    signup_key,
+    user_at_address_key,
+    user_key,
+)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 BUSY = "The server is busy signing other people in; try again in a moment"
+HOUR = 3600
+# Defaults of the looser limits (settings.py): never below the tighter limit they back up.
+FAILURES_PER_USER_ALL_ADDRESSES = 100
+SIGNUPS_PER_ADDRESS_PER_HOUR = 50
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    settings = request.app.state.settings
+    return client_address(request, settings.trusted_proxies, settings.proxy_secret)
 
 
-def too_many(what: str, seconds: int) -> HTTPException:
-    return HTTPException(429, f"Too many {what}; try again in {seconds} seconds",
-                         headers={"Retry-After": str(seconds)})
+def _per(seconds: int) -> str:
+    if seconds == HOUR:
+        return "per hour"
+    return f"in {seconds // 60} minutes" if seconds % 60 == 0 else f"in {seconds} seconds"
+
+
+def too_many(refusal: Refusal) -> HTTPException:
+    limit, seconds = refusal.limit, refusal.retry_after
+    return HTTPException(
+        429, f"Too many {limit.what} (at most {limit.most} {_per(limit.window_seconds)}); "
+             f"try again in {seconds} seconds",
+        headers={"Retry-After": str(seconds)})
 
 
 def busy() -> HTTPException:
     return HTTPException(503, BUSY, headers={"Retry-After": "2"})
 
 
-@router.post("/signup", status_code=201, response_model=AuthOut, responses={409: {}, 429: {}, 503: {}})
-async def signup(body: Credentials, request: Request) -> AuthOut:
+def signups_per_hour(settings: Settings) -> int:
+    return settings.signups_per_address_per_hour or max(SIGNUPS_PER_ADDRESS_PER_HOUR, settings.signups_per_address)
+
+
+def failures_per_user_all_addresses(settings: Settings) -> int:
+    return settings.auth_failures_per_user_all_addresses or max(FAILURES_PER_USER_ALL_ADDRESSES,
+                                                                settings.auth_failures_per_user)
+
+
+def signup_limits(settings: Settings, address: str) -> list[Limit]:
+    return [
+        Limit(signup_key(address), settings.signups_per_address, settings.auth_window_seconds,
+              "sign-ups from your address"),
+        Limit(hourly_signup_key(address), signups_per_hour(settings), HOUR,
+              "sign-ups from your address"),
+    ]
+
+
+def login_limits(settings: Settings, username: str, address: str) -> list[Limit]:
+    """The tight limit is per user AND address, so nobody elsewhere can lock a user out;
+    the per-user hourly ceiling across addresses (ASVS V2.2.1: at most 100 failures an hour
+    on one account) stops a guesser spread over many addresses."""
+    window = settings.auth_window_seconds
+    return [
+        Limit(user_at_address_key(username, address), settings.auth_failures_per_user, window,
+              "failed sign-ins to this account from your address"),
+        Limit(user_key(username), failures_per_user_all_addresses(settings), HOUR,
+              "failed sign-ins to this account"),
+        Limit(addr_key(address), settings.auth_failures_per_address, window,
+              "failed sign-ins from your address"),
+    ]
+
+
+@router.post("/signup", status_code=201, response_model=AuthOut,
+             responses={409: {}, 429: {}, 503: {}, **idempotency.ERRORS})
+async def signup(body: Credentials, request: Request, idempotency_key: idempotency.IdempotencyKey = None) -> Any:
+    """With an Idempotency-Key, a retry gets the account the first request made (the key is the
+    username's: there is no user yet), with a fresh token: a token is never stored."""
+    key = idempotency.key_from(request)
+    if key is None:
+        return await create_account(body, request)
+
+    async def run() -> tuple[int, Any]:
+        account = await create_account(body, request)
+        return 201, {"user_id": account.user_id, "username": account.username}
+
+    settings = request.app.state.settings
+    fingerprint = idempotency.fingerprint(settings.auth_secret.get_secret_value(), "POST", request.url.path,
+                                          body.model_dump())
+    outcome = await idempotency.replay_or_run(request.app.state.db, f"signup:{body.username.lower()}", key,
+                                              fingerprint, run)
+    token = issue_token(outcome.body["user_id"], 0, settings)
+    return JSONResponse({**outcome.body, "token": token}, status_code=outcome.status, headers=outcome.headers())
+
+
+async def create_account(body: Credentials, request: Request) -> AuthOut:
     state = request.app.state
     settings = state.settings
     problem = password_problem(body.username, body.password)
     if problem:
         raise HTTPException(422, f"password: {problem}")
     taken = HTTPException(409, f"Username '{body.username}' is already taken")
-    key = signup_key(_client(request))
     async with state.db.read() as conn:
-        wait = await state.throttle.retry_after(conn, {key: settings.signups_per_address})
-        if wait:
-            raise too_many("sign-ups from your address", wait)
-        await state.throttle.hit(conn, key)
+        refusal = await state.throttle.acquire(conn, signup_limits(settings, _client(request)))
+        if refusal:
+            raise too_many(refusal)
         if (await conn.execute(select(users.c.id).where(func.lower(users.c.username) == body.username.lower()))).first():
             raise taken
     try:
@@ -63,14 +143,15 @@ async def signup(body: Credentials, request: Request) -> AuthOut:
 
 @router.post("/login", response_model=AuthOut, responses={401: {}, 429: {}, 503: {}})
 async def login(body: LoginIn, request: Request) -> AuthOut:
+    """The attempt is counted before the password is checked (throttle.py); a failure stays
+    counted, a success is uncounted and clears this user's count at this address."""
     state = request.app.state
     settings = state.settings
-    ukey, akey = user_key(body.username), addr_key(_client(request))
+    limits = login_limits(settings, body.username, _client(request))
     async with state.db.read() as conn:
-        wait = await state.throttle.retry_after(
-            conn, {ukey: settings.auth_failures_per_user, akey: settings.auth_failures_per_address})
-        if wait:
-            raise too_many("failed sign-ins", wait)
+        refusal = await state.throttle.acquire(conn, limits)
+        if refusal:
+            raise too_many(refusal)
         user = (await conn.execute(
             select(users.c.id, users.c.username, users.c.password_hash, users.c.token_version)
             .where(func.lower(users.c.username) == body.username.lower())
@@ -78,11 +159,10 @@ async def login(body: LoginIn, request: Request) -> AuthOut:
     try:  # no database connection is held while hashing
         ok = await state.hashing.verify(body.password, user.password_hash if user else None)
     except HashingBusy:
+        async with state.db.read() as conn:  # not checked: not a failure
+            await state.throttle.release(conn, [limit.key for limit in limits])
         raise busy() from None
     if not ok or user is None:
-        async with state.db.read() as conn:
-            await state.throttle.hit(conn, ukey)
-            await state.throttle.hit(conn, akey)
         raise HTTPException(401, "Wrong username or password")
     new_hash = None
     if state.hashing.needs_rehash(user.password_hash):  # older, costlier parameters: re-hash once
@@ -91,7 +171,9 @@ async def login(body: LoginIn, request: Request) -> AuthOut:
         except HashingBusy:
             new_hash = None
     async with state.db.read() as conn:
-        await state.throttle.clear(conn, ukey)
+        pair, *others = limits
+        await state.throttle.clear(conn, pair.key)
+        await state.throttle.release(conn, [limit.key for limit in others])
         if new_hash:
             await conn.execute(update(users).where(users.c.id == user.id).values(password_hash=new_hash))
     return AuthOut(user_id=user.id, username=user.username,
