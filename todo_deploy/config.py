@@ -32,7 +32,7 @@ from pydantic import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE_NAME = ".env.secrets"
-GENERATED_SECRETS = ("AUTH_SECRET", "SESSION_SECRET", "POSTGRES_PASSWORD")
+GENERATED_SECRETS = ("AUTH_SECRET", "SESSION_SECRET", "PROXY_SECRET", "POSTGRES_PASSWORD")
 
 # The apps refuse shorter signing keys (todo_api and todo_web settings; a unit
 # test keeps the three in step), so a short one must stop `inv config`, not a rollout.
@@ -166,6 +166,9 @@ class Settings(BaseModel):
     # The app's secrets
     auth_secret: SecretStr = SecretStr("")
     session_secret: SecretStr = SecretStr("")
+    # The frontend vouches with it for the client address it passes on (X-Proxy-Secret):
+    # the backend believes X-Forwarded-For only from a request that carries it.
+    proxy_secret: SecretStr = SecretStr("")
 
     # The assistant
     llm_provider: Literal["auto", "openai", "offline"] = "auto"
@@ -183,7 +186,7 @@ class Settings(BaseModel):
         _database_url(value.get_secret_value())
         return value
 
-    @field_validator("auth_secret", "session_secret")
+    @field_validator("auth_secret", "session_secret", "proxy_secret")
     @classmethod
     def _long_enough_for_the_apps(cls, value: SecretStr) -> SecretStr:
         return _app_secret(value) if value.get_secret_value() else value

@@ -37,8 +37,8 @@ LOG_LEVEL = "info"
 # chart names its Services <release>-<component> for every release name that
 # `inv config` accepts (tests/unit/test_parity.py checks it), so
 # <release>-postgres is also the bundled database's host.
-SECRET_BACKEND = "{release}-backend"  # DATABASE_URL, AUTH_SECRET, OPENAI_API_KEY[, OPENAI_BASE_URL]
-SECRET_FRONTEND = "{release}-frontend"  # SESSION_SECRET
+SECRET_BACKEND = "{release}-backend"  # DATABASE_URL, AUTH_SECRET, PROXY_SECRET, OPENAI_API_KEY[, OPENAI_BASE_URL]
+SECRET_FRONTEND = "{release}-frontend"  # SESSION_SECRET, PROXY_SECRET
 SECRET_POSTGRES = "{release}-postgres"  # POSTGRES_PASSWORD (bundled mode only)
 
 POSTGRES_USER = "todo"
@@ -89,6 +89,7 @@ def secret_data(settings: Settings) -> dict[str, dict[str, str]]:
     backend = {
         "DATABASE_URL": database_url(settings),
         "AUTH_SECRET": settings.auth_secret.get_secret_value(),
+        "PROXY_SECRET": settings.proxy_secret.get_secret_value(),
         "OPENAI_API_KEY": settings.openai_api_key.get_secret_value(),
     }
     if public_base_url(settings.openai_base_url) != settings.openai_base_url:
@@ -97,6 +98,7 @@ def secret_data(settings: Settings) -> dict[str, dict[str, str]]:
         SECRET_BACKEND.format(release=release): backend,
         SECRET_FRONTEND.format(release=release): {
             "SESSION_SECRET": settings.session_secret.get_secret_value(),
+            "PROXY_SECRET": settings.proxy_secret.get_secret_value(),
         },
     }
     if settings.database_mode == "bundled":

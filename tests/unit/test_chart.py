@@ -88,6 +88,13 @@ def test_chart_creates_secrets_without_existing_secret() -> None:
 
     url = base64.b64decode(secrets["todo-chatbot-backend"]["data"]["DATABASE_URL"]).decode()
     assert url == "postgresql://todo:pw@todo-chatbot-postgres:5432/todo"
+    # PROXY_SECRET: generated once, the same in both apps' Secrets; a given one is used as is.
+    proxy = {name: base64.b64decode(secrets[name]["data"]["PROXY_SECRET"]).decode()
+             for name in ("todo-chatbot-backend", "todo-chatbot-frontend")}
+    assert len(set(proxy.values())) == 1 and len(proxy["todo-chatbot-backend"]) >= 16
+    given = template({"secrets": {"proxySecret": "p" * 32}})
+    assert {base64.b64decode(o["data"]["PROXY_SECRET"]).decode()
+            for o in given if o["kind"] == "Secret" and "PROXY_SECRET" in o["data"]} == {"p" * 32}
 
 
 def test_config_checksum_changes_with_config() -> None:

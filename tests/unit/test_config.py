@@ -94,6 +94,7 @@ BAD_SETTINGS = [
     ({"BACKEND_IMAGE_BUDGET_MB": "-5"}, "BACKEND_IMAGE_BUDGET_MB", "'-5'", "greater than 0"),
     ({"AUTH_SECRET": "short-secret"}, "AUTH_SECRET", "'***'", "at least 16 characters"),
     ({"SESSION_SECRET": "x" * 15}, "SESSION_SECRET", "'***'", "at least 16 characters"),
+    ({"PROXY_SECRET": "x" * 15}, "PROXY_SECRET", "'***'", "at least 16 characters"),
 ]
 
 
@@ -127,11 +128,12 @@ def test_every_problem_is_reported_at_once(inv_prefix: list[str], root: Path) ->
 SECRETS = {
     "AUTH_SECRET": "sekret-AUTH-1234567890",
     "SESSION_SECRET": "sekret-SESSION-1234567890",
+    "PROXY_SECRET": "sekret-PROXY-1234567890",
     "POSTGRES_PASSWORD": "sekret-PGPASS-1234567890",
     "OPENAI_API_KEY": "sk-sekret-OPENAI-1234567890",
     "DATABASE_URL": "postgresql://todo:sekret-DBURL-1234567890@db.internal:5432/todo",
 }
-MARKERS = ["sekret-AUTH", "sekret-SESSION", "sekret-PGPASS", "sekret-OPENAI", "sekret-DBURL"]
+MARKERS = ["sekret-AUTH", "sekret-SESSION", "sekret-PROXY", "sekret-PGPASS", "sekret-OPENAI", "sekret-DBURL"]
 
 
 @pytest.mark.parametrize(
@@ -253,18 +255,22 @@ def test_credentials_inside_a_url_setting_are_masked_and_scrubbed(
 
 
 def test_the_workflow_refuses_the_secrets_the_apps_refuse() -> None:
-    """AUTH_SECRET/SESSION_SECRET: the same minimum length as the apps' own settings."""
+    """AUTH_SECRET/SESSION_SECRET/PROXY_SECRET: the same minimum length as the apps' own settings."""
     import todo_api.settings as todo_api_settings
     import todo_web.settings as todo_web_settings
     from pydantic import ValidationError
 
     from todo_deploy.config import APP_SECRET_MIN_LENGTH
     short, ok = "s" * (APP_SECRET_MIN_LENGTH - 1), "s" * APP_SECRET_MIN_LENGTH
+    signing = {"auth_secret": ok, "session_secret": ok, "backend_url": "http://x"}
     for model, field in ((todo_api_settings.Settings, "auth_secret"),
-                         (todo_web_settings.Settings, "session_secret")):
+                         (todo_web_settings.Settings, "session_secret"),
+                         (todo_api_settings.Settings, "proxy_secret"),
+                         (todo_web_settings.Settings, "proxy_secret")):
         with pytest.raises(ValidationError):
-            model.model_validate({field: short, "backend_url": "http://x"})
-        model.model_validate({field: ok, "backend_url": "http://x"})
-    with pytest.raises(ValidationError):
-        Settings(auth_secret=short)  # type: ignore[arg-type]
-    Settings(auth_secret=ok)  # type: ignore[arg-type]
+            model.model_validate({**signing, field: short})
+        model.model_validate({**signing, field: ok})
+    for field in ("auth_secret", "proxy_secret"):
+        with pytest.raises(ValidationError):
+            Settings(**{field: short})  # type: ignore[arg-type]
+        Settings(**{field: ok})  # type: ignore[arg-type]

@@ -27,7 +27,8 @@ LABEL_KEYS = (
     "app.kubernetes.io/managed-by",
     "app.kubernetes.io/version",
 )
-SECRET_KEYS = {"DATABASE_URL", "AUTH_SECRET", "SESSION_SECRET", "OPENAI_API_KEY", "POSTGRES_PASSWORD"}
+SECRET_KEYS = {"DATABASE_URL", "AUTH_SECRET", "SESSION_SECRET", "PROXY_SECRET", "OPENAI_API_KEY",
+               "POSTGRES_PASSWORD"}
 
 
 def settings(tmp_path: Path, **env: str):  # type: ignore[no-untyped-def]
@@ -220,6 +221,10 @@ def test_secret_data_and_checksums_follow_settings(tmp_path: Path) -> None:
     assert data["todo-chatbot-backend"]["DATABASE_URL"] == (
         "postgresql://todo:p%40ss%2Fword@todo-chatbot-postgres:5432/todo")
     assert data["todo-chatbot-postgres"] == {"POSTGRES_PASSWORD": "p@ss/word"}
+    # PROXY_SECRET: one value, in both apps' Secrets (the frontend sends it, the backend checks it).
+    proxy = s.proxy_secret.get_secret_value()
+    assert len(proxy) >= 16
+    assert data["todo-chatbot-backend"]["PROXY_SECRET"] == data["todo-chatbot-frontend"]["PROXY_SECRET"] == proxy
     other = settings(tmp_path, POSTGRES_PASSWORD="p@ss/word", AUTH_SECRET="b" * 40)
     assert render.secrets_checksum(s) != render.secrets_checksum(other)
 

@@ -37,11 +37,13 @@ def dev_environment(secrets: dict[str, str], data_dir: Path, ports: tuple[int, i
         "PORT": str(backend_port),
         "DATABASE_URL": f"sqlite:///{data_dir / 'todo-dev.db'}",
         "AUTH_SECRET": secrets["AUTH_SECRET"],
+        "PROXY_SECRET": secrets["PROXY_SECRET"],
     }
     frontend = base | {
         "PORT": str(frontend_port),
         "BACKEND_URL": f"http://127.0.0.1:{backend_port}",
         "SESSION_SECRET": secrets["SESSION_SECRET"],
+        "PROXY_SECRET": secrets["PROXY_SECRET"],
     }
     return {"backend": backend, "frontend": frontend}
 
@@ -133,6 +135,7 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
         {
             "AUTH_SECRET": settings.auth_secret.get_secret_value(),
             "SESSION_SECRET": settings.session_secret.get_secret_value(),
+            "PROXY_SECRET": settings.proxy_secret.get_secret_value(),
         },
         data_dir,
         (ports["backend"], ports["frontend"]),

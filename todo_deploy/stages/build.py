@@ -374,11 +374,13 @@ def smoke_env(name: str) -> dict[str, str]:
         return {
             "DATABASE_URL": "sqlite:////tmp/gate.db",
             "AUTH_SECRET": secrets.token_urlsafe(32),
+            "PROXY_SECRET": secrets.token_urlsafe(32),
             "LLM_PROVIDER": "offline",
             "DRAIN_SECONDS": "0",
         }
     return {
         "SESSION_SECRET": secrets.token_urlsafe(32),
+        "PROXY_SECRET": secrets.token_urlsafe(32),
         "BACKEND_URL": "http://127.0.0.1:9",
         "DRAIN_SECONDS": "0",
     }
