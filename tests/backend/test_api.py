@@ -524,3 +524,25 @@ def test_a_retried_signup_with_a_key_makes_one_account(client: TestClient) -> No
                 idempotency_keys.c.scope == f"signup:{name}"))).scalar_one())
 
     assert "token" not in client.portal.call(stored)  # type: ignore[union-attr]
+
+
+def test_a_library_error_for_a_client_gone_is_logged_at_info() -> None:
+    """The MCP transport logs ClientDisconnect as an error with a traceback; the app's log filter
+    makes it one info line (before: an error, and the access line said 500)."""
+    import logging
+    import sys
+
+    from starlette.requests import ClientDisconnect
+
+    from todo_api.logging import client_gone_is_no_error
+
+    try:
+        raise ClientDisconnect
+    except ClientDisconnect:
+        gone = logging.LogRecord("mcp.server", logging.ERROR, __file__, 1, "Error handling POST request", None,
+                                 sys.exc_info())
+    assert client_gone_is_no_error(gone)
+    assert (gone.levelno, gone.levelname, gone.getMessage(), gone.exc_info) == (logging.INFO, "INFO",
+                                                                                 "client went away", None)
+    other = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom %s", ("a",), None)
+    assert client_gone_is_no_error(other) and other.levelno == logging.ERROR and other.getMessage() == "boom a"
