@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -285,6 +286,12 @@ def test_reply_and_tool_calls_are_capped(sqlite_url: str) -> None:
         stored = client.get(f"/api/{user.id}/conversations/{body['conversation_id']}/messages",
                             headers=user.headers).json()
         assert stored[1]["content"] == body["response"]
+        # a message stored before the cap is cut when read back (history and listing)
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+            db.execute("UPDATE messages SET content = ? WHERE id = ?", ("y" * 100_000, stored[1]["id"]))
+        legacy = client.get(f"/api/{user.id}/conversations/{body['conversation_id']}/messages",
+                            headers=user.headers).json()[1]["content"]
+        assert len(legacy) == REPLY_MAX and legacy.endswith("…")
 
 
 def test_messages_are_listed_by_page(sqlite_url: str) -> None:

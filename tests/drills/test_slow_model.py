@@ -160,6 +160,6 @@ def test_a_held_row_lock_costs_a_write_the_lock_timeout_not_forever(backend: tup
                               timeout=15)
         took = time.monotonic() - started
         locker.rollback()
-    print(f"\ncreate-task against a held row lock: {response.status_code} after {took:.2f} s")
+    print(f"\ncreate-task against a held row lock: {response.status_code} after {took:.2f} s: {response.text}")
     assert response.status_code == 503 and response.headers.get("Retry-After"), response.text
     assert took < 4

@@ -97,6 +97,12 @@ def capped(text: str, limit: int = REPLY_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def stored_content() -> Any:
+    """A message's content as read back: at most REPLY_MAX + 1 characters leave the database
+    (capped() then marks the cut), so rows stored before the cap cannot blow up a reply."""
+    return func.substr(messages.c.content, 1, REPLY_MAX + 1).label("content")
+
+
 def echoed(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The tool calls a chat response shows: the first TOOL_CALLS_ECHOED, a listing cut to its
     first ECHOED_TASKS tasks' id, title and state (the page itself went to the model)."""
@@ -149,10 +155,10 @@ async def _read_turn(db: Database, caller: Caller, conversation_id: int | None,
         if conv_id is None:
             return None, []
         rows = (await conn.execute(
-            select(messages.c.role, messages.c.content).where(messages.c.conversation_id == conv_id)
+            select(messages.c.role, stored_content()).where(messages.c.conversation_id == conv_id)
             .order_by(messages.c.id.desc()).limit(HISTORY_LIMIT)
         )).all()
-    return conv_id, [(r.role, r.content) for r in reversed(rows)]
+    return conv_id, [(r.role, capped(r.content)) for r in reversed(rows)]
 
 
 async def _answer(agent: ChatAgent, db: Database, user_id: int, history: list[tuple[str, str]], message: str,
@@ -255,10 +261,10 @@ async def list_messages(
         if before is not None:
             where.append(messages.c.id < before)
         rows = (await conn.execute(
-            select(messages.c.id, messages.c.role, messages.c.content, messages.c.created_at)
+            select(messages.c.id, messages.c.role, stored_content(), messages.c.created_at)
             .where(*where).order_by(messages.c.id.desc()).limit(limit + 1)
         )).all()
     page = rows[:limit]
     if len(rows) > limit:
         response.headers[OLDER_HEADER] = str(page[-1].id)
-    return [dict(r._mapping) for r in reversed(page)]
+    return [{**r._mapping, "content": capped(r.content)} for r in reversed(page)]
