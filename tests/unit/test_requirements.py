@@ -61,8 +61,8 @@ def test_the_install_command_installs_the_workflow_and_both_apps() -> None:  # a
     readme = (ROOT / "README.md").read_text()
     assert "python3 -m pip install -r requirements.txt && inv up" in readme
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "python3 -m pip install -r requirements-dev.txt && python3 -m pytest" in readme
-    assert "python3 -m pip install -r requirements-dev.txt && python3 -m pytest" in ci
+    assert "python3 -m pip install -r requirements-dev.txt && inv test" in readme
+    assert "python3 -m pip install -r requirements-dev.txt && inv test" in ci
     assert "python3 -m pip install -r requirements.txt && inv up" in ci
 
 

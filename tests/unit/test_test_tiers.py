@@ -39,6 +39,10 @@ def test_skips_in_its_body():
 @pytest.mark.skipif(True, reason="not on this platform")
 def test_skipped_by_mark():
     pass
+
+@pytest.mark.xfail(reason="a known bug")
+def test_expected_to_fail():
+    assert False
 """,
     "test_module_skip.py": """
 import pytest
@@ -103,19 +107,20 @@ def test_a_skip_fails_the_run_under_require_all_and_says_why(tmp_path: Path) -> 
     assert out.startswith("exit 1\n"), out
     assert "PASSED test_skips.py::test_passes" in out
     for name, reason in [("test_skips_in_its_body", "no widget here"),
-                         ("test_skipped_by_mark", "not on this platform")]:  # fmt: skip
+                         ("test_skipped_by_mark", "not on this platform"),
+                         ("test_expected_to_fail", "a known bug")]:  # fmt: skip
         line = next((ln for ln in out.splitlines() if f"test_skips.py::{name}" in ln
                      and ln.startswith(("FAILED", "ERROR"))), "")  # fmt: skip
         assert line, out
         assert "TODO_REQUIRE_ALL=1" in out and reason in out
     assert "ERROR test_module_skip.py" in out and "a_module_that_is_not_installed" in out
-    assert "skipped" not in out.splitlines()[-1]  # the summary line counts no skip
+    assert "skipped" not in out.splitlines()[-1] and "xfailed" not in out.splitlines()[-1]
 
 
 def test_without_require_all_the_same_skips_pass(tmp_path: Path) -> None:
     out = run_pytest(tmp_path, SKIPPING_TESTS, require_all=False)
     assert out.startswith("exit 0\n"), out
-    assert "1 passed, 3 skipped" in out.splitlines()[-1]
+    assert "1 passed, 3 skipped, 1 xfailed" in out.splitlines()[-1]
 
 
 def test_tier_markers_follow_the_fixtures(tmp_path: Path) -> None:
