@@ -186,6 +186,14 @@ SLOW = {
     "tests/unit/test_aiops_adapters.py::test_kubectl_ai_timeout_is_a_timeout_run",
     "tests/unit/test_aiops_adapters.py::test_gordon_waiting_in_its_ui_times_out_with_a_plain_reason",
     "tests/unit/test_mcp_configs.py::test_inv_mcp_print_config_prints_it",
+    "tests/backend/test_ops.py::test_bad_configuration_exits_2",
+    "tests/backend/test_chat.py::test_llm_errors_give_502_and_store_no_turn",
+    # `inv` run as a process once per parameter (0.3-0.6 s each, dozens of them)
+    "tests/unit/test_config.py::test_bad_setting_stops_the_task_with_exit_2",
+    "tests/unit/test_config.py::test_secrets_never_appear_in_output",
+    "tests/unit/test_cli_parsing.py::test_dash_h_is_help_on_every_task",
+    "tests/unit/test_cli_parsing.py::test_no_kubeconfig_is_one_line_and_exit_1_never_a_traceback",
+    "tests/unit/test_helm_rollback.py::test_no_cluster_is_one_line_and_exit_1",
     # the access probe retries a refused NodePort for 3 s (kube-proxy's sync)
     "tests/unit/test_docs.py::test_stage_writes_report_svg_and_json",
     "tests/unit/test_docs.py::test_stage_without_dot_warns_and_keeps_mermaid",

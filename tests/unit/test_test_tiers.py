@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from _pytest.mark.expression import Expression
 
-from tests.conftest import TIER_MARKERS
+from tests.conftest import APP_DIRS, TIER_MARKERS
 from todo_deploy.cli import test as test_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,8 +154,11 @@ def test_inv_test_arguments() -> None:
     assert test_task.chosen_tiers(False, False, False, False) == list(test_task.TIERS)
     assert test_task.chosen_tiers(False, True, False, True) == ["app", "cluster"]
     fast = test_task.pytest_argv("fast", ["-k", "x"], "/tmp/r")
-    assert fast[1:] == ["-m", "pytest", "-m", test_task.TIERS["fast"], "-x",
+    assert fast[1:] == ["-m", "pytest", "-m", test_task.TIERS["fast"], "-x", *test_task.FAST_ONLY,
                         "--junitxml=/tmp/r/junit-fast.xml", "-k", "x"]  # fmt: skip
+    # It leaves out only directories whose every test is in the app tier.
+    ignored = {a.split("=", 1)[1].rstrip("/") for a in test_task.FAST_ONLY if a.startswith("--ignore=")}
+    assert ignored == {d.rstrip("/") for d in APP_DIRS}
     assert "-x" not in test_task.pytest_argv("cluster", [])
 
 

@@ -25,6 +25,12 @@ TIERS = {
     "docker": "docker and not cluster",
     "cluster": "cluster",
 }
+# The fast tier need not import what cannot hold a fast test: the directories whose tests
+# all start the apps (tests/conftest.py APP_DIRS) and the drills' pytest plugins.
+FAST_ONLY = [
+    "--ignore=tests/drills", "--ignore=tests/frontend",
+    "-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:benchmark",
+]
 NO_TESTS_COLLECTED = 5  # pytest's exit status
 # A directory for one JUnit XML report per tier (CI keeps them).
 REPORTS_ENV = "TODO_TEST_REPORTS"
@@ -39,7 +45,7 @@ def pytest_argv(tier: str, extra: list[str], reports: str = "") -> list[str]:
     """The pytest command line of one tier; the fast tier stops at its first failure."""
     argv = [sys.executable, "-m", "pytest", "-m", TIERS[tier]]
     if tier == "fast":
-        argv.append("-x")
+        argv += ["-x", *FAST_ONLY]
     if reports:
         argv.append(f"--junitxml={Path(reports) / f'junit-{tier}.xml'}")
     return argv + extra
