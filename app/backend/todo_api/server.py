@@ -25,6 +25,7 @@ from todo_api.passwords import PasswordHashing
 from todo_api.routes import auth, chat, health, tasks
 from todo_api.settings import Settings
 from todo_api.task_pages import TaskPages
+from todo_api.routes.health import LIVENESS_BODY
 from todo_api.throttle import Throttle
 
 log = logging.getLogger("todo_api")
@@ -83,7 +84,8 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
     for router in (auth.router, tasks.router, chat.router, health.router, metrics_router):
         app.include_router(router)
     app.router.routes.append(mcp_route)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds,
+                       min_rate=settings.min_body_bytes_per_second)
     app.add_middleware(json_logging.RequestLogMiddleware)
     return app
 
@@ -126,8 +128,13 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=max(5, int(settings.drain_seconds)),
         lifespan="on",
-        http=BoundedHttpTools.configure(settings.max_header_bytes, settings.client_timeout_seconds),
-        # Past this many open connections (or requests in flight) uvicorn answers 503;
+        http=BoundedHttpTools.configure(
+            settings.max_header_bytes, settings.client_timeout_seconds,
+            max_per_client=settings.max_connections_per_client or settings.max_connections,
+            max_running=settings.max_requests_running,
+            # Answered by the protocol, never queued behind the app (routes/health.py's body).
+            liveness=[("/health", "application/json", LIVENESS_BODY)]),
+        # Past this many open connections (or requests in flight) the server answers 503;
         # the probes are exempt (limits.BoundedHttpTools).
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=5,

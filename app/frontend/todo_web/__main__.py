@@ -77,8 +77,13 @@ def main() -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=max(settings.backend_timeout_seconds, 10),
         server_header=False,
-        http=BoundedHttpTools.configure(settings.max_header_bytes, settings.client_timeout_seconds),
-        # Past this many open connections (or requests in flight) uvicorn answers 503;
+        http=BoundedHttpTools.configure(
+            settings.max_header_bytes, settings.client_timeout_seconds,
+            max_per_client=settings.max_connections_per_client,
+            max_running=settings.max_requests_running,
+            # Answered by the protocol, never queued behind the app (server.py's /healthz body).
+            liveness=[("/healthz", "text/plain; charset=utf-8", b"ok")]),
+        # Past this many open connections (or requests in flight) the server answers 503;
         # the probes are exempt (limits.BoundedHttpTools).
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=5,

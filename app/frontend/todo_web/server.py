@@ -201,7 +201,8 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         trusted_proxies=settings.trusted_networks,
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds,
+                       min_rate=settings.min_body_bytes_per_second)
     app.add_middleware(AccessLogMiddleware)
 
     @app.exception_handler(StarletteHTTPException)

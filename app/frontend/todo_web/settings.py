@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # Retry-After and its surplus does not count towards MAX_CONNECTIONS. The address is the
     # TCP peer's: behind a proxy that hides it, raise this.
     min_body_bytes_per_second: float = Field(default=1_024, ge=0)
+    # At most MAX_REQUESTS_RUNNING requests in the app at once; the rest wait their turn (the
+    # probes never do), so a burst cannot make one turn of the event loop long enough to
+    # delay the liveness answer (measured: 64 → /healthz 0.48 s under the 200-request burst, 32 → 0.25 s).
+    max_requests_running: int = Field(default=32, ge=1)
     max_connections_per_client: int = Field(default=64, ge=1)
     # Whose forwarded headers to believe (comma-separated IPs/CIDRs); empty = nobody's.
     trusted_proxies: str = Field(default="")
