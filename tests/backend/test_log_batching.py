@@ -1,12 +1,20 @@
 """The log handler: lines in order, written in batches (not one write per record), a
-warning at once, everything pending written on close, bounded when the writer is stuck."""
+warning at once, everything pending written on close, bounded when the writer is stuck, and
+a record logged from a signal handler that interrupted an emit() never deadlocks (both apps'
+handlers)."""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from todo_api.logging import BatchingHandler, JsonFormatter
 
@@ -81,3 +89,61 @@ def test_bounded_and_never_blocks_the_caller_when_stdout_is_stuck() -> None:
         gate.set()
         handler.close()
     assert len(stream.getvalue().splitlines()) == 101
+
+
+APP = Path(__file__).resolve().parents[2] / "app"
+# In a child process (a deadlock must not hang the suite): every line emit() runs, down
+# through what it calls, raises a signal whose handler logs on the same thread, right there.
+# A handler that takes a non-reentrant lock in emit() (threading.Event.set, queue.Queue.put)
+# deadlocks at the first line run while holding it.
+REENTRANT_EMIT = """
+import io, logging, signal, sys
+{make}
+log = logging.getLogger("reentrant")
+log.handlers[:] = [handler]
+log.propagate = False
+log.setLevel(logging.INFO)
+signal.signal(signal.SIGUSR1, lambda *_: log.warning("from a signal handler"))
+emit, nested = handler.emit, False
+
+def tracer(frame, event, arg):
+    if event == "line":
+        signal.raise_signal(signal.SIGUSR1)  # runs the handler before returning
+    return tracer
+
+def traced_emit(record):
+    global nested
+    if nested:
+        return emit(record)
+    nested = True
+    sys.settrace(tracer)
+    try:
+        emit(record)
+    finally:
+        sys.settrace(None)
+        nested = False
+
+handler.emit = traced_emit
+for i in range(50):
+    log.info("line %d", i)
+    log.warning("urgent line %d", i)
+handler.close()
+print("survived", file=sys.stderr)
+"""
+HANDLERS = {
+    "backend": ("from todo_api.logging import BatchingHandler\nhandler = BatchingHandler(io.StringIO())",
+                APP / "backend"),
+    "frontend": ("from todo_web.server import NonBlockingHandler\nhandler = NonBlockingHandler()", APP / "frontend"),
+}
+
+
+@pytest.mark.parametrize("which", sorted(HANDLERS))
+def test_a_record_logged_by_a_signal_handler_in_the_middle_of_emit_never_deadlocks(which: str) -> None:
+    make, path = HANDLERS[which]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(path), str(APP / "common")])}
+    try:
+        run = subprocess.run([sys.executable, "-c", REENTRANT_EMIT.format(make=make)], env=env,
+                             capture_output=True, text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the {which}'s log handler deadlocked when a signal handler logged during emit()")
+    assert run.returncode == 0 and "survived" in run.stderr, run.stderr[-2000:]

@@ -7,14 +7,13 @@ import json
 import logging
 import re
 import sys
-import threading
 import time
 import uuid
-from collections import deque
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from todo_serving.logwriter import BatchingHandler  # formats here, writes in batches on a thread of its own
 
 from todo_api import metrics
 
@@ -37,77 +36,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = record.exc_info[0].__name__
         return json.dumps(entry, default=str)
-
-
-class BatchingHandler(logging.Handler):
-    """Formats each record in the caller's thread and leaves the writing to one thread that
-    writes what has gathered, one write at most every `interval` seconds: a slow reader
-    of stdout (the container runtime, under load) never stalls the event loop, and a busy
-    server wakes the writer (and hands it the GIL) a few times a second instead of once a
-    request. (A queue with a listener thread woke it for every access-log line: ~0.1 ms of
-    the process's CPU per request under the list bench, and a thread switch at every one.)
-    A warning or worse is written at once. Bounded: past `maxsize` pending lines new ones
-    are dropped (and counted), never buffered without end."""
-
-    def __init__(self, stream: TextIO, interval: float = 0.1, maxsize: int = 10_000) -> None:
-        super().__init__()
-        self.stream = stream
-        self.interval = interval
-        self.maxsize = maxsize
-        self.dropped = 0
-        self._lines: deque[str] = deque()
-        self._pending = threading.Event()  # lines are waiting
-        self._urgent = threading.Event()  # write them now
-        self._closing = False
-        self._write_lock = threading.Lock()  # not the handler's lock: emit() never waits on a write
-        self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
-        self._writer.start()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record)
-        except Exception:  # noqa: BLE001 (logging's contract: a bad record never raises in the caller)
-            self.handleError(record)
-            return
-        if len(self._lines) >= self.maxsize:
-            self.dropped += 1
-            return
-        self._lines.append(line)
-        if record.levelno >= logging.WARNING:
-            self._urgent.set()
-        if not self._pending.is_set():
-            self._pending.set()
-
-    def _run(self) -> None:
-        while not self._closing:
-            self._pending.wait()
-            self._urgent.wait(self.interval)  # let a batch gather
-            # Cleared before the lines are taken: a line added meanwhile sets it again.
-            self._pending.clear()
-            self._urgent.clear()
-            self.flush()
-
-    def flush(self) -> None:
-        with self._write_lock:
-            lines = []
-            while self._lines:
-                lines.append(self._lines.popleft())
-            if not lines:
-                return
-            try:
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):  # stdout closed or gone: nothing else to tell
-                self.dropped += len(lines)
-
-    def close(self) -> None:
-        if not self._closing:
-            self._closing = True
-            self._pending.set()
-            self._urgent.set()
-            self._writer.join(timeout=5)
-        self.flush()
-        super().close()
 
 
 _handler: BatchingHandler | None = None

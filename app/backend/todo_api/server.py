@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import logging
 import signal
-import threading
+import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -13,6 +14,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 from todo_serving.limits import BodyLimit, BoundedHttpTools
+from todo_serving.shutdown import closing_late_connections
 
 from todo_api import __version__, errors, migrations, readiness
 from todo_api import logging as json_logging
@@ -23,9 +25,9 @@ from todo_api.mcp_server import build_mcp
 from todo_api.metrics import router as metrics_router
 from todo_api.passwords import PasswordHashing
 from todo_api.routes import auth, chat, health, tasks
+from todo_api.routes.health import LIVENESS_BODY
 from todo_api.settings import Settings
 from todo_api.task_pages import TaskPages
-from todo_api.routes.health import LIVENESS_BODY
 from todo_api.throttle import Throttle
 
 log = logging.getLogger("todo_api")
@@ -97,22 +99,31 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.app = app
         self.drain_seconds = drain_seconds
-        self._draining = False
+        self.drain_deadline: float | None = None
+        self.drain_signal: int | None = None  # set by the handler, announced (and cleared) by on_tick
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._draining:  # a second signal: stop now
+        # A signal handler runs between two bytecodes of whatever the main thread was doing,
+        # maybe inside a lock (a log handler's): it only sets flags, no logging, no thread.
+        if self.drain_deadline is not None:  # a second signal: stop now
             self.should_exit = True
             return
-        self._draining = True
         self.app.state.draining = True
-        log.info(f"received {signal.Signals(sig).name}: draining for {self.drain_seconds:g}s")
-        timer = threading.Timer(self.drain_seconds, self._stop)
-        timer.daemon = True
-        timer.start()
+        self.drain_deadline = time.monotonic() + self.drain_seconds
+        self.drain_signal = sig
 
-    def _stop(self) -> None:
-        log.info("drain finished, shutting down")
-        self.should_exit = True
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_signal is not None:
+            log.info(f"received {signal.Signals(self.drain_signal).name}: draining for {self.drain_seconds:g}s")
+            self.drain_signal = None
+        if self.drain_deadline is not None and not self.should_exit and time.monotonic() >= self.drain_deadline:
+            log.info("drain finished, shutting down")
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        async with closing_late_connections(self.server_state):
+            await super().shutdown(sockets)
 
 
 def serve(settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from types import FrameType
 
 import uvicorn
 from todo_serving.limits import BoundedHttpTools
+from todo_serving.shutdown import closing_late_connections
 
 from .server import Lifecycle, configure_logging, create_app
 from .settings import load_settings
@@ -30,6 +32,7 @@ class DrainingServer(uvicorn.Server):
         self.lifecycle = lifecycle
         self.drain_seconds = drain_seconds
         self.drain_deadline: float | None = None
+        self.drain_announced = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -45,10 +48,12 @@ class DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        # Runs between two bytecodes of whatever the main thread was doing, maybe inside a
+        # lock: it only sets flags. on_tick (on the loop) logs and acts on them.
         if sig == signal.SIGTERM and self.drain_deadline is None and not self.should_exit:
             self.lifecycle.draining = True
             self.drain_deadline = time.monotonic() + self.drain_seconds
-            log.info("SIGTERM: readiness failing, draining for %.1fs", self.drain_seconds)
+            self.drain_announced = False
             return
         if self.should_exit:
             self.force_exit = True
@@ -56,9 +61,16 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
     async def on_tick(self, counter: int) -> bool:
+        if self.drain_deadline is not None and not self.drain_announced:
+            self.drain_announced = True
+            log.info("SIGTERM: readiness failing, draining for %.1fs", self.drain_seconds)
         if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:
             self.should_exit = True
         return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        async with closing_late_connections(self.server_state):
+            await super().shutdown(sockets)
 
 
 def main() -> None:

@@ -6,14 +6,12 @@ import atexit
 import gc
 import json
 import logging
-import queue
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 import httpx
@@ -25,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from todo_serving.limits import BodyLimit
+from todo_serving.logwriter import BatchingHandler
 
 from . import __version__, pages, proxy
 from .session import SignedSessionMiddleware
@@ -57,39 +56,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, separators=(",", ":"))
 
 
-class NonBlockingHandler(QueueHandler):
-    """Hands records to a thread that writes them, so a slow reader of stdout (the container
-    runtime, under load) never stalls the event loop; bounded, drops (and counts) past it."""
+class NonBlockingHandler(BatchingHandler):
+    """Hands lines to a thread that writes them, so a slow reader of stdout (the container
+    runtime, under load) never stalls the event loop; bounded, drops (and counts) past it.
+    Takes no lock a signal could interrupt (todo_serving.logwriter): a queue.Queue's did."""
 
     def __init__(self, maxsize: int = 10_000) -> None:
-        super().__init__(queue.Queue(maxsize))
-        self.dropped = 0
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
-            self.dropped += 1
+        super().__init__(sys.stdout, interval=0.05, maxsize=maxsize)
 
 
-_listener: QueueListener | None = None
+_handler: NonBlockingHandler | None = None
 
 
 def configure_logging(level: str = "info") -> None:
-    global _listener
-    stream = logging.StreamHandler(sys.stdout)
-    stream.setFormatter(JsonFormatter())
-    handler = NonBlockingHandler()
-    if _listener is not None:
-        _listener.stop()
-    _listener = QueueListener(handler.queue, stream)  # type: ignore[arg-type]
-    _listener.start()
-    atexit.register(_listener.stop)
+    global _handler
+    if _handler is not None:
+        _handler.close()
+    _handler = NonBlockingHandler()
+    _handler.setFormatter(JsonFormatter())
+    atexit.register(_handler.close)  # write what is pending on the way out
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
