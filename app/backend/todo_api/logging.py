@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from todo_serving.logwriter import BatchingHandler  # formats here, writes in batches on a thread of its own
 
@@ -20,6 +21,7 @@ from todo_api import metrics
 access_log = logging.getLogger("todo_api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _EXTRA_KEYS = ("method", "path", "route", "status", "duration_ms", "request_id")
+CLIENT_GONE = 499  # nginx's status for "the client closed the connection before it was answered"
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,6 +63,16 @@ def configure(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     for noisy in ("httpx", "httpx2", "openai", "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    _handler.addFilter(client_gone_is_no_error)
+
+
+def client_gone_is_no_error(record: logging.LogRecord) -> bool:
+    """A library's error about a client that went away mid-request (starlette's ClientDisconnect,
+    e.g. the MCP transport's "Error handling POST request") is no fault here: info, no traceback."""
+    if record.exc_info and isinstance(record.exc_info[1], ClientDisconnect):
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args, record.exc_info, record.exc_text = "client went away", None, None, None
+    return True
 
 
 def route_template(scope: Scope) -> str:
@@ -82,20 +94,30 @@ class RequestLogMiddleware:
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         status = 500
+        started = gone = False  # gone: the client left before it was answered
         start = time.perf_counter()
 
+        async def receive_wrapper() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not started:
+                gone = True
+            return message
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper, send_wrapper)
         finally:
+            if gone:  # whatever the app made of it (a 400, a 500), nobody was there to be answered
+                status = CLIENT_GONE
             duration = time.perf_counter() - start
             route = route_template(scope)
             metrics.observe(scope["method"], route, status, duration)
