@@ -335,3 +335,23 @@ def test_conversation_and_message_quotas(sqlite_url: str) -> None:
         assert refused.json()["detail"] == "You have reached the limit of 3 tasks; delete some to add more"
         assert client.delete(f"{base}/tasks/1", headers=user.headers).status_code == 204
         assert client.post(f"{base}/tasks", json={"title": "room again"}, headers=user.headers).status_code == 201
+
+
+def test_a_retried_chat_with_its_idempotency_key_runs_once(client: TestClient) -> None:
+    """The reply to "add a task to pay rent" was lost and the client sends it again: with the
+    same Idempotency-Key it gets the first answer, and no second task or turn is made."""
+    user = signup(client)
+    base = f"/api/{user.id}"
+    keyed = {**user.headers, "Idempotency-Key": "chat-1"}
+    first = client.post(f"{base}/chat", json={"message": "add a task to pay rent"}, headers=keyed)
+    again = client.post(f"{base}/chat", json={"message": "add a task to pay rent"}, headers=keyed)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert client.get(f"{base}/tasks", headers=user.headers).json()["total"] == 1
+    conv = first.json()["conversation_id"]
+    assert len(client.get(f"{base}/conversations/{conv}/messages", headers=user.headers).json()) == 2
+    reused = client.post(f"{base}/chat", json={"message": "add a task to pay bills"}, headers=keyed)
+    assert reused.status_code == 422
+    unkeyed = client.post(f"{base}/chat", json={"message": "add a task to pay rent"}, headers=user.headers)
+    assert unkeyed.status_code == 200
+    assert client.get(f"{base}/tasks", headers=user.headers).json()["total"] == 2

@@ -570,3 +570,20 @@ def test_no_redirect_off_site(plain_frontend: Proc, path: str) -> None:
     response = httpx.get(f"{plain_frontend.url}{path}", headers={"Host": "evil.example"})
     assert response.status_code == 404
     assert "location" not in response.headers
+
+
+def test_idempotency_key_is_passed_on(fake_backend: FakeBackend, plain_frontend: Proc) -> None:
+    """A client retrying a create through the frontend reaches the backend with its key
+    (the backend answers the retry from the first request and creates nothing twice)."""
+    web = forged_client(plain_frontend.url)
+    try:
+        for path in ("/api/tasks", "/api/chat"):
+            web.http.post(path, json={"title": "t", "message": "m"},
+                          headers={"X-CSRF-Token": web.csrf, "Idempotency-Key": "retry-me-1"})
+            _, headers = fake_backend.last(f"/api/7/{path.rsplit('/', 1)[1]}")
+            assert headers.get("idempotency-key") == "retry-me-1", path
+        web.http.post("/api/tasks", json={"title": "t"}, headers={"X-CSRF-Token": web.csrf})
+        _, headers = fake_backend.last("/api/7/tasks")
+        assert "idempotency-key" not in headers
+    finally:
+        web.close()

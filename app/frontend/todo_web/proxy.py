@@ -62,6 +62,9 @@ def _backend_headers(request: Request, token: str | None) -> dict[str, str]:
     request_id = request.headers.get("x-request-id", "")
     if REQUEST_ID.fullmatch(request_id):
         headers["X-Request-ID"] = request_id
+    keys = request.headers.getlist("idempotency-key")
+    if keys:  # passed on as sent: the backend checks it (a malformed or repeated one is its 400)
+        headers["Idempotency-Key"] = keys[0] if len(keys) == 1 else ",".join(keys)
     address = client_address(request)
     if address:  # the backend's per-address limits count the browser, not this pod
         headers["X-Forwarded-For"] = address

@@ -21,12 +21,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api import idempotency
 from todo_api.agents import AgentError, AgentResult, ChatAgent
 from todo_api.db import Database
 from todo_api.models import ID_MAX, conversations, messages, users, utcnow
@@ -203,17 +206,33 @@ async def _store_turn(db: Database, caller: Caller, conv_id: int | None, message
     return int(conv_id)
 
 
-@router.post("/chat", response_model=ChatOut, responses=ERRORS)
-async def chat(body: ChatIn, request: Request, user_id: IdPath) -> Any:
+@router.post("/chat", response_model=ChatOut, responses={**ERRORS, **idempotency.ERRORS})
+async def chat(body: ChatIn, request: Request, user_id: IdPath,
+               idempotency_key: idempotency.IdempotencyKey = None) -> Any:
+    """With an Idempotency-Key, a retry (the reply was lost) gets the first turn's answer
+    instead of a second turn: no tool runs twice."""
     caller = authorized(request, user_id)
+    key = idempotency.key_from(request)
     state = request.app.state
     settings: Settings = state.settings
-    with in_flight(request.app).slot(user_id):
-        conv_id, history = await _read_turn(state.db, caller, body.conversation_id, settings)
-        result = await _answer(state.agent, state.db, user_id, history, body.message, settings.llm_timeout_seconds)
-        reply = capped(result.response)
-        conv_id = await _store_turn(state.db, caller, conv_id, body.message, reply, settings)
-    return {"conversation_id": conv_id, "response": reply, "tool_calls": echoed(result.tool_calls)}
+
+    async def turn() -> tuple[int, Any]:
+        with in_flight(request.app).slot(user_id):
+            conv_id, history = await _read_turn(state.db, caller, body.conversation_id, settings)
+            result = await _answer(state.agent, state.db, user_id, history, body.message,
+                                   settings.llm_timeout_seconds)
+            reply = capped(result.response)
+            conv_id = await _store_turn(state.db, caller, conv_id, body.message, reply, settings)
+        return 200, {"conversation_id": conv_id, "response": reply, "tool_calls": echoed(result.tool_calls)}
+
+    if key is None:
+        return (await turn())[1]
+    fingerprint = idempotency.fingerprint(settings.auth_secret.get_secret_value(), "POST", request.url.path,
+                                          body.model_dump(mode="json"))
+    # The claim outlives the slowest turn the deadline allows, so a retry meanwhile gets 409.
+    lease = timedelta(seconds=settings.llm_timeout_seconds + 30)
+    outcome = await idempotency.replay_or_run(state.db, f"user:{user_id}", key, fingerprint, turn, lease=lease)
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=outcome.headers())
 
 
 @router.get("/conversations", response_model=list[ConversationOut], responses=ERRORS)
