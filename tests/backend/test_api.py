@@ -11,7 +11,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import SECRET, User, signup
+from conftest import SECRET, User, make_settings, signup
 
 
 def test_signup_login_and_errors(client: TestClient) -> None:
@@ -328,7 +328,6 @@ def _database_errors() -> list[tuple[BaseException, int, str]]:
 def test_database_errors_map_to_what_went_wrong(sqlite_url: str) -> None:
     """A value the database refuses is the request's fault (422), a timeout is "busy" (503),
     only a lost or unobtainable connection is "unavailable" (503). Before: all 503 unavailable."""
-    from conftest import make_settings
     from todo_api.server import create_app
 
     app = create_app(make_settings(sqlite_url))
@@ -348,7 +347,6 @@ def test_postgres_refusals_are_4xx_and_timeouts_busy(pg_database: str, postgres_
     import psycopg
     from sqlalchemy import text
 
-    from conftest import make_settings
     from todo_api.server import create_app
 
     app = create_app(make_settings(pg_database))
