@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -119,3 +120,27 @@ def postgres_database(postgres_url: str, prefix: str = "drill") -> Iterator[str]
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pod_memory_limit_mib(component: str) -> int:
+    """The chart's memory limit for the component (values.yaml), in MiB."""
+    text = (REPO / "helm" / "todo-chatbot" / "values.yaml").read_text()
+    section = text.split(f"\n{component}:", 1)[1]
+    match = re.search(r"limits:\s*\{[^}]*memory:\s*(\d+)Mi", section)
+    assert match, f"no memory limit for {component} in values.yaml"
+    return int(match.group(1))
+
+
+def _status_mib(app: LocalApp, field: str) -> float:
+    status = Path(f"/proc/{app.proc.pid}/status").read_text()
+    match = re.search(rf"{field}:\s+(\d+) kB", status)
+    assert match, f"no {field} in /proc/{app.proc.pid}/status"
+    return int(match.group(1)) / 1024
+
+
+def peak_rss_mib(app: LocalApp) -> float:
+    return _status_mib(app, "VmHWM")
+
+
+def rss_mib(app: LocalApp) -> float:
+    return _status_mib(app, "VmRSS")

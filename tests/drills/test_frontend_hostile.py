@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.client import PASSWORD, unique_user
-from tests.drills.local_apps import REPO, LocalApp, postgres_database, start_backend, start_frontend
+from tests.drills.local_apps import (
+    LocalApp,
+    peak_rss_mib,
+    pod_memory_limit_mib,
+    postgres_database,
+    start_backend,
+    start_frontend,
+)
 
 pytestmark = pytest.mark.timeout(300)
 MIB = 1024 * 1024
@@ -43,17 +48,8 @@ class Apps:
     database_url: str
 
 
-def pod_memory_limit_mib(component: str) -> int:
-    text = (REPO / "helm" / "todo-chatbot" / "values.yaml").read_text()
-    section = text.split(f"\n{component}:", 1)[1]
-    match = re.search(r"limits:\s*\{[^}]*memory:\s*(\d+)Mi", section)
-    assert match, f"no memory limit for {component} in values.yaml"
-    return int(match.group(1))
 
 
-def peak_rss_mib(app: LocalApp) -> float:
-    status = Path(f"/proc/{app.proc.pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,15 @@ import pytest
 
 from bench.client import PASSWORD, WebClient, signup, unique_user
 from tests.conftest import require
-from tests.drills.local_apps import REPO, LocalApp, start_backend, start_frontend
+from tests.drills.local_apps import (
+    REPO,
+    LocalApp,
+    peak_rss_mib,
+    pod_memory_limit_mib,
+    rss_mib,
+    start_backend,
+    start_frontend,
+)
 
 pytestmark = pytest.mark.timeout(600)
 MIB = 1024 * 1024
@@ -41,23 +49,10 @@ TIMEOUT_S = 2  # CLIENT_TIMEOUT_SECONDS of both apps here
 MAX_CONNECTIONS = 40
 
 
-def pod_memory_limit_mib(component: str) -> int:
-    """The chart's memory limit for the component (values.yaml), in MiB."""
-    text = (REPO / "helm" / "todo-chatbot" / "values.yaml").read_text()
-    section = text.split(f"\n{component}:", 1)[1]
-    match = re.search(r"limits:\s*\{[^}]*memory:\s*(\d+)Mi", section)
-    assert match, f"no memory limit for {component} in values.yaml"
-    return int(match.group(1))
 
 
-def peak_rss_mib(app: LocalApp) -> float:
-    status = Path(f"/proc/{app.proc.pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
-def rss_mib(app: LocalApp) -> float:
-    status = Path(f"/proc/{app.proc.pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
 def _apps_available() -> bool:

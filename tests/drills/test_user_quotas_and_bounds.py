@@ -29,8 +29,13 @@ import psycopg
 import pytest
 
 from bench.client import ApiUser, signup
-from tests.drills.local_apps import LocalApp, postgres_database, start_backend
-from tests.drills.test_limits_and_abuse import peak_rss_mib, pod_memory_limit_mib
+from tests.drills.local_apps import (
+    LocalApp,
+    peak_rss_mib,
+    pod_memory_limit_mib,
+    postgres_database,
+    start_backend,
+)
 
 pytestmark = pytest.mark.timeout(240)
 TASKS = 10_000
