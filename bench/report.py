@@ -265,12 +265,14 @@ def write() -> None:
     if "app" in results:
         r = results["app"]
         plots = plot_app(r)
-        h = r["health_route"]
+        h = r.get("ceiling_route") or r["health_route"]  # results measured before /started was the ceiling
+        ceiling = next((p["route"].split("GET ", 1)[-1] for p in r["points"] if p["route"].startswith("ceiling")),
+                       "/health")
         md += [
             "## The deployed app: throughput and latency",
             "",
             (f"{r['backend_replicas']} backend pod; {r['path']}; {r['duration_s']:g} s per point "
-            f"after a {r['warmup_s']:g} s warm-up. The ceiling is the backend's `/health` "
+            f"after a {r['warmup_s']:g} s warm-up. The ceiling is the backend's `{ceiling}` "
             f"(parameters: {h['parameters'] or 'none'}; touches nothing: {h['touches_nothing']})."),
             "",
             ("| route | concurrency | req/s | fraction of ceiling | p50 ms | p99 ms | errors | "
