@@ -51,12 +51,6 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
                 "`inv up --full` runs them.")
         verify(c, skip=",".join(DISRUPTIVE_CHECKS) if same else "")
 
-    # When this run deploys, a new image's smoke test runs after its rollout, and the
-    # deploy's render and imports are done while the engine builds (todo_deploy/prefetch.py).
-    deploys = until not in ("build", "cluster")
-    ahead = Prefetch(loaded) if deploys and not helm else None
-    beside = _SmokeAfterRollout(loaded, ahead) if deploys else None
-
     def deploy_step(helm_mode: bool) -> None:
         deployed = False
         try:
@@ -72,7 +66,7 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
         cluster(c)
 
     run: dict[str, Callable[[], object]] = {
-        "build": (lambda: beside.build(gordon)) if beside else (lambda: build(c, gordon=gordon)),
+        "build": lambda: beside.build(gordon) if beside else build(c, gordon=gordon),
         "cluster": cluster_step,
         "deploy": lambda: deploy_step(False),
         "helm": lambda: deploy_step(True),
@@ -87,6 +81,13 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
         raise Exit(f"--until must be one of {', '.join(stops)}, not {until!r}", code=2)
     if until:
         chosen = chosen[: stops.index(until) + 1]
+    if any(step.stage == "cluster" for step in chosen):
+        _provider_or_exit(loaded)
+    # When this run deploys, a new image's smoke test runs after its rollout, and the
+    # deploy's render and imports are done while the engine builds (todo_deploy/prefetch.py).
+    deploys = until not in ("build", "cluster")
+    ahead = Prefetch(loaded) if deploys and not helm else None
+    beside = _SmokeAfterRollout(loaded, ahead) if deploys else None
     timings: list[tuple[str, float]] = []
     for step in chosen:
         if step.stage == "helm":
@@ -175,6 +176,27 @@ class _SmokeAfterRollout:
             except Exit as exc:
                 say(f"the previous images did not deploy either: {exc.message}")
         finish(self.loaded, result)  # records and prints the failed gate, raises Exit
+
+
+def _provider_or_exit(loaded) -> None:  # type: ignore[no-untyped-def]
+    """Stop before any build when the cluster provider's binary is missing: the builds
+    would take minutes only for the cluster stage to fail on it."""
+    import shutil
+
+    from todo_deploy.console import render_gate
+    from todo_deploy.gates import STAGES, GateResult
+    from todo_deploy.stages.cluster import missing_provider
+
+    missing = missing_provider(loaded.settings, shutil.which)
+    if missing is None:
+        return
+    render_gate(GateResult("cluster", [missing]))
+    info = STAGES["cluster"]
+    raise Exit(
+        f"inv up stopped before the build: stage {info.number}/{len(STAGES)} ({info.title}) "
+        f"cannot run: {missing.evidence}.\nFix: {missing.fix}",
+        code=1,
+    )
 
 
 def _announce(loaded) -> None:  # type: ignore[no-untyped-def]

@@ -41,6 +41,7 @@ class ClusterDetails(Details):
     image_delivery: str = ""  # minikube image load | kind load | shared daemon | registry | none
 MINIKUBE_INSTALL = "install minikube: https://minikube.sigs.k8s.io/docs/start/"
 KIND_INSTALL = "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+INSTALL = {"minikube": MINIKUBE_INSTALL, "kind": KIND_INSTALL}
 START_TIMEOUT = 900
 
 
@@ -58,6 +59,38 @@ class RunnerLike(Protocol):
 
 
 # ---- providers ----------------------------------------------------------------------
+
+
+def current_context() -> str:
+    """The kubeconfig's current-context ('' when there is no kubeconfig or none is set)."""
+    from todo_deploy.kube_transport import KubeconfigError, kubeconfig_paths, load_kubeconfig
+
+    try:
+        return load_kubeconfig(kubeconfig_paths()).current_context
+    except KubeconfigError:
+        return ""
+
+
+def missing_provider(
+    settings: Settings,
+    which: Callable[[str], str | None],
+    context: Callable[[], str] | None = None,
+) -> Check | None:
+    """A failed check when the provider's binary (minikube, kind) is not on PATH, naming
+    what works here instead: the other provider when it is installed, and the current
+    kube context (CLUSTER_PROVIDER=existing); None when nothing is missing."""
+    provider = settings.cluster_provider
+    if provider not in INSTALL or which(provider):
+        return None
+    others = [f"set `CLUSTER_PROVIDER={other}` ({other} is installed)"
+              for other in INSTALL if other != provider and which(other)]
+    current = (context or current_context)()
+    if current:
+        others.append(f"set `CLUSTER_PROVIDER=existing` to use your current context '{current}'")
+    fix = INSTALL[provider] + "".join(f"; or {other}" for other in others)
+    name = (f"minikube profile {settings.minikube_profile}" if provider == "minikube"
+            else f"kind cluster {settings.kind_cluster_name}")
+    return Check.of(name, False, f"the {provider} binary is not on PATH", fix)
 
 
 @dataclass(frozen=True)
@@ -187,8 +220,9 @@ def ensure_minikube(settings: Settings, runner: RunnerLike, log: Callable[[str],
     name = f"minikube profile {profile}"
     delete = (f"`minikube delete -p {profile}` (this deletes the cluster and its data), "
               "then `inv cluster`")
-    if not runner.which("minikube"):
-        return Check.of(name, False, "the minikube binary is not on PATH", MINIKUBE_INSTALL)
+    missing = missing_provider(settings, runner.which)
+    if missing is not None:
+        return missing
     status = _minikube_status(settings, runner)
     if status.state == "full":
         return Check.of(
@@ -256,8 +290,9 @@ def ensure_minikube(settings: Settings, runner: RunnerLike, log: Callable[[str],
 def ensure_kind(settings: Settings, runner: RunnerLike, log: Callable[[str], None]) -> Check:
     cluster = settings.kind_cluster_name
     name = f"kind cluster {cluster}"
-    if not runner.which("kind"):
-        return Check.of(name, False, "the kind binary is not on PATH", KIND_INSTALL)
+    missing = missing_provider(settings, runner.which)
+    if missing is not None:
+        return missing
     listed = runner.run(["kind", "get", "clusters"], timeout=60)
     if not listed.ok:
         return Check.of(
