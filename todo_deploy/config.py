@@ -146,6 +146,9 @@ class Settings(BaseModel):
     frontend_replicas: int = Field(default=2, ge=1, le=20)
     frontend_service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = "LoadBalancer"
     deploy_timeout_seconds: int = Field(default=300, ge=10, le=3600)
+    # Retries of a failed migration Job (the chart's migration.backoffLimit). Each retry
+    # waits the Job controller's back-off (10 s, 20 s, 40 s...): 0 fails at the first error.
+    migration_backoff_limit: int = Field(default=3, ge=0, le=10)
 
     # Images
     # The defaults are the images CI runs on a first run (pulled, never preloaded).

@@ -210,7 +210,7 @@ def helm_values(
             | ({"nodePort": node_port}
                if node_port and settings.frontend_service_type == "NodePort" else {}),
         },
-        "migration": {"hook": not bundled},
+        "migration": {"hook": not bundled, "backoffLimit": settings.migration_backoff_limit},
         "database": {
             "mode": settings.database_mode,
             "image": {"repository": pg_repository, "tag": pg_tag},
@@ -236,7 +236,7 @@ def raw_values(
     values = helm_values(settings, images, node_port)
     values["namespace"] = {"create": True}
     values["managedBy"] = MANAGED_BY
-    values["migration"] = {"hook": False, "key": migration_key(settings, images["backend"])}
+    values["migration"] |= {"hook": False, "key": migration_key(settings, images["backend"])}
     return values
 
 
