@@ -10,6 +10,7 @@ stream per pod.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ COMPONENTS = LOG_SOURCES  # backend, frontend, database (pod labels) and migrate
 COLOURS = {"backend": "cyan", "frontend": "magenta", "database": "yellow", "migrate": "green",
            "event": "bold red", "restart": "bold red"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The kubelet's probes and the smoke tests: a few a second, all alike; left out unless asked.
+PROBE_PATHS = frozenset({"/ready", "/health", "/healthz", "/readyz", "/started"})
+# Without the probe lines, each pod's log is read this many times deeper, so that `tail`
+# lines of the app's own remain (probes were 99 of every 100 lines of an idle app).
+PROBE_HEADROOM = 10
+_PLAIN_PROBE = re.compile(r'"GET (/[a-z]+)(?:\?[^ ]*)? HTTP/[0-9.]+" 2\d\d\b')
 
 
 @dataclass(frozen=True, order=True)
@@ -58,6 +65,26 @@ def readable(line: str) -> tuple[str, str]:
     if record.get("error"):
         text += f" [{record['error']}]"
     return level, text
+
+
+def is_probe(line: str) -> bool:
+    """A successful GET of a health endpoint (/ready, /health, /healthz, /readyz, /started),
+    as the apps log it (a JSON record) or as a plain access-log line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        plain = _PLAIN_PROBE.search(line)
+        return plain is not None and plain.group(1) in PROBE_PATHS
+    if not isinstance(record, dict) or record.get("method") != "GET":
+        return False
+    path = str(record.get("path", "")).split("?", 1)[0]
+    return path in PROBE_PATHS and str(record.get("status", "")).startswith("2")
+
+
+def without_probes(lines: list[LogLine], keep: int | None) -> list[LogLine]:
+    """The lines that are not probe lines, the last `keep` of them (all when None)."""
+    kept = [line for line in lines if not is_probe(line.text)]
+    return kept if keep is None else kept[max(len(kept) - keep, 0):]
 
 
 def parse_time(value: str) -> datetime:
@@ -135,13 +162,16 @@ def _pods(kube: Kube, settings: Settings, only: str | None) -> list[dict[str, An
 
 
 def _pod_log(kube: Kube, namespace: str, pod: dict[str, Any], tail: int | None,
-             since: datetime | None) -> list[LogLine]:
+             since: datetime | None, probes: bool = False) -> list[LogLine]:
+    """The pod's lines (the last `tail` of each container), probe lines left out
+    unless `probes`."""
     name = pod["metadata"]["name"]
     lines: list[LogLine] = []
     for container in (pod.get("spec") or {}).get("containers") or []:
         query = [("container", container["name"]), ("timestamps", "true")]
         if tail is not None:
-            query.append(("tailLines", str(tail)))
+            depth = tail if probes else min(tail * PROBE_HEADROOM, 10_000)
+            query.append(("tailLines", str(depth)))
         if since is not None:
             query.append(("sinceTime", since.strftime("%Y-%m-%dT%H:%M:%SZ")))
         try:
@@ -149,17 +179,19 @@ def _pod_log(kube: Kube, namespace: str, pod: dict[str, Any], tail: int | None,
                                 f"{quote(name)}/log", query=query, raw=True)
         except KubeError:
             continue  # not started yet, or gone: the next poll sees it
-        lines += parse_log(text, component_of(pod), name)
+        read = parse_log(text, component_of(pod), name)
+        lines += read if probes else without_probes(read, tail)
     return lines
 
 
 def snapshot(kube: Kube, settings: Settings, only: str | None = None,
-             tail: int = 50) -> list[LogLine]:
-    """The last `tail` lines of each pod, restarts and Warning events, merged by time."""
+             tail: int = 50, probes: bool = False) -> list[LogLine]:
+    """The last `tail` lines of each pod (probe lines left out unless `probes`),
+    restarts and Warning events, merged by time."""
     pods = _pods(kube, settings, only)
     lines: list[LogLine] = []
     for pod in pods:
-        lines += _pod_log(kube, settings.namespace, pod, tail, None)
+        lines += _pod_log(kube, settings.namespace, pod, tail, None, probes)
         lines += restarts(pod)
     names = {p["metadata"]["name"] for p in pods}
     events = warning_events(kube.list("v1", "Event", settings.namespace))
@@ -171,12 +203,14 @@ def snapshot(kube: Kube, settings: Settings, only: str | None = None,
 
 
 def follow(kube: Kube, settings: Settings, only: str | None = None, tail: int = 20,
-           interval: float = 1.0, stop: Callable[[], bool] = lambda: False) -> Iterator[LogLine]:
-    """The snapshot, then every new line as it comes, until `stop()` says so."""
+           interval: float = 1.0, stop: Callable[[], bool] = lambda: False,
+           probes: bool = False) -> Iterator[LogLine]:
+    """The snapshot, then every new line as it comes, until `stop()` says so (probe
+    lines left out unless `probes`)."""
     seen: set[LogLine] = set()
     last: dict[str, datetime] = {}
     restart_counts: dict[str, int] = {}
-    first = snapshot(kube, settings, only, tail)
+    first = snapshot(kube, settings, only, tail, probes)
     for line in first:
         seen.add(line)
         last[line.source] = max(last.get(line.source, EPOCH), line.at)
@@ -188,7 +222,7 @@ def follow(kube: Kube, settings: Settings, only: str | None = None, tail: int = 
         for pod in _pods(kube, settings, only):
             name = pod["metadata"]["name"]
             since = last.get(name)
-            fresh += _pod_log(kube, settings.namespace, pod, None if since else tail, since)
+            fresh += _pod_log(kube, settings.namespace, pod, None if since else tail, since, probes)
             count = sum((s.get("restartCount") or 0)
                         for s in (pod.get("status") or {}).get("containerStatuses") or [])
             if count > restart_counts.setdefault(name, count):

@@ -68,7 +68,7 @@ def test_snapshot_merges_pods_by_time_with_restarts_and_warnings() -> None:
         ("restart", "container app restarted (2x): OOMKilled, exit code 137"),
         ("backend", "backend two"),
     ]
-    assert all(q["tailLines"] == "7" and q["timestamps"] == "true" for q in kube.queries)
+    assert all(q["tailLines"] == "70" and q["timestamps"] == "true" for q in kube.queries)  # 10x: probes left out
     only = logs.snapshot(kube, Settings(), only="frontend")
     assert [line.source for line in only] == ["fe-1"]  # and no event of another pod
 

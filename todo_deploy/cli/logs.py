@@ -28,13 +28,16 @@ class _LogsTask(ProjectTask):
         "component": "backend, frontend, database or migrate (default: all of them).",
         "follow": "Keep printing new lines (and restarts, warning events) until Ctrl-C.",
         "tail": "Lines per pod to start from (default 50).",
+        "probes": "Show the health-probe lines too (GET /ready, /health, /healthz, /readyz, "
+        "/started answered 2xx); left out by default.",
     },
 )
-def logs(c, component=None, follow=False, tail=50):  # type: ignore[no-untyped-def]
+def logs(c, component=None, follow=False, tail=50, probes=False):  # type: ignore[no-untyped-def]
     """Tail the app's pods (and the migration Job) with restarts and warning events interleaved.
 
     Lines of every pod are merged by their timestamps and coloured by component;
-    a container restart shows as one line with its exit code and reason.
+    a container restart shows as one line with its exit code and reason. Health-probe
+    lines are left out unless --probes.
     """
     from rich.markup import escape
 
@@ -60,7 +63,7 @@ def logs(c, component=None, follow=False, tail=50):  # type: ignore[no-untyped-d
                         soft_wrap=True, highlight=False)
 
     if not follow:
-        lines = app_logs.snapshot(kube, settings, component or None, tail)
+        lines = app_logs.snapshot(kube, settings, component or None, tail, probes)
         if not lines:
             console().print(f"no pods of {settings.release_name} in {settings.namespace} "
                             "(`inv status`, `inv deploy`)", markup=False)
@@ -68,7 +71,7 @@ def logs(c, component=None, follow=False, tail=50):  # type: ignore[no-untyped-d
             show(line)
         return
     try:
-        for line in app_logs.follow(kube, settings, component or None, tail):
+        for line in app_logs.follow(kube, settings, component or None, tail, probes=probes):
             show(line)
     except KeyboardInterrupt:
         pass
