@@ -35,6 +35,9 @@ MINIKUBE = "minikube-service"
 NODEPORT = "nodeport"
 LOADBALANCER = "loadbalancer"
 PORT_FORWARD = "port-forward"
+# The detail of a port-forward asked for (`inv open --forward`, `--access port-forward`),
+# not chosen for want of a direct way: no flag named, since either task asks.
+REQUESTED = "port-forward asked for"
 ACCESS_MODES = ("auto", PORT_FORWARD)
 
 
@@ -132,7 +135,7 @@ def choose_access(
     """Decide how to reach the frontend; falls back to a port-forward, saying why."""
     name = frontend_service_name(settings)
     if mode == PORT_FORWARD:
-        return AccessPlan(PORT_FORWARD, detail="port-forward requested (--access port-forward)")
+        return AccessPlan(PORT_FORWARD, detail=REQUESTED)
     if service is None:
         return AccessPlan(PORT_FORWARD, detail=f"Service {name} not found")
     spec = service.get("spec") or {}

@@ -63,11 +63,15 @@ class Timeline:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        """Times the block; a block that raised is recorded as "<name>: failed", so that a
+        phase named for its outcome ("base image X present") never reads as done."""
         start = self.now()
         try:
             yield
-        finally:
-            self.add(name, start, self.now() - start)
+        except BaseException:
+            self.add(f"{name}: failed", start, self.now() - start)
+            raise
+        self.add(name, start, self.now() - start)
 
     def add(self, name: str, start_s: float, duration_s: float) -> Phase:
         phase = Phase(name, start_s, duration_s)

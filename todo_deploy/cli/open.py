@@ -44,7 +44,11 @@ def open_(c, browser=False, port=0, forward=False, stop=False):  # type: ignore[
 
 
 def describe(app) -> str:  # type: ignore[no-untyped-def]
+    from todo_deploy.access import REQUESTED
+
     if app.kind == "port-forward":
-        return (f"port-forward, pid {app.pid}, kept until `inv open --stop` or `inv down`; "
-                f"no direct way: {app.detail}")
+        kept = f"pid {app.pid}, kept until `inv open --stop` or `inv down`"
+        if app.detail == REQUESTED:
+            return f"{REQUESTED}, {kept}"
+        return f"port-forward, {kept}; no direct way: {app.detail}"
     return app.detail or app.kind
