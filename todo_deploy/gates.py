@@ -215,7 +215,10 @@ def refusal(state_dir: Path, stage: str, scopes: dict[str, str] | None = None) -
     latest = max(ran, key=lambda r: r.finished_at)
     failed = latest.failures[0]
     hint = f" Fix: {failed.fix}" if failed.fix else ""
+    rerun = STAGES[latest.stage].command
+    if f"`{rerun}`" not in failed.fix:  # most hints end "…, then `inv build`" already
+        hint = f"{hint.rstrip('.')}. Then re-run `{rerun}`." if hint else f" Then re-run `{rerun}`."
     return (
         f"`{STAGES[stage].command}` refuses to run: the {latest.stage} gate failed at "
-        f"check '{failed.name}' ({failed.evidence}).{hint} Then re-run `{STAGES[latest.stage].command}`."
+        f"check '{failed.name}' ({failed.evidence}).{hint}"
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from todo_deploy import gates
 from todo_deploy.access import REQUESTED
 from todo_deploy.cli.open import describe
+from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.timing import Timeline
 
 
@@ -31,3 +34,23 @@ def test_inv_open_forward_does_not_name_another_tasks_flag() -> None:
     assert text == "port-forward asked for, pid 42, kept until `inv open --stop` or `inv down`"
     fallback = describe(SimpleNamespace(kind="port-forward", pid=42, detail="Service x not found"))
     assert fallback.endswith("; no direct way: Service x not found")
+
+
+def refusal_after(tmp_path: Path, fix: str) -> str:
+    failed = GateResult("build", [Check("base image pulled", Verdict.FAIL, "pull failed", fix)])
+    gates.save(tmp_path, failed)
+    message = gates.refusal(tmp_path, "cluster")
+    assert message is not None
+    return message
+
+
+def test_a_refusal_does_not_repeat_the_rerun_its_hint_already_gives(tmp_path: Path) -> None:
+    """Before: "Fix: ..., then `inv build` Then re-run `inv build`."."""
+    message = refusal_after(tmp_path, "check the network, then `inv build`")
+    assert message.endswith("Fix: check the network, then `inv build`")
+    assert message.count("inv build") == 1
+
+
+def test_a_refusal_adds_the_rerun_when_the_hint_does_not_say_it(tmp_path: Path) -> None:
+    message = refusal_after(tmp_path, "start Docker.")
+    assert message.endswith("Fix: start Docker. Then re-run `inv build`.")
