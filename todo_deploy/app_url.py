@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from todo_deploy import processes
 from todo_deploy.access import PORT_FORWARD, PortForwarder, frontend_service_name, plan_access
 from todo_deploy.config import load_settings
 from todo_deploy.kube import Kube
@@ -78,13 +79,7 @@ def answers(url: str, timeout: float = 5.0) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+    return processes.alive(pid)
 
 
 def _free_port(candidates: range) -> int:
@@ -103,10 +98,7 @@ def stop(state_dir: Path) -> AppUrl | None:
     """Stop the managed port-forward (if any) and forget the URL; returns what was kept."""
     previous = load(state_dir)
     if previous and previous.kind == PORT_FORWARD and _alive(previous.pid):
-        os.kill(previous.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while _alive(previous.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        processes.terminate(previous.pid, timeout=5)
     with contextlib.suppress(FileNotFoundError):
         (state_dir / STATE_FILE).unlink()
     return previous
@@ -121,7 +113,7 @@ def start_forward(loaded: LoadedSettings, port: int, detail: str) -> AppUrl:
         process = subprocess.Popen(
             [sys.executable, "-m", "todo_deploy.app_url", "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-            start_new_session=True,  # outlives `inv up` and its terminal's Ctrl-C
+            **processes.detached(),  # outlives `inv up` and its terminal's Ctrl-C
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -177,7 +169,7 @@ def _serve(port: int) -> int:
     loaded = load_settings()
     settings = loaded.settings
     done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in processes.stop_signals():
         signal.signal(signum, lambda *_: done.set())
     forwarder = PortForwarder(settings, Kube(settings.context_name).api,
                               frontend_service_name(settings), port=port)

@@ -57,7 +57,7 @@ class Runner:
         started = time.monotonic()
         try:
             done = subprocess.run(
-                list(argv),
+                [self.which(argv[0]) or argv[0], *argv[1:]],  # minikube.exe, helm.cmd on Windows
                 check=False,
                 capture_output=True,
                 text=True,

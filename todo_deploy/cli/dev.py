@@ -4,7 +4,8 @@ Like a dev server: both ports are checked before anything starts, the apps'
 JSON log records become one readable line each (time, app, level, message,
 request), and Ctrl-C or SIGTERM stops both apps cleanly. The apps run in their
 own process group (the terminal's Ctrl-C reaches only us, and we stop them in
-order) and, on Linux, die with us even if we are killed.
+order) and, on Linux, die with us even if we are killed. On Windows the same holds
+through `creationflags` (a new process group), never `preexec_fn`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from invoke.exceptions import Exit
 
+from todo_deploy import processes
 from todo_deploy.cli import load_or_exit, task
 from todo_deploy.components import BACKEND, BUILT
 
@@ -93,11 +95,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def child_options(platform: str | None = None) -> dict[str, Any]:
+    """Popen options for an app: its own process group everywhere; on Linux it also dies
+    with us (`preexec_fn` exists on POSIX only, and Windows' subprocess rejects it)."""
+    platform = platform or sys.platform
+    options = processes.own_group(platform)
+    if platform.startswith("linux"):
+        options["preexec_fn"] = _die_with_parent
+    return options
+
+
 def _spawn(name: str, argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, threading.Thread]:
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # preexec_fn (Linux only) is safe: no threads yet
         argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, bufsize=1,
-        start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads yet
+        stderr=subprocess.STDOUT, text=True, bufsize=1, **child_options(),
     )
     assert process.stdout is not None
     reader = threading.Thread(target=_pump, args=(process.stdout, _printer(name)), daemon=True)

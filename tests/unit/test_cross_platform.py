@@ -1,0 +1,168 @@
+"""Windows and macOS: the paths those users reach make no POSIX-only call (issue 22, item 10).
+
+The platform is simulated (sys.platform, a signal module without SIGHUP, an
+`os.kill` that must not be called); the processes are real.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from todo_deploy import app_url, processes
+from todo_deploy.cli import dev
+from todo_deploy.config import load_settings
+from todo_deploy.runner import Runner
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.fixture
+def no_os_kill(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """`os.kill(pid, 0)` terminates the process on Windows: the workflow's code may not call
+    it (psutil, which does the right thing per platform, keeps its own `os`)."""
+    calls: list[tuple[int, int]] = []
+    windows_os = SimpleNamespace(environ=os.environ, kill=lambda pid, sig: calls.append((pid, sig)))
+    monkeypatch.setattr(app_url, "os", windows_os)
+    return calls
+
+
+@pytest.fixture
+def sleeper() -> Any:
+    process = subprocess.Popen(SLEEPER)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_liveness_never_calls_os_kill(no_os_kill: list, sleeper: subprocess.Popen) -> None:
+    assert app_url._alive(sleeper.pid) is True
+    sleeper.kill()
+    sleeper.wait()
+    assert app_url._alive(sleeper.pid) is False
+    assert app_url._alive(0) is False
+    assert no_os_kill == []  # before: os.kill(pid, 0) on every check
+
+
+def test_an_exited_but_unreaped_child_is_not_alive(sleeper: subprocess.Popen) -> None:
+    sleeper.kill()
+    # Not waited for: a zombie on POSIX, which os.kill(pid, 0) reported alive.
+    import time
+
+    deadline = time.monotonic() + 5
+    while processes.alive(sleeper.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes.alive(sleeper.pid) is False
+
+
+def test_stopping_the_port_forward_terminates_it_without_os_kill(
+    tmp_path: Path, no_os_kill: list, sleeper: subprocess.Popen
+) -> None:
+    kept = app_url.AppUrl("http://127.0.0.1:8080", app_url.PORT_FORWARD, "", "ctx/ns/svc",
+                          sleeper.pid)
+    app_url.save(tmp_path, kept)
+    assert app_url.stop(tmp_path) == kept
+    assert sleeper.wait(timeout=5) is not None
+    assert no_os_kill == []
+    assert app_url.load(tmp_path) is None
+
+
+@pytest.mark.parametrize("platform", ["win32", "darwin", "linux"])
+def test_inv_dev_passes_preexec_fn_only_on_linux(
+    monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    seen: dict[str, Any] = {}
+
+    class FakePopen:
+        def __init__(self, argv: list[str], **kwargs: Any) -> None:
+            seen.update(kwargs)
+            self.stdout = iter(())
+
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(dev.subprocess, "Popen", FakePopen)
+    _, reader = dev._spawn("backend", ["app"], {})
+    reader.join(timeout=2)
+    if platform == "win32":
+        # Windows' subprocess raises ValueError for preexec_fn and has no sessions.
+        assert "preexec_fn" not in seen and "start_new_session" not in seen
+        assert seen["creationflags"] & processes.CREATE_NEW_PROCESS_GROUP
+    else:
+        assert seen["start_new_session"] is True and "creationflags" not in seen
+        assert ("preexec_fn" in seen) is (platform == "linux")
+
+
+def test_the_background_port_forward_detaches_per_platform() -> None:
+    windows = processes.detached("win32")
+    assert "start_new_session" not in windows
+    assert windows["creationflags"] & processes.DETACHED_PROCESS
+    assert windows["creationflags"] & processes.CREATE_NEW_PROCESS_GROUP
+    assert processes.detached("darwin") == {"start_new_session": True}
+
+
+def test_the_port_forward_process_starts_where_sighup_does_not_exist(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Before: `signal.SIGHUP` raised AttributeError on Windows before forwarding anything."""
+    monkeypatch.delattr(signal, "SIGHUP", raising=False)
+    registered: list[int] = []
+
+    def register(signum: int, handler: Any) -> None:
+        registered.append(signum)
+        handler(signum, None)  # as if it arrived at once: _serve then stops
+
+    class FakeForwarder:
+        errors: list[str] = []
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+        def start(self) -> str:
+            return "http://127.0.0.1:1"
+        def close(self) -> None: ...
+
+    class FakeKube:
+        api = None
+
+        def __init__(self, context: str) -> None: ...
+
+    monkeypatch.setenv("TODO_DEPLOY_ROOT", str(tmp_path))
+    monkeypatch.setattr(app_url.signal, "signal", register)
+    monkeypatch.setattr(app_url, "PortForwarder", FakeForwarder)
+    monkeypatch.setattr(app_url, "Kube", FakeKube)
+    assert app_url._serve(0) == 0
+    assert signal.SIGTERM in registered and signal.SIGINT in registered
+
+
+def test_a_windows_executable_is_run_by_the_path_shutil_which_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`minikube` is `minikube.exe` (or a `.cmd` shim) on Windows: run what PATH lookup found."""
+    found = r"C:\Program Files\Kubernetes\Minikube\minikube.exe"
+    ran: list[list[str]] = []
+
+    def fake_run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr("shutil.which", lambda name: found if name == "minikube" else None)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    logged: list[str] = []
+    result = Runner(log=logged.append).run(["minikube", "status", "-p", "todo"])
+    assert ran == [[found, "status", "-p", "todo"]]
+    assert result.argv == ("minikube", "status", "-p", "todo")  # logged as issued
+    assert logged == ["$ minikube status -p todo"]
+
+
+def test_env_file_with_crlf_line_ends_reads_clean_values(tmp_path: Path) -> None:
+    """A `.env` saved by a Windows editor: no value may keep the carriage return."""
+    (tmp_path / ".env").write_bytes(
+        b"NAMESPACE=todo-win\r\nBACKEND_REPLICAS=3\r\n# a comment\r\nLLM_MODEL=\"m-1\"\r\n")
+    settings = load_settings(tmp_path, environ={}).settings
+    assert settings.namespace == "todo-win"
+    assert settings.backend_replicas == 3
+    assert settings.llm_model == "m-1"
