@@ -102,7 +102,14 @@ def release_volumes(namespace: str, log: Log = _quiet) -> list[str]:
     return recycled
 
 
-def delete_namespace(namespace: str, log: Log = _quiet, timeout: float = 180) -> None:
+def delete_namespace(namespace: str, log: Log = _quiet, timeout: float = 180, wait: bool = True) -> None:
+    """Delete the namespace; with `wait`, until it is gone and its volume is Available again.
+    Without, it goes in the background: its volume is recycled by whoever needs one next
+    (tests/volumes.py `ensure_available`, which waits for the namespace then)."""
+    if not wait:
+        kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false",
+                timeout=60, check=False)
+        return
     kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true",
             f"--timeout={int(timeout)}s", timeout=timeout + 30, check=False)
     deadline = time.monotonic() + 60
@@ -188,8 +195,8 @@ class Stack:
         self.deploy()
         return self
 
-    def down(self) -> None:
-        delete_namespace(self.namespace, self.log)
+    def down(self, wait: bool = True) -> None:
+        delete_namespace(self.namespace, self.log, wait=wait)
         shutil.rmtree(self.root, ignore_errors=True)
 
     # ---- addresses and objects ---------------------------------------------------------

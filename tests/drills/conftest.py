@@ -5,7 +5,8 @@ It is deployed through the project's own stages (`todo_deploy.images.ensure_buil
 `todo_deploy.stages.deploy.run`) into a scratch namespace with CLUSTER_PROVIDER=existing,
 2 backend replicas and recognisable generated secrets (for the secrets scan), from a
 private copy of the sources (so the rolling-update drill can change the backend without
-touching the repository). The namespace is deleted and its volume returned afterwards.
+touching the repository). The namespace is deleted afterwards, without waiting for it to
+vanish (its volume is recycled by tests/volumes.py when a later module needs one).
 """
 
 from __future__ import annotations
@@ -63,4 +64,4 @@ def drill_stack(docker_engine: None, kube_cluster: None) -> Iterator[DrillStack]
         stack.up()
         yield DrillStack(stack, {k: v for k, v in values.items() if v}, output)
     finally:
-        stack.down()
+        stack.down(wait=False)  # the next module that needs a volume waits for it, if it must

@@ -7,10 +7,11 @@ import hashlib
 import io
 import os
 import shutil
-import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -23,6 +24,7 @@ from todo_deploy.config import LoadedSettings, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 # On a shared cluster, TEST_PREFIX (e.g. "h2-") starts every namespace and release made here.
 PREFIX = os.environ.get("TEST_PREFIX", "")
+T = TypeVar("T")
 
 
 def _context_hash(*paths: Path) -> str:
@@ -157,14 +159,36 @@ def scratch(
         return s
 
     yield make
-    from todo_deploy.stages import teardown
-
     for s in made:
-        try:
-            teardown.run(s.settings(), all_=True, yes=True, log=lambda _: None)
-        except Exception:  # noqa: BLE001 - fall back to deleting the namespace
-            subprocess.run(["kubectl", "delete", "namespace", s.namespace, "--wait=false"],
-                           check=False, capture_output=True)
+        drop_namespace(s.settings())
+
+
+def drop_namespace(loaded: LoadedSettings) -> None:
+    """A fixture's cleanup: stop the port-forward, delete the namespace and go on. Waiting
+    for it to vanish is `inv down`'s to test (test_deploy_raw, test_deploy_helm,
+    test_broken_deployments); a volume it held is recycled by `ensure_available` when
+    one is needed, and it waits for the namespace then."""
+    from todo_deploy import app_url
+    from todo_deploy.kube import Kube, KubeError
+
+    app_url.stop(loaded.state_dir)
+    try:
+        Kube(loaded.settings.context_name).delete("v1", "Namespace", loaded.settings.namespace)
+    except KubeError as exc:
+        if exc.status != 409:  # Conflict: already terminating, it goes anyway
+            raise
+
+
+def poll_until(
+    read: Callable[[], T], ready: Callable[[T], bool], deadline_s: float, interval_s: float = 1.0
+) -> T:
+    """`read()` every `interval_s` until `ready(result)` or the deadline; the last result."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        result = read()
+        if ready(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(interval_s)
 
 
 def service_url(kube, namespace: str, name: str, port: int) -> str:

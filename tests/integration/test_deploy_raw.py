@@ -166,10 +166,17 @@ def test_failed_migration_stops_before_the_deployments(
 ) -> None:
     s = scratch()
     s.set_images({**built_images, "backend": unmigratable_backend})
-    result = deploy.run(s.settings(DEPLOY_TIMEOUT_SECONDS="90"), log=print)
+    # backoffLimit 0: the Job fails at its first attempt (3 retries wait ~70-90 s of back-off)
+    started = time.monotonic()
+    result = deploy.run(s.settings(DEPLOY_TIMEOUT_SECONDS="90", MIGRATION_BACKOFF_LIMIT="0"),
+                        log=print)
+    print(f"failed migration deploy: {time.monotonic() - started:.1f}s")
     assert not result.passed
     failure = result.failures[0]
     assert "migration Job" in failure.evidence
+    # ours (one Failed pod) or the Job controller's condition, whichever is seen first
+    assert ("backoffLimit 0" in failure.evidence
+            or "BackoffLimitExceeded" in failure.evidence), failure.evidence
     assert "log lines" in result.details["diagnosis"]  # the Job's logs are shown
     kube = Kube("")
     assert kube.list("apps/v1", "Deployment", s.namespace) == []

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PYTHON_IMAGE
-from tests.integration.conftest import PREFIX
+from tests.integration.conftest import PREFIX, poll_until
 from todo_deploy.config import load_settings
 from todo_deploy.kube import Kube
 from todo_deploy.stages.aiops import doctor, stage
@@ -147,24 +147,24 @@ EXPECTED = {
 }
 
 
-def _poll(namespace: str) -> dict[str, Finding]:
-    deadline = time.monotonic() + DEADLINE_S
-    found: dict[str, Finding] = {}
+def _expected_found(kube: Kube, namespace: str) -> dict[str, Finding]:
+    findings = doctor.diagnose(doctor.collect(kube, namespace), Target("existing"))
+    return {
+        case: f
+        for case, (kind, obj) in EXPECTED.items()
+        for f in findings
+        if f.kind == kind and f.object == obj
+    }
+
+
+def _all_found(found: dict[str, Finding]) -> bool:
+    crash = found.get("crash")
+    return len(found) == len(EXPECTED) and crash is not None and "boom" in crash.evidence
+
+
+def _poll(namespace: str, interval_s: float = 1.0) -> dict[str, Finding]:
     kube = Kube()
-    while True:
-        snapshot = doctor.collect(kube, namespace)
-        findings = doctor.diagnose(snapshot, Target("existing"))
-        found = {
-            case: f
-            for case, (kind, obj) in EXPECTED.items()
-            for f in findings
-            if f.kind == kind and f.object == obj
-        }
-        crash = found.get("crash")
-        crash_ready = crash is not None and "boom" in crash.evidence
-        if (len(found) == len(EXPECTED) and crash_ready) or time.monotonic() > deadline:
-            return found
-        time.sleep(5)
+    return poll_until(lambda: _expected_found(kube, namespace), _all_found, DEADLINE_S, interval_s)
 
 
 def test_doctor_diagnoses_every_induced_failure(scratch: tuple[Any, str], tmp_path: Any) -> None:
@@ -240,12 +240,9 @@ def test_doctor_passes_a_healthy_namespace_and_reports_a_missing_one(
     try:
         core.create_namespaced_pod(namespace, _pod("fine", {"command": ["sleep", "3600"]}))
         loaded = load_settings(root=tmp_path, environ={"CLUSTER_PROVIDER": "existing"})
-        deadline = time.monotonic() + 120
-        while True:  # the pod starts: no finding once it runs
-            result = stage.run(loaded, "doctor", namespace=namespace, log=lambda _: None)
-            if result.passed or time.monotonic() > deadline:
-                break
-            time.sleep(2)
+        # the pod starts: no finding once it runs
+        result = poll_until(lambda: stage.run(loaded, "doctor", namespace=namespace, log=lambda _: None),
+                            lambda r: r.passed, deadline_s=120)
         assert result.passed
         assert [c.name for c in result.checks] == ["doctor"]
         assert "no problem found" in result.checks[0].evidence

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.integration.conftest import ROOT, Scratch
+from tests.integration.conftest import ROOT, Scratch, poll_until
 from todo_deploy.config import LoadedSettings
 from todo_deploy.kube import Kube, KubeError
 from todo_deploy.mcp import calls, kagent
@@ -183,14 +184,13 @@ def test_the_tools_through_the_official_client(
     def findings_of(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [f for g in groups if g["object"] == cause for f in g["findings"]]
 
-    deadline, groups = time.monotonic() + 180, []
-    while time.monotonic() < deadline:
+    def doctor_report() -> dict[str, Any]:
         _, (doctor,) = over_stdio(stdio(s), [("doctor", {})])
-        report = ok(doctor)
-        groups = report["groups"]
-        if any(because in f["evidence"] for f in findings_of(groups)):
-            break
-        time.sleep(5)
+        return ok(doctor)
+
+    report = poll_until(doctor_report, lambda r: any(
+        because in f["evidence"] for f in findings_of(r["groups"])), deadline_s=180)
+    groups = report["groups"]
     assert report["healthy"] is False, report
     assert [g["object"] for g in groups] == [cause], groups
     [finding] = findings_of(groups)
@@ -220,6 +220,46 @@ def test_the_tools_through_the_official_client(
     log_text = (loaded.state_dir / calls.FILE_NAME).read_text()
     for secret in loaded.settings.secret_values():
         assert secret not in log_text
+
+    # The same failure through `inv aiops doctor`, as a user runs it (this is the suite's
+    # one database-at-0 scenario): the cause alone, its consequences folded under it.
+    _database_at_zero_through_the_cli(s)
+    # `inv deploy` puts back what was changed by hand (server-side apply takes the fields back).
+    from todo_deploy.artifacts import load_images
+    from todo_deploy.stages import deploy
+    from todo_deploy.stages.aiops.stage import doctor_checks
+
+    again = deploy.run(s.settings(), log=print)
+    assert again.passed, [(c.name, c.evidence) for c in again.failures]
+    # (polled: the second backend pod the MCP scale added drains for a moment after the deploy)
+    left = poll_until(lambda: doctor_checks(loaded.settings, s.namespace,
+                                            images=load_images(loaded.state_dir))[1],
+                      lambda found: found == [], deadline_s=60)
+    assert left == [], [f.to_dict() for f in left]
+    database = Kube(loaded.settings.context_name).get(
+        "apps/v1", "StatefulSet", f"{s.release}-postgres", s.namespace)
+    assert database is not None and database["spec"]["replicas"] == 1
+
+
+def _database_at_zero_through_the_cli(s: Scratch) -> None:
+    """Moved from test_broken_deployments (it scaled a second database to 0 for it)."""
+    database = f"{s.release}-postgres"
+    because = "the backend's /ready fails because the database is down"
+    done = inv(s, "aiops", "doctor", env={"COLUMNS": "220", "NO_COLOR": "1"})
+    said = done.stdout + done.stderr
+    print("\n==== `inv aiops doctor` with the database StatefulSet at 0 ====\n" + said)
+    assert done.returncode == 1, said
+    stored = json.loads((s.root / ".state" / "aiops.json").read_text())["details"]["findings"]
+    assert [f["object"] for f in stored] == [f"StatefulSet/{database}"], stored
+    [cause] = stored
+    assert cause["kind"] == "scaled to 0"
+    assert cause["evidence"].startswith(f"StatefulSet {database} has 0 replicas; {because}")
+    folded = " | ".join(cause["consequences"])
+    assert f"pods of Deployment {s.release}-backend: not ready" in folded
+    assert "readiness probe http GET :8000/ready answered HTTP 503" in folded
+    assert f"Service/{database} has no ready endpoint" in folded
+    assert f"Service/{s.release}-backend has no ready endpoint" in folded
+    assert "Readiness probe failing" not in said and "Service without endpoints" not in said
 
 
 # ---- install-agent against kagent's CRDs ------------------------------------------------------

@@ -13,14 +13,16 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
+from tests.integration.conftest import drop_namespace, poll_until
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import GateResult, Verdict
@@ -38,7 +40,7 @@ ALL_PASS_EXCEPT = {"cleanup"}  # cleanup may only warn; everything else must pas
 def deployed(
     built_images: dict[str, ImageRef], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LoadedSettings]:
-    from todo_deploy.stages import deploy, teardown
+    from todo_deploy.stages import deploy
 
     suffix = uuid.uuid4().hex[:6]
     root = tmp_path_factory.mktemp("verify-root")
@@ -63,10 +65,7 @@ def deployed(
         assert result.passed, [f"{c.name}: {c.evidence}" for c in result.failures]
         yield loaded
     finally:
-        try:
-            teardown.run(loaded, all_=True, yes=True, log=lambda _: None)
-        except Exception:  # noqa: BLE001 - fall back to deleting the namespace
-            Kube(loaded.settings.context_name).delete("v1", "Namespace", loaded.settings.namespace)
+        drop_namespace(loaded)
 
 
 def assert_all_pass(result: GateResult) -> dict[str, str]:
@@ -180,6 +179,19 @@ def test_the_app_url_is_the_nodeport_and_answers(deployed: LoadedSettings) -> No
     assert app_url.load(deployed.state_dir) == app
 
 
+def wait_until(done: Callable[[], bool], deadline_s: float, interval_s: float = 0.2) -> None:
+    """Poll `done()` until it holds or the deadline passes (the caller asserts what it needs)."""
+    poll_until(done, bool, deadline_s, interval_s)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _inv(loaded: LoadedSettings, *args: str) -> subprocess.CompletedProcess[str]:
     settings = loaded.settings
     env = {
@@ -225,7 +237,7 @@ def test_inv_open_keeps_a_port_forward_across_pod_restarts_until_stopped(
 
     stopped = _inv(deployed, "open", "--stop")
     assert stopped.returncode == 0 and f"stopped the port-forward on {url}" in stopped.stdout
-    time.sleep(0.5)
+    wait_until(lambda: not process_exists(pid), deadline_s=10, interval_s=0.05)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not app_url.answers(url, timeout=2)
@@ -246,19 +258,26 @@ def test_inv_logs_merges_the_pods_and_follows_new_lines(deployed: LoadedSettings
            "CLUSTER_PROVIDER": "existing", "KUBE_CONTEXT": settings.kube_context}
     follower = subprocess.Popen(
         [sys.executable, "-m", "invoke", "logs", "frontend", "--follow", "--tail", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
     )
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(follower.stdout or ()), daemon=True)
+    reader.start()
     try:
-        time.sleep(4)
+        # The snapshot printed: from now on a new line can only come through the follow.
+        wait_until(lambda: bool(said), deadline_s=30)
         kube = Kube(settings.context_name)
         svc = kube.get("v1", "Service", frontend_service_name(settings), settings.namespace)
         url = f"http://{svc['spec']['clusterIP']}/login?probe=inv-logs-follow"
         import urllib.request
 
         urllib.request.urlopen(url, timeout=10).read()
-        time.sleep(5)
+        wait_until(lambda: any("GET /login -> 200" in line for line in said), deadline_s=30)
     finally:
         follower.send_signal(signal.SIGINT)
-        output, _ = follower.communicate(timeout=20)
+        follower.wait(timeout=20)
+        reader.join(timeout=5)
+    output = "".join(said)
     assert "GET /login -> 200" in output, output[-2000:]
     assert "Traceback" not in output

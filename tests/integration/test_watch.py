@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
-from tests.integration.conftest import PREFIX, ROOT
+from tests.integration.conftest import PREFIX, ROOT, drop_namespace
 from todo_deploy.artifacts import images_path, load_images
 from todo_deploy.config import load_settings
 from todo_deploy.gates import load as load_gate
@@ -171,12 +171,4 @@ def test_watch_rolls_saves_and_keeps_serving_through_broken_ones(
 
 
 def _delete(loaded: Any) -> None:
-    from todo_deploy.stages import teardown
-
-    try:
-        teardown.run(loaded, all_=True, yes=True, log=lambda _: None)
-    except Exception:  # noqa: BLE001 - fall back to deleting the namespace
-        import subprocess
-
-        subprocess.run(["kubectl", "delete", "namespace", loaded.settings.namespace,
-                        "--wait=false"], check=False, capture_output=True)
+    drop_namespace(loaded)  # `inv down` is test_deploy_raw's: here the namespace just goes
