@@ -599,6 +599,7 @@ def test_the_explanation_of_a_failed_rollout_is_the_doctors_findings_as_text() -
 
     class Settings:
         cluster_provider, image_registry, minikube_profile = "existing", "", "p"
+        backend_replicas, frontend_replicas = 2, 1
 
     text = doctor.explain(None, Settings(), "todo",  # type: ignore[arg-type]
                           ["app.kubernetes.io/component=backend"],

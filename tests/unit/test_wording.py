@@ -54,3 +54,18 @@ def test_a_refusal_does_not_repeat_the_rerun_its_hint_already_gives(tmp_path: Pa
 def test_a_refusal_adds_the_rerun_when_the_hint_does_not_say_it(tmp_path: Path) -> None:
     message = refusal_after(tmp_path, "start Docker.")
     assert message.endswith("Fix: start Docker. Then re-run `inv build`.")
+
+
+def test_the_doctor_scales_back_to_the_configured_replicas() -> None:
+    """Before: `kubectl scale deployment … --replicas=1` with BACKEND_REPLICAS=2."""
+    from tests.unit.test_doctor_rules import NOW, replicaset, service, workload
+    from todo_deploy.config import Settings
+    from todo_deploy.stages.aiops import doctor
+    from todo_deploy.stages.aiops.doctor.model import Snapshot, Target
+
+    backend = workload("Deployment", "backend", 0)
+    snapshot = Snapshot("todo", NOW, services=[service("backend")], deployments=[backend],
+                        replicasets=[replicaset(backend)])
+    target = Target.of(Settings(backend_replicas=2))  # type: ignore[call-arg]
+    [cause] = [f for f in doctor.diagnose(snapshot, target) if f.kind == "scaled to 0"]
+    assert cause.fix.endswith("scale deployment todo-chatbot-backend --replicas=2`")

@@ -203,15 +203,18 @@ def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]
     return findings
 
 
-def scaled_to_zero(index: Index, namespace: str = "", observed_at: str = "") -> list[_Item]:
+def scaled_to_zero(index: Index, namespace: str = "", observed_at: str = "",
+                   target: Target | None = None) -> list[_Item]:
     items = []
     in_ns = f" -n {namespace}" if namespace else ""
+    target = target or Target()
     for w in index.workloads.values():
         if w.replicas == 0:
+            configured = target.configured_replicas(w.component)
             items.append(_Item(Finding(
                 "scaled to 0", w.ref, f"{w.title} has 0 replicas",
                 f"scale it back: re-run {w.deploy} (it applies the configured replicas), or "
-                f"`kubectl{in_ns} scale {w.kind.lower()} {w.name} --replicas=1`",
+                f"`kubectl{in_ns} scale {w.kind.lower()} {w.name} --replicas={configured}`",
                 observed_at,
             ), w))
     return items
@@ -240,7 +243,7 @@ def diagnose(
         found += [pending] if pending else []
         found += probe_symptoms(pod, events)
         symptoms += [(pod, s) for s in found]
-    items = _grouped(index, symptoms, at) + scaled_to_zero(index, snapshot.namespace, at)
+    items = _grouped(index, symptoms, at) + scaled_to_zero(index, snapshot.namespace, at, target)
 
     def attach(findings: list[Finding]) -> None:
         for f in findings:

@@ -52,10 +52,18 @@ class Target:
     provider: str = "minikube"
     registry: str = ""
     minikube_profile: str = "todo-chatbot"
+    # component label -> the configured replica count (a scale-back hint names it)
+    replicas: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of(cls, settings: Settings) -> Target:
-        return cls(settings.cluster_provider, settings.image_registry, settings.minikube_profile)
+        replicas = (("backend", settings.backend_replicas), ("frontend", settings.frontend_replicas))
+        return cls(settings.cluster_provider, settings.image_registry, settings.minikube_profile,
+                   replicas)
+
+    def configured_replicas(self, component: str) -> int:
+        """How many replicas the settings give `component` (1 when they do not say)."""
+        return dict(self.replicas).get(component, 1)
 
 
 @dataclass
