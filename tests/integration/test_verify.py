@@ -247,7 +247,7 @@ def test_inv_open_keeps_a_port_forward_across_pod_restarts_until_stopped(
 def test_inv_logs_merges_the_pods_and_follows_new_lines(deployed: LoadedSettings) -> None:
     from todo_deploy.access import frontend_service_name
 
-    snapshot = _inv(deployed, "logs", "backend", "--tail", "5")
+    snapshot = _inv(deployed, "logs", "backend", "--tail", "5", "--probes")  # probes: always there
     assert snapshot.returncode == 0, snapshot.stderr
     assert re.search(r"^\d\d:\d\d:\d\d \S+-backend-\S+ GET /ready -> 200", snapshot.stdout, re.MULTILINE)
     assert '{"ts"' not in snapshot.stdout and "-frontend-" not in snapshot.stdout
@@ -256,6 +256,15 @@ def test_inv_logs_merges_the_pods_and_follows_new_lines(deployed: LoadedSettings
     env = {**os.environ, "TODO_DEPLOY_ROOT": str(deployed.root), "COLUMNS": "250",
            "NO_COLOR": "1", "NAMESPACE": settings.namespace, "RELEASE_NAME": settings.release_name,
            "CLUSTER_PROVIDER": "existing", "KUBE_CONTEXT": settings.kube_context}
+    kube = Kube(settings.context_name)
+    svc = kube.get("v1", "Service", frontend_service_name(settings), settings.namespace)
+    base = f"http://{svc['spec']['clusterIP']}"
+    import urllib.error
+    import urllib.request
+
+    # A line of the app's own (probe lines are left out) for the snapshot to show at once.
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(f"{base}/inv-logs-before", timeout=10)
     follower = subprocess.Popen(
         [sys.executable, "-m", "invoke", "logs", "frontend", "--follow", "--tail", "1"],
         cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
@@ -267,12 +276,7 @@ def test_inv_logs_merges_the_pods_and_follows_new_lines(deployed: LoadedSettings
     try:
         # The snapshot printed: from now on a new line can only come through the follow.
         wait_until(lambda: bool(said), deadline_s=30)
-        kube = Kube(settings.context_name)
-        svc = kube.get("v1", "Service", frontend_service_name(settings), settings.namespace)
-        url = f"http://{svc['spec']['clusterIP']}/login?probe=inv-logs-follow"
-        import urllib.request
-
-        urllib.request.urlopen(url, timeout=10).read()
+        urllib.request.urlopen(f"{base}/login?probe=inv-logs-follow", timeout=10).read()
         wait_until(lambda: any("GET /login -> 200" in line for line in said), deadline_s=30)
     finally:
         follower.send_signal(signal.SIGINT)
