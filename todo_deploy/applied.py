@@ -96,4 +96,6 @@ def why_applied(obj: dict[str, Any], recorded: dict[str, Entry], live: dict[str,
         return f"{name} (not in the cluster)"
     if entry.hash != manifest_hash(obj):
         return f"{name} (changed)"
-    return f"{name} (written in the cluster since the last deploy)"
+    # The resourceVersion cannot tell an edit from a status update (pods replaced, as
+    # verify's self-healing check does): the reason names both, not "written".
+    return f"{name} (its resourceVersion changed since the last deploy: an edit, or only its status)"

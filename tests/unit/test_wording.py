@@ -69,3 +69,17 @@ def test_the_doctor_scales_back_to_the_configured_replicas() -> None:
     target = Target.of(Settings(backend_replicas=2))  # type: ignore[call-arg]
     [cause] = [f for f in doctor.diagnose(snapshot, target) if f.kind == "scaled to 0"]
     assert cause.fix.endswith("scale deployment todo-chatbot-backend --replicas=2`")
+
+
+def test_a_reapply_after_a_status_update_is_not_called_a_write() -> None:
+    """Before: after verify deleted pods (a status update of their Deployment), the deploy
+    said "(written in the cluster since the last deploy)", as if someone had edited it."""
+    from todo_deploy import applied
+
+    obj = {"kind": "Deployment", "metadata": {"name": "todo-chatbot-backend", "namespace": "todo"}}
+    key = applied.key_of(obj)
+    recorded = {key: applied.Entry(applied.manifest_hash(obj), "100", "apps/v1")}
+    why = applied.why_applied(obj, recorded, {key: "107"})
+    assert why == ("Deployment/todo-chatbot-backend (its resourceVersion changed since the last "
+                   "deploy: an edit, or only its status)")
+    assert "written" not in why
