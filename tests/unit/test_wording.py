@@ -83,3 +83,15 @@ def test_a_reapply_after_a_status_update_is_not_called_a_write() -> None:
     assert why == ("Deployment/todo-chatbot-backend (its resourceVersion changed since the last "
                    "deploy: an edit, or only its status)")
     assert "written" not in why
+
+
+def test_inv_list_shows_each_tasks_summary_whole() -> None:
+    """`inv --list` shows a docstring's first line only. Before: lint's ended "(1.30 and
+    the newest" and watch's "rebuild only the changed image and"."""
+    import inspect
+
+    from tasks import ns
+
+    cut = [name for name in ns.task_names
+           if not inspect.cleandoc(ns[name].__doc__ or "").split("\n", 1)[0].endswith(".")]
+    assert cut == []

@@ -13,9 +13,9 @@ from todo_deploy.cli import guard, load_or_exit, task
     }
 )
 def watch(c, timeout=120, force=False):  # type: ignore[no-untyped-def]
-    """Watch app/, docker/ and the chart; on each save rebuild only the changed image and
-    roll only that component, printing every phase with its duration.
+    """On each save, rebuild only the changed image and roll only its component.
 
+    Watches app/, docker/ and the chart and prints every phase with its duration.
     The old pods serve until the new ones are ready; a failed build, rollout or smoke
     test leaves (or puts back) the previous version and says why. Ctrl-C stops.
     """
