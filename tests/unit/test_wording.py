@@ -95,3 +95,18 @@ def test_inv_list_shows_each_tasks_summary_whole() -> None:
     cut = [name for name in ns.task_names
            if not inspect.cleandoc(ns[name].__doc__ or "").split("\n", 1)[0].endswith(".")]
     assert cut == []
+
+
+def test_the_report_shows_this_runs_docs_checks_not_the_previous_gate(tmp_path: Path) -> None:
+    """Before: the report's docs section was the previous run's gate ("graphviz `dot` is not
+    on PATH") beside the SVG this run had just drawn."""
+    from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.stages.docs.stage import report_gates
+
+    loaded = LoadedSettings(Settings(), root=tmp_path)
+    old = GateResult("docs", [Check("diagram written", Verdict.WARN, "graphviz `dot` is not on PATH")],
+                     scope=gates.scopes_for(loaded.settings)["docs"])
+    gates.save(loaded.state_dir, old)
+    now = [Check("diagram written", Verdict.PASS, "docs/architecture.svg (4100 bytes)")]
+    shown = report_gates(loaded, now)["docs"]
+    assert shown is not None and shown.checks == now

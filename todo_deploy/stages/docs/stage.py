@@ -44,6 +44,18 @@ REPORT_JSON = "deployment-report.json"
 DIAGRAM_SVG = "architecture.svg"
 
 
+def report_gates(loaded: LoadedSettings, this_run: list[Check]) -> dict[str, GateResult | None]:
+    """The gates the report shows: those that describe this deployment (never a pass of
+    one since removed), and for docs this run's checks so far, not the previous run's
+    (which could say "graphviz not on PATH" beside the SVG this run just drew)."""
+    gates = {
+        stage: standing(loaded.state_dir, stage, scope)[0]
+        for stage, scope in scopes_for(loaded.settings).items()
+    }
+    gates[STAGE] = GateResult(STAGE, list(this_run), scope=scopes_for(loaded.settings)[STAGE])
+    return gates
+
+
 def run(
     loaded: LoadedSettings,
     *,
@@ -122,11 +134,7 @@ def run(
             )
         )
 
-    # Only the gates that describe this deployment: never a pass of one since removed.
-    gates = {
-        stage: standing(loaded.state_dir, stage, scope)[0]
-        for stage, scope in scopes_for(settings).items()
-    }
+    gates = report_gates(loaded, checks)
     report = build_report(
         settings,
         objects,
