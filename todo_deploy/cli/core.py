@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from todo_deploy.cli import load_or_exit, scopes, task
+from todo_deploy.cli import load_or_exit, task
+
+if TYPE_CHECKING:
+    from todo_deploy.status import StatusTable
 
 
 @task(help={"json": "Print machine-readable JSON instead of a table."})
@@ -30,41 +34,47 @@ def config(c, json_=False):  # type: ignore[no-untyped-def]
 
 @task(help={"json": "Print machine-readable JSON instead of a table."})
 def status(c, json_=False):  # type: ignore[no-untyped-def]
-    """Show every stage's last gate: verdict, time, and the first failed check."""
-    from todo_deploy.gates import STAGES, standing
+    """Show every stage's last gate (verdict, time, first failed check), checked against the cluster."""
+    from todo_deploy.status import build_table
 
-    loaded = load_or_exit()
-    scope = scopes(loaded)
-    found = {stage: standing(loaded.state_dir, stage, scope[stage]) for stage in STAGES}
-    results = {stage: result for stage, (result, _) in found.items()}
+    table = build_table(load_or_exit())
     if json_:
-        print(json.dumps({k: (r.to_dict() if r else None) for k, r in results.items()}, indent=2))
+        print(json.dumps(status_json(table), indent=2))
         return
+    print_status(table)
+
+
+def status_json(table: StatusTable) -> dict:
+    """stage -> its recorded gate (None: none stands) with `live` (what the cluster
+    contradicts); `_compared` says what the records were compared with."""
+    found: dict = {"_compared": table.compared}
+    for row in table.rows:
+        found[row.stage] = {**row.result.to_dict(), "live": list(row.live)} if row.result else None
+    return found
+
+
+def print_status(status: StatusTable) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from todo_deploy.console import console
 
-    table = Table(title="stage gates", title_justify="left")
+    table = Table(title="stage gates", title_justify="left", caption=escape(status.compared),
+                  caption_justify="left")
     for column in ("stage", "command", "gate", "when", "first failure / fix"):
         table.add_column(column, overflow="fold")
-    for stage, result in results.items():
+    for row in status.rows:
+        result = row.result
         if result is None:
-            why = found[stage][1]
-            table.add_row(stage, STAGES[stage].command, "[dim]not current[/]" if why else "[dim]not run[/]",
-                          "", why)
+            table.add_row(row.stage, row.command,
+                          f"[dim]{row.state}[/]", "", escape(row.why))
             continue
         failure = result.failures[0] if result.failures else None
-        table.add_row(
-            stage,
-            STAGES[stage].command,
-            "[green]pass[/]" if result.passed else "[bold red]fail[/]",
-            result.finished_at,
-            f"{failure.name}: {failure.fix or failure.evidence}" if failure else "",
-        )
+        gate = ("[bold yellow]" + escape(row.verdict) + "[/]" if row.live
+                else "[green]pass[/]" if result.passed else "[bold red]fail[/]")
+        table.add_row(row.stage, row.command, gate, result.finished_at,
+                      escape(f"{failure.name}: {failure.fix or failure.evidence}") if failure else "")
     console().print(table)
-    from todo_deploy import app_url
-
-    app = app_url.load(loaded.state_dir)
-    if app:
-        console().print(f"app: {app.url} ({app.kind}; `inv open` checks it and re-opens it)",
-                        markup=False)
+    if status.app:
+        console().print(f"app: {status.app.url} ({status.app.kind}; `inv open` checks it and "
+                        "re-opens it)", markup=False)

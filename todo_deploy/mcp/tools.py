@@ -58,12 +58,16 @@ class GateOut(BaseModel):
     state: Literal["pass", "fail", "not run", "not current"]
     finished_at: str = ""
     why: str = Field("", description="Why an older gate does not describe this deployment.")
+    live: list[str] = Field(default_factory=list, description=(
+        "What the live cluster contradicts in this recorded pass, e.g. 'backend 0/2 ready'."))
     checks: list[CheckOut] = Field(default_factory=list)
 
 
 class StatusOut(BaseModel):
     target: str = Field(description="context/namespace/release the gates describe")
     gates: list[GateOut]
+    compared: str = Field("", description=(
+        "What the records were compared with: the live cluster, or why they are shown alone."))
     app_url: str = ""
 
 
@@ -180,24 +184,16 @@ def _guard(loaded: LoadedSettings, stage: str) -> None:
 
 
 def status(loaded: LoadedSettings) -> StatusOut:
-    from todo_deploy import app_url
-    from todo_deploy.gates import STAGES, standing
+    from todo_deploy.status import build_table
 
-    scopes = _scopes(loaded)
-    gates = []
-    for stage, info in STAGES.items():
-        command = info.command
-        result, why = standing(loaded.state_dir, stage, scopes[stage])
-        if result is None:
-            gates.append(GateOut(stage=stage, command=command,
-                                 state="not current" if why else "not run", why=why))
-            continue
-        gates.append(GateOut(
-            stage=stage, command=command, state="pass" if result.passed else "fail",
-            finished_at=result.finished_at, checks=[check_out(c) for c in result.checks],
-        ))
-    app = app_url.load(loaded.state_dir)
-    return StatusOut(target=scopes["deploy"], gates=gates, app_url=app.url if app else "")
+    table = build_table(loaded)
+    gates = [GateOut(
+        stage=row.stage, command=row.command, state=row.state, why=row.why, live=list(row.live),
+        finished_at=row.result.finished_at if row.result else "",
+        checks=[check_out(c) for c in row.result.checks] if row.result else [],
+    ) for row in table.rows]
+    return StatusOut(target=table.target, gates=gates, compared=table.compared,
+                     app_url=table.app.url if table.app else "")
 
 
 def doctor(loaded: LoadedSettings, namespace: str | None = None) -> DoctorOut:
