@@ -110,3 +110,19 @@ def test_the_report_shows_this_runs_docs_checks_not_the_previous_gate(tmp_path: 
     now = [Check("diagram written", Verdict.PASS, "docs/architecture.svg (4100 bytes)")]
     shown = report_gates(loaded, now)["docs"]
     assert shown is not None and shown.checks == now
+
+
+def test_a_missing_ai_tool_is_said_once_by_the_gate_not_again_as_a_log_line(tmp_path: Path) -> None:
+    """Before: "kubectl-ai: skipped, kubectl-ai (...) not found: ..." was logged, and the gate
+    table below it said the same line again."""
+    from todo_deploy.config import Settings
+    from todo_deploy.stages.aiops.adapters import TOOLS
+    from todo_deploy.stages.aiops.stage import tool_checks
+
+    absent = SimpleNamespace(available=lambda: False)
+    logged: list[str] = []
+    checks, _ = tool_checks({name: absent for name in TOOLS}, "health", Settings(),  # type: ignore[misc]
+                            namespace="todo", allow_changes=False, replicas=None,
+                            root=tmp_path, install_kagent=True, log=logged.append)
+    assert checks and all(c.verdict is Verdict.SKIP and "not found" in c.evidence for c in checks)
+    assert [line for line in logged if "not found" in line] == []

@@ -127,8 +127,7 @@ def tool_checks(
             line = TOOLS[name].missing_line()
             checks.append(Check(f"{name}: {playbook.name}", Verdict.SKIP, line))
             runs.append(ToolRun(name, playbook.name, "", "missing", reason=line))
-            log(f"{name}: skipped, {line}")
-            continue
+            continue  # said once, by the gate's row: not also as a log line above it
         tool_runs = [
             tools[name].ask(prompt, playbook=playbook.name, allow_changes=allow_changes)
             for prompt in playbook.prompts
@@ -197,8 +196,7 @@ def _install_only(
     tools: Mapping[str, Tool], log: Callable[[str], None]
 ) -> tuple[list[Check], list[ToolRun]]:
     kagent = tools["kagent"]
-    if not kagent.available():
-        log(f"kagent install: skipped, {TOOLS['kagent'].missing_line()}")
+    if not kagent.available():  # the gate's row says so (once)
         return [Check("kagent: install", Verdict.SKIP, TOOLS["kagent"].missing_line())], []
     assert isinstance(kagent, Kagent)
     done = kagent.install()
