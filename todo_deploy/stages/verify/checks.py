@@ -449,8 +449,8 @@ def check_backend_readiness(ctx: VerifyContext) -> list[Check]:
             "backend-readiness",
             ok,
             evidence,
-            "`inv doctor`/`kubectl describe pod` the backend: /ready fails when the database "
-            "is unreachable or migrations are not at head.",
+            "`inv aiops doctor` names the cause (or `kubectl describe pod` the backend): /ready "
+            "fails when the database is unreachable or migrations are not at head.",
         )
     ]
 

@@ -1,0 +1,96 @@
+"""Issue 22 item 2: every `inv …` command a message names exists, with its flags.
+
+The commands are collected from the code itself: every string literal (and f-string,
+its placeholders left out) under todo_deploy/ and tasks.py, so a hint added tomorrow is
+checked too. Before: the backend-readiness hint said "run `inv doctor`" ("No idea
+what 'doctor' is!")."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from tasks import ns
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMAND = re.compile(r"`inv ([^`]*)`")
+PLACEHOLDER = "\0"
+
+
+def literal_text(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else PLACEHOLDER for v in node.values)
+    return None
+
+
+def strings_of(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = [literal_text(node) for node in ast.walk(tree)]
+    # Adjacent literals are one string already; a hint split over `+` is joined here.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = literal_text(node.left), literal_text(node.right)
+            if left is not None and right is not None:
+                found.append(left + right)
+    return [text for text in found if text]
+
+
+def commands_in_code() -> dict[str, set[str]]:
+    """`inv …` command -> the files that name it."""
+    commands: dict[str, set[str]] = {}
+    for path in [*sorted((ROOT / "todo_deploy").rglob("*.py")), ROOT / "tasks.py"]:
+        for text in strings_of(path):
+            for match in COMMAND.finditer(text):
+                if PLACEHOLDER not in match.group(1):
+                    commands.setdefault(match.group(1).strip(), set()).add(
+                        str(path.relative_to(ROOT)))
+    return commands
+
+
+def problem_with(command: str) -> str | None:
+    """Why `inv <command>` would not parse: an unknown task or flag; None when it would."""
+    words = command.split()
+    if not words:
+        return "no task named"
+    name, rest = words[0], words[1:]
+    if name.startswith("-"):
+        return None if name in ("--list", "-l", "--help", "-h", "--version") else f"unknown {name}"
+    if name not in ns.task_names and name not in {a for t in ns.task_names for a in ns[t].aliases}:
+        return f"no task {name!r}"
+    task = ns[name]
+    flags = {"--help", "-h"}  # every task's (ProjectTask keeps -h for help)
+    for argument in task.get_arguments():
+        flags |= {f"--{n.replace('_', '-')}" for n in argument.names if len(n) > 1}
+        flags |= {f"-{n}" for n in argument.names if len(n) == 1}
+        if argument.kind is bool:
+            flags |= {f"--no-{n.replace('_', '-')}" for n in argument.names if len(n) > 1}
+    for word in rest:
+        if word == "--":
+            break
+        flag = word.split("=", 1)[0]
+        if flag.startswith("-") and flag not in flags:
+            return f"{name} has no {flag}"
+    return None
+
+
+def test_the_collection_finds_the_hints() -> None:
+    found = commands_in_code()
+    assert len(found) > 20
+    assert "build" in found and "deploy --helm" in found and "aiops doctor" in found
+
+
+def test_every_inv_command_named_in_a_message_exists() -> None:
+    wrong = {command: (problem, sorted(files))
+             for command, files in commands_in_code().items()
+             if (problem := problem_with(command))}
+    assert wrong == {}
+
+
+def test_the_checker_rejects_what_inv_would_reject() -> None:
+    assert problem_with("doctor") == "no task 'doctor'"
+    assert problem_with("open --forwards") == "open has no --forwards"
+    assert problem_with("up --until deploy") is None
+    assert problem_with("aiops doctor") is None
