@@ -94,3 +94,34 @@ def test_the_checker_rejects_what_inv_would_reject() -> None:
     assert problem_with("open --forwards") == "open has no --forwards"
     assert problem_with("up --until deploy") is None
     assert problem_with("aiops doctor") is None
+
+
+# --- evidence is text, never HTML -------------------------------------------------------
+
+ERROR_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Todo &mdash; the service is unavailable</title>
+<style>body { font: 14px sans-serif }</style></head>
+<body><main><h1>Something went wrong</h1><p>Try again in a minute.</p></main></body></html>"""
+
+
+def test_an_error_page_is_named_by_its_title_not_pasted_as_html() -> None:
+    """Before: `signup: HTTP 503 <!doctype html><html lang="en"><head>…`."""
+    import httpx
+
+    from todo_deploy.stages.verify.client import FrontendError
+
+    response = httpx.Response(503, text=ERROR_PAGE, headers={"content-type": "text/html"})
+    message = str(FrontendError("signup", response))
+    assert message == "signup: HTTP 503 (the frontend's error page: Todo — the service is unavailable)"
+    assert "<" not in message
+
+
+def test_a_page_without_a_title_is_named_by_its_first_line_of_text() -> None:
+    import httpx
+
+    from todo_deploy.stages.verify.client import body_excerpt
+
+    page = "<html><head><style>p{}</style></head><body>\n<h1>Bad gateway</h1><p>x</p></body></html>"
+    assert body_excerpt(httpx.Response(502, text=page)) == "(the frontend's error page: Bad gateway)"
+    json_body = httpx.Response(400, json={"detail": "bad   request"})
+    assert body_excerpt(json_body) == '{"detail":"bad request"}'

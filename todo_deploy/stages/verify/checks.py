@@ -29,7 +29,12 @@ from todo_deploy.gates import Check, Verdict
 from todo_deploy.kube import label_selector, restarted_containers, runs_image
 from todo_deploy.pod_security import pss_violations
 from todo_deploy.render import app_labels
-from todo_deploy.stages.verify.client import FrontendClient, FrontendError, wait_until_up
+from todo_deploy.stages.verify.client import (
+    FrontendClient,
+    FrontendError,
+    body_excerpt,
+    wait_until_up,
+)
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
@@ -244,7 +249,7 @@ def check_chat(ctx: VerifyContext) -> list[Check]:
             Check.of(
                 "chat-adds-task",
                 False,
-                f"POST /api/chat -> {response.status_code} {response.text[:200]}",
+                f"POST /api/chat -> {response.status_code} {body_excerpt(response)}",
                 "Check the backend's agent settings (LLM_PROVIDER, OPENAI_API_KEY) and logs.",
             )
         ]

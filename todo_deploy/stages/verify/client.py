@@ -8,6 +8,8 @@ It never talks to the backend: everything goes through the frontend's URL.
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -17,12 +19,40 @@ import httpx
 CSRF_HEADER = "X-CSRF-Token"
 
 
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_INVISIBLE = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def page_summary(page: str, limit: int = 120) -> str:
+    """An HTML page in a few words: its title, else its first line of text."""
+    title = _TITLE.search(page)
+    if title and title.group(1).strip():
+        words = title.group(1)
+    else:
+        text = _TAG.sub("\n", _INVISIBLE.sub("", page))
+        words = next((line for line in text.splitlines() if line.strip()), "")
+    words = " ".join(html.unescape(words).split())
+    return (words[: limit - 1] + "…" if len(words) > limit else words) or "no text"
+
+
+def body_excerpt(response: httpx.Response, limit: int = 200) -> str:
+    """A response body as evidence: text, never HTML. A page (an HTTP 503's error page)
+    becomes "(the frontend's error page: <its title or first text line>)"."""
+    body = response.text
+    is_page = "html" in response.headers.get("content-type", "") or body.lstrip()[:14].lower(
+    ).startswith(("<!doctype", "<html"))
+    if is_page:
+        return f"(the frontend's error page: {page_summary(body)})"
+    return " ".join(body[:limit].split())
+
+
 class FrontendError(Exception):
     """An unexpected answer from the frontend (status and a short body excerpt)."""
 
     def __init__(self, what: str, response: httpx.Response | None = None, detail: str = "") -> None:
         self.status = response.status_code if response is not None else None
-        excerpt = detail or (response.text[:200] if response is not None else "")
+        excerpt = detail or (body_excerpt(response) if response is not None else "")
         status = f"HTTP {self.status}" if self.status is not None else "no answer"
         super().__init__(f"{what}: {status} {excerpt}".strip())
 
