@@ -157,6 +157,9 @@ class Settings(BaseModel):
     image_registry: str = ""
     backend_image_budget_mb: int = Field(default=120, gt=0)
     frontend_image_budget_mb: int = Field(default=60, gt=0)
+    # After a build that built something, older tags of our own repositories beyond the
+    # newest N are removed (`inv prune`); 0 keeps them all.
+    keep_image_tags: int = Field(default=3, ge=0, le=1000)
 
     # The database
     database_mode: Literal["bundled", "external"] = "bundled"

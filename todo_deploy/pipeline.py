@@ -64,4 +64,9 @@ def record(loaded: LoadedSettings, result: GateResult) -> GateResult:
         deployment = current_deployment(loaded.state_dir, result.scope)
         result.basis = deployment.basis if deployment else ""
     save(loaded.state_dir, result)
+    if result.stage == "build" and result.passed:
+        from todo_deploy.console import say
+        from todo_deploy.prune import after_build
+
+        after_build(loaded, result, say)  # KEEP_IMAGE_TAGS: a no-op when nothing was built
     return result

@@ -72,7 +72,7 @@ class ProjectTask(invoke.Task):
 # The modules that hold the tasks, in `inv --list` order; tasks.py collects them.
 TASK_MODULES = (
     "up", "build", "cluster", "deploy", "aiops", "verify", "docs", "open", "logs", "core", "lint",
-    "manifests", "dev", "watch", "bench", "mcp", "test",
+    "manifests", "dev", "watch", "bench", "mcp", "test", "prune",
 )
 
 

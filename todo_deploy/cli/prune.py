@@ -1,0 +1,34 @@
+"""`inv prune`: the project's own old image tags (see todo_deploy/prune.py)."""
+
+from __future__ import annotations
+
+from invoke.exceptions import Exit
+
+from todo_deploy.cli import load_or_exit, task
+
+
+@task(
+    help={
+        "yes": "Remove them; without it, only list what would be removed (a dry run).",
+        "keep": "Tags to keep per image, newest first (default: KEEP_IMAGE_TAGS).",
+    }
+)
+def prune(c, yes=False, keep=None):  # type: ignore[no-untyped-def]
+    """List (--yes: remove) our own old image tags; in-use and recent ones stay."""
+    from todo_deploy import images
+    from todo_deploy import prune as pruning
+    from todo_deploy.console import say
+
+    loaded = load_or_exit()
+    kept = loaded.settings.keep_image_tags if keep is None else int(keep)
+    if kept < 0:
+        raise Exit("--keep must be 0 or more", code=1)
+    try:
+        client = images.engine()
+    except images.EngineUnavailable as exc:
+        raise Exit(f"{exc}; start Docker, then `inv prune`", code=1) from None
+    found = pruning.make_plan(loaded, client, kept)
+    if yes:
+        found = pruning.remove(client, found)
+    for line in pruning.describe(found, removed=yes):
+        say(line)
