@@ -125,3 +125,21 @@ def test_a_page_without_a_title_is_named_by_its_first_line_of_text() -> None:
     assert body_excerpt(httpx.Response(502, text=page)) == "(the frontend's error page: Bad gateway)"
     json_body = httpx.Response(400, json={"detail": "bad   request"})
     assert body_excerpt(json_body) == '{"detail":"bad request"}'
+
+
+def test_image_identity_does_not_blame_a_stale_image_when_no_pod_runs(tmp_path: Path) -> None:
+    """Before: with the backend scaled to 0, "A stale image is running: re-run `inv build`"."""
+    from tests.unit.test_verify_units import _app_pod, _PodLister, settings_for
+    from todo_deploy.artifacts import ImageRef
+    from todo_deploy.stages.verify.checks import VerifyContext, check_image_identity
+
+    built = {c: ImageRef(c, f"todo-{c}", "abc", image_id=f"sha256:{d * 64}")
+             for c, d in (("backend", "1"), ("frontend", "2"))}
+    frontend = _app_pod("f-1", "frontend", built["frontend"].ref, "docker://sha256:" + "2" * 64)
+    ctx = VerifyContext(settings_for(tmp_path).settings, "http://127.0.0.1:9",
+                        log=lambda _: None, images=built)
+    ctx.kube = _PodLister([frontend])  # type: ignore[assignment]
+    [check] = check_image_identity(ctx)
+    assert check.verdict.value == "fail" and "no backend pods" in check.evidence
+    assert "stale" not in check.fix
+    assert check.fix.startswith("No backend pod runs, so no image could be compared")

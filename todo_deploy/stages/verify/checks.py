@@ -493,7 +493,7 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
                 "Run `inv build`, then `inv deploy`.",
             )
         ]
-    problems, seen, unstarted = [], 0, []
+    problems, seen, unstarted, absent = [], 0, [], []
     pods = app_pods(ctx)
     for component in BUILT_NAMES:
         ref = ctx.images.get(component)
@@ -501,6 +501,7 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
             problems.append(f"no built {component} image recorded")
             continue
         if not pods[component]:
+            absent.append(component)
             problems.append(f"no {component} pods")
         for pod in pods[component]:
             statuses = {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
@@ -528,9 +529,17 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
             "image-identity",
             ok,
             evidence,
-            "A stale image is running: re-run `inv build` then `inv deploy` (tags follow content).",
+            image_identity_fix(absent, stale=len(problems) > len(absent)),
         )
     ]
+
+
+def image_identity_fix(absent: list[str], stale: bool) -> str:
+    """A stale image only when a pod runs one; no pods at all is another problem."""
+    if stale or not absent:
+        return "A stale image is running: re-run `inv build` then `inv deploy` (tags follow content)."
+    return (f"No {' or '.join(absent)} pod runs, so no image could be compared: `inv aiops doctor` "
+            "names why (scaled to 0?); `inv deploy` applies the configured replicas.")
 
 
 def restricted_problems(pod: dict[str, Any]) -> list[str]:
