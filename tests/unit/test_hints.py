@@ -143,3 +143,69 @@ def test_image_identity_does_not_blame_a_stale_image_when_no_pod_runs(tmp_path: 
     assert check.verdict.value == "fail" and "no backend pods" in check.evidence
     assert "stale" not in check.fix
     assert check.fix.startswith("No backend pod runs, so no image could be compared")
+
+
+# --- a failed verify leads with the doctor's one cause ---------------------------------------
+
+
+def scaled_backend_snapshot():  # type: ignore[no-untyped-def]
+    from tests.unit.test_doctor_rules import NOW, replicaset, service, workload
+    from todo_deploy.stages.aiops.doctor.model import Snapshot
+
+    backend = workload("Deployment", "backend", 0)
+    return Snapshot("todo", NOW, services=[service("backend")], deployments=[backend],
+                    replicasets=[replicaset(backend)])
+
+
+def verify_checks() -> list:  # type: ignore[type-arg]
+    from todo_deploy.gates import Check, Verdict
+
+    return [
+        Check("access", Verdict.PASS, "nodeport http://192.168.49.2:30080: HTTP 200"),
+        Check("signup", Verdict.FAIL, "signup: HTTP 503 (the frontend's error page: Unavailable)",
+              "read the frontend's logs"),
+        Check("backend-readiness", Verdict.FAIL, "0/0 backend pods Ready", "`inv aiops doctor`"),
+        Check("image-identity", Verdict.FAIL, "no backend pods", "No backend pod runs"),
+    ]
+
+
+def test_a_failed_verify_leads_with_the_doctors_cause_and_folds_the_rest(tmp_path: Path) -> None:
+    """Before: 9 failures side by side, each with its own hint, the cause in none of them."""
+    from todo_deploy.cli.verify import failure_message
+    from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.gates import GateResult, Verdict
+    from todo_deploy.stages.verify.stage import (
+        CAUSE,
+        KNOCK_ON,
+        doctor_findings,
+        lead_with_cause,
+    )
+
+    loaded = LoadedSettings(Settings(backend_replicas=2), root=tmp_path)  # type: ignore[call-arg]
+    findings = doctor_findings(None, loaded.settings, loaded,  # type: ignore[arg-type]
+                               collect=lambda kube, ns: scaled_backend_snapshot())
+    checks = lead_with_cause(verify_checks(), findings)
+    lead, *rest = checks
+    assert lead.name == CAUSE and lead.verdict is Verdict.FAIL
+    assert lead.evidence.startswith("the doctor: Deployment todo-chatbot-backend has 0 replicas")
+    assert lead.evidence.endswith("The 3 failed check(s) below follow from it")
+    assert "`inv deploy`" in lead.fix and "--replicas=2" in lead.fix
+    folded = [c for c in rest if c.verdict is Verdict.FAIL]
+    assert [c.name for c in folded] == ["signup", "backend-readiness", "image-identity"]
+    assert all(c.evidence.startswith(KNOCK_ON) and c.fix == "" for c in folded)
+    assert rest[0] == verify_checks()[0]  # a pass is left as it was
+    message = failure_message(GateResult("verify", checks))
+    assert message.splitlines() == [
+        f"verify gate failed: {lead.evidence}",
+        f"Fix: {lead.fix}",
+        "Failed because of it: signup, backend-readiness, image-identity",
+    ]
+
+
+def test_without_a_cause_the_failed_checks_stand_as_they_are() -> None:
+    from todo_deploy.cli.verify import failure_message
+    from todo_deploy.gates import GateResult
+    from todo_deploy.stages.verify.stage import lead_with_cause
+
+    assert lead_with_cause(verify_checks(), []) == verify_checks()
+    assert failure_message(GateResult("verify", verify_checks())) == ""

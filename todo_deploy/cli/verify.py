@@ -43,4 +43,20 @@ def verify(c, only="", skip="", access="auto", force=False):  # type: ignore[no-
         result = run(loaded, only=only or None, skip=skip or None, access=access)
     except SelectionError as exc:
         raise Exit(str(exc), code=2) from None
-    finish(loaded, result)
+    try:
+        finish(loaded, result)
+    except Exit as failed:
+        raise Exit(failure_message(result) or failed.message, code=failed.code) from None
+
+
+def failure_message(result) -> str:  # type: ignore[no-untyped-def]
+    """The one cause and its fix first, the failed checks it explains after (None when
+    the doctor named no cause)."""
+    from todo_deploy.stages.verify.stage import CAUSE
+
+    cause = next((c for c in result.failures if c.name == CAUSE), None)
+    if cause is None:
+        return ""
+    knock_on = [c.name for c in result.failures if c is not cause]
+    return (f"verify gate failed: {cause.evidence}\nFix: {cause.fix}\n"
+            f"Failed because of it: {', '.join(knock_on)}")

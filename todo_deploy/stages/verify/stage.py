@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from todo_deploy.stages.verify.client import wait_until_up
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.stages.aiops.doctor import Finding, Snapshot
 
 STAGE = "verify"
 
@@ -50,6 +51,9 @@ class VerifyDetails(Details):
     live: str = ""  # live_identity() of the objects verified
     duration_s: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)  # verdict -> number of checks
+# A failed verify leads with the doctor's cause; the failed checks are its knock-on effects.
+CAUSE = "cause"
+KNOCK_ON = "knock-on of the cause: "
 # The checks that delete pods: `inv up` skips them when the same deployment already passed them.
 DISRUPTIVE_CHECKS = ("self-healing", "persistence")
 
@@ -181,6 +185,8 @@ def run(
                 "Check the kube context (`inv status`) and that `inv deploy` passed.",
             )
         )
+    if kube is not None and any(c.verdict is Verdict.FAIL for c in checks):
+        checks = lead_with_cause(checks, doctor_findings(kube, settings, loaded))
     details.full = set(DISRUPTIVE_CHECKS) <= set(names)
     if kube is not None:
         try:
@@ -190,6 +196,37 @@ def run(
     details.duration_s = round(time.monotonic() - started, 1)
     details.counts = {v.value: sum(c.verdict is v for c in checks) for v in Verdict}
     return GateResult(STAGE, checks, details=details.as_dict())
+
+
+def doctor_findings(
+    kube: Kube, settings: Settings, loaded: LoadedSettings,
+    collect: Callable[[Kube, str], Snapshot] | None = None,
+) -> list[Finding]:
+    """The built-in doctor's findings about the namespace, causes first ([] when it
+    cannot read it: the failed checks then speak for themselves)."""
+    from todo_deploy.stages.aiops import doctor
+
+    try:
+        snapshot = (collect or doctor.collect)(kube, settings.namespace)
+    except (KubeError, doctor.NamespaceMissing):
+        return []
+    return doctor.diagnose(snapshot, doctor.Target.of(settings), load_images(loaded.state_dir))
+
+
+def lead_with_cause(checks: list[Check], findings: list[Finding]) -> list[Check]:
+    """When the doctor names a cause, it leads (with its fix) and the failed checks are
+    folded under it as its knock-on effects: one thing to fix, not nine."""
+    failed = [c for c in checks if c.verdict is Verdict.FAIL]
+    if not failed or not findings:
+        return checks
+    cause, others = findings[0], findings[1:]
+    evidence = f"the doctor: {cause.headline}"
+    if others:
+        evidence += " (also: " + "; ".join(f"{f.kind}: {f.object}" for f in others) + ")"
+    evidence += f". The {len(failed)} failed check(s) below follow from it"
+    folded = [replace(c, evidence=KNOCK_ON + c.evidence, fix="") if c.verdict is Verdict.FAIL
+              else c for c in checks]
+    return [Check(CAUSE, Verdict.FAIL, evidence, cause.fix), *folded]
 
 
 def live_identity(kube: Kube, settings: Settings) -> str:
