@@ -118,7 +118,7 @@ def test_the_port_forward_process_starts_where_sighup_does_not_exist(
         handler(signum, None)  # as if it arrived at once: _serve then stops
 
     class FakeForwarder:
-        errors: list[str] = []
+        errors: tuple[str, ...] = ()
 
         def __init__(self, *args: Any, **kwargs: Any) -> None: ...
         def start(self) -> str:
@@ -131,7 +131,7 @@ def test_the_port_forward_process_starts_where_sighup_does_not_exist(
         def __init__(self, context: str) -> None: ...
 
     monkeypatch.setenv("TODO_DEPLOY_ROOT", str(tmp_path))
-    monkeypatch.setattr(app_url.signal, "signal", register)
+    monkeypatch.setattr(app_url, "signal", SimpleNamespace(signal=register))  # not the global
     monkeypatch.setattr(app_url, "PortForwarder", FakeForwarder)
     monkeypatch.setattr(app_url, "Kube", FakeKube)
     assert app_url._serve(0) == 0
