@@ -66,7 +66,7 @@ def record(loaded: LoadedSettings, result: GateResult) -> GateResult:
     save(loaded.state_dir, result)
     if result.stage == "build" and result.passed:
         from todo_deploy.console import say
-        from todo_deploy.prune import after_build
+        from todo_deploy.prune import after_build_in_background
 
-        after_build(loaded, result, say)  # KEEP_IMAGE_TAGS: a no-op when nothing was built
+        after_build_in_background(loaded, result, say)  # KEEP_IMAGE_TAGS; none if none built
     return result

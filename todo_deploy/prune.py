@@ -215,13 +215,18 @@ def describe(result: Plan, removed: bool) -> list[str]:
     return lines
 
 
+def wanted_after(loaded: LoadedSettings, result: GateResult) -> bool:
+    """KEEP_IMAGE_TAGS is on and the build made a new image (a skipped one adds no tag)."""
+    images = (result.details.get("images") or {}).values()
+    return loaded.settings.keep_image_tags > 0 and any(not v.get("skipped") for v in images)
+
+
 def after_build(loaded: LoadedSettings, result: GateResult, log: Log) -> None:
     """The kept-last-N clean-up after a build that built something; never fails the build."""
     from todo_deploy import images
 
     keep = loaded.settings.keep_image_tags
-    built = [v for v in (result.details.get("images") or {}).values() if not v.get("skipped")]
-    if keep <= 0 or not built:
+    if not wanted_after(loaded, result):
         return
     try:
         client = images.engine()
@@ -232,3 +237,15 @@ def after_build(loaded: LoadedSettings, result: GateResult, log: Log) -> None:
     if done.remove:
         log(f"prune: removed {len(done.remove)} old image tag(s) beyond the newest {keep} "
             f"(KEEP_IMAGE_TAGS; 0 keeps all): {', '.join(t.ref for t in done.remove)}")
+
+
+def after_build_in_background(loaded: LoadedSettings, result: GateResult, log: Log) -> None:
+    """`after_build` beside what follows the build (the deploy of `inv up`/`inv watch` is not
+    kept waiting for the engine and cluster listings); a thread the interpreter waits for
+    at exit, so `inv build` still finishes the clean-up."""
+    import threading
+
+    if not wanted_after(loaded, result):
+        return
+    threading.Thread(target=after_build, args=(loaded, result, log),
+                     name="prune-old-image-tags", daemon=False).start()

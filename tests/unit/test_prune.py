@@ -132,3 +132,30 @@ def test_the_dry_run_says_what_it_would_remove_and_how_to_do_it() -> None:
     assert lines[0] == f"would remove {OLD.ref} (111111111111, 2026-12-01T00:00:00)"
     assert lines[-1] == ("would remove 1 tag(s), up to 1 MB; kept 1; "
                          "`inv prune --yes` removes them")
+
+
+def test_recording_a_build_that_built_cleans_up_beside_what_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pipeline.record starts the clean-up in a thread (the deploy is not kept waiting)."""
+    import threading
+
+    from todo_deploy.pipeline import record
+
+    started, release, done = threading.Event(), threading.Event(), threading.Event()
+    ran: list[tuple[str, bool]] = []
+
+    def slow_after_build(loaded: LoadedSettings, result: GateResult, log: Any) -> None:
+        started.set()
+        release.wait(5)
+        ran.append((threading.current_thread().name, threading.current_thread().daemon))
+        done.set()
+
+    monkeypatch.setattr(prune, "after_build", slow_after_build)
+    record(settings_in(tmp_path), built_gate(skipped=False))  # returns while it still runs
+    assert started.wait(5) and not ran
+    release.set()
+    assert done.wait(5)
+    assert ran == [("prune-old-image-tags", False)]  # not a daemon: `inv build` waits for it
+    record(settings_in(tmp_path), built_gate(skipped=True))
+    assert len(ran) == 1  # nothing built: no clean-up
