@@ -8,8 +8,11 @@ what 'doctor' is!")."""
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from pathlib import Path
+
+from invoke import Task
 
 from tasks import ns
 
@@ -50,6 +53,18 @@ def commands_in_code() -> dict[str, set[str]]:
     return commands
 
 
+def flags_of(task: Task) -> set[str]:
+    """The long flags `inv` derives from the task's parameters (read from its signature:
+    `get_arguments()` would hand each help text out once, taking it from later readers)."""
+    flags = {"--help", "-h"}
+    for name, parameter in list(inspect.signature(task.body).parameters.items())[1:]:
+        flag = name.strip("_").replace("_", "-")
+        flags.add(f"--{flag}")
+        if isinstance(parameter.default, bool):
+            flags.add(f"--no-{flag}")
+    return flags
+
+
 def problem_with(command: str) -> str | None:
     """Why `inv <command>` would not parse: an unknown task or flag; None when it would."""
     words = command.split()
@@ -60,13 +75,7 @@ def problem_with(command: str) -> str | None:
         return None if name in ("--list", "-l", "--help", "-h", "--version") else f"unknown {name}"
     if name not in ns.task_names and name not in {a for t in ns.task_names for a in ns[t].aliases}:
         return f"no task {name!r}"
-    task = ns[name]
-    flags = {"--help", "-h"}  # every task's (ProjectTask keeps -h for help)
-    for argument in task.get_arguments():
-        flags |= {f"--{n.replace('_', '-')}" for n in argument.names if len(n) > 1}
-        flags |= {f"-{n}" for n in argument.names if len(n) == 1}
-        if argument.kind is bool:
-            flags |= {f"--no-{n.replace('_', '-')}" for n in argument.names if len(n) > 1}
+    flags = flags_of(ns[name])
     for word in rest:
         if word == "--":
             break
