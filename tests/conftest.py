@@ -201,6 +201,22 @@ SLOW = {
 }
 TIER_MARKERS = ("docker", "cluster", "postgres", "browser", "app", "slow")
 
+# The drills that assert a latency or a memory (RSS) bound. Under pytest-xdist
+# (`inv test` runs `--dist loadgroup`) one xdist_group keeps them on one worker, one
+# after the other, so that no two of them share the two cores.
+TIMING_GROUP = "timing"
+TIMING_DRILLS = frozenset({
+    "tests/drills/test_agent_linear_time.py",
+    "tests/drills/test_connection_slots.py",
+    "tests/drills/test_database_restart.py",
+    "tests/drills/test_frontend_hostile.py",
+    "tests/drills/test_hostile_input.py",
+    "tests/drills/test_limits_and_abuse.py",
+    "tests/drills/test_shutdown_under_traffic.py",
+    "tests/drills/test_slow_model.py",
+    "tests/drills/test_user_quotas_and_bounds.py",
+})
+
 
 def _fixture_origins(item: pytest.Item) -> set[tuple[str, str]]:
     info = getattr(item, "_fixtureinfo", None)
@@ -235,3 +251,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         present = {m.name for m in item.iter_markers()}
         for marker in sorted(derived_markers(item) - present):
             item.add_marker(marker)
+        if item.nodeid.split("::")[0] in TIMING_DRILLS:
+            item.add_marker(pytest.mark.xdist_group(TIMING_GROUP))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from _pytest.mark.expression import Expression
 
-from tests.conftest import APP_DIRS, TIER_MARKERS
+from tests.conftest import APP_DIRS, TIER_MARKERS, TIMING_DRILLS
 from todo_deploy.cli import test as test_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,13 +154,79 @@ def test_inv_test_arguments() -> None:
     assert test_task.passthrough(["inv", "test"]) == []
     assert test_task.chosen_tiers(False, False, False, False) == list(test_task.TIERS)
     assert test_task.chosen_tiers(False, True, False, True) == ["app", "cluster"]
-    fast = test_task.pytest_argv("fast", ["-k", "x"], "/tmp/r")
+    fast = test_task.pytest_argv("fast", ["-k", "x"], "/tmp/r", cores=2)
     assert fast[1:] == ["-m", "pytest", "-m", test_task.TIERS["fast"], "-x", *test_task.FAST_ONLY,
-                        "--junitxml=/tmp/r/junit-fast.xml", "-k", "x"]  # fmt: skip
+                        "-n", "2", "--dist", "loadgroup", "--junitxml=/tmp/r/junit-fast.xml",
+                        "-k", "x"]  # fmt: skip
     # It leaves out only directories whose every test is in the app tier.
     ignored = {a.split("=", 1)[1].rstrip("/") for a in test_task.FAST_ONLY if a.startswith("--ignore=")}
     assert ignored == {d.rstrip("/") for d in APP_DIRS}
     assert "-x" not in test_task.pytest_argv("cluster", [])
+
+
+def workers(argv: list[str]) -> tuple[str, str] | None:
+    if "-n" not in argv:
+        return None
+    return argv[argv.index("-n") + 1], argv[argv.index("--dist") + 1]
+
+
+@pytest.mark.parametrize(("cores", "expected"), [
+    (1, {"fast": None, "app": None, "docker": None, "cluster": None}),
+    (2, {"fast": ("2", "loadgroup"), "app": ("2", "loadgroup"), "docker": None, "cluster": None}),
+    (16, {"fast": ("2", "loadgroup"), "app": ("2", "loadgroup"), "docker": None, "cluster": None}),
+])  # fmt: skip
+def test_fast_and_app_tiers_run_on_two_workers_docker_and_cluster_serially(
+    cores: int, expected: dict[str, tuple[str, str] | None]
+) -> None:
+    """Two workers at most (the timing drills' group assumes one other worker beside
+    it), never more than the cores; one engine and one cluster: those tiers serial."""
+    assert {tier: workers(test_task.pytest_argv(tier, [], cores=cores)) for tier in test_task.TIERS} == expected
+    # What follows `--` comes last, so `-- -n 0` wins over the tier's workers.
+    assert test_task.pytest_argv("fast", ["-n", "0"], cores=2)[-2:] == ["-n", "0"]
+
+
+GROUP_TESTS = {
+    "conftest.py": HOOKS_CONFTEST + """
+import os, time
+
+def pytest_runtest_call(item):
+    started = time.monotonic()
+    time.sleep(0.3)
+    with open(os.environ["RUNS_LOG"], "a") as log:
+        log.write(f"{item.nodeid.split('@')[0]} {os.environ.get('PYTEST_XDIST_WORKER')} {started} {time.monotonic()}\\n")
+""",
+    **{f"tests/drills/{name}.py": "def test_a():\n    pass\n\ndef test_b():\n    pass\n"
+       for name in ("test_slow_model", "test_limits_and_abuse", "test_bad_input_backend")},
+}
+
+
+def test_the_timing_drills_run_on_one_worker_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `--dist loadgroup` the drills that assert a latency or RSS bound share one
+    worker; the others (test_bad_input_backend here) are spread as usual."""
+    (tmp_path / "tests" / "drills").mkdir(parents=True)
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("RUNS_LOG", str(log))
+    out = run_pytest(tmp_path, GROUP_TESTS, "-p", "xdist.plugin", "-n", "2", "--dist", "loadgroup",
+                     require_all=False)
+    assert out.startswith("exit 0\n"), out
+    runs = [line.split() for line in log.read_text().splitlines()]
+    assert len(runs) == 6 and {worker for _, worker, _, _ in runs} == {"gw0", "gw1"}, runs
+    timing = sorted((float(start), float(end), worker) for nodeid, worker, start, end in runs
+                    if nodeid.split("::")[0] in TIMING_DRILLS)  # fmt: skip
+    assert len(timing) == 4 and len({worker for _, _, worker in timing}) == 1, runs
+    assert all(before[1] <= after[0] for before, after in itertools.pairwise(timing)), runs
+
+
+BOUND_ASSERT = re.compile(r"^\s*assert\b.*\b(peak_rss_mib|rss_mib|peak|elapsed|seconds|took|longest|ratio|probes)\b")
+
+
+def test_every_drill_that_asserts_a_time_or_memory_bound_is_in_the_timing_group() -> None:
+    bound = {str(path.relative_to(ROOT)) for path in sorted((ROOT / "tests" / "drills").glob("test_*.py"))
+             if any(BOUND_ASSERT.match(line) for line in path.read_text().splitlines())}  # fmt: skip
+    assert bound and bound <= TIMING_DRILLS, sorted(bound - TIMING_DRILLS)
+    assert all((ROOT / path).is_file() for path in TIMING_DRILLS), sorted(TIMING_DRILLS)
 
 
 @pytest.mark.parametrize(("code", "extra", "failed"), [

@@ -31,6 +31,12 @@ FAST_ONLY = [
     "--ignore=tests/drills", "--ignore=tests/frontend",
     "-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:benchmark",
 ]
+# Workers (pytest-xdist) per tier, at most one per usable core. The fast tier is hundreds
+# of short CPU-bound tests; the app tier's tests mostly wait on their processes. Tests
+# that must not run beside each other share an xdist_group (tests/conftest.py), which
+# --dist loadgroup keeps on one worker, one after the other. The docker and cluster
+# tiers share one engine and one cluster: serial. `-- -n 0` runs a tier serially.
+WORKERS = {"fast": 2, "app": 2}
 NO_TESTS_COLLECTED = 5  # pytest's exit status
 # A directory for one JUnit XML report per tier (CI keeps them).
 REPORTS_ENV = "TODO_TEST_REPORTS"
@@ -41,11 +47,22 @@ def passthrough(argv: list[str]) -> list[str]:
     return argv[argv.index("--") + 1:] if "--" in argv else []
 
 
-def pytest_argv(tier: str, extra: list[str], reports: str = "") -> list[str]:
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def workers_argv(tier: str, cores: int) -> list[str]:
+    """pytest-xdist's arguments for a tier: none where one worker (or core) is all there is."""
+    workers = min(WORKERS.get(tier, 1), cores)
+    return ["-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
+
+
+def pytest_argv(tier: str, extra: list[str], reports: str = "", cores: int | None = None) -> list[str]:
     """The pytest command line of one tier; the fast tier stops at its first failure."""
     argv = [sys.executable, "-m", "pytest", "-m", TIERS[tier]]
     if tier == "fast":
         argv += ["-x", *FAST_ONLY]
+    argv += workers_argv(tier, usable_cores() if cores is None else cores)
     if reports:
         argv.append(f"--junitxml={Path(reports) / f'junit-{tier}.xml'}")
     return argv + extra
