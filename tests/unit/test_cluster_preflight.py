@@ -110,3 +110,25 @@ def test_inv_up_until_build_does_not_need_the_provider(
     monkeypatch.setattr(build_module, "build", lambda *a, **k: built.append(True))
     up_module.up(Context(), until="build")
     assert built == [True]
+
+
+def test_an_evidence_whose_url_the_table_would_break_is_printed_whole_below(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = narrow_console(monkeypatch)
+    url = "http://todo-chatbot-frontend.todo.svc.cluster.local:3000/api/session?probe=1"
+    console_module.render_gate(GateResult("verify", [
+        Check("access", Verdict.FAIL, f"GET {url} timed out after 30 s", "wait and retry"),
+        Check("short", Verdict.PASS, "nodeport http://10.0.0.2:30080: HTTP 200"),
+    ]))
+    lines = out.getvalue().splitlines()
+    assert f"evidence 1 (access): GET {url} timed out after 30 s" in lines
+    assert any("see evidence 1 below" in line for line in lines)
+    assert any("http://10.0.0.2:30080" in line for line in lines)  # fits: stays in its cell
+    assert "evidence 2" not in out.getvalue()
+
+
+def test_markup_like_text_in_a_check_is_printed_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = narrow_console(monkeypatch)
+    console_module.render_gate(GateResult("build", [Check("x", Verdict.FAIL, "[bold]list[1][/]", "")]))
+    assert "[bold]list[1][/]" in out.getvalue()
