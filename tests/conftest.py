@@ -194,6 +194,8 @@ SLOW = {
     "tests/unit/test_cli_parsing.py::test_dash_h_is_help_on_every_task",
     "tests/unit/test_cli_parsing.py::test_no_kubeconfig_is_one_line_and_exit_1_never_a_traceback",
     "tests/unit/test_helm_rollback.py::test_no_cluster_is_one_line_and_exit_1",
+    # pytest run with two xdist workers (~3-6 s)
+    "tests/unit/test_test_tiers.py::test_the_timing_drills_run_on_one_worker_one_after_the_other",
     # the access probe retries a refused NodePort for 3 s (kube-proxy's sync)
     "tests/unit/test_docs.py::test_stage_writes_report_svg_and_json",
     "tests/unit/test_docs.py::test_stage_without_dot_warns_and_keeps_mermaid",

@@ -185,6 +185,17 @@ def test_fast_and_app_tiers_run_on_two_workers_docker_and_cluster_serially(
     assert test_task.pytest_argv("fast", ["-n", "0"], cores=2)[-2:] == ["-n", "0"]
 
 
+def test_a_tier_caches_bytecode_outside_the_tree_when_the_shell_turned_it_off() -> None:
+    """With PYTHONDONTWRITEBYTECODE every worker compiled our modules and rewrote every
+    test module's asserts again (~4 s of CPU each)."""
+    env = test_task.pytest_env({"PYTHONDONTWRITEBYTECODE": "1", "HOME": "/home/x"})
+    assert env == {"PYTHONPYCACHEPREFIX": str(test_task.BYTECODE_CACHE), "HOME": "/home/x"}
+    assert not test_task.BYTECODE_CACHE.is_relative_to(ROOT)
+    mine = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/elsewhere"}
+    assert test_task.pytest_env(mine) == {"PYTHONPYCACHEPREFIX": "/elsewhere"}
+    assert test_task.pytest_env({"HOME": "/home/x"}) == {"HOME": "/home/x"}  # caching on: as it was
+
+
 GROUP_TESTS = {
     "conftest.py": HOOKS_CONFTEST + """
 import os, time
