@@ -74,3 +74,13 @@ def stop_signals() -> tuple[signal.Signals, ...]:
     SIGBREAK (Ctrl-Break, a console closing) on Windows."""
     names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK")
     return tuple(getattr(signal, name) for name in names if hasattr(signal, name))
+
+
+def ask_to_stop(process: subprocess.Popen, platform: str | None = None) -> None:
+    """Ask a child started with `own_group` to shut down cleanly: SIGTERM on POSIX; on
+    Windows, where `send_signal(SIGTERM)` is TerminateProcess (no clean-up), Ctrl-Break to
+    its process group (Python apps see it as SIGBREAK)."""
+    if is_windows(platform):
+        process.send_signal(getattr(signal, "CTRL_BREAK_EVENT", 1))
+    else:
+        process.send_signal(signal.SIGTERM)

@@ -166,3 +166,13 @@ def test_env_file_with_crlf_line_ends_reads_clean_values(tmp_path: Path) -> None
     assert settings.namespace == "todo-win"
     assert settings.backend_replicas == 3
     assert settings.llm_model == "m-1"
+
+
+@pytest.mark.parametrize(("platform", "sent"), [("win32", "break"), ("linux", signal.SIGTERM)])
+def test_inv_dev_asks_its_apps_to_stop_cleanly_per_platform(platform: str, sent: Any) -> None:
+    """Windows' send_signal(SIGTERM) is TerminateProcess (no drain, no clean-up): Ctrl-Break
+    to the app's own process group instead, which Python apps (uvicorn) see as SIGBREAK."""
+    got: list[int] = []
+    process: Any = SimpleNamespace(send_signal=got.append)
+    processes.ask_to_stop(process, platform)
+    assert got == [getattr(signal, "CTRL_BREAK_EVENT", 1) if sent == "break" else sent]

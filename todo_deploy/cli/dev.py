@@ -161,7 +161,8 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
     if migrate.returncode != 0:
         raise Exit("backend migrations failed (see above)", code=1)
 
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    stops = processes.stop_signals()  # SIGHUP where it exists, SIGBREAK on Windows
+    previous = {s: signal.signal(s, _on_signal) for s in stops}
     running: list[tuple[str, subprocess.Popen, threading.Thread]] = []
     stopped_by = ""
     try:
@@ -175,11 +176,11 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
     except _Stop as stop:
         stopped_by = str(stop)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in stops:
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
         for _, process, _ in reversed(running):  # the frontend first, then its backend
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                processes.ask_to_stop(process)
         for _, process, reader in running:
             try:
                 process.wait(timeout=15)
