@@ -183,15 +183,13 @@ def _provider_or_exit(loaded) -> None:  # type: ignore[no-untyped-def]
     would take minutes only for the cluster stage to fail on it."""
     import shutil
 
-    from todo_deploy.console import render_gate
-    from todo_deploy.gates import STAGES, GateResult
+    from todo_deploy.gates import STAGES
     from todo_deploy.stages.cluster import missing_provider
 
     missing = missing_provider(loaded.settings, shutil.which)
     if missing is None:
         return
-    render_gate(GateResult("cluster", [missing]))
-    info = STAGES["cluster"]
+    info = STAGES["cluster"]  # said once, in the message: no gate table to repeat it
     raise Exit(
         f"inv up stopped before the build: stage {info.number}/{len(STAGES)} ({info.title}) "
         f"cannot run: {missing.evidence}.\nFix: {missing.fix}",
