@@ -141,7 +141,10 @@ def test_inv_status_prints_the_contradiction_and_json_carries_it(
 ) -> None:
     loaded = settings_in(tmp_path)
     record_a_passed_deployment(loaded)
-    monkeypatch.setenv("COLUMNS", "200")
+    from rich.console import Console
+
+    # Wide enough that no cell folds, whatever the terminal (or xdist worker) says.
+    monkeypatch.setattr("todo_deploy.console.console", lambda: Console(width=200))
     table = status.build_table(loaded, read=scaled_to_zero)
     core.print_status(table)
     printed = capsys.readouterr().out
