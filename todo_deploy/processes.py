@@ -31,7 +31,9 @@ def alive(pid: int) -> bool:
         return False
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+    except psutil.AccessDenied:  # another user's process: it exists
+        return True
+    except (psutil.NoSuchProcess, ValueError):
         return False
 
 

@@ -176,3 +176,18 @@ def test_inv_dev_asks_its_apps_to_stop_cleanly_per_platform(platform: str, sent:
     process: Any = SimpleNamespace(send_signal=got.append)
     processes.ask_to_stop(process, platform)
     assert got == [getattr(signal, "CTRL_BREAK_EVENT", 1) if sent == "break" else sent]
+
+
+def test_a_process_we_may_not_inspect_still_counts_as_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Windows answers AccessDenied for another user's process: it exists, so its port
+    is taken; calling it dead would start a second port-forward on a busy port."""
+    import psutil
+
+    class Denied:
+        def __init__(self, pid: int) -> None:
+            raise psutil.AccessDenied(pid)
+
+    monkeypatch.setattr(psutil, "Process", Denied)
+    assert processes.alive(4242) is True
