@@ -309,7 +309,10 @@ def test_limits_show_beside_the_action_and_older_messages_load(
         browser.get(f"{frontend.url}/")
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=load-older]")))
         bubbles = browser.find_elements(By.CSS_SELECTOR, "#messages .bubble")
+        # History does not pop in: shown at once (a popping bubble has no visible text yet).
         assert len(bubbles) == 100 and "message 101" in bubbles[0].text
+        assert browser.execute_script(
+            "return getComputedStyle(arguments[0]).animationName", bubbles[0]) == "none"
         browser.find_element(By.CSS_SELECTOR, "[data-testid=load-older]").click()
         wait.until(lambda d: "the very first message" in d.find_element(By.ID, "messages").text)
         assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid=load-older]")

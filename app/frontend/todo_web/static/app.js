@@ -240,9 +240,15 @@
     return api("GET", `/api/conversations/${encodeURIComponent(id)}/messages?${query}`);
   }
 
+  // History is shown as it is: only a message that arrives now pops in (a page of 100
+  // animating at once is work for nothing, and each is invisible until its animation ends).
   function chatBubbles(items) {
     return items.filter((m) => m.role === "user" || m.role === "assistant")
-      .map((m) => buildMessage(m.role, m.content || ""));
+      .map((m) => {
+        const li = buildMessage(m.role, m.content || "");
+        li.classList.add("history");
+        return li;
+      });
   }
 
   // A full page may have older messages before it: offer them, loaded on demand.
