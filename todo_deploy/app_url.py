@@ -40,6 +40,7 @@ STATE_FILE = "app-url.json"
 LOG_FILE = "port-forward.log"
 FORWARD_PORTS = range(8080, 8100)  # the first free one is used, unless --port says
 START_TIMEOUT_S = 20.0
+FORWARD_MODULE = "todo_deploy.app_url"  # the background process runs this module
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ def _free_port(candidates: range) -> int:
 def stop(state_dir: Path) -> AppUrl | None:
     """Stop the managed port-forward (if any) and forget the URL; returns what was kept."""
     previous = load(state_dir)
-    if previous and previous.kind == PORT_FORWARD and _alive(previous.pid):
+    if (previous and previous.kind == PORT_FORWARD and _alive(previous.pid)
+            and processes.runs(previous.pid, FORWARD_MODULE)):
         processes.terminate(previous.pid, timeout=5)
     with contextlib.suppress(FileNotFoundError):
         (state_dir / STATE_FILE).unlink()
@@ -111,7 +113,7 @@ def start_forward(loaded: LoadedSettings, port: int, detail: str) -> AppUrl:
     env = {**os.environ, "TODO_DEPLOY_ROOT": str(loaded.root)}
     with open(state_dir / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "todo_deploy.app_url", "--port", str(port)],
+            [sys.executable, "-m", FORWARD_MODULE, "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
             **processes.detached(),  # outlives `inv up` and its terminal's Ctrl-C
         )

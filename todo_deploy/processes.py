@@ -37,6 +37,15 @@ def alive(pid: int) -> bool:
         return False
 
 
+def runs(pid: int, word: str) -> bool:
+    """Whether process `pid` has `word` in its command line: a pid kept in a file may
+    belong to another program by now (pids are reused), which must not be stopped."""
+    try:
+        return any(word in part for part in psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
+        return False
+
+
 def terminate(pid: int, timeout: float = 5.0) -> bool:
     """Ask `pid` to stop (SIGTERM; TerminateProcess on Windows), kill it after `timeout`.
 

@@ -21,7 +21,8 @@ from todo_deploy.cli import dev
 from todo_deploy.config import load_settings
 from todo_deploy.runner import Runner
 
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+# Its command line names the port-forward's module, as the real background process's does.
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)", app_url.FORWARD_MODULE]
 
 
 @pytest.fixture
@@ -191,3 +192,17 @@ def test_a_process_we_may_not_inspect_still_counts_as_alive(
 
     monkeypatch.setattr(psutil, "Process", Denied)
     assert processes.alive(4242) is True
+
+
+def test_stop_leaves_alone_a_process_that_took_over_the_kept_pid(tmp_path: Path) -> None:
+    """Pids are reused: the kept one may be another program's by now."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        app_url.save(tmp_path, app_url.AppUrl("http://127.0.0.1:8080", app_url.PORT_FORWARD,
+                                              "", "ctx/ns/svc", other.pid))
+        app_url.stop(tmp_path)
+        assert other.poll() is None  # still running
+        assert app_url.load(tmp_path) is None  # the URL is forgotten all the same
+    finally:
+        other.kill()
+        other.wait()
