@@ -166,7 +166,8 @@ def deployed_images(state_dir: Path, deployment: GateResult | None) -> dict[str,
         return dict(DeployDetails.of(deployment).images)
     try:
         built_at = datetime.fromtimestamp(images_path(state_dir).stat().st_mtime, UTC)
-        if built_at > datetime.fromisoformat(deployment.finished_at):
+        # finished_at is in whole seconds (truncated): compare at that precision.
+        if built_at.replace(microsecond=0) > datetime.fromisoformat(deployment.finished_at):
             return {}
     except (OSError, ValueError):
         return {}

@@ -4,6 +4,7 @@ cluster (issue 22, item 3): the comparison on data, the read through a fake Kube
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,19 @@ def test_a_read_that_fails_becomes_the_reason_not_a_traceback(tmp_path: Path) ->
     kube = FakeKube(error=KubeError(0, "connection refused\nmore"))
     live = status.read_live(loaded.settings, kube)  # type: ignore[arg-type]
     assert live.error == "connection refused" and live.components == {}
+
+
+def test_a_helm_release_is_compared_with_the_build_it_installed_not_a_later_one(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from todo_deploy.artifacts import ImageRef, images_path, save_images
+
+    loaded = settings_in(tmp_path)
+    save_images(loaded.state_dir, {"backend": ImageRef("backend", "todo-backend", "abc123")})
+    helm = GateResult("helm", [Check("release deployed", Verdict.PASS)])  # started after it
+    assert status.deployed_images(loaded.state_dir, helm) == {"backend": BUILT["backend"]}
+    later = datetime.fromisoformat(helm.finished_at).timestamp() + 5
+    os.utime(images_path(loaded.state_dir), (later, later))  # `inv build` again, not deployed
+    assert status.deployed_images(loaded.state_dir, helm) == {}
