@@ -34,7 +34,7 @@ def config(c, json_=False):  # type: ignore[no-untyped-def]
 
 @task(help={"json": "Print machine-readable JSON instead of a table."})
 def status(c, json_=False):  # type: ignore[no-untyped-def]
-    """Show every stage's last gate (verdict, time, first failed check), checked against the cluster."""
+    """Show every stage's last gate, checked against the live cluster."""
     from todo_deploy.status import build_table
 
     table = build_table(load_or_exit())
