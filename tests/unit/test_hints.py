@@ -205,7 +205,8 @@ def test_a_failed_verify_leads_with_the_doctors_cause_and_folds_the_rest(tmp_pat
     assert rest[0] == verify_checks()[0]  # a pass is left as it was
     message = failure_message(GateResult("verify", checks))
     assert message.splitlines() == [
-        f"verify gate failed: {lead.evidence}",
+        ("verify gate failed: the doctor: Deployment todo-chatbot-backend has 0 replicas; "
+         "the backend is down"),
         f"Fix: {lead.fix}",
         "Failed because of it: signup, backend-readiness, image-identity",
     ]
@@ -218,3 +219,19 @@ def test_without_a_cause_the_failed_checks_stand_as_they_are() -> None:
 
     assert lead_with_cause(verify_checks(), []) == verify_checks()
     assert failure_message(GateResult("verify", verify_checks())) == ""
+
+
+def test_the_frontends_error_banner_names_its_error_page() -> None:
+    """The 503 of a sign-up with the backend down is the sign-up page with a banner: its
+    title ("Create your account") would say nothing of what went wrong."""
+    import httpx
+
+    from todo_deploy.stages.verify.client import body_excerpt
+
+    page = ('<!doctype html><html><head><title>Create your account · Todo Chat</title></head>'
+            '<body><div class="banner banner-error" role="alert">\n<strong>Service unreachable.'
+            '</strong> The task service is unreachable right now.\n</div>'
+            '<p id="task-error" role="alert" hidden></p></body></html>')
+    assert body_excerpt(httpx.Response(503, text=page)) == (
+        "(the frontend's error page: Service unreachable. The task service is unreachable "
+        "right now.)")

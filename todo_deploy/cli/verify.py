@@ -52,11 +52,11 @@ def verify(c, only="", skip="", access="auto", force=False):  # type: ignore[no-
 def failure_message(result) -> str:  # type: ignore[no-untyped-def]
     """The one cause and its fix first, the failed checks it explains after (None when
     the doctor named no cause)."""
-    from todo_deploy.stages.verify.stage import CAUSE
+    from todo_deploy.stages.verify.stage import CAUSE, cause_headline
 
     cause = next((c for c in result.failures if c.name == CAUSE), None)
     if cause is None:
         return ""
     knock_on = [c.name for c in result.failures if c is not cause]
-    return (f"verify gate failed: {cause.evidence}\nFix: {cause.fix}\n"
+    return (f"verify gate failed: {cause_headline(cause.evidence)}\nFix: {cause.fix}\n"
             f"Failed because of it: {', '.join(knock_on)}")

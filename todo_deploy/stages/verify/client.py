@@ -19,20 +19,29 @@ import httpx
 CSRF_HEADER = "X-CSRF-Token"
 
 
+_ALERT = re.compile(r'<(\w+)\b(?=[^>]*\brole="alert")(?![^>]*\bhidden\b)[^>]*>(.*?)</\1\s*>',
+                    re.IGNORECASE | re.DOTALL)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _INVISIBLE = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 
 
+def _words(fragment: str) -> str:
+    return " ".join(html.unescape(_TAG.sub(" ", fragment)).split())
+
+
 def page_summary(page: str, limit: int = 120) -> str:
-    """An HTML page in a few words: its title, else its first line of text."""
+    """An HTML page in a few words: what it alerts the reader to (a visible role="alert":
+    the frontend's error banner), else its title, else its first line of text."""
+    alert = next((w for m in _ALERT.finditer(page) if (w := _words(m.group(2)))), "")
     title = _TITLE.search(page)
-    if title and title.group(1).strip():
-        words = title.group(1)
+    if alert:
+        words = alert
+    elif title and _words(title.group(1)):
+        words = _words(title.group(1))
     else:
         text = _TAG.sub("\n", _INVISIBLE.sub("", page))
-        words = next((line for line in text.splitlines() if line.strip()), "")
-    words = " ".join(html.unescape(words).split())
+        words = _words(next((line for line in text.splitlines() if line.strip()), ""))
     return (words[: limit - 1] + "…" if len(words) > limit else words) or "no text"
 
 

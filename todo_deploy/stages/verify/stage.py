@@ -54,6 +54,12 @@ class VerifyDetails(Details):
 # A failed verify leads with the doctor's cause; the failed checks are its knock-on effects.
 CAUSE = "cause"
 KNOCK_ON = "knock-on of the cause: "
+FOLLOWS = ". The {count} failed check(s) below follow from it"
+
+
+def cause_headline(evidence: str) -> str:
+    """The cause row's evidence without its pointer to the rows below it."""
+    return evidence.rpartition(FOLLOWS.split("{", 1)[0])[0] or evidence
 # The checks that delete pods: `inv up` skips them when the same deployment already passed them.
 DISRUPTIVE_CHECKS = ("self-healing", "persistence")
 
@@ -223,7 +229,7 @@ def lead_with_cause(checks: list[Check], findings: list[Finding]) -> list[Check]
     evidence = f"the doctor: {cause.headline}"
     if others:
         evidence += " (also: " + "; ".join(f"{f.kind}: {f.object}" for f in others) + ")"
-    evidence += f". The {len(failed)} failed check(s) below follow from it"
+    evidence += FOLLOWS.format(count=len(failed))
     folded = [replace(c, evidence=KNOCK_ON + c.evidence, fix="") if c.verdict is Verdict.FAIL
               else c for c in checks]
     return [Check(CAUSE, Verdict.FAIL, evidence, cause.fix), *folded]
