@@ -14,7 +14,7 @@ from todo_deploy.cli import load_or_exit, task
     }
 )
 def prune(c, yes=False, keep=None):  # type: ignore[no-untyped-def]
-    """List our own old image tags (--yes removes them); tags in use stay."""
+    """List our own old image tags; --yes removes them."""
     from todo_deploy import images
     from todo_deploy import prune as pruning
     from todo_deploy.console import say
