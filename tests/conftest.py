@@ -255,3 +255,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(marker)
         if item.nodeid.split("::")[0] in TIMING_DRILLS:
             item.add_marker(pytest.mark.xdist_group(TIMING_GROUP))
+            item.add_marker(TIMING_GROUP)  # `inv test --app` runs these alone, after the rest

@@ -185,6 +185,39 @@ def test_fast_and_app_tiers_run_on_two_workers_docker_and_cluster_serially(
     assert test_task.pytest_argv("fast", ["-n", "0"], cores=2)[-2:] == ["-n", "0"]
 
 
+def test_the_app_tiers_timing_drills_run_after_the_rest_alone() -> None:
+    """Beside another worker the linear-time drill failed 4 times of 8: the app tier is
+    two runs, the rest on two workers, then the timing drills serially."""
+    app = test_task.TIERS["app"]
+    rest, alone = test_task.pytest_argvs("app", ["-k", "x"], "/tmp/r", cores=2)
+    assert rest[1:] == ["-m", "pytest", "-m", f"({app}) and not timing", "-n", "2", "--dist", "loadgroup",
+                        "--junitxml=/tmp/r/junit-app.xml", "-k", "x"]  # fmt: skip
+    assert alone[1:] == ["-m", "pytest", "-m", f"({app}) and timing",
+                         "--junitxml=/tmp/r/junit-app-timing.xml", "-k", "x"]  # fmt: skip
+    for tier in ("fast", "docker", "cluster"):
+        assert test_task.pytest_argvs(tier, [], cores=2) == [test_task.pytest_argv(tier, [], cores=2)]
+
+
+TIMING_MARKS = {
+    "conftest.py": HOOKS_CONFTEST + """
+def pytest_collection_finish(session):
+    for item in session.items:
+        print("markers", item.nodeid, *sorted(m.name for m in item.iter_markers()))
+""",
+    **{f"tests/drills/{name}.py": "def test_a():\n    pass\n"
+       for name in ("test_slow_model", "test_bad_input_backend")},
+}
+
+
+def test_the_timing_drills_are_marked_timing_and_grouped(tmp_path: Path) -> None:
+    (tmp_path / "tests" / "drills").mkdir(parents=True)
+    out = run_pytest(tmp_path, TIMING_MARKS, "--collect-only", "-q", "-p", "no:xdist", require_all=False)
+    markers = {ln.split()[1]: ln.split()[2:] for ln in out.splitlines() if ln.startswith("markers ")}
+    assert "tests/drills/test_slow_model.py" in TIMING_DRILLS, sorted(TIMING_DRILLS)
+    assert markers == {"tests/drills/test_slow_model.py::test_a": ["app", "timing", "xdist_group"],
+                       "tests/drills/test_bad_input_backend.py::test_a": ["app"]}, out  # fmt: skip
+
+
 def test_a_tier_caches_bytecode_outside_the_tree_when_the_shell_turned_it_off() -> None:
     """With PYTHONDONTWRITEBYTECODE every worker compiled our modules and rewrote every
     test module's asserts again (~4 s of CPU each)."""

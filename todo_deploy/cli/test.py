@@ -38,6 +38,11 @@ FAST_ONLY = [
 # --dist loadgroup keeps on one worker, one after the other. The docker and cluster
 # tiers share one engine and one cluster: serial. `-- -n 0` runs a tier serially.
 WORKERS = {"fast": 2, "app": 2}
+# The app tier's timing drills (the `timing` marker, tests/conftest.py TIMING_DRILLS) run
+# after the rest, in a pytest of their own with no worker beside them: on one worker of
+# two, the other worker's load failed the linear-time drill 4 times of 8 (it passed
+# serially under the same outside load).
+ALONE = "timing"
 NO_TESTS_COLLECTED = 5  # pytest's exit status
 # A directory for one JUnit XML report per tier (CI keeps them).
 REPORTS_ENV = "TODO_TEST_REPORTS"
@@ -63,14 +68,27 @@ def workers_argv(tier: str, cores: int) -> list[str]:
 
 
 def pytest_argv(tier: str, extra: list[str], reports: str = "", cores: int | None = None) -> list[str]:
-    """The pytest command line of one tier; the fast tier stops at its first failure."""
-    argv = [sys.executable, "-m", "pytest", "-m", TIERS[tier]]
+    """The pytest command line of one tier (the app tier's first part); the fast tier
+    stops at its first failure."""
+    expression = f"({TIERS[tier]}) and not {ALONE}" if tier == "app" else TIERS[tier]
+    argv = [sys.executable, "-m", "pytest", "-m", expression]
     if tier == "fast":
         argv += ["-x", *FAST_ONLY]
     argv += workers_argv(tier, usable_cores() if cores is None else cores)
     if reports:
         argv.append(f"--junitxml={Path(reports) / f'junit-{tier}.xml'}")
     return argv + extra
+
+
+def pytest_argvs(tier: str, extra: list[str], reports: str = "", cores: int | None = None) -> list[list[str]]:
+    """Every pytest run of a tier, in order: the app tier's timing drills last, alone."""
+    runs = [pytest_argv(tier, extra, reports, cores)]
+    if tier == "app":
+        alone = [sys.executable, "-m", "pytest", "-m", f"({TIERS[tier]}) and {ALONE}"]
+        if reports:
+            alone.append(f"--junitxml={Path(reports) / f'junit-{tier}-{ALONE}.xml'}")
+        runs.append(alone + extra)
+    return runs
 
 
 def pytest_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -114,9 +132,9 @@ def test(c, fast=False, app=False, docker=False, cluster=False, all_=False):  # 
     for tier in tiers:
         print(f"=== inv test: the {tier} tier (-m {TIERS[tier]!r})", flush=True)
         started = time.monotonic()
-        code = subprocess.run(pytest_argv(tier, extra, reports), cwd=ROOT, env=pytest_env(os.environ),
-                              check=False).returncode
-        print(f"=== inv test: the {tier} tier took {time.monotonic() - started:.1f} s (exit {code})",
-              flush=True)
-        if tier_failed(code, extra):
-            raise Exit(f"the {tier} tier failed (pytest exit {code})", code=code or 1)
+        for argv in pytest_argvs(tier, extra, reports):
+            code = subprocess.run(argv, cwd=ROOT, env=pytest_env(os.environ), check=False).returncode
+            print(f"=== inv test: the {tier} tier (-m {argv[4]!r}) took {time.monotonic() - started:.1f} s"
+                  f" (exit {code})", flush=True)
+            if tier_failed(code, extra):
+                raise Exit(f"the {tier} tier failed (pytest exit {code})", code=code or 1)
