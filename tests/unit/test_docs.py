@@ -131,8 +131,11 @@ def test_graph_edges_follow_selectors_policies_and_references() -> None:
     assert ("user", fe_svc) in edges  # NodePort: reachable from outside
     assert ("user", diagram.node_id("Service", "todo-chatbot-backend")) not in edges
     assert (fe_svc, fe) in edges
-    assert (fe, be) in edges and (be, pg) in edges  # NetworkPolicy ingress rules
-    assert (pg, be) not in edges
+    be_svc = diagram.node_id("Service", "todo-chatbot-backend")
+    pg_svc = diagram.node_id("Service", "todo-chatbot-postgres")
+    # NetworkPolicy ingress rules, drawn through the target's Service
+    assert (fe, be_svc) in edges and (be, pg_svc) in edges and (be_svc, be) in edges
+    assert (fe, be) not in edges and (pg, be) not in edges
     assert (be, diagram.node_id("Secret", "todo-chatbot-backend")) in edges
     assert (be, diagram.node_id("ConfigMap", "todo-chatbot-config")) in edges
     assert (pg, diagram.node_id("PersistentVolumeClaim", "data-todo-chatbot-postgres-0")) in edges
@@ -140,13 +143,11 @@ def test_graph_edges_follow_selectors_policies_and_references() -> None:
 
 def test_mermaid_block_contents() -> None:
     text = diagram.mermaid(diagram.build_graph(recorded_objects()))
-    assert text.startswith("flowchart LR\n")
+    assert text.startswith("flowchart TB\n")
     assert "Deployment todo-chatbot-frontend<br/>1/2 pods ready" in text
     assert "Deployment todo-chatbot-backend<br/>2/2 pods ready" in text
-    assert (
-        'deployment_todo_chatbot_frontend -->|"NetworkPolicy todo-chatbot-backend :8000"| '
-        "deployment_todo_chatbot_backend" in text
-    )
+    assert 'deployment_todo_chatbot_frontend -->|":8000"| service_todo_chatbot_backend' in text
+    assert "<br/>backend: frontend -> backend :8000" in text  # the policy note
     assert "keys: AUTH_SECRET, DATABASE_URL" in text
     assert SECRET_IN_OBJECT not in text
 
@@ -191,16 +192,21 @@ def test_markdown_tables(tmp_path: Path) -> None:
     data, md = build(tmp_path, {"deploy": None, "verify": verify, "aiops": aiops})
     assert "| kind | name | component | ready | replicas | status | age |" in md
     assert "| Deployment | todo-chatbot-frontend | frontend | 1/2 | 2 | not ready | 1h |" in md
-    assert "| Secret | todo-chatbot-backend | backend |" in md and "keys: AUTH_SECRET, DATABASE_URL" in md
+    assert (
+        "| Secret | todo-chatbot-backend | backend |" in md
+        and "keys: AUTH_SECRET, DATABASE_URL" in md
+    )
     assert "| backend | `todo-backend:abc123` | `sha256:111111111111` | 120.0 MB | 40.0 MB |" in md
     assert "### deploy: not run" in md
     assert "### verify: passed" in md
     assert "| isolation-rest | pass | B sees 0 \\| of A's |" in md  # pipes escaped
     # only findings about objects that exist now, each with when it was observed
-    assert ("| CrashLoop | Deployment/todo-chatbot-frontend | exit 1 | read logs | "
-            "2026-01-02T11:59:00+00:00 |") in md
+    assert (
+        "| CrashLoop | Deployment/todo-chatbot-frontend | exit 1 | read logs | "
+        "2026-01-02T11:59:00+00:00 |"
+    ) in md
     assert "Pod/gone-since" not in md
-    assert "```mermaid\nflowchart LR" in md and "![architecture diagram](architecture.svg)" in md
+    assert "```mermaid\nflowchart TB" in md and "![architecture diagram](architecture.svg)" in md
     assert "kubectl port-forward -n todo svc/todo-chatbot-frontend 8080:80" in md
     assert data["object_counts"]["Deployment"] == 2 and len(data["objects"]) == 12
 
@@ -255,12 +261,22 @@ class RecordedKube:
 
 def test_stage_writes_report_svg_and_json(tmp_path: Path, closed_port: int) -> None:
     loaded = loaded_settings(tmp_path)
-    save_images(loaded.state_dir, {"frontend": ImageRef("frontend", "todo-frontend", "t1", "sha256:2")})
+    save_images(
+        loaded.state_dir, {"frontend": ImageRef("frontend", "todo-frontend", "t1", "sha256:2")}
+    )
     scope = scopes_for(loaded.settings)["deploy"]
-    save(loaded.state_dir, GateResult("deploy", [Check.of("objects applied", True, "16 objects")],
-                                      scope=scope))
-    save(loaded.state_dir, GateResult("verify", [Check.of("persistence", True, "of another")],
-                                      scope=scope.replace("/todo/", "/elsewhere/")))
+    save(
+        loaded.state_dir,
+        GateResult("deploy", [Check.of("objects applied", True, "16 objects")], scope=scope),
+    )
+    save(
+        loaded.state_dir,
+        GateResult(
+            "verify",
+            [Check.of("persistence", True, "of another")],
+            scope=scope.replace("/todo/", "/elsewhere/"),
+        ),
+    )
     out = tmp_path / "docs"
     result = docs_stage.run(loaded, kube=RecordedKube(recorded_objects(closed_port)), out_dir=out,
                             log=lambda _: None)  # fmt: skip
@@ -268,7 +284,9 @@ def test_stage_writes_report_svg_and_json(tmp_path: Path, closed_port: int) -> N
     assert verdicts["live objects read"] is Verdict.PASS
     assert verdicts["report written"] is Verdict.PASS
     assert verdicts["no secret values"] is Verdict.PASS
-    assert verdicts["diagram written"] is (Verdict.PASS if diagram.dot_available() else Verdict.WARN)
+    assert verdicts["diagram written"] is (
+        Verdict.PASS if diagram.dot_available() else Verdict.WARN
+    )
     md = (out / "deployment-report.md").read_text()
     data = json.loads((out / "deployment-report.json").read_text())
     assert "data-todo-chatbot-postgres-0" in md  # the claim came from the StatefulSet's template
@@ -298,8 +316,14 @@ def test_stage_without_dot_warns_and_keeps_mermaid(
 def test_stage_fails_and_scrubs_when_a_secret_leaks(tmp_path: Path, closed_port: int) -> None:
     loaded = loaded_settings(tmp_path)
     leaked = loaded.settings.auth_secret.get_secret_value()
-    save(loaded.state_dir, GateResult("deploy", [Check.of("bad", True, f"token={leaked}")],
-                                      scope=scopes_for(loaded.settings)["deploy"]))
+    save(
+        loaded.state_dir,
+        GateResult(
+            "deploy",
+            [Check.of("bad", True, f"token={leaked}")],
+            scope=scopes_for(loaded.settings)["deploy"],
+        ),
+    )
     out = tmp_path / "docs"
     result = docs_stage.run(loaded, kube=RecordedKube(recorded_objects(closed_port)), out_dir=out,
                             log=lambda _: None)  # fmt: skip
