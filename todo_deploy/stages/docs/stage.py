@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from todo_deploy.access import plan_access
+from todo_deploy.access import frontend_service_name, plan_access
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict, scopes_for, standing
@@ -95,7 +95,7 @@ def run(
         )
     )
 
-    graph = diagram.build_graph(objects)
+    graph = diagram.build_graph(objects, plan.kind, frontend_service_name(settings))
     mermaid_text = diagram.mermaid(graph)
     out.mkdir(parents=True, exist_ok=True)
     svg_path = out / DIAGRAM_SVG
