@@ -131,8 +131,8 @@ def test(c, fast=False, app=False, docker=False, cluster=False, all_=False):  # 
         Path(reports).mkdir(parents=True, exist_ok=True)
     for tier in tiers:
         print(f"=== inv test: the {tier} tier (-m {TIERS[tier]!r})", flush=True)
-        started = time.monotonic()
         for argv in pytest_argvs(tier, extra, reports):
+            started = time.monotonic()  # each pytest of the tier timed on its own
             code = subprocess.run(argv, cwd=ROOT, env=pytest_env(os.environ), check=False).returncode
             print(f"=== inv test: the {tier} tier (-m {argv[4]!r}) took {time.monotonic() - started:.1f} s"
                   f" (exit {code})", flush=True)
