@@ -245,6 +245,15 @@ def _database_at_zero_through_the_cli(s: Scratch) -> None:
     """Moved from test_broken_deployments (it scaled a second database to 0 for it)."""
     database = f"{s.release}-postgres"
     because = "the backend's /ready fails because the database is down"
+    # The backend runs 2 pods here (the MCP scale above): the second fails its readiness a few
+    # probes after the first. Ask once no backend pod is ready, as the folded lines then say.
+    kube = Kube(s.settings().settings.context_name)
+
+    def ready_backends() -> int:
+        endpoints = kube.get("v1", "Endpoints", f"{s.release}-backend", s.namespace) or {}
+        return sum(len(subset.get("addresses") or []) for subset in endpoints.get("subsets") or [])
+
+    assert poll_until(ready_backends, lambda ready: ready == 0, deadline_s=90) == 0
     done = inv(s, "aiops", "doctor", env={"COLUMNS": "220", "NO_COLOR": "1"})
     said = done.stdout + done.stderr
     print("\n==== `inv aiops doctor` with the database StatefulSet at 0 ====\n" + said)

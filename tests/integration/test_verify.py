@@ -211,7 +211,7 @@ def test_inv_open_keeps_a_port_forward_across_pod_restarts_until_stopped(
 
     opened = _inv(deployed, "open", "--forward")
     assert opened.returncode == 0, opened.stdout + opened.stderr
-    match = re.search(r"The app: (http://127\.0\.0\.1:\d+)  \(port-forward, pid (\d+)", opened.stdout)
+    match = re.search(r"The app: (http://127\.0\.0\.1:\d+)  \(port-forward(?: asked for)?, pid (\d+)", opened.stdout)
     assert match, opened.stdout
     url, pid = match.group(1), int(match.group(2))
     assert app_url.answers(url)
