@@ -282,17 +282,33 @@ def test_a_tier_that_collects_nothing_fails_unless_a_selection_was_given(
     assert test_task.tier_failed(code, extra) is failed
 
 
-def test_ci_checks_every_readme_command_and_lints_first() -> None:
+def _run_readme(tmp_path: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """.ci/run's own readme_command/run_readme/fail, on a README whose quickstart is `command`."""
+    script = (ROOT / ".ci" / "run").read_text()
+    lines = [ln for ln in script.splitlines() if ln.startswith("fail() ")]
+    functions = "\n".join([*lines, *(
+        script[script.index(f"{name}() {{"):].split("\n}\n", 1)[0] + "\n}"
+        for name in ("readme_command", "run_readme"))])
+    (tmp_path / "README.md").write_text(f"# x\n\n## Quickstart\n\n```bash\n{command}\n```\n")
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", f"{functions}\nrun_readme 1 '| cat'\necho went-on"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_ci_runs_the_readme_commands_and_fails_when_any_part_fails(tmp_path: Path) -> None:
     """Under `set -e` a failure left of `&&` is ignored: CI went on without running the
-    tests when their install failed. Each such command is checked as a whole."""
+    tests when their install failed. Now each README command is read from the README and
+    run whole in its own shell whose status is checked; ruff runs before anything else."""
     script = (ROOT / ".ci" / "run").read_text()
     code = [ln.strip() for ln in script.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-    chained = [ln for ln in code if "&&" in ln]
-    assert chained, "the README's commands are run as written"
-    for line in chained:
-        assert line.startswith("if ! {") and line.endswith("; }; then"), line
+    assert not [ln for ln in code if "&&" in ln], "no `a && b` whose left side set -e would ignore"
     assert code.index("ruff check .") < next(i for i, ln in enumerate(code) if "apt-get" in ln)
-    assert "if ! { python3 -m pip install -r requirements-dev.txt && inv test; }; then" in code
+    assert 'run_readme 1 "2>&1 | tee /tmp/inv-up.log"' in code and 'run_readme 2 ""' in code
+    # (the command is echoed as written: 'RIGHT""SIDE'; only running it prints RIGHTSIDE)
+    failed = _run_readme(tmp_path, 'false && echo RIGHT""SIDE')
+    assert failed.returncode != 0 and "went-on" not in failed.stdout, failed.stdout
+    assert "RIGHTSIDE" not in failed.stdout and "CI failed" in failed.stdout
+    passed = _run_readme(tmp_path, 'true && echo RIGHT""SIDE')
+    assert passed.returncode == 0 and "RIGHTSIDE" in passed.stdout and "went-on" in passed.stdout
     syntax = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], capture_output=True,
                             text=True, timeout=30, check=False)  # fmt: skip
     assert syntax.returncode == 0, syntax.stderr
