@@ -147,15 +147,24 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_wrapper)
 
 
+# The backend closes a keep-alive connection after 5 idle seconds (uvicorn's
+# timeout_keep_alive): reusing one at that moment loses the request ("server disconnected"),
+# so the pool lets its idle connections go well before.
+KEEPALIVE_EXPIRY_S = 2.0
+CONNECT_TIMEOUT_S = 3.0
+
+
 def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAPI:
     lifecycle = lifecycle or Lifecycle()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(settings.backend_timeout_seconds, connect=5.0)
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        timeout = httpx.Timeout(settings.backend_timeout_seconds, connect=CONNECT_TIMEOUT_S)
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20,
+                               keepalive_expiry=KEEPALIVE_EXPIRY_S)
+        transport = httpx.AsyncHTTPTransport(limits=limits, retries=settings.backend_connect_retries)
         async with httpx.AsyncClient(
-            base_url=settings.backend_url, timeout=timeout, limits=limits, trust_env=False
+            base_url=settings.backend_url, timeout=timeout, transport=transport, trust_env=False
         ) as client:
             app.state.http = client
             # All that start-up built lives as long as the process: keep it out of the
