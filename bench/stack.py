@@ -103,9 +103,8 @@ def release_volumes(namespace: str, log: Log = _quiet) -> list[str]:
 
 
 def delete_namespace(namespace: str, log: Log = _quiet, timeout: float = 180, wait: bool = True) -> None:
-    """Delete the namespace; with `wait`, until it is gone and its volume is Available again.
-    Without, it goes in the background: its volume is recycled by whoever needs one next
-    (tests/volumes.py `ensure_available`, which waits for the namespace then)."""
+    """Delete the namespace; with `wait`, until it is gone (and, on a cluster with a pool of
+    pre-made volumes, its volume is Available again). Without, it goes in the background."""
     if not wait:
         kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false",
                 timeout=60, check=False)

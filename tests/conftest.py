@@ -96,21 +96,6 @@ def chromium_path() -> str:
     return path
 
 
-def _recycle_volumes() -> None:
-    from tests.volumes import recycle
-
-    if shutil.which("kubectl") and cluster_available():
-        recycle()
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    _recycle_volumes()
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _recycle_volumes()
-
-
 # ---- under TODO_REQUIRE_ALL=1 a skip is a failure -------------------------------------------
 
 

@@ -6,7 +6,7 @@ It is deployed through the project's own stages (`todo_deploy.images.ensure_buil
 2 backend replicas and recognisable generated secrets (for the secrets scan), from a
 private copy of the sources (so the rolling-update drill can change the backend without
 touching the repository). The namespace is deleted afterwards, without waiting for it to
-vanish (its volume is recycled by tests/volumes.py when a later module needs one).
+vanish (its volume goes with its claim: the cluster's provisioner).
 """
 
 from __future__ import annotations
@@ -64,4 +64,4 @@ def drill_stack(docker_engine: None, kube_cluster: None) -> Iterator[DrillStack]
         stack.up()
         yield DrillStack(stack, {k: v for k, v in values.items() if v}, output)
     finally:
-        stack.down(wait=False)  # the next module that needs a volume waits for it, if it must
+        stack.down(wait=False)  # its volume goes with its claim

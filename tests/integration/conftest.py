@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,8 +14,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE, cluster_available
-from tests.volumes import ensure_available
+from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.components import BUILT as COMPONENTS
 from todo_deploy.config import LoadedSettings, load_settings
@@ -65,15 +63,6 @@ def _derive(client, base: ImageRef, suffix: str, extra: str) -> ImageRef:
     tag = hashlib.sha256(f"{base.tag}\n{suffix}\n{extra}".encode()).hexdigest()[:16]
     image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{base.repository}:{tag}", rm=True)
     return ImageRef(base.component, base.repository, tag, image.id)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _free_volume() -> None:
-    """localcluster's 12 volumes are recycled by hand (tests/volumes.py); a session deploys
-    more databases than that, so every module starts with one free (before its own
-    module-scoped deployments, which autouse fixtures of the same scope precede)."""
-    if shutil.which("kubectl") and cluster_available():
-        ensure_available()
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +142,6 @@ def scratch(
     made: list[Scratch] = []
 
     def make() -> Scratch:
-        ensure_available()
         s = Scratch(tmp_path / f"root{len(made)}", built_images)
         made.append(s)
         return s
@@ -166,8 +154,7 @@ def scratch(
 def drop_namespace(loaded: LoadedSettings) -> None:
     """A fixture's cleanup: stop the port-forward, delete the namespace and go on. Waiting
     for it to vanish is `inv down`'s to test (test_deploy_raw, test_deploy_helm,
-    test_broken_deployments); a volume it held is recycled by `ensure_available` when
-    one is needed, and it waits for the namespace then."""
+    test_broken_deployments); its volume goes with its claim (the cluster's provisioner)."""
     from todo_deploy import app_url
     from todo_deploy.kube import Kube, KubeError
 
