@@ -99,3 +99,53 @@ def why_applied(obj: dict[str, Any], recorded: dict[str, Entry], live: dict[str,
     # The resourceVersion cannot tell an edit from a status update (pods replaced, as
     # verify's self-healing check does): the reason names both, not "written".
     return f"{name} (its resourceVersion changed since the last deploy: an edit, or only its status)"
+
+
+# ---- the renders of the last passing deploys (rollback) ----------------------------------
+
+RENDERS = "passing-renders.json"
+KEEP_RENDERS = 3  # the live one and two to go back to
+
+
+def _read_renders(state_dir: Path, scope: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads((state_dir / RENDERS).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("scope") != scope:
+        return []
+    renders = data.get("renders")
+    return renders if isinstance(renders, list) else []
+
+
+def _write_renders(state_dir: Path, scope: str, renders: list[dict[str, Any]]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / RENDERS).write_text(json.dumps({"scope": scope, "renders": renders}) + "\n")
+
+
+def without_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Secret values never go to disk: a rollback applies the settings' Secrets as they are."""
+    return [o for o in objects if o.get("kind") != "Secret"]
+
+
+def remember_render(state_dir: Path, scope: str, images: dict[str, str],
+                    objects: list[dict[str, Any]]) -> None:
+    """After a passing deploy: its objects become the newest render to go back to
+    (a deploy that changed nothing adds no entry)."""
+    renders = _read_renders(state_dir, scope)
+    entry = {"images": images, "objects": without_secrets(objects)}
+    if renders and renders[-1].get("objects") == entry["objects"]:
+        return
+    _write_renders(state_dir, scope, (renders + [entry])[-KEEP_RENDERS:])
+
+
+def passing_renders(state_dir: Path, scope: str) -> list[dict[str, Any]]:
+    """The recorded renders of the last passing deploys, oldest first."""
+    return _read_renders(state_dir, scope)
+
+
+def drop_newest_render(state_dir: Path, scope: str) -> None:
+    """After `inv rollback`: the render rolled away from is no longer one to return to."""
+    renders = _read_renders(state_dir, scope)
+    if renders:
+        _write_renders(state_dir, scope, renders[:-1])

@@ -58,20 +58,21 @@ def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
     say(f"{len(objects)} objects rendered; nothing applied (--dry-run)")
 
 
-@task(help={"revision": "Revision to return to (default: the newest earlier one that ran)."})
+@task(help={"revision": "Helm: the revision to return to (default: the newest earlier one "
+                        "that ran). Raw manifests: always the previous passing deploy."})
 def rollback(c, revision=0):  # type: ignore[no-untyped-def]
-    """Roll the Helm release back and wait for it; says so when there is nothing to roll back to."""
+    """Roll back (the Helm release, or the raw deploy to the previous passing one) and wait."""
     from todo_deploy.console import say
     from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.stages.helm import rollback as do_rollback
+    from todo_deploy.stages.helm import rollback_any
 
     try:
-        result = do_rollback(load_or_exit(), int(revision) or None)
+        ok, message = rollback_any(load_or_exit(), int(revision) or None)
     except HelmUnavailable as exc:
         raise Exit(str(exc), code=1) from None
-    if not result.ok:
-        raise Exit(result.message, code=1)
-    say(result.message)
+    if not ok:
+        raise Exit(message, code=1)
+    say(message)
 
 
 @task

@@ -308,10 +308,10 @@ def deploy(loaded: LoadedSettings, mode: Literal["raw", "helm"] = "raw") -> Gate
 
 
 def rollback(loaded: LoadedSettings, revision: int | None = None) -> RollbackOut:
-    from todo_deploy.stages.helm import rollback as helm_rollback
+    from todo_deploy.stages.helm import rollback_any
 
-    outcome = helm_rollback(loaded, revision or None)
-    return RollbackOut(ok=outcome.ok, message=outcome.message)
+    ok, message = rollback_any(loaded, revision or None, log=lambda _line: None)
+    return RollbackOut(ok=ok, message=message)
 
 
 def _deployment_of(kube: Kube, loaded: LoadedSettings, component: str) -> dict:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy import applied, helm, manifests, render
+from todo_deploy import applied, manifests, render
 from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
@@ -41,7 +41,6 @@ from todo_deploy.kube import (
     runs_image,
     wait_for,
 )
-from todo_deploy.runner import Runner
 from todo_deploy.stages.aiops.doctor import explain
 from todo_deploy.timing import Timeline
 
@@ -57,7 +56,8 @@ class DeployDetails(Details):
     namespace: str = ""
     release: str = ""
     images: dict[str, str] = field(default_factory=dict)  # component -> the ref deployed
-    uninstalled_helm_release: bool = False  # the switch from Helm removed the release
+    uninstalled_helm_release: bool = False  # switched from Helm: its objects taken over
+    rolled_back_to: str = ""  # a failed deploy put back the last passing one (its images)
     applied: int = 0  # objects written
     unchanged: int = 0  # objects skipped: the same as recorded and live
     changed: list[str] = field(default_factory=list)
@@ -258,17 +258,23 @@ def helm_release_present(kube: Kube, settings: Settings) -> bool:
     return bool(secrets)
 
 
-def remove_helm_release(kube: Kube, settings: Settings, log: Callable[[str], None]) -> bool:
-    if not helm_release_present(kube, settings):
-        return False
+def take_over_helm_release(
+    kube: Kube, settings: Settings, every: list[dict[str, Any]], log: Callable[[str], None]
+) -> None:
+    """After the raw objects were applied over a Helm release's: drop Helm's marks from
+    them, delete what only Helm made (its migration Job, test pods) and the release
+    record. Nothing the app serves with is deleted (todo_deploy/switch.py)."""
+    from todo_deploy import switch
 
-    engine = helm.engine(Runner(log=log, secrets=settings.secret_values()), settings.context_name)
-    log(
-        f"switching to raw manifests: uninstalling Helm release {settings.release_name} "
-        f"({engine.name}); PersistentVolumeClaims are kept"
-    )
-    engine.uninstall(settings.release_name, settings.namespace)
-    return True
+    helm_owned = kube.list_owned(settings.namespace, app_selector(settings))
+    marked = [o for o in helm_owned
+              if (o["metadata"].get("annotations") or {}).get(switch.RELEASE_NAME)]
+    switch.mark(kube, [o for o in marked if o["kind"] not in switch.LEFTOVER_KINDS],
+                switch.raw_marks(render.MANAGED_BY))
+    still_helm = [o for o in helm_owned if (o["metadata"].get("labels") or {}).get(
+        switch.MANAGED_BY) == switch.HELM_MANAGED_BY]
+    switch.delete_leftovers(kube, switch.leftovers(still_helm, every), log)
+    switch.forget_release(kube, settings, log)
 
 
 # ---- the gate's workload checks (shared with the Helm stage) ------------------------------
@@ -437,8 +443,8 @@ def run(
                                      [n["metadata"]["name"] for n in namespaces]),
             ])
         if helm_release:
-            with phase("uninstall the Helm release"):
-                remove_helm_release(kube, settings, log)
+            log(f"switching to raw manifests: taking over the live objects of Helm release "
+                f"{settings.release_name} (server-side apply; nothing is deleted)")
             details.uninstalled_helm_release = True
             recorded, live = {}, {}
         versions = {key: obj["metadata"].get("resourceVersion", "") for key, obj in live.items()}
@@ -463,6 +469,8 @@ def run(
         before_job = todo([o for o in groups["migration"] if o["kind"] != "Job"])
         if database or before_job:
             with phase(f"apply database ({len(database + before_job)})"):
+                if helm_release:
+                    database = _apply_statefulsets_keeping_pods(kube, database)
                 changed += apply_all(kube, database + before_job, versions, log)
 
         migrated = _migration_done(jobs, live, job_state)
@@ -488,6 +496,9 @@ def run(
         if app:
             with phase(f"apply app ({len(app)})"):
                 changed += apply_all(kube, app, versions, log)
+        if helm_release:
+            with phase("hand the Helm release over"):
+                take_over_helm_release(kube, settings, every, log)
         keep = every
         if recorded:
             # The live lists cover every kind applied before: whatever they hold that is
@@ -507,8 +518,11 @@ def run(
                                                     settings)
     except DeployError as exc:
         log(str(exc))
+        restored = _restore_last_passing(kube, loaded, scope, deadline, log)
+        details.rolled_back_to = restored.message if restored else ""
+        evidence = str(exc).splitlines()[0] + (f"; {restored.message}" if restored else "")
         result.checks.append(Check.of(
-            "deploy finished", False, str(exc).splitlines()[0],
+            "deploy finished", False, evidence,
             "read the diagnosis printed above; fix it and re-run `inv deploy`",
         ))
         details.diagnosis = str(exc)
@@ -542,11 +556,41 @@ def run(
     if result.passed:
         with phase("record what was applied"):
             _record(kube, loaded, scope, settings, every, kinds, live, skipped)
+            applied.remember_render(loaded.state_dir, scope, details.images, every)
     else:
         applied.forget(loaded.state_dir)
     details.timings = timeline.as_details()
     result.details = details.as_dict()
     return result
+
+
+def _apply_statefulsets_keeping_pods(
+    kube: Kube, objects: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Switching from Helm: the StatefulSets' pod templates change only in their
+    managed-by label; applied without restarting the database pod (switch.py). The rest
+    is returned, to apply as usual."""
+    from todo_deploy import switch
+
+    for sts in (o for o in objects if o["kind"] == "StatefulSet"):
+        switch.apply_keeping_pods(kube, sts, {switch.MANAGED_BY: render.MANAGED_BY}, kube.apply)
+    return [o for o in objects if o["kind"] != "StatefulSet"]
+
+
+def _restore_last_passing(
+    kube: Kube | None, loaded: LoadedSettings, scope: str, deadline: float,
+    log: Callable[[str], None],
+) -> Any:
+    """A failed deploy: apply the last passing deploy's objects again (as Helm's
+    rollback-on-failure does); its Outcome, or None when none is recorded."""
+    from todo_deploy.stages import raw_rollback
+
+    renders = applied.passing_renders(loaded.state_dir, scope)
+    if kube is None or not renders:
+        return None
+    outcome = raw_rollback.restore(kube, renders[-1], max(60.0, deadline - time.monotonic()), log)
+    log(outcome.message)
+    return outcome
 
 
 def _migration_done(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy import helm, render
+from todo_deploy import helm, manifests, render
 from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
@@ -27,6 +27,7 @@ from todo_deploy.stages.deploy import (
     raw_selector,
     workload_checks,
 )
+from todo_deploy.switch import RolloutProgress
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings, Settings
@@ -40,7 +41,7 @@ class HelmDetails(Details):
     namespace: str = ""
     release: str = ""
     engine: str = ""  # the helm CLI (major version) or the embedded Helm v4
-    removed_raw_objects: list[str] = field(default_factory=list)  # the raw path's, replaced
+    adopted_raw_objects: list[str] = field(default_factory=list)  # the raw path's, taken over
     duration_s: float = 0.0
     revision: int | None = None
     diagnosis: str = ""  # why a failed upgrade failed (before it was rolled back)
@@ -69,22 +70,36 @@ def dry_run(loaded: LoadedSettings, log: Callable[[str], None] = say) -> list[di
     return objects
 
 
-def remove_raw_objects(kube: Kube, settings: Settings, log: Callable[[str], None]) -> list[str]:
-    """Before a Helm deploy: delete the raw-deployed app objects (keep PVCs and Secrets)."""
-    keep_kinds = {"PersistentVolumeClaim", "Pod", "Secret"}
-    objs = [o for o in kube.list_owned(settings.namespace, raw_selector(settings))
-            if o["kind"] not in keep_kinds]
-    if not objs:
+def adopt_raw_objects(
+    kube: Kube, settings: Settings, engine: HelmEngine, values: dict[str, Any],
+    log: Callable[[str], None],
+) -> list[str]:
+    """Before a Helm deploy over a raw one: mark the live raw objects so that Helm adopts
+    them (todo_deploy/switch.py); none is deleted, so the app keeps serving. The database
+    StatefulSet gets the chart's pod template now, without restarting its pod."""
+    from todo_deploy import switch
+
+    live = kube.list_owned(settings.namespace, raw_selector(settings))
+    if not live:
         return []
-    log(f"switching to Helm: removing {len(objs)} raw-deployed objects of "
-        f"{settings.release_name} (PersistentVolumeClaims are kept)")
-    refs = []
-    for obj in objs:
-        ref = ObjectRef.of(obj)
-        kube.delete(ref.api_version, ref.kind, ref.name, ref.namespace, "Foreground")
-        refs.append(ref)
-    kube.wait_deleted(refs, timeout=120)
-    return [str(r) for r in refs]
+    rendered = [o for o in engine.template(render.CHART_DIR, settings.release_name,
+                                           settings.namespace, values)
+                if not manifests.is_hook(o)]
+    adopt = switch.to_adopt(live, rendered)
+    log(f"helm: adopting {len(adopt)} live objects of {settings.release_name} "
+        "(switching from raw manifests; nothing is deleted)")
+    marks = switch.helm_marks(settings.release_name, settings.namespace)
+    by_key = {ObjectRef.of(o).key[1:]: o for o in rendered}
+    for sts in (o for o in adopt if o["kind"] == "StatefulSet"):
+        chart_sts = by_key[ObjectRef.of(sts).key[1:]]
+        meta = chart_sts["metadata"]
+        chart_sts = {**chart_sts, "metadata": {
+            **meta, "annotations": {**(meta.get("annotations") or {}), **marks["annotations"]}}}
+        switch.apply_keeping_pods(kube, chart_sts, {switch.MANAGED_BY: switch.HELM_MANAGED_BY},
+                                  kube.apply)
+    switch.mark(kube, [o for o in adopt if o["kind"] != "StatefulSet"], marks)
+    switch.delete_leftovers(kube, switch.leftovers(live, rendered), log)
+    return [str(ObjectRef.of(o)) for o in adopt]
 
 
 def migration_check(kube: Kube, settings: Settings) -> Check:
@@ -130,17 +145,16 @@ def run(
         log(f"Helm engine: {engine.name}")
         details.engine = engine.name
         node_port = live_node_port(kube, settings)  # kept when the raw Service goes
-        removed = remove_raw_objects(kube, settings, log)
-        details.removed_raw_objects = removed
+        values = render.helm_values(settings, images, node_port)
         ensure_namespace(kube, settings, [])
         secret_names = ensure_secrets(kube, settings)
         log(f"Secrets created/updated through the API: {', '.join(secret_names)}")
+        details.adopted_raw_objects = adopt_raw_objects(kube, settings, engine, values, log)
     except KubeError as exc:
         result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
         result.details = details.as_dict()
         return result
 
-    values = render.helm_values(settings, images, node_port)
     timeout = timeout_s or settings.deploy_timeout_seconds
     try:
         before = engine.status(release, namespace)
@@ -151,10 +165,11 @@ def run(
     upgrading = bool(before and before.get("status") == "deployed")
     # An upgrade is rolled back by us right after the diagnosis, so that the failing
     # pods can still be examined; a first install is removed by Helm itself.
-    outcome: HelmResult = engine.upgrade_install(
-        release, render.CHART_DIR, namespace, values, wait=True, timeout_s=timeout,
-        rollback_on_failure=not upgrading,
-    )
+    with RolloutProgress(kube, namespace, app_selector(settings), log):
+        outcome: HelmResult = engine.upgrade_install(
+            release, render.CHART_DIR, namespace, values, wait=True, timeout_s=timeout,
+            rollback_on_failure=not upgrading,
+        )
     elapsed = time.monotonic() - started
     details.duration_s = round(elapsed, 2)
     details.revision = outcome.revision
@@ -253,3 +268,29 @@ def rollback(
         current = entries[-1] if entries else {}
         return HelmResult(False, why, current.get("revision"), current.get("status", ""))
     return engine.rollback(release, namespace, target)
+
+
+def rollback_any(
+    loaded: LoadedSettings, revision: int | None = None, log: Callable[[str], None] = say
+) -> tuple[bool, str]:
+    """`inv rollback`: the Helm release when one is installed here, else the raw deploy
+    (back to the previous passing one). (ok, what happened or why nothing could)."""
+    from todo_deploy.stages import raw_rollback
+    from todo_deploy.stages.deploy import helm_release_present
+
+    settings = loaded.settings
+    kube: Kube | None = None
+    try:
+        kube = Kube(settings.context_name)
+        on_helm = helm_release_present(kube, settings)
+    except Exception:  # noqa: BLE001 - no cluster: Helm's own read says so, in one line
+        on_helm = True
+    if on_helm or kube is None:
+        outcome = rollback(loaded, revision)
+        return outcome.ok, outcome.message
+    if revision is not None:
+        return False, (f"no Helm release {settings.release_name} in {settings.namespace}: "
+                       "a raw deploy rolls back to the previous passing deploy only "
+                       "(run `inv rollback` without --revision)")
+    raw = raw_rollback.rollback(loaded, kube=kube, log=log)
+    return raw.ok, raw.message
