@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from bench import machine
 from bench.client import WebClient, signup
 from bench.common import (
     REPO,
@@ -160,13 +161,16 @@ def run(stack: Stack | None = None, concurrency: tuple[int, ...] = CONCURRENCY) 
                 db_pods = stack.pods("database")
                 cpu0 = _cpu_seconds(pods[0]) if pods else None
                 thr0 = [_throttling(p[0]) if p else None for p in (pods, db_pods)]
+                machine0 = machine.snapshot()
                 point: Point = wrk_point(route, url, c, DURATION_S, WARMUP_S, headers=headers, script=script)
+                used = machine.accounted(machine0, machine.snapshot())
                 cpu1 = _cpu_seconds(pods[0]) if pods else None
                 thr1 = [_throttling(p[0]) if p else None for p in (pods, db_pods)]
                 row = point.to_dict()
                 row["backend_throttling"] = _throttling_delta(thr0[0], thr1[0])
                 row["database_throttling"] = _throttling_delta(thr0[1], thr1[1])
                 row["memory_mib_after"] = memory_now(stack)
+                row["machine"] = used  # where both cores went during the point (warm-up included)
                 if cpu0 is not None and cpu1 is not None and point.requests:
                     # includes the warm-up's requests' CPU: an upper bound per request
                     row["backend_cpu_s"] = round(cpu1 - cpu0, 2)
@@ -176,6 +180,9 @@ def run(stack: Stack | None = None, concurrency: tuple[int, ...] = CONCURRENCY) 
                     f"wrk cpu {point.client_cpu_s:.1f}s/{point.duration_s:.0f}s  "
                     f"backend cpu {row.get('backend_cpu_s', '?')}s  "
                     f"throttled backend {row['backend_throttling']} database {row['database_throttling']}")
+                top = ", ".join(f"{g} {v}" for g, v in list(used["processes_cores"].items())[:6])
+                say(f"{'':28s} machine: busy {used['busy_cores']}/{used['cores']} cores: {top}; "
+                    f"softirq {used['kernel_cores']['softirq']}, unseen {used['unseen_cores']}")
         ceiling = {p["concurrency"]: p["rps"] for p in points if p["route"].startswith("ceiling")}
         for p in points:
             base = ceiling.get(p["concurrency"]) or 0
