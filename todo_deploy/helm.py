@@ -246,6 +246,9 @@ class SdkHelm:
                     options.update(wait="watcher", wait_for_jobs=True)
                 if rollback_on_failure:
                     options["rollback_on_failure"] = True
+                # The deploy owns the fields it sets (as the raw path's forced apply does):
+                # adopted raw objects' fields are the todo-deploy field manager's.
+                options["force_conflicts"] = True
                 data = helm_sdk.install_or_upgrade(
                     config, chart, release, values, options, upgrade=exists)
         except helm_python.HelmError as exc:
@@ -366,11 +369,13 @@ class CliFlags:
     major: int
     wait: str
     rollback_on_failure: str
+    force_conflicts: str = ""  # Helm 4's server-side apply; Helm 3's patches have no conflicts
 
 
 CLI_FLAGS: dict[int, CliFlags] = {
     3: CliFlags(3, wait="--wait", rollback_on_failure="--atomic"),
-    4: CliFlags(4, wait="--wait=watcher", rollback_on_failure="--rollback-on-failure"),
+    4: CliFlags(4, wait="--wait=watcher", rollback_on_failure="--rollback-on-failure",
+                force_conflicts="--force-conflicts"),
 }
 
 _SEMVER = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
@@ -451,6 +456,8 @@ class CliHelm:
             argv += [self.flags.wait, "--wait-for-jobs"]
         if rollback_on_failure:
             argv += [self.flags.rollback_on_failure]
+        if self.flags.force_conflicts:
+            argv += [self.flags.force_conflicts]
         result = self.runner.run(argv, timeout=timeout_s + 60, input_text=self._yaml(values))
         current = self.status(release, namespace)
         revision = current["revision"] if current else None

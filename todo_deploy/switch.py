@@ -37,10 +37,10 @@ REVISION_LABEL = "controller-revision-hash"
 MERGE = "application/merge-patch+json"
 # Never handed over: the pods follow their controllers, the claims and Secrets stay
 # outside the chart (existingSecret) whichever path deploys.
-NOT_HANDED_OVER = frozenset({"Pod", "PersistentVolumeClaim", "Secret", "Namespace"})
-# What one path makes and the other does not render under the same name: the migration
-# Job (named by a migration key on the raw path, by image tag under Helm) and Helm's
-# test pods. Finished work: deleted, not handed over.
+NOT_HANDED_OVER = frozenset({"Pod", "PersistentVolumeClaim", "Secret", "Namespace", "Job"})
+# Finished work, deleted rather than handed over: the migration Job (its pod template is
+# immutable, and its name differs between the paths: a migration key on the raw path, the
+# image tag under Helm; the other path runs its own, a no-op at head) and Helm's test pods.
 LEFTOVER_KINDS = frozenset({"Job", "Pod"})
 
 
@@ -64,18 +64,25 @@ def is_release_record(secret: dict[str, Any], release: str) -> bool:
             and labels.get("name") == release)
 
 
+def ident(obj: dict[str, Any]) -> tuple[str, str]:
+    """Kind and name: one object of the namespace whatever its API version (a render
+    may leave the namespace out)."""
+    return obj["kind"], obj["metadata"]["name"]
+
+
 def to_adopt(live: Iterable[dict[str, Any]], rendered: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The live objects Helm will find in its render (so must be able to adopt)."""
-    wanted = {ObjectRef.of(o).key[1:] for o in rendered}  # (kind, name): any apiVersion
+    wanted = {ident(o) for o in rendered}
     return [o for o in live if o["kind"] not in NOT_HANDED_OVER
-            and ObjectRef.of(o).key[1:] in wanted]
+            and ident(o) in wanted]
 
 
 def leftovers(live: Iterable[dict[str, Any]], rendered: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Live Jobs/Pods of the path being left that the other path does not render."""
-    wanted = {ObjectRef.of(o).key[1:] for o in rendered}
-    return [o for o in live if o["kind"] in LEFTOVER_KINDS and ObjectRef.of(o).key[1:] not in wanted
-            and not (o["metadata"].get("ownerReferences"))]
+    """What the path being left made and the other does not take over: its Jobs, and
+    pods of no controller (Helm's test pods)."""
+    wanted = {ident(o) for o in rendered}
+    return [o for o in live if o["kind"] == "Job" or (
+        o["kind"] == "Pod" and ident(o) not in wanted and not o["metadata"].get("ownerReferences"))]
 
 
 def _patch(kube: Kube, obj: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -102,30 +109,34 @@ def delete_leftovers(kube: Kube, objects: list[dict[str, Any]], log: Callable[[s
 
 
 def apply_keeping_pods(kube: Kube, sts: dict[str, Any], labels: dict[str, str],
-                       apply: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+                       apply: Callable[[dict[str, Any]], dict[str, Any]],
+                       log: Callable[[str], None]) -> None:
     """Apply a StatefulSet whose pod template changed only in `labels`, without
-    restarting its pods: OnDelete while the template changes, the pods relabelled to
-    the new revision, then RollingUpdate again."""
+    restarting its pods: applied with updateStrategy OnDelete, its pods relabelled to
+    the new revision, then applied as rendered (RollingUpdate: nothing left to roll)."""
     ref = ObjectRef.of(sts)
     live = kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
     if live is None:
         apply(sts)
         return
-    strategy = (live.get("spec") or {}).get("updateStrategy") or {"type": "RollingUpdate"}
-    _patch(kube, live, {"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}}})
+    spec = sts["spec"]
+    kept: list[str] = []
+    revision = ""
+    after = apply({**sts, "spec": {**spec, "updateStrategy": {"type": "OnDelete"}}})
     try:
-        after = apply(sts)
-        generation = after["metadata"].get("generation", 0)
-        current = _observed(kube, ref, generation)
+        current = _observed(kube, ref, after["metadata"].get("generation", 0))
         revision = (current.get("status") or {}).get("updateRevision", "")
-        selector = label_selector(sts["spec"]["selector"]["matchLabels"])
+        selector = label_selector(spec["selector"]["matchLabels"])
         for pod in kube.list("v1", "Pod", ref.namespace, selector):
             if revision and not pod["metadata"].get("deletionTimestamp"):
                 path = f"/api/v1/namespaces/{quote(ref.namespace)}/pods/{quote(pod['metadata']['name'])}"
                 kube.request("PATCH", path, content_type=MERGE,
                              body={"metadata": {"labels": {**labels, REVISION_LABEL: revision}}})
+                kept.append(pod["metadata"]["name"])
     finally:
-        _patch(kube, live, {"spec": {"updateStrategy": strategy}})
+        apply(sts)  # its own strategy back; the template (the revision) is the same
+    log(f"switch: {ref} takes the new pod template without a restart: "
+        f"{', '.join(kept) or 'no pod'} relabelled to revision {revision or '?'}")
 
 
 def _observed(kube: Kube, ref: ObjectRef, generation: int, timeout: float = 20) -> dict[str, Any]:

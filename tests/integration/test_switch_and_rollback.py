@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any, Self
 
 import pytest
 
+from bench.client import WebClient
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.kube import Kube
 from todo_deploy.stages import deploy as raw_stage
@@ -25,11 +24,12 @@ FAILED_DEPLOY_TIMEOUT_S = 45
 
 
 class Poller:
-    """GET through the frontend Service every ~50 ms (a page, and the API proxied to
-    the backend); an answer below 500 counts as served."""
+    """A signed-up user through the frontend Service every ~50 ms: the task list (the
+    frontend, the backend and the database) and the page, in turn. Served: 2xx/3xx."""
 
     def __init__(self, base: str) -> None:
-        self.paths = [f"{base}/", f"{base}/api/meta"]
+        self.web = WebClient(base, timeout=5)
+        self.web.signup()
         self.ok = 0
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -38,21 +38,18 @@ class Poller:
     def _run(self) -> None:
         n = 0
         while not self._stop.is_set():
-            url = self.paths[n % 2]
             n += 1
+            what = "GET /api/tasks" if n % 2 else "GET /"
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    status = response.status
-            except urllib.error.HTTPError as exc:
-                status = exc.code
+                response = (self.web.list_tasks(limit=5) if n % 2 else self.web.http.get("/"))
+                status = response.status_code
             except Exception as exc:  # noqa: BLE001 - a refused/reset connection is a failure
-                self.failures.append(f"{time.strftime('%X')} {url}: {exc!r}")
-                time.sleep(0.05)
-                continue
-            if status < 500:
-                self.ok += 1
+                self.failures.append(f"{time.strftime('%X')} {what}: {exc!r}")
             else:
-                self.failures.append(f"{time.strftime('%X')} {url}: HTTP {status}")
+                if 200 <= status < 400:
+                    self.ok += 1
+                else:
+                    self.failures.append(f"{time.strftime('%X')} {what}: HTTP {status}")
             time.sleep(0.05)
 
     def __enter__(self) -> Self:
@@ -62,6 +59,7 @@ class Poller:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.web.close()
 
 
 def _frontend(kube: Kube, s: Any) -> str:

@@ -85,8 +85,9 @@ def test_stand_in_checks_values_like_pflag(
 # ---- the engine picks the flags of the helm it finds ----------------------------------------------
 
 EXPECTED = {
-    "3": {"name": "helm CLI v3.21.4", "wait": "--wait", "on_failure": "--atomic"},
-    "4": {"name": "helm CLI v4.2.4", "wait": "--wait=watcher", "on_failure": "--rollback-on-failure"},
+    "3": {"name": "helm CLI v3.21.4", "wait": "--wait", "on_failure": "--atomic", "force": []},
+    "4": {"name": "helm CLI v4.2.4", "wait": "--wait=watcher", "on_failure": "--rollback-on-failure",
+          "force": ["--force-conflicts"]},  # adopted raw objects: todo-deploy's fields
 }
 
 
@@ -145,7 +146,7 @@ def test_cli_engine_full_cycle_against_each_major(
     argvs = [c["argv"][1:] for c in calls(state)]
     base = ["--kube-context", "minikube", "--namespace", "ns"]
     assert argvs[1] == [*base, "upgrade", "--install", "r", CHART, "--timeout", "120s", "-f", "-",
-                        want["wait"], "--wait-for-jobs", want["on_failure"]]
+                        want["wait"], "--wait-for-jobs", want["on_failure"], *want["force"]]
     assert yaml.safe_load(calls(state)[1]["stdin"]) == values  # values on stdin, never a file
     assert [*base, "rollback", "r", "2", want["wait"], "--timeout", "300s"] in argvs
     assert [*base, "test", "r", "--timeout", "60s", "--logs"] in argvs

@@ -46,16 +46,20 @@ def test_what_is_adopted_and_what_is_left_over() -> None:
             obj("StatefulSet", "rel-postgres", "apps/v1"), obj("Secret", "rel-backend"),
             obj("PersistentVolumeClaim", "data-rel-postgres-0"),
             obj("Job", "rel-migrate-abc", "batch/v1"),
+            obj("Job", "rel-migrate-0123456789ab", "batch/v1"),  # the same name as Helm's
+            obj("Pod", "rel-test-backend"),  # a test pod: no controller
+            obj("ConfigMap", "rel-postgres"),  # named like a rendered object of another kind
             obj("Pod", "rel-backend-x", ownerReferences=[{"kind": "ReplicaSet"}])]
     rendered = [obj("Deployment", "rel-backend", "apps/v1"), obj("Service", "rel-backend"),
                 obj("StatefulSet", "rel-postgres", "apps/v1"),
                 obj("Job", "rel-migrate-0123456789ab", "batch/v1")]
     adopted = [f"{o['kind']}/{o['metadata']['name']}" for o in switch.to_adopt(live, rendered)]
     assert adopted == ["Deployment/rel-backend", "Service/rel-backend", "StatefulSet/rel-postgres"]
-    # The raw migration Job (named by its migration key) is not in Helm's render (named
-    # by tag): finished work, deleted; a controller's pod goes with its controller.
+    # Jobs are finished work with an immutable pod template: deleted, never adopted, even
+    # under the name Helm renders (Helm runs its own); a controller's pod goes with its
+    # controller, a pod of none (a test pod) is deleted.
     left = [f"{o['kind']}/{o['metadata']['name']}" for o in switch.leftovers(live, rendered)]
-    assert left == ["Job/rel-migrate-abc"]
+    assert left == ["Job/rel-migrate-abc", "Job/rel-migrate-0123456789ab", "Pod/rel-test-backend"]
 
 
 def test_the_last_passing_renders_are_kept_without_secrets(tmp_path: Path) -> None:

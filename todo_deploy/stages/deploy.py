@@ -470,7 +470,7 @@ def run(
         if database or before_job:
             with phase(f"apply database ({len(database + before_job)})"):
                 if helm_release:
-                    database = _apply_statefulsets_keeping_pods(kube, database)
+                    database = _apply_statefulsets_keeping_pods(kube, database, log)
                 changed += apply_all(kube, database + before_job, versions, log)
 
         migrated = _migration_done(jobs, live, job_state)
@@ -565,7 +565,7 @@ def run(
 
 
 def _apply_statefulsets_keeping_pods(
-    kube: Kube, objects: list[dict[str, Any]]
+    kube: Kube, objects: list[dict[str, Any]], log: Callable[[str], None]
 ) -> list[dict[str, Any]]:
     """Switching from Helm: the StatefulSets' pod templates change only in their
     managed-by label; applied without restarting the database pod (switch.py). The rest
@@ -573,7 +573,8 @@ def _apply_statefulsets_keeping_pods(
     from todo_deploy import switch
 
     for sts in (o for o in objects if o["kind"] == "StatefulSet"):
-        switch.apply_keeping_pods(kube, sts, {switch.MANAGED_BY: render.MANAGED_BY}, kube.apply)
+        switch.apply_keeping_pods(kube, sts, {switch.MANAGED_BY: render.MANAGED_BY}, kube.apply,
+                                  log)
     return [o for o in objects if o["kind"] != "StatefulSet"]
 
 

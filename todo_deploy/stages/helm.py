@@ -89,14 +89,14 @@ def adopt_raw_objects(
     log(f"helm: adopting {len(adopt)} live objects of {settings.release_name} "
         "(switching from raw manifests; nothing is deleted)")
     marks = switch.helm_marks(settings.release_name, settings.namespace)
-    by_key = {ObjectRef.of(o).key[1:]: o for o in rendered}
+    by_key = {switch.ident(o): o for o in rendered}
     for sts in (o for o in adopt if o["kind"] == "StatefulSet"):
-        chart_sts = by_key[ObjectRef.of(sts).key[1:]]
+        chart_sts = by_key[switch.ident(sts)]
         meta = chart_sts["metadata"]
         chart_sts = {**chart_sts, "metadata": {
             **meta, "annotations": {**(meta.get("annotations") or {}), **marks["annotations"]}}}
         switch.apply_keeping_pods(kube, chart_sts, {switch.MANAGED_BY: switch.HELM_MANAGED_BY},
-                                  kube.apply)
+                                  kube.apply, log)
     switch.mark(kube, [o for o in adopt if o["kind"] != "StatefulSet"], marks)
     switch.delete_leftovers(kube, switch.leftovers(live, rendered), log)
     return [str(ObjectRef.of(o)) for o in adopt]
@@ -166,9 +166,11 @@ def run(
     # An upgrade is rolled back by us right after the diagnosis, so that the failing
     # pods can still be examined; a first install is removed by Helm itself.
     with RolloutProgress(kube, namespace, app_selector(settings), log):
+        # Never when adopting: a failed install is uninstalled, which would delete the
+        # live objects the app was serving with.
         outcome: HelmResult = engine.upgrade_install(
             release, render.CHART_DIR, namespace, values, wait=True, timeout_s=timeout,
-            rollback_on_failure=not upgrading,
+            rollback_on_failure=not upgrading and not details.adopted_raw_objects,
         )
     elapsed = time.monotonic() - started
     details.duration_s = round(elapsed, 2)
