@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from todo_deploy import applied
 from todo_deploy.console import say
-from todo_deploy.kube import Kube, KubeError, ObjectRef, wait_for
+from todo_deploy.kube import Kube, KubeError, ObjectRef, deployment_state, statefulset_state
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings, Settings
@@ -47,15 +47,42 @@ def restore(kube: Kube, render: dict[str, Any], timeout_s: float,
     objects = [o for o in render.get("objects", []) if o.get("kind") != "Job"]
     what = describe(render)
     log(f"rollback: applying the objects of the last passing deploy ({what})")
+    started = time.monotonic()
     try:
         parallel(kube.apply, objects)
         refs = [ObjectRef.of(o) for o in objects if o["kind"] in ROLLED_KINDS]
-        outcome = wait_for(kube, refs, max(5.0, timeout_s), log=log, what="rollback rollout")
+        pending = wait_rolled_out(kube, refs, max(5.0, timeout_s), log)
     except KubeError as exc:
         return Outcome(False, f"rollback to {what} failed: {exc}")
-    if not outcome.ok:
-        return Outcome(False, f"rollback to {what} did not roll out: {outcome.message}")
-    return Outcome(True, f"rolled back to the last passing deploy ({what}) in {outcome.seconds:.1f}s")
+    if pending:
+        return Outcome(False, f"rollback to {what} did not roll out: {'; '.join(pending)}")
+    return Outcome(True, f"rolled back to the last passing deploy ({what}) in "
+                         f"{time.monotonic() - started:.1f}s")
+
+
+def wait_rolled_out(kube: Kube, refs: list[ObjectRef], timeout_s: float,
+                    log: Callable[[str], None]) -> list[str]:
+    """Wait for the workloads' rollout state alone: the crashing pods of the deploy being
+    undone are still there at first, and are what the rollback removes (kube.wait_for
+    would call them the rollback's failure). Returns what did not finish."""
+    deadline = time.monotonic() + timeout_s
+    said: dict[str, str] = {}
+    while True:
+        pending = []
+        for ref in refs:
+            found = kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+            if found is None:
+                continue
+            state = (deployment_state(kube, found) if ref.kind == "Deployment"
+                     else statefulset_state(found))
+            if not state.done:
+                pending.append(f"{ref}: {state.failed or state.summary}")
+                if said.get(str(ref)) != state.summary:
+                    said[str(ref)] = state.summary
+                    log(f"  rollback: {ref}: {state.summary}")
+        if not pending or time.monotonic() > deadline:
+            return pending
+        time.sleep(1.0)
 
 
 def rollback(loaded: LoadedSettings, *, kube: Kube | None = None,
