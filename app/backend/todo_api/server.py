@@ -14,7 +14,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 from todo_serving.limits import BodyLimit, BoundedHttpTools
-from todo_serving.shutdown import closing_late_connections
+from todo_serving.shutdown import begin_draining, close_after_responses, closing_late_connections
 
 from todo_api import __version__, errors, migrations, readiness
 from todo_api import logging as json_logging
@@ -109,6 +109,7 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
             return
         self.app.state.draining = True
+        begin_draining(self)
         self.drain_deadline = time.monotonic() + self.drain_seconds
         self.drain_signal = sig
 
@@ -116,6 +117,7 @@ class DrainingServer(uvicorn.Server):
         if self.drain_signal is not None:
             log.info(f"received {signal.Signals(self.drain_signal).name}: draining for {self.drain_seconds:g}s")
             self.drain_signal = None
+            close_after_responses(self)
         if self.drain_deadline is not None and not self.should_exit and time.monotonic() >= self.drain_deadline:
             log.info("drain finished, shutting down")
             self.should_exit = True

@@ -22,6 +22,12 @@ refusing the probes.
   body is never read.
 - Probe paths (the backend's `/health`, `/ready`, `/started`, the frontend's `/healthz`,
   `/readyz`) pass the connection limits.
+- Draining (`Drain`, set by the server's SIGTERM handler through todo_serving.shutdown): every
+  response from then on says `connection: close` and its connection is closed after it, so a
+  client's kept-alive connection (the frontend's pool to the backend, a browser's to the
+  frontend) leaves an old pod at its next answer instead of serving old code until the pod
+  exits. In-flight requests finish; an idle connection is left to its next answer or its
+  keep-alive timeout (closing it could cross a request already on the wire).
 """
 
 from __future__ import annotations
@@ -52,6 +58,13 @@ def liveness_response(content_type: str, body: bytes, head: bool = False) -> byt
     it (kubelet opens one per probe), so nothing else on it has to be sequenced."""
     return (f"HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncache-control: no-store\r\n"
             f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n").encode() + (b"" if head else body)
+
+
+class Drain:
+    """One server's draining flag: set from a signal handler (a plain attribute write)."""
+
+    def __init__(self) -> None:
+        self.started = False
 
 
 class ClientSlots:
@@ -136,6 +149,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     head_timeout = 10.0
     slots = ClientSlots(None)
     gate = RequestGate(None)
+    drain = Drain()
     liveness: ClassVar[dict[tuple[bytes, bytes], bytes]] = {}  # (method, path) -> the response
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -158,7 +172,8 @@ class BoundedHttpTools(HttpToolsProtocol):
             answers[(b"HEAD", path.encode())] = liveness_response(content_type, body, head=True)
         return type("BoundedHttpToolsConfigured", (cls,), {
             "max_head_bytes": max_head_bytes, "head_timeout": head_timeout,
-            "slots": ClientSlots(max_per_client), "gate": RequestGate(max_running), "liveness": answers})
+            "slots": ClientSlots(max_per_client), "gate": RequestGate(max_running), "drain": Drain(),
+            "liveness": answers})
 
     def _arm(self) -> None:
         self._disarm()
@@ -251,6 +266,18 @@ class BoundedHttpTools(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.limit_concurrency, self.app = limit, app
+        if self.drain.started and self.cycle is not None:
+            self.cycle.keep_alive = False  # its answer says connection: close, then closes
+
+    def close_after_response(self) -> None:
+        """Draining began: a request whose answer has not started yet answers
+        `connection: close` (uvicorn then closes the connection after it). An answer already
+        sent keep-alive is not cut off after the fact: its client may be sending the next
+        request on that connection right now; that request's answer closes it."""
+        if self.cycle is not None and not self.cycle.response_started:
+            self.cycle.keep_alive = False
+        for cycle, _app in self.pipeline:
+            cycle.keep_alive = False
 
     def _start_asgi_task(self, cycle: Any, app: ASGIApp) -> None:
         if app is _overloaded or cycle.scope["raw_path"] in PROBES:

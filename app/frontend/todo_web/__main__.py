@@ -13,7 +13,7 @@ from types import FrameType
 
 import uvicorn
 from todo_serving.limits import BoundedHttpTools
-from todo_serving.shutdown import closing_late_connections
+from todo_serving.shutdown import begin_draining, close_after_responses, closing_late_connections
 
 from .server import Lifecycle, configure_logging, create_app
 from .settings import load_settings
@@ -52,6 +52,7 @@ class DrainingServer(uvicorn.Server):
         # lock: it only sets flags. on_tick (on the loop) logs and acts on them.
         if sig == signal.SIGTERM and self.drain_deadline is None and not self.should_exit:
             self.lifecycle.draining = True
+            begin_draining(self)
             self.drain_deadline = time.monotonic() + self.drain_seconds
             self.drain_announced = False
             return
@@ -64,6 +65,7 @@ class DrainingServer(uvicorn.Server):
         if self.drain_deadline is not None and not self.drain_announced:
             self.drain_announced = True
             log.info("SIGTERM: readiness failing, draining for %.1fs", self.drain_seconds)
+            close_after_responses(self)
         if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:
             self.should_exit = True
         return await super().on_tick(counter)
