@@ -20,6 +20,10 @@ verify` sees a consistent state; when the build, the rollout or the new image's
 smoke test (run once the new pods serve: it is not on the path to the new code
 answering) fails, the previous images are deployed again and the reason is printed.
 
+"Serving" is what a user sees: after the rollout, /api/meta asked through the frontend's URL
+names a backend pod running the new image (and, for a new frontend image, the frontend
+Service sends new connections only to new frontend pods): todo_deploy.serving.
+
 File events come from `watchfiles` (inotify/FSEvents through a Rust core, grouped:
 an editor's save-as-rename is one change).
 """
@@ -33,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy import images, render
+from todo_deploy import images, render, serving
+from todo_deploy.access import frontend_service_name
 from todo_deploy.artifacts import load_images, save_images
 from todo_deploy.gates import Check, GateResult
 from todo_deploy.gates import load as load_gate
@@ -51,6 +56,8 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 CHART = "chart"
+# After the rollout: how long the frontend may take to answer with the new code.
+SERVING_TIMEOUT_S = 60.0
 # Files no image or chart is made of: editor droppings and Python caches.
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swx", ".tmp", "~", ".db", ".db-journal")
 IGNORED_PARTS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache",
@@ -126,12 +133,15 @@ class Outcome:
 class Watcher:
     """Builds and deploys changes; keeps one Docker client and one API connection."""
 
-    def __init__(self, loaded: LoadedSettings, log: Log, *, timeout_s: int = 120) -> None:
+    def __init__(self, loaded: LoadedSettings, log: Log, *, timeout_s: int = 120,
+                 frontend_url: Callable[[], str] | None = None) -> None:
         self.loaded = loaded
         self.log = log
         self.timeout_s = timeout_s
         self._client: Any = None
         self._kube: Any = None
+        self._frontend_url = frontend_url
+        self._url: str | None = None
 
     # ---- connections, made once -------------------------------------------------------
     def client(self) -> Any:
@@ -143,6 +153,17 @@ class Watcher:
         if self._kube is None:
             self._kube = Kube(self.loaded.settings.context_name)
         return self._kube
+
+    def frontend_url(self) -> str:
+        """The app's URL as the user reaches it (`inv open`'s: kept, direct or port-forward)."""
+        if self._url is None:
+            if self._frontend_url is not None:
+                self._url = self._frontend_url()
+            else:
+                from todo_deploy import app_url
+
+                self._url = app_url.ensure(self.loaded, self.kube()).url
+        return self._url
 
     # ---- one change -----------------------------------------------------------------
     def handle(self, components: set[str]) -> Outcome:
@@ -167,7 +188,13 @@ class Watcher:
             rolled = self._roll_back(previous, timeline) if rebuilt else False
             return self._done(components, started, timeline, False,
                               f"the rollout failed: {reason}", rolled_back=rolled)
+        rolled_out = time.monotonic() - started
+        not_served = self._wait_served(rebuilt, timeline)
         serving = time.monotonic() - started
+        if not_served:
+            return self._done(components, started, timeline, False,
+                              f"the rollout finished in {rolled_out:.1f} s but the frontend did not answer "
+                              f"with the new code within {SERVING_TIMEOUT_S:g} s: {not_served}")
         smoke_failures = self._smoke(rebuilt, build_gate, timeline)
         if smoke_failures:
             rolled = self._roll_back(previous, timeline)
@@ -175,8 +202,10 @@ class Watcher:
                               "the new image failed its smoke test: " + "; ".join(smoke_failures),
                               rolled_back=rolled)
         what = ", ".join(f"{n} {img.ref}" for n, img in rebuilt.items()) or "the chart"
+        where = "through the frontend" if rebuilt else "(rollout done)"
         return self._done(components, started, timeline, True,
-                          f"{what} serving {serving:.1f} s after the change was seen")
+                          f"{what} serving {where} {serving:.1f} s after the change was seen"
+                          + (f" (rollout done at {rolled_out:.1f} s)" if rebuilt else ""))
 
     def _done(self, components: set[str], started: float, timeline: Timeline, ok: bool,
               message: str, *, rolled_back: bool = False) -> Outcome:
@@ -228,6 +257,31 @@ class Watcher:
                               log=self.log)
         record(self.loaded, gate)
         return gate
+
+    def _wait_served(self, rebuilt: dict[str, ImageRef], timeline: Timeline) -> str | None:
+        """After the rollout: None once the frontend answers with the new images' code; else why not."""
+        if not rebuilt:
+            return None  # a chart-only change: no code to tell apart
+        settings = self.loaded.settings
+        kube = self.kube()
+        with timeline.phase("new code through the frontend"):
+            try:
+                url = self.frontend_url()
+            except Exception as exc:  # noqa: BLE001 - any way of not reaching it is the answer
+                return f"no URL of the frontend ({exc})"
+
+            def pods(name: str) -> frozenset[str] | None:
+                image = rebuilt.get(name)
+                return serving.pods_running(kube, settings.namespace, image.ref) if image else None
+
+            new = serving.NewCode(backend_pods=pods("backend"), frontend_pods=pods("frontend"))
+
+            def frontend_switched() -> bool:
+                behind = serving.endpoint_pods(kube, settings.namespace, frontend_service_name(settings))
+                return bool(behind) and new.frontend_pods is not None and behind <= new.frontend_pods
+
+            return serving.wait_until_served(new, serving.fetch_meta(url), SERVING_TIMEOUT_S,
+                                             frontend_ready=frontend_switched)
 
     def _smoke(self, rebuilt: dict[str, ImageRef], build_gate: GateResult,
                timeline: Timeline) -> list[str]:

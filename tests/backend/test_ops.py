@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -107,6 +108,7 @@ def test_meta_is_public(sqlite_client: TestClient) -> None:
     r = sqlite_client.get("/api/meta")
     assert r.status_code == 200
     assert r.json()["agent"] == {"provider": "offline", "model": None} and r.json()["version"]
+    assert r.json()["pod"] == socket.gethostname()  # which pod answered (todo_deploy.serving)
 
 
 @pytest.mark.parametrize(

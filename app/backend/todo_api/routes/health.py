@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,9 @@ router = APIRouter(tags=["health"])
 # JSON, as rendered), before the request reaches the app (todo_serving.limits): under a burst
 # a liveness probe must not wait behind the requests in flight. The route serves in-process
 # clients (tests) and anything the protocol passes on.
+# Which pod answered (in Kubernetes the hostname is the pod's name): `inv watch` asks /api/meta
+# through the frontend until a pod running the new image answers (todo_deploy.serving).
+POD = socket.gethostname()
 LIVENESS = {"status": "ok"}
 LIVENESS_BODY = json.dumps(LIVENESS, separators=(",", ":")).encode()
 
@@ -52,4 +56,4 @@ async def ready(request: Request) -> JSONResponse:
 @router.get("/api/meta")
 async def meta(request: Request) -> dict[str, Any]:
     agent = request.app.state.agent
-    return {"version": __version__, "agent": {"provider": agent.provider, "model": agent.model}}
+    return {"version": __version__, "pod": POD, "agent": {"provider": agent.provider, "model": agent.model}}

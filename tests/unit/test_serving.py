@@ -1,0 +1,130 @@
+"""'Serving' means the frontend answers with the new code (issue 22 item 4): todo_deploy.serving
+and `inv watch`'s use of it, with a fake cluster and a fake frontend."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from todo_deploy import serving
+from todo_deploy.artifacts import ImageRef
+from todo_deploy.timing import Timeline
+from todo_deploy.watch import Watcher
+
+NEW = "todo-backend:new"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def answers(*pods: str) -> serving.Fetch:
+    """A frontend answering /api/meta from these backend pods in turn (the last one after)."""
+    seen = list(pods)
+
+    def fetch(_: str) -> dict[str, Any] | None:
+        pod = seen.pop(0) if len(seen) > 1 else seen[0]
+        return None if pod == "-" else {"version": "x", "pod": pod}
+
+    return fetch
+
+
+def test_served_only_after_three_answers_in_a_row_from_new_backend_pods() -> None:
+    clock = Clock()
+    new = serving.NewCode(backend_pods=frozenset({"b-new"}), frontend_pods=None)
+    # An old pod's answer in the middle (a kept-alive connection) restarts the count.
+    fetch = answers("b-old", "b-new", "b-new", "b-old", "-", "b-new", "b-new", "b-new")
+    calls = []
+
+    def counted(path: str) -> dict[str, Any] | None:
+        calls.append(path)
+        return fetch(path)
+
+    assert serving.wait_until_served(new, counted, 10, clock=clock, sleep=clock.sleep) is None
+    assert len(calls) == 8  # before: "serving" as soon as the rollout ended, no answer asked for
+
+
+def test_an_old_backend_answering_until_the_timeout_is_named() -> None:
+    clock = Clock()
+    new = serving.NewCode(backend_pods=frozenset({"b-new"}), frontend_pods=None)
+    why = serving.wait_until_served(new, answers("b-old"), 2, clock=clock, sleep=clock.sleep)
+    assert why == "the frontend's /api/meta answered from backend pod b-old"
+
+
+def test_a_new_frontend_counts_once_its_service_sends_new_connections_to_new_pods_only() -> None:
+    clock = Clock()
+    new = serving.NewCode(backend_pods=None, frontend_pods=frozenset({"f-new"}))
+    switched = iter([False, False, True])
+    fetch = answers("b-any")
+    calls = []
+
+    def counted(path: str) -> dict[str, Any] | None:
+        calls.append(path)
+        return fetch(path)
+
+    assert serving.wait_until_served(new, counted, 10, frontend_ready=lambda: next(switched),
+                                     clock=clock, sleep=clock.sleep) is None
+    assert len(calls) == 5  # two answers before the switch do not count
+    why = serving.wait_until_served(new, fetch, 1, frontend_ready=lambda: False, clock=clock, sleep=clock.sleep)
+    assert why == "the frontend Service still sends new connections to old frontend pods"
+
+
+class FakeKube:
+    def __init__(self, pods: list[dict[str, Any]], endpoints: dict[str, Any] | None = None) -> None:
+        self.pods = pods
+        self.endpoints = endpoints
+
+    def list(self, api_version: str, kind: str, namespace: str = "") -> list[dict[str, Any]]:
+        assert (api_version, kind) == ("v1", "Pod")
+        return self.pods
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
+        assert (api_version, kind) == ("v1", "Endpoints")
+        return self.endpoints
+
+
+def pod(name: str, image: str, deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta, "spec": {"containers": [{"name": "app", "image": image}]}}
+
+
+def test_the_new_pods_are_those_running_the_new_image_and_not_being_deleted() -> None:
+    kube = FakeKube([pod("b-new", NEW), pod("b-old", "todo-backend:old"), pod("b-gone", NEW, deleting=True)])
+    assert serving.pods_running(kube, "ns", NEW) == {"b-new"}
+    kube.endpoints = {"subsets": [{"addresses": [{"targetRef": {"name": "f-1"}}],
+                                   "notReadyAddresses": [{"targetRef": {"name": "f-2"}}]}]}
+    assert serving.endpoint_pods(kube, "ns", "svc") == {"f-1", "f-2"}
+
+
+def test_watch_reports_serving_only_once_the_frontend_answers_from_a_new_backend_pod(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = FakeKube([pod("b-new", NEW), pod("b-old", "todo-backend:old")])
+    asked: list[str] = []
+
+    def fetch_meta(url: str) -> serving.Fetch:
+        asked.append(url)
+        return answers("b-old", "b-old", "b-new")
+
+    monkeypatch.setattr(serving, "fetch_meta", fetch_meta)
+    loaded = SimpleNamespace(settings=SimpleNamespace(namespace="ns", release_name="todo"))
+    watcher = Watcher(loaded, print, frontend_url=lambda: "http://frontend.test")  # type: ignore[arg-type]
+    watcher._kube = kube
+    image = ImageRef(component="backend", repository="todo-backend", tag="new", image_id="sha256:1")
+    assert image.ref == NEW
+    assert watcher._wait_served({"backend": image}, Timeline(print)) is None
+    assert asked == ["http://frontend.test"]  # through the frontend, not the backend Service
+    monkeypatch.setattr(serving, "fetch_meta", lambda url: answers("b-old"))
+    monkeypatch.setattr("todo_deploy.watch.SERVING_TIMEOUT_S", 0.3)
+    assert watcher._wait_served({"backend": image}, Timeline(print)) == (
+        "the frontend's /api/meta answered from backend pod b-old")
