@@ -18,12 +18,14 @@ printed and kept in the result.
   `kubectl rollout status` x2. Ours = `inv up --until deploy` (one process: build,
   cluster, deploy) and `inv build` + `inv deploy` typed one after the other.
 - edit: a one-line change in the backend (its `__version__`, which /api/meta answers),
-  timed from the save until the backend Service answers the new version three times in a
-  row on new connections (a poller beside the commands, for every contestant); when the
+  timed from the save until the frontend Service (the way a user comes in: the frontend
+  relays /api/meta from the backend through its own connection pool) answers the new version
+  three times in a row on new connections (a poller beside the commands, for every
+  contestant); when the
   commands returned is recorded too. Hand = `docker build` + `kubectl set image` + `kubectl
   rollout status`. Ours = `inv up --until deploy` and `inv build` + `inv deploy`.
-- watch: `inv watch` runs; each save of a one-line backend edit is timed until the Service
-  answers the new version (p50/p90 over the edits); then Ctrl-C, which must exit 0.
+- watch: `inv watch` runs; each save of a one-line backend edit is timed until the frontend
+  Service answers the new version (p50/p90 over the edits); then Ctrl-C, which must exit 0.
 - cold (BENCH_COLD=1): new content, a new namespace; `inv build --no-cache`, `inv cluster`,
   `inv deploy` timed one by one.
 """
@@ -224,15 +226,18 @@ def hand_setup(ws: Workspace, tag: str) -> Path:
     return folder
 
 
-def serving(namespace: str, service: str, version: str, timeout: float = 300) -> None:
-    """The Service answers /api/meta with `version` three times in a row, each on a new
-    connection (as a new visitor: a kept-alive connection stays with the pod it reached,
-    and an old pod keeps serving its open connections while it drains)."""
-    svc = kubectl_json("-n", namespace, "get", "service", service)
+def serving(namespace: str, release: str, version: str, timeout: float = 300,
+            transport: httpx.BaseTransport | None = None) -> None:
+    """The frontend Service answers /api/meta with `version` three times in a row, each on a
+    new connection (as a new visitor, whichever frontend pod it reaches). Through the frontend,
+    as a user sees it: the frontend's own kept-alive connections to the backend may still reach
+    an old backend pod after the rollout, which the backend's Service alone would not show."""
+    svc = kubectl_json("-n", namespace, "get", "service", f"{release}-frontend")
     url = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}/api/meta"
     deadline = time.monotonic() + timeout
     streak = 0
-    with httpx.Client(timeout=2, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+    with httpx.Client(timeout=2, limits=httpx.Limits(max_keepalive_connections=0),
+                      transport=transport) as client:
         while time.monotonic() < deadline:
             try:
                 got = client.get(url).json().get("version")
@@ -242,7 +247,7 @@ def serving(namespace: str, service: str, version: str, timeout: float = 300) ->
             if streak >= 3:
                 return
             time.sleep(0.05)
-    raise RuntimeError(f"{namespace}/{service} never answered version {version}")
+    raise RuntimeError(f"{namespace}/{release}-frontend never answered version {version}")
 
 
 # ---- the scenarios ---------------------------------------------------------------------------
@@ -307,7 +312,7 @@ def measure_warm(ws: Workspace, folder: Path, tag: str, rounds: int) -> dict[str
     return result
 
 
-def timed_edit(ws: Workspace, namespace: str, service: str,
+def timed_edit(ws: Workspace, namespace: str, release: str,
                commands: Callable[[float], None]) -> tuple[float, float]:
     """Save a one-line edit, run `commands` (given the save's perf_counter), and watch the
     Service from the save on (a poller beside the commands): (seconds until the new code
@@ -319,7 +324,7 @@ def timed_edit(ws: Workspace, namespace: str, service: str,
 
     def poll() -> None:
         try:
-            serving(namespace, service, version)
+            serving(namespace, release, version)
             served.append(time.perf_counter() - started)
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             failed.append(exc)
@@ -348,7 +353,6 @@ def measure_edit(ws: Workspace, rounds: int) -> dict[str, Any]:
     """Each contestant's time from the save to the new code serving; and, to account for
     it, when the rollout began (the hand's `kubectl set image` returned; our deploy's apply
     ended, from its gate's timeline) and each hand-typed command's return."""
-    service = f"{ws.release}-backend"
     phases: dict[str, Any] = {}
     names = ("hand", "ours_up", "ours_separate")
     finished: dict[str, list[float]] = {n: [] for n in names}
@@ -365,7 +369,7 @@ def measure_edit(ws: Workspace, rounds: int) -> dict[str, Any]:
                 hand(ws, argv)
                 returns.append(round(time.perf_counter() - started, 3))
 
-        serving_s, done_s = timed_edit(ws, ws.hand_ns, f"{HAND_RELEASE}-backend", commands)
+        serving_s, done_s = timed_edit(ws, ws.hand_ns, HAND_RELEASE, commands)
         finished["hand"].append(round(done_s, 3))
         hand_returns.append(returns)
         rollout_began["hand"].append(returns[1])  # `kubectl set image` returned
@@ -381,7 +385,7 @@ def measure_edit(ws: Workspace, rounds: int) -> dict[str, Any]:
                     spawned.append(time.perf_counter() - started)
                     ws.inv(*args)
 
-            serving_s, done_s = timed_edit(ws, ws.ours_ns, service, commands)
+            serving_s, done_s = timed_edit(ws, ws.ours_ns, ws.release, commands)
             finished[name].append(round(done_s, 3))
             phases[" + ".join("inv " + " ".join(a) for a in steps)] = ws.phases()
             offset = apply_offset(ws.gate("deploy"))
@@ -431,7 +435,6 @@ def measure_watch(ws: Workspace, edits: int) -> dict[str, Any]:
         proc.kill()
         raise RuntimeError("inv watch did not start:\n" + "\n".join(lines[-30:]))
     times, loads, outputs = [], [], []
-    service = f"{ws.release}-backend"
     try:
         for i in range(edits):
             time.sleep(1)  # the watcher is idle again
@@ -440,7 +443,7 @@ def measure_watch(ws: Workspace, edits: int) -> dict[str, Any]:
             mark = len(lines)
             version = ws.edit()
             started = time.perf_counter()
-            serving(ws.ours_ns, service, version, timeout=240)
+            serving(ws.ours_ns, ws.release, version, timeout=240)
             times.append(round(time.perf_counter() - started, 3))
             deadline = time.monotonic() + 60  # the smoke test and gates finish after serving
             while not any(line.startswith("watch: ") and "serving" in line or "FAILED" in line
@@ -493,8 +496,9 @@ def run() -> dict[str, Any]:
             "ours_up": ["inv up --until deploy"],
             "ours_separate": ["inv build", "inv deploy"],
             "watch": ["inv watch"],
-            "serving": [("GET http://<backend ClusterIP>:8000/api/meta, a new connection each, "
-                         "until it answers the new version 3 times in a row")],
+            "serving": [("GET http://<frontend ClusterIP>:<port>/api/meta (the frontend relays the "
+                         "backend's), a new connection each, until it answers the new version 3 "
+                         "times in a row")],
         }
         for name, lines in commands.items():
             say(f"{name}:\n  " + "\n  ".join(lines))

@@ -128,3 +128,29 @@ def test_watch_reports_serving_only_once_the_frontend_answers_from_a_new_backend
     monkeypatch.setattr("todo_deploy.watch.SERVING_TIMEOUT_S", 0.3)
     assert watcher._wait_served({"backend": image}, Timeline(print)) == (
         "the frontend's /api/meta answered from backend pod b-old")
+
+
+def test_bench_pipeline_times_serving_through_the_frontend_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from bench import pipeline
+
+    asked: list[tuple[str, ...]] = []
+
+    def kubectl_json(*args: str) -> dict[str, Any]:
+        asked.append(args)
+        return {"spec": {"clusterIP": "10.0.0.9", "ports": [{"port": 80}]}}
+
+    versions = iter(["old", "new", "old", "new", "new", "new"])
+    urls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return httpx.Response(200, json={"version": next(versions)})
+
+    monkeypatch.setattr(pipeline, "kubectl_json", kubectl_json)
+    monkeypatch.setattr(pipeline.time, "sleep", lambda _s: None)
+    pipeline.serving("ns", "rel", "new", timeout=5, transport=httpx.MockTransport(answer))
+    # Before: the backend Service ("rel-backend", port 8000), which the frontend's pool bypasses.
+    assert asked == [("-n", "ns", "get", "service", "rel-frontend")]
+    assert urls == ["http://10.0.0.9/api/meta"] * 6  # three in a row counted, an old answer restarts
