@@ -149,3 +149,12 @@ def drop_newest_render(state_dir: Path, scope: str) -> None:
     renders = _read_renders(state_dir, scope)
     if renders:
         _write_renders(state_dir, scope, renders[:-1])
+
+
+def forget_renders(state_dir: Path) -> None:
+    """Switching from Helm: the renders recorded before the release are older than what
+    it ran, so none is a deploy to go back to."""
+    try:
+        (state_dir / RENDERS).unlink()
+    except FileNotFoundError:
+        pass

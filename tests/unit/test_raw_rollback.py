@@ -88,3 +88,10 @@ def test_raw_rollback_says_when_there_is_nothing_to_go_back_to(tmp_path: Path) -
     one = raw_rollback.rollback(loaded, kube=None)
     assert not one.ok and "1 passing raw deploy of rel" in one.message, one.message
     assert json.loads((loaded.state_dir / applied.RENDERS).read_text())["scope"] == scope
+
+
+def test_renders_from_before_a_helm_release_are_forgotten(tmp_path: Path) -> None:
+    applied.remember_render(tmp_path, "scope", {"backend": "b:1"}, [obj("Service", "s")])
+    applied.forget_renders(tmp_path)
+    applied.forget_renders(tmp_path)  # none: no error
+    assert applied.passing_renders(tmp_path, "scope") == []

@@ -447,6 +447,7 @@ def run(
                 f"{settings.release_name} (server-side apply; nothing is deleted)")
             details.uninstalled_helm_release = True
             recorded, live = {}, {}
+            applied.forget_renders(loaded.state_dir)
         versions = {key: obj["metadata"].get("resourceVersion", "") for key, obj in live.items()}
 
         def todo(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
