@@ -95,3 +95,32 @@ def test_renders_from_before_a_helm_release_are_forgotten(tmp_path: Path) -> Non
     applied.forget_renders(tmp_path)
     applied.forget_renders(tmp_path)  # none: no error
     assert applied.passing_renders(tmp_path, "scope") == []
+
+
+class NoHelmKube:
+    """A cluster with no Helm release record in the namespace."""
+
+    def __init__(self, context: str = "") -> None:
+        self.context = context
+
+    def list(self, api_version: str, kind: str, namespace: str = "", selector: str = "") -> list:
+        assert (kind, selector) == ("Secret", "owner=helm,name=rel")
+        return []
+
+
+def test_inv_rollback_without_a_helm_release_rolls_the_raw_deploy_back(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from todo_deploy.mcp import tools
+    from todo_deploy.stages import helm as helm_stage
+
+    monkeypatch.setattr(helm_stage, "Kube", NoHelmKube)
+    loaded = load_settings(tmp_path, {"CLUSTER_PROVIDER": "existing", "NAMESPACE": "ns",
+                                      "RELEASE_NAME": "rel"})
+    ok, message = helm_stage.rollback_any(loaded)
+    # Before: Helm only ("no Helm release rel in namespace ns: nothing to roll back").
+    assert not ok and message.startswith("nothing to roll back to: 0 passing raw deploys"), message
+    ok, message = helm_stage.rollback_any(loaded, revision=3)
+    assert not ok and "run `inv rollback` without --revision" in message
+    out = tools.rollback(loaded)
+    assert not out.ok and out.message.startswith("nothing to roll back to")
