@@ -10,17 +10,25 @@ Service's endpoints must be the new frontend pods only before those answers coun
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from todo_deploy.artifacts import ImageRef
+    from todo_deploy.config import Settings
 
 STREAK = 3
 POLL_S = 0.05
 
 Fetch = Callable[[str], dict[str, Any] | None]
+FrontendUrl = Callable[[], contextlib.AbstractContextManager[str]]
+# After the rollout: how long the frontend may take to answer with the new code.
+TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -94,3 +102,39 @@ def wait_until_served(new: NewCode, fetch: Fetch, timeout: float,
     if last is None:
         return "the frontend did not answer /api/meta"
     return f"the frontend's /api/meta answered from backend pod {last.get('pod', '(not named)')}"
+
+
+@contextlib.contextmanager
+def user_url(settings: Settings, kube: Any) -> Iterator[str]:
+    """The frontend as a user reaches it (NodePort, LoadBalancer, else a port-forward to a
+    Ready frontend pod per connection, opened here and closed at the block's end)."""
+    from todo_deploy.access import open_access
+
+    with open_access(settings, kube) as access:
+        yield access.url
+
+
+def new_code_served(settings: Settings, kube: Any, rebuilt: dict[str, ImageRef],
+                    frontend_url: FrontendUrl | None = None, timeout: float | None = None) -> str | None:
+    """After a rollout of the `rebuilt` images: None once the frontend answers with their
+    code; otherwise why not (after `timeout`, TIMEOUT_S by default)."""
+    if not rebuilt:
+        return None  # a chart-only change: no code to tell apart
+    from todo_deploy.access import frontend_service_name
+
+    def pods(name: str) -> frozenset[str] | None:
+        image = rebuilt.get(name)
+        return pods_running(kube, settings.namespace, image.ref) if image else None
+
+    new = NewCode(backend_pods=pods("backend"), frontend_pods=pods("frontend"))
+
+    def frontend_switched() -> bool:
+        behind = endpoint_pods(kube, settings.namespace, frontend_service_name(settings))
+        return bool(behind) and new.frontend_pods is not None and behind <= new.frontend_pods
+
+    try:
+        with (frontend_url or (lambda: user_url(settings, kube)))() as url:
+            return wait_until_served(new, fetch_meta(url), TIMEOUT_S if timeout is None else timeout,
+                                     frontend_ready=frontend_switched)
+    except (RuntimeError, OSError) as exc:
+        return f"the frontend cannot be reached from here ({exc})"

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy import images, render, serving
-from todo_deploy.access import frontend_service_name
 from todo_deploy.artifacts import load_images, save_images
 from todo_deploy.gates import Check, GateResult
 from todo_deploy.gates import load as load_gate
@@ -56,8 +55,6 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 CHART = "chart"
-# After the rollout: how long the frontend may take to answer with the new code.
-SERVING_TIMEOUT_S = 60.0
 # Files no image or chart is made of: editor droppings and Python caches.
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swx", ".tmp", "~", ".db", ".db-journal")
 IGNORED_PARTS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache",
@@ -134,14 +131,13 @@ class Watcher:
     """Builds and deploys changes; keeps one Docker client and one API connection."""
 
     def __init__(self, loaded: LoadedSettings, log: Log, *, timeout_s: int = 120,
-                 frontend_url: Callable[[], str] | None = None) -> None:
+                 frontend_url: serving.FrontendUrl | None = None) -> None:
         self.loaded = loaded
         self.log = log
         self.timeout_s = timeout_s
         self._client: Any = None
         self._kube: Any = None
-        self._frontend_url = frontend_url
-        self._url: str | None = None
+        self.frontend_url = frontend_url  # None: as a user reaches it (serving.user_url)
 
     # ---- connections, made once -------------------------------------------------------
     def client(self) -> Any:
@@ -153,17 +149,6 @@ class Watcher:
         if self._kube is None:
             self._kube = Kube(self.loaded.settings.context_name)
         return self._kube
-
-    def frontend_url(self) -> str:
-        """The app's URL as the user reaches it (`inv open`'s: kept, direct or port-forward)."""
-        if self._url is None:
-            if self._frontend_url is not None:
-                self._url = self._frontend_url()
-            else:
-                from todo_deploy import app_url
-
-                self._url = app_url.ensure(self.loaded, self.kube()).url
-        return self._url
 
     # ---- one change -----------------------------------------------------------------
     def handle(self, components: set[str]) -> Outcome:
@@ -194,7 +179,7 @@ class Watcher:
         if not_served:
             return self._done(components, started, timeline, False,
                               f"the rollout finished in {rolled_out:.1f} s but the frontend did not answer "
-                              f"with the new code within {SERVING_TIMEOUT_S:g} s: {not_served}")
+                              f"with the new code within {serving.TIMEOUT_S:g} s: {not_served}")
         smoke_failures = self._smoke(rebuilt, build_gate, timeline)
         if smoke_failures:
             rolled = self._roll_back(previous, timeline)
@@ -261,27 +246,9 @@ class Watcher:
     def _wait_served(self, rebuilt: dict[str, ImageRef], timeline: Timeline) -> str | None:
         """After the rollout: None once the frontend answers with the new images' code; else why not."""
         if not rebuilt:
-            return None  # a chart-only change: no code to tell apart
-        settings = self.loaded.settings
-        kube = self.kube()
+            return None
         with timeline.phase("new code through the frontend"):
-            try:
-                url = self.frontend_url()
-            except Exception as exc:  # noqa: BLE001 - any way of not reaching it is the answer
-                return f"no URL of the frontend ({exc})"
-
-            def pods(name: str) -> frozenset[str] | None:
-                image = rebuilt.get(name)
-                return serving.pods_running(kube, settings.namespace, image.ref) if image else None
-
-            new = serving.NewCode(backend_pods=pods("backend"), frontend_pods=pods("frontend"))
-
-            def frontend_switched() -> bool:
-                behind = serving.endpoint_pods(kube, settings.namespace, frontend_service_name(settings))
-                return bool(behind) and new.frontend_pods is not None and behind <= new.frontend_pods
-
-            return serving.wait_until_served(new, serving.fetch_meta(url), SERVING_TIMEOUT_S,
-                                             frontend_ready=frontend_switched)
+            return serving.new_code_served(self.loaded.settings, self.kube(), rebuilt, self.frontend_url)
 
     def _smoke(self, rebuilt: dict[str, ImageRef], build_gate: GateResult,
                timeline: Timeline) -> list[str]:
@@ -324,12 +291,14 @@ def watch(
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     step_ms: int = 100,
+    frontend_url: serving.FrontendUrl | None = None,
 ) -> int:
-    """Watch until Ctrl-C (or `stop` is set); returns the number of changes handled."""
+    """Watch until Ctrl-C (or `stop` is set); returns the number of changes handled.
+    `frontend_url`: where "serving" is asked (default: as a user reaches the frontend)."""
     from watchfiles import watch as file_events
 
     layout = Layout.of(loaded)
-    watcher = Watcher(loaded, log, timeout_s=timeout_s)
+    watcher = Watcher(loaded, log, timeout_s=timeout_s, frontend_url=frontend_url)
     watched = layout.paths()
     log("watching " + ", ".join(str(p) for p in watched) + " (Ctrl-C to stop)")
     handled = 0

@@ -3,6 +3,7 @@ and `inv watch`'s use of it, with a fake cluster and a fake frontend."""
 
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -118,14 +119,14 @@ def test_watch_reports_serving_only_once_the_frontend_answers_from_a_new_backend
 
     monkeypatch.setattr(serving, "fetch_meta", fetch_meta)
     loaded = SimpleNamespace(settings=SimpleNamespace(namespace="ns", release_name="todo"))
-    watcher = Watcher(loaded, print, frontend_url=lambda: "http://frontend.test")  # type: ignore[arg-type]
+    watcher = Watcher(loaded, print, frontend_url=lambda: contextlib.nullcontext("http://frontend.test"))  # type: ignore[arg-type]
     watcher._kube = kube
     image = ImageRef(component="backend", repository="todo-backend", tag="new", image_id="sha256:1")
     assert image.ref == NEW
     assert watcher._wait_served({"backend": image}, Timeline(print)) is None
     assert asked == ["http://frontend.test"]  # through the frontend, not the backend Service
     monkeypatch.setattr(serving, "fetch_meta", lambda url: answers("b-old"))
-    monkeypatch.setattr("todo_deploy.watch.SERVING_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(serving, "TIMEOUT_S", 0.3)
     assert watcher._wait_served({"backend": image}, Timeline(print)) == (
         "the frontend's /api/meta answered from backend pod b-old")
 
@@ -154,3 +155,36 @@ def test_bench_pipeline_times_serving_through_the_frontend_service(monkeypatch: 
     # Before: the backend Service ("rel-backend", port 8000), which the frontend's pool bypasses.
     assert asked == [("-n", "ns", "get", "service", "rel-frontend")]
     assert urls == ["http://10.0.0.9/api/meta"] * 6  # three in a row counted, an old answer restarts
+
+
+def test_inv_up_says_serving_once_the_frontend_answers_with_the_new_images(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from invoke.exceptions import Exit
+
+    from todo_deploy import artifacts, kube
+    from todo_deploy.cli import up as up_module
+
+    old = ImageRef(component="backend", repository="todo-backend", tag="old", image_id="sha256:0")
+    new = ImageRef(component="backend", repository="todo-backend", tag="new", image_id="sha256:1")
+    front = ImageRef(component="frontend", repository="todo-frontend", tag="f", image_id="sha256:2")
+    asked: list[dict[str, ImageRef]] = []
+    verdict: list[str | None] = [None]
+
+    def new_code_served(settings: Any, kube_: Any, rebuilt: dict[str, ImageRef]) -> str | None:
+        asked.append(rebuilt)
+        return verdict[0]
+
+    monkeypatch.setattr(artifacts, "load_images", lambda _d: {"backend": new, "frontend": front})
+    monkeypatch.setattr(kube, "Kube", lambda _ctx: object())
+    monkeypatch.setattr(serving, "new_code_served", new_code_served)
+    loaded = SimpleNamespace(state_dir="unused", settings=SimpleNamespace(context_name=""))
+    up_module._new_code_serving(loaded, {"backend": new, "frontend": front})
+    assert asked == []  # nothing new: nothing to wait for
+    up_module._new_code_serving(loaded, {"backend": old, "frontend": front})
+    assert asked == [{"backend": new}]
+    assert "deploy: backend new code serving through the frontend" in capsys.readouterr().out
+    verdict[0] = "the frontend's /api/meta answered from backend pod b-old"
+    with pytest.raises(Exit) as stopped:
+        up_module._new_code_serving(loaded, {"backend": old, "frontend": front})
+    assert stopped.value.message == ("the rollout finished but the frontend did not answer with the new code "
+                                     "within 60 s: the frontend's /api/meta answered from backend pod b-old")

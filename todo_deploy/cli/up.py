@@ -56,6 +56,7 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
         try:
             deploy(c, helm=helm_mode)
             deployed = True
+            _new_code_serving(loaded, beside.previous if beside is not None else {})
         finally:
             if beside is not None:
                 beside.finish(lambda: deploy(c, helm=helm_mode), deployed)
@@ -176,6 +177,28 @@ class _SmokeAfterRollout:
             except Exit as exc:
                 say(f"the previous images did not deploy either: {exc.message}")
         finish(self.loaded, result)  # records and prints the failed gate, raises Exit
+
+
+def _new_code_serving(loaded, previous: dict) -> None:  # type: ignore[no-untyped-def]
+    """After a rollout of new images: "serving" once the frontend, as a user reaches it,
+    answers with their code (todo_deploy.serving), not when the rollout ends."""
+    from todo_deploy import serving
+    from todo_deploy.artifacts import load_images
+    from todo_deploy.console import say
+    from todo_deploy.kube import Kube
+
+    current = load_images(loaded.state_dir)
+    rebuilt = {name: image for name, image in current.items()
+               if name not in previous or previous[name].image_id != image.image_id}
+    if not rebuilt:
+        return
+    started = time.monotonic()
+    why = serving.new_code_served(loaded.settings, Kube(loaded.settings.context_name), rebuilt)
+    if why:
+        raise Exit(f"the rollout finished but the frontend did not answer with the new code within "
+                   f"{serving.TIMEOUT_S:g} s: {why}", code=1)
+    say(f"deploy: {', '.join(sorted(rebuilt))} new code serving through the frontend "
+        f"{time.monotonic() - started:.1f} s after the rollout")
 
 
 def _provider_or_exit(loaded) -> None:  # type: ignore[no-untyped-def]
