@@ -463,7 +463,7 @@ def measure_watch(ws: Workspace, edits: int) -> dict[str, Any]:
     return {"command": shlex.join(["inv", "watch"]), "save_to_serving_s": times,
             "summary": quantiles(times), "load_1min_per_edit": loads,
             "ctrl_c_exit_code": code, "ctrl_c_last_line": lines[-1] if lines else "",
-            "watch_output_last_edit": outputs[-1] if outputs else []}
+            "watch_output_last_edit": outputs[-1] if outputs else [], "watch_output_per_edit": outputs}
 
 
 def measure_cold(ws: Workspace) -> dict[str, Any]:

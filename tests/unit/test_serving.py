@@ -188,3 +188,16 @@ def test_inv_up_says_serving_once_the_frontend_answers_with_the_new_images(
         up_module._new_code_serving(loaded, {"backend": old, "frontend": front})
     assert stopped.value.message == ("the rollout finished but the frontend did not answer with the new code "
                                      "within 60 s: the frontend's /api/meta answered from backend pod b-old")
+
+
+def test_the_watch_bench_reads_the_seconds_watch_printed_even_when_the_console_wrapped_them() -> None:
+    from bench.watch_serving import phase_seconds, said_seconds
+
+    lines = ["deploy [  0.21s +18.77s] wait rollout",
+             "watch [ 21.09s + 1.19s] new code through the frontend",
+             "watch: backend todo-backend:fc0bae23b68d serving through the frontend 22.3 s ",
+             "after the change was seen (rollout done at 21.1 s)"]
+    assert said_seconds(lines) == 22.3
+    assert phase_seconds(lines, "wait rollout") == 18.77
+    assert phase_seconds(lines, "new code through the frontend") == 1.19
+    assert said_seconds(["watch: FAILED: the build failed"]) is None
