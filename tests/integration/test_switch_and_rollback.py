@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Self
 
+import httpx
 import pytest
 
 from bench.client import WebClient
+from tests.integration.conftest import poll_until
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.kube import Kube
 from todo_deploy.stages import deploy as raw_stage
@@ -29,11 +31,20 @@ class Poller:
 
     def __init__(self, base: str) -> None:
         self.web = WebClient(base, timeout=5)
+        # Before the measured window: a new Service's ClusterIP may refuse for a moment
+        # after its endpoints are ready (the proxy's rules lag).
+        poll_until(self._answers, bool, 30, 0.5)
         self.web.signup()
         self.ok = 0
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _answers(self) -> bool:
+        try:
+            return self.web.http.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def _run(self) -> None:
         n = 0
