@@ -19,6 +19,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -156,6 +157,29 @@ def test_the_right_password_at_sixty_of_a_hundred_concurrent_is_refused(backend:
     assert right == 429, right
     assert Counter(others)[401] <= PER_USER, Counter(others)
     assert set(others) <= {401, 429}, Counter(others)
+
+
+def test_a_burst_at_one_account_takes_one_pooled_connection_at_a_time(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """60 sign-ins at one account at once, against a pool of 2 connections that a request
+    waits at most 50 ms for: the attempts take turns in the backend (they share their
+    throttle keys) before they ask the pool, so none waits there and none is answered 503.
+    The old code sent all 60 to the pool at once: on a busy machine the queue outlasted the
+    pool timeout and the burst took every connection (503s for it and for everyone else:
+    this drill's sibling failed so in the app tier of the rehearsal of 8b9ce0b)."""
+    require(_apps_available(), "the apps' dependencies (pip install -r requirements-dev.txt)")
+    with postgres_database(postgres_url, "burst") as url:
+        app = start_backend(tmp_path, DATABASE_URL=url, AUTH_FAILURES_PER_USER=str(PER_USER),
+                            AUTH_FAILURES_PER_ADDRESS="100000", DB_POOL_SIZE="2",
+                            DB_POOL_TIMEOUT_SECONDS="0.05")
+        try:
+            name = _user(app.url)
+            statuses = asyncio.run(_logins(app.url, [(name, f"wrong-password-{i}") for i in range(60)]))
+        finally:
+            app.stop()
+    counts = Counter(statuses)
+    assert set(counts) <= {401, 429} and counts[401] <= PER_USER, counts
 
 
 def test_failures_from_one_address_do_not_lock_the_user_out_at_another(backend: LocalApp) -> None:

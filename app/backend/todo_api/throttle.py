@@ -18,10 +18,12 @@ address), `signup:<address>` and `signup-h:<address>` (sign-ups per window and p
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, delete, or_, select, update
@@ -73,9 +75,48 @@ class Refusal:
     retry_after: int
 
 
+class KeyTurns:
+    """Attempts on the same key take turns in this process, in memory, before they take a
+    pooled database connection. The database serialises them anyway (the key's row lock);
+    without this each waiter held a pooled connection while it waited, so a burst of sign-ins
+    at one account took every connection and everyone's requests got 503 (pool timeout).
+    Locks are taken in sorted key order (no two attempts wait on each other) and dropped
+    when nobody holds or waits for them."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def turn(self, keys: Iterable[str]) -> AsyncIterator[None]:
+        ordered = sorted(set(keys))
+        for key in ordered:
+            self._users[key] = self._users.get(key, 0) + 1
+            self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with AsyncExitStack() as held:
+                for key in ordered:
+                    await held.enter_async_context(self._locks[key])
+                yield
+        finally:
+            for key in ordered:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key], self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 @dataclass(frozen=True)
 class Throttle:
     window_seconds: int  # the sign-in window (AUTH_WINDOW_SECONDS)
+    turns: KeyTurns = field(default_factory=KeyTurns, compare=False, repr=False)
+
+    def turn(self, limits: Sequence[Limit]) -> AbstractAsyncContextManager[None]:
+        """Wait for this process's turn on the attempt's keys (see KeyTurns), then go to the
+        database: `async with throttle.turn(limits), db.read() as conn: ...`."""
+        return self.turns.turn(limit.key for limit in limits)
 
     async def acquire(self, conn: AsyncConnection, limits: Sequence[Limit]) -> Refusal | None:
         """Take one unit on every key, in the order given (tightest first); None when all were

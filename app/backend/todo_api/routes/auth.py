@@ -120,8 +120,9 @@ async def create_account(body: Credentials, request: Request) -> AuthOut:
     if problem:
         raise HTTPException(422, f"password: {problem}")
     taken = HTTPException(409, f"Username '{body.username}' is already taken")
-    async with state.db.read() as conn:
-        refusal = await state.throttle.acquire(conn, signup_limits(settings, _client(request)))
+    limits = signup_limits(settings, _client(request))
+    async with state.throttle.turn(limits), state.db.read() as conn:
+        refusal = await state.throttle.acquire(conn, limits)
         if refusal:
             raise too_many(refusal)
         if (await conn.execute(select(users.c.id).where(func.lower(users.c.username) == body.username.lower()))).first():
@@ -148,7 +149,7 @@ async def login(body: LoginIn, request: Request) -> AuthOut:
     state = request.app.state
     settings = state.settings
     limits = login_limits(settings, body.username, _client(request))
-    async with state.db.read() as conn:
+    async with state.throttle.turn(limits), state.db.read() as conn:
         refusal = await state.throttle.acquire(conn, limits)
         if refusal:
             raise too_many(refusal)
@@ -159,7 +160,7 @@ async def login(body: LoginIn, request: Request) -> AuthOut:
     try:  # no database connection is held while hashing
         ok = await state.hashing.verify(body.password, user.password_hash if user else None)
     except HashingBusy:
-        async with state.db.read() as conn:  # not checked: not a failure
+        async with state.throttle.turn(limits), state.db.read() as conn:  # not checked: not a failure
             await state.throttle.release(conn, [limit.key for limit in limits])
         raise busy() from None
     if not ok or user is None:
@@ -170,7 +171,7 @@ async def login(body: LoginIn, request: Request) -> AuthOut:
             new_hash = await state.hashing.hash(body.password)
         except HashingBusy:
             new_hash = None
-    async with state.db.read() as conn:
+    async with state.throttle.turn(limits), state.db.read() as conn:
         pair, *others = limits
         await state.throttle.clear(conn, pair.key)
         await state.throttle.release(conn, [limit.key for limit in others])
