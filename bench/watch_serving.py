@@ -20,7 +20,8 @@ from typing import Any
 from bench.common import say, write_result
 from bench.pipeline import Workspace, load1, measure_watch
 
-SAID = re.compile(r"serving (?:through the frontend |\(rollout done\) )?([0-9.]+) s\s+after")
+# The line may be cut where the console wrapped it (an edit's output is kept up to this line).
+SAID = re.compile(r"serving (?:through the frontend |\(rollout done\) )?([0-9.]+) s(?:\s+after|\s*$)")
 
 
 def said_seconds(lines: list[str]) -> float | None:

@@ -200,4 +200,5 @@ def test_the_watch_bench_reads_the_seconds_watch_printed_even_when_the_console_w
     assert said_seconds(lines) == 22.3
     assert phase_seconds(lines, "wait rollout") == 18.77
     assert phase_seconds(lines, "new code through the frontend") == 1.19
+    assert said_seconds(lines[:3]) == 22.3  # kept up to the wrapped line's first half
     assert said_seconds(["watch: FAILED: the build failed"]) is None
