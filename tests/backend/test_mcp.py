@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,17 +15,16 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import free_port, make_settings, signup
+from conftest import BACKEND, COMMON, free_port, make_settings, signup
 from todo_api.server import create_app
 
 
-@pytest.fixture
-def live_server(db_url: str) -> Iterator[str]:
+def serve_app(app: FastAPI) -> Iterator[str]:
     port = free_port()
-    app = create_app(make_settings(db_url))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -37,6 +39,12 @@ def live_server(db_url: str) -> Iterator[str]:
     yield base
     server.should_exit = True
     thread.join(10)
+    assert not thread.is_alive()
+
+
+@pytest.fixture
+def live_server(db_url: str) -> Iterator[str]:
+    yield from serve_app(create_app(make_settings(db_url)))
 
 
 async def _session_calls(url: str, token: str, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
@@ -149,3 +157,33 @@ def test_mcp_list_tasks_pages(live_server: str) -> None:
     assert "offset=3" in first["more"]
     assert [t["id"] for t in last["tasks"]] == [1] and "next_offset" not in last
     assert default["limit"] == 50 and len(default["tasks"]) == 7
+
+
+# --- the MCP SDK loads on the first /mcp request, not at the server's start (issue 22: 4) ---------
+
+
+def test_importing_the_server_leaves_the_mcp_sdk_out() -> None:
+    # Before the lazy /mcp route, `import todo_api.server` imported the SDK (~0.5 s of a pod's start).
+    code = ("import sys, todo_api.server; "
+            "print(sorted(m for m in ('mcp', 'todo_api.mcp_server') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BACKEND), str(COMMON)])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_mcp_server_is_built_on_the_first_request_and_stopped_at_shutdown(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url))
+    lazy = app.state.mcp
+    served = serve_app(app)
+    base = next(served)
+    assert not lazy.loaded  # started (/started answered) without it
+    r = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                   headers={"Accept": "application/json, text/event-stream"})
+    assert r.status_code == 401  # the bearer gate of the built server
+    assert lazy.loaded
+    with httpx.Client(base_url=base) as http:
+        user = signup(http)
+    out = run(f"{base}/mcp", user.token, [("add_task", {"user_id": user.id, "title": "Lazy"})])
+    assert structured(out[1])["task"]["title"] == "Lazy"
+    next(served, None)  # shut the server down: the lifespan stops the session manager
+    assert lazy._runner is not None and lazy._runner.done() and lazy._runner.exception() is None

@@ -21,7 +21,7 @@ from todo_api import logging as json_logging
 from todo_api.agents import ChatAgent
 from todo_api.agents.offline import OfflineAgent
 from todo_api.db import Database
-from todo_api.mcp_server import build_mcp
+from todo_api.lazy_mcp import mcp_route
 from todo_api.metrics import router as metrics_router
 from todo_api.passwords import PasswordHashing
 from todo_api.routes import auth, chat, health, tasks
@@ -53,20 +53,22 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
                               settings.password_hash_concurrency, settings.password_hash_wait_seconds)
     pages = TaskPages(db, settings.database_url, settings.db_pool_size, settings.db_pool_timeout_seconds,
                       outcomes=ready)
-    mcp, mcp_route = build_mcp(settings, db)
+    mcp, mcp_endpoint = mcp_route(settings, db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pages.open()
-        async with mcp.session_manager.run():
-            # Everything imported and built so far lives as long as the process: move it out
-            # of the collector's sight. A full collection over it takes ~90 ms, a pause that
-            # lands on whichever requests are in flight (the p99).
-            gc.collect()
-            gc.freeze()
-            app.state.started = True
-            log.info("started", extra={})
+        # Everything imported and built so far lives as long as the process: move it out
+        # of the collector's sight. A full collection over it takes ~90 ms, a pause that
+        # lands on whichever requests are in flight (the p99).
+        gc.collect()
+        gc.freeze()
+        app.state.started = True
+        log.info("started", extra={})
+        try:
             yield
+        finally:
+            await mcp.close()
         hashing.close()
         await pages.close()
         await db.dispose()
@@ -85,7 +87,8 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
     errors.install(app)
     for router in (auth.router, tasks.router, chat.router, health.router, metrics_router):
         app.include_router(router)
-    app.router.routes.append(mcp_route)
+    app.state.mcp = mcp
+    app.router.routes.append(mcp_endpoint)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds,
                        min_rate=settings.min_body_bytes_per_second)
     app.add_middleware(json_logging.RequestLogMiddleware)
