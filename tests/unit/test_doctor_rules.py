@@ -413,6 +413,25 @@ def test_a_database_scaled_to_zero_is_named_first_and_explains_the_rest() -> Non
     assert cause.check().evidence == cause.evidence
 
 
+def test_what_the_pods_of_a_workload_scaled_to_zero_still_show_is_folded_under_it() -> None:
+    """The database scaled to 0, its pod not yet marked for deletion (the controller lags on a
+    busy node), a restart and a failed liveness probe in its past: whatever that pod shows is
+    the scale-down's consequence, not a finding of its own (the cluster tier saw two findings
+    for the StatefulSet)."""
+    db = workload("StatefulSet", "database", 0)
+    going = pod_of(db, 0, [running("postgres", ready=False, restarts=1)],
+                   conditions=[{"type": "Ready", "status": "False"}])
+    events = [event("Pod", going["metadata"]["name"], "Unhealthy", message,
+                    obj={"fieldPath": "spec.containers{postgres}"}, count=3)
+              for message in ("Liveness probe failed: dial tcp 10.0.0.5:5432: connect: connection refused",
+                              "Readiness probe failed: connection refused")]
+    snapshot = Snapshot("todo", NOW, pods=[going], events=events, services=[service("database")],
+                        endpoints=[], deployments=[], statefulsets=[db], replicasets=[])
+    findings = doctor.diagnose(snapshot, Target("existing"))
+    assert [f.kind for f in findings] == ["scaled to 0"], [f.to_dict() for f in findings]
+    assert f"Service/{RELEASE}-postgres has no ready endpoint" in findings[0].consequences
+
+
 def test_twenty_pending_replicas_are_one_line_with_a_count_and_a_hint_for_the_provider() -> None:
     backend = workload("Deployment", "backend", 20, cpu="100m")
     message = "0/1 nodes are available: 1 Insufficient cpu."

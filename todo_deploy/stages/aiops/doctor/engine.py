@@ -132,6 +132,14 @@ def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]
     for item in items:
         by_ref.setdefault(item.finding.object, []).append(item)
 
+    # A workload scaled to 0: whatever its pods still show (one not yet marked for deletion,
+    # its past restarts and failed probes) is the scale-down's consequence.
+    for own in by_ref.values():
+        zero = next((i for i in own if i.finding.kind == "scaled to 0"), None)
+        for item in own:
+            if zero is not None and item is not zero:
+                item.fold(zero, item.finding.evidence)
+
     # Pods waiting for an unbound claim: the claim is the cause.
     for item in items:
         if item.finding.kind == "Pending: unbound PVC":
