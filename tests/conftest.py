@@ -15,7 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import urlparse
 
 import pytest
@@ -205,6 +205,16 @@ TIMING_DRILLS = frozenset({
 })
 
 
+SHARED_RELEASE_GROUP = "shared-release"
+
+
+def cluster_group(nodeid: str, fixtures: Iterable[str]) -> str:
+    """The cluster tier's xdist group of a test: one group for the tests on the shared
+    release (tests/shared_release.py: made once, on one worker), else its module (the
+    module's own deployments made once, on one worker)."""
+    return SHARED_RELEASE_GROUP if SHARED_FIXTURE in fixtures else nodeid.split("::")[0]
+
+
 def _fixture_origins(item: pytest.Item) -> set[tuple[str, str]]:
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
@@ -238,6 +248,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         present = {m.name for m in item.iter_markers()}
         for marker in sorted(derived_markers(item) - present):
             item.add_marker(marker)
-        if item.nodeid.split("::")[0] in TIMING_DRILLS:
+        if item.get_closest_marker("cluster") is not None:
+            item.add_marker(pytest.mark.xdist_group(cluster_group(item.nodeid, item.fixturenames)))
+        elif item.nodeid.split("::")[0] in TIMING_DRILLS:
             item.add_marker(pytest.mark.xdist_group(TIMING_GROUP))
             item.add_marker(TIMING_GROUP)  # `inv test --app` runs these alone, after the rest
+
+
+# The cluster tier's shared deployment, a fixture every test module can ask for.
+from tests.shared_release import FIXTURE as SHARED_FIXTURE
+from tests.shared_release import shared_release  # noqa: F401

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bench.stack import kubectl, kubectl_json
-from tests.drills.conftest import DrillStack
 from tests.drills.traffic import Traffic
+from tests.shared_release import SharedRelease
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.timeout(600)]
 CLIENT_TIMEOUT = 10.0
@@ -31,14 +31,14 @@ def _postgres_ready(namespace: str, name: str, old_uid: str) -> bool:
         for c in pod.get("status", {}).get("conditions", []))
 
 
-def test_database_restart_fails_cleanly_and_recovers(drill_stack: DrillStack) -> None:
-    stack = drill_stack.stack
+def test_database_restart_fails_cleanly_and_recovers(shared_release: SharedRelease) -> None:
+    stack = shared_release.stack
     ns = stack.namespace
     pg = f"{stack.release}-postgres-0"
     restarts_before = stack.restarts()
     old_uid = kubectl_json("-n", ns, "get", "pod", pg)["metadata"]["uid"]
 
-    web = drill_stack.web()
+    web = shared_release.web()
     traffic = Traffic(web, rate=8, timeout=CLIENT_TIMEOUT, tag="pg").start()
     try:
         time.sleep(3)

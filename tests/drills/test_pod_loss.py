@@ -7,18 +7,18 @@ import time
 import pytest
 
 from bench.stack import kubectl
-from tests.drills.conftest import DrillStack
 from tests.drills.traffic import Traffic, describe_failures
+from tests.shared_release import SharedRelease
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.timeout(600)]
 
 
-def test_backend_pod_loss_under_load_fails_no_request(drill_stack: DrillStack) -> None:
-    stack = drill_stack.stack
+def test_backend_pod_loss_under_load_fails_no_request(shared_release: SharedRelease) -> None:
+    stack = shared_release.stack
     stack.wait_rollout("backend")
     victim = stack.pods("backend")[0]["metadata"]["name"]
 
-    web = drill_stack.web()
+    web = shared_release.web()
     traffic = Traffic(web, rate=10, tag="loss").start()
     try:
         time.sleep(3)

@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from tests.drills.conftest import DrillStack
 from tests.drills.traffic import Traffic, describe_failures
+from tests.shared_release import SharedRelease
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.timeout(600)]
 
 
-def test_rolling_update_under_load_loses_nothing(drill_stack: DrillStack) -> None:
-    stack = drill_stack.stack
+def test_rolling_update_under_load_loses_nothing(shared_release: SharedRelease) -> None:
+    stack = shared_release.stack
     old_pods = {p["metadata"]["name"] for p in stack.pods("backend")}
     assert len(old_pods) == 2, "the drill needs 2 backend replicas"
     old_image = stack.pods("backend")[0]["spec"]["containers"][0]["image"]
@@ -25,7 +25,7 @@ def test_rolling_update_under_load_loses_nothing(drill_stack: DrillStack) -> Non
     new_image = stack.build()["backend"].ref  # built before the traffic starts
     assert new_image != old_image
 
-    web = drill_stack.web()
+    web = shared_release.web()
     traffic = Traffic(web, rate=10, tag="roll").start()
     try:
         time.sleep(3)

@@ -16,7 +16,7 @@ import pytest
 
 from bench.common import REPO
 from bench.stack import kubectl, kubectl_json
-from tests.drills.conftest import DrillStack
+from tests.shared_release import SharedRelease
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -29,16 +29,16 @@ def _hits(data: bytes, needles: dict[str, bytes], where: str) -> list[str]:
     return [f"{key} in {where}" for key, value in needles.items() if value in data]
 
 
-def test_generated_secrets_are_recognisable(drill_stack: DrillStack) -> None:
-    settings = drill_stack.stack.loaded().settings
-    assert settings.auth_secret.get_secret_value() == drill_stack.secret_values["AUTH_SECRET"]
-    assert settings.session_secret.get_secret_value() == drill_stack.secret_values["SESSION_SECRET"]
-    assert len(_needles(drill_stack.secret_values)) == 3
+def test_generated_secrets_are_recognisable(shared_release: SharedRelease) -> None:
+    settings = shared_release.stack.loaded().settings
+    assert settings.auth_secret.get_secret_value() == shared_release.secret_values["AUTH_SECRET"]
+    assert settings.session_secret.get_secret_value() == shared_release.secret_values["SESSION_SECRET"]
+    assert len(_needles(shared_release.secret_values)) == 3
 
 
-def test_secrets_reach_the_cluster_only_as_secrets(drill_stack: DrillStack) -> None:
+def test_secrets_reach_the_cluster_only_as_secrets(shared_release: SharedRelease) -> None:
     """They ARE in the Secrets (so the scan below could find them) and nowhere else."""
-    stack, needles = drill_stack.stack, _needles(drill_stack.secret_values)
+    stack, needles = shared_release.stack, _needles(shared_release.secret_values)
     raw_secrets = kubectl("-n", stack.namespace, "get", "secrets", "-o", "json").stdout
     import base64
     import json
@@ -55,10 +55,10 @@ def test_secrets_reach_the_cluster_only_as_secrets(drill_stack: DrillStack) -> N
     assert b"kind: ConfigMap" in configmaps and not _hits(configmaps, needles, "ConfigMaps")
 
 
-def test_no_secret_in_pod_logs(drill_stack: DrillStack) -> None:
+def test_no_secret_in_pod_logs(shared_release: SharedRelease) -> None:
     """Every pod of the release that is not on its way out (the drills before this one roll
     and delete pods: `kubectl logs -l` fails on the whole selector when one of them is gone)."""
-    stack, needles = drill_stack.stack, _needles(drill_stack.secret_values)
+    stack, needles = shared_release.stack, _needles(shared_release.secret_values)
     pods = kubectl_json("-n", stack.namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={stack.release}")
     names = [p["metadata"]["name"] for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
     read = [kubectl("-n", stack.namespace, "logs", name, "--all-containers", "--prefix", "--tail=-1",
@@ -72,9 +72,9 @@ def test_no_secret_in_pod_logs(drill_stack: DrillStack) -> None:
     assert not _hits(logs, needles, "pod logs")
 
 
-def test_no_secret_in_task_output_or_state(drill_stack: DrillStack) -> None:
-    stack, needles = drill_stack.stack, _needles(drill_stack.secret_values)
-    printed = "\n".join(drill_stack.output).encode()
+def test_no_secret_in_task_output_or_state(shared_release: SharedRelease) -> None:
+    stack, needles = shared_release.stack, _needles(shared_release.secret_values)
+    printed = "\n".join(shared_release.output).encode()
     assert printed, "the stages printed nothing"
     assert not _hits(printed, needles, "stage output")
     for path in (stack.root / ".state").glob("*.json"):
@@ -88,8 +88,8 @@ def test_no_secret_in_task_output_or_state(drill_stack: DrillStack) -> None:
         assert not _hits(run.stdout + run.stderr, needles, f"inv {task}")
 
 
-def test_no_secret_in_the_repository(drill_stack: DrillStack) -> None:
-    needles = _needles(drill_stack.secret_values)
+def test_no_secret_in_the_repository(shared_release: SharedRelease) -> None:
+    needles = _needles(shared_release.secret_values)
     args = [a for v in needles.values() for a in ("-e", v.decode())]
     grep = subprocess.run(["git", "-C", str(REPO), "grep", "-l", "-F", *args],
                           capture_output=True, text=True, timeout=120, check=False)
@@ -129,14 +129,14 @@ def _scan_image(client, ref: str, needles: dict[str, bytes]) -> tuple[int, list[
     return layers, hits
 
 
-def test_no_secret_in_any_image_layer(drill_stack: DrillStack) -> None:
+def test_no_secret_in_any_image_layer(shared_release: SharedRelease) -> None:
     import docker
 
     client = docker.from_env(timeout=600)
-    needles = _needles(drill_stack.secret_values)
+    needles = _needles(shared_release.secret_values)
     from todo_deploy.artifacts import load_images
 
-    images = load_images(Path(drill_stack.stack.root) / ".state")
+    images = load_images(Path(shared_release.stack.root) / ".state")
     assert set(images) == {"backend", "frontend"}
     for image in images.values():
         layers, hits = _scan_image(client, image.ref, needles)
@@ -144,9 +144,9 @@ def test_no_secret_in_any_image_layer(drill_stack: DrillStack) -> None:
         assert not hits, hits
 
 
-def test_no_secret_in_a_full_inv_up(drill_stack: DrillStack) -> None:
+def test_no_secret_in_a_full_inv_up(shared_release: SharedRelease) -> None:
     """`inv up` end to end on the drill's deployment: all it prints and writes is clean."""
-    stack, needles = drill_stack.stack, _needles(drill_stack.secret_values)
+    stack, needles = shared_release.stack, _needles(shared_release.secret_values)
     env = {**os.environ, **stack.environ, "TODO_DEPLOY_ROOT": str(stack.root)}
     run = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "up"],
                          env=env, capture_output=True, timeout=540, check=False)

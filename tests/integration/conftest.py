@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -61,8 +63,26 @@ def _derive(client, base: ImageRef, suffix: str, extra: str) -> ImageRef:
     # A tag of its own (content-addressed like the build's), so that names derived
     # from the tag's first characters (the migration Job's) differ as in real builds.
     tag = hashlib.sha256(f"{base.tag}\n{suffix}\n{extra}".encode()).hexdigest()[:16]
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{base.repository}:{tag}", rm=True)
+    with one_builder():
+        image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{base.repository}:{tag}", rm=True)
     return ImageRef(base.component, base.repository, tag, image.id)
+
+
+@contextmanager
+def one_builder() -> Iterator[None]:
+    """One image build at a time across pytest-xdist's workers: the second finds the first's
+    image (or its cached layers) instead of building the same thing beside it on two cores."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: its workers build side by side
+        yield
+        return
+    with open(Path(tempfile.gettempdir()) / "todo-test-builds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +91,8 @@ def built_images(docker_engine: None, kube_cluster: None) -> dict[str, ImageRef]
     import docker
 
     client = docker.from_env(timeout=600)
-    return {c: _build(client, c) for c in ("backend", "frontend")}
+    with one_builder():
+        return {c: _build(client, c) for c in ("backend", "frontend")}
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +146,14 @@ class Scratch:
             "LLM_PROVIDER": "offline",
         }
         self.set_images(images)
+
+    @classmethod
+    def existing(cls, root: Path, env: dict[str, str]) -> Scratch:
+        """A deployment made elsewhere (the shared release), seen through this class."""
+        s = cls.__new__(cls)
+        s.root, s.env = root, dict(env)
+        s.namespace, s.release = env["NAMESPACE"], env["RELEASE_NAME"]
+        return s
 
     def set_images(self, images: dict[str, ImageRef]) -> None:
         save_images(self.root / ".state", images)

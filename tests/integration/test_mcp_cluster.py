@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.integration.conftest import ROOT, Scratch, poll_until
+from tests.shared_release import SharedRelease
 from todo_deploy.config import LoadedSettings
 from todo_deploy.kube import Kube, KubeError
 from todo_deploy.mcp import calls, kagent
@@ -92,19 +93,17 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def deployed(scratch: Callable[[], Scratch]) -> Iterator[tuple[Scratch, LoadedSettings]]:
-    """A raw deployment of the built images in an h4- namespace, its gate recorded."""
-    from todo_deploy.pipeline import record
+def deployed(shared_release: SharedRelease) -> Iterator[tuple[Scratch, LoadedSettings]]:
+    """The cluster tier's shared release (tests/shared_release.py), its deploy gate recorded.
+    Whatever the test leaves changed by hand (the database at 0, an extra backend pod) is put
+    back afterwards by a deploy, as a user would, even when the test failed half-way."""
     from todo_deploy.stages import deploy
 
-    s = _mine(scratch())
-    loaded = s.settings()
-    result = record(loaded, deploy.run(loaded, log=lambda _: None))
-    assert result.passed, [(c.name, c.evidence) for c in result.failures]
-    yield s, loaded
-    from todo_deploy import app_url
-
-    app_url.stop(loaded.state_dir)
+    stack = shared_release.stack
+    s = Scratch.existing(stack.root, stack.environ)
+    yield s, s.settings()
+    restored = deploy.run(s.settings(), log=lambda _: None)
+    assert restored.passed, [(c.name, c.evidence) for c in restored.failures]
 
 
 def _scale_database(loaded: LoadedSettings, replicas: int) -> None:
@@ -148,7 +147,9 @@ def test_the_tools_through_the_official_client(
     assert refused.is_error
     assert "--allow-changes" in refused.content[0].text
 
-    # Changes allowed, over streamable HTTP on a loopback port: scale the backend.
+    # Changes allowed, over streamable HTTP on a loopback port: scale the backend up by one
+    # (the deploy at the end puts the configured count back).
+    replicas = loaded.settings.backend_replicas
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "mcp", "--http",
@@ -164,15 +165,15 @@ def test_the_tools_through_the_official_client(
                 assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
                 time.sleep(0.3)
         _, (scaled,) = over_http(f"http://127.0.0.1:{port}/mcp",
-                                 [("scale", {"component": "backend", "replicas": 2})])
+                                 [("scale", {"component": "backend", "replicas": replicas + 1})])
     finally:
         server.terminate()
         server.wait(20)
     out = ok(scaled)
-    assert (out["before"], out["replicas"], out["ready"]) == (1, 2, 2), out
+    assert (out["before"], out["replicas"], out["ready"]) == (replicas, replicas + 1, replicas + 1), out
     dep = Kube(loaded.settings.context_name).get(
         "apps/v1", "Deployment", f"{s.release}-backend", s.namespace)
-    assert dep is not None and dep["spec"]["replicas"] == 2
+    assert dep is not None and dep["spec"]["replicas"] == replicas + 1
 
     # An induced failure: the database scaled to 0. The doctor (read-only, stdio) names
     # the cause first; the backend's failing readiness and the Services without a ready
@@ -193,7 +194,9 @@ def test_the_tools_through_the_official_client(
     groups = report["groups"]
     assert report["healthy"] is False, report
     assert [g["object"] for g in groups] == [cause], groups
-    [finding] = findings_of(groups)
+    found = findings_of(groups)
+    assert len(found) == 1, found
+    [finding] = found
     assert finding["kind"] == "scaled to 0" and because in finding["evidence"], finding
     assert f"Service/{s.release}-postgres has no ready endpoint" in finding["evidence"]
     assert "--replicas=1" in finding["fix"]
@@ -245,8 +248,8 @@ def _database_at_zero_through_the_cli(s: Scratch) -> None:
     """Moved from test_broken_deployments (it scaled a second database to 0 for it)."""
     database = f"{s.release}-postgres"
     because = "the backend's /ready fails because the database is down"
-    # The backend runs 2 pods here (the MCP scale above): the second fails its readiness a few
-    # probes after the first. Ask once no backend pod is ready, as the folded lines then say.
+    # The backend runs 3 pods here (the MCP scale above): they fail their readiness a few
+    # probes apart. Ask once no backend pod is ready, as the folded lines then say.
     kube = Kube(s.settings().settings.context_name)
 
     def ready_backends() -> int:

@@ -1,8 +1,7 @@
-"""`inv verify` and `inv docs` against a real deploy on the test cluster.
-
-One raw deploy (2 backend replicas, NodePort frontend, bundled PostgreSQL) in a
-scratch namespace serves all three tests: verify through the NodePort, verify
-through its own port-forward, then the docs report from the live objects.
+"""`inv verify`, `inv open`, `inv logs` and `inv docs` against the cluster tier's shared
+release (tests/shared_release.py: 2 backend replicas, NodePort frontend, bundled PostgreSQL):
+verify through the NodePort, verify through its own port-forward, then the docs report from
+the live objects.
 """
 
 from __future__ import annotations
@@ -15,16 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
-from tests.integration.conftest import drop_namespace, poll_until
-from todo_deploy.artifacts import ImageRef, save_images
-from todo_deploy.config import LoadedSettings, load_settings
+from tests.integration.conftest import poll_until
+from tests.shared_release import SharedRelease
+from todo_deploy.config import LoadedSettings
 from todo_deploy.gates import GateResult, Verdict
 from todo_deploy.kube import Kube
 from todo_deploy.pipeline import record
@@ -36,36 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 ALL_PASS_EXCEPT = {"cleanup"}  # cleanup may only warn; everything else must pass
 
 
-@pytest.fixture(scope="module")
-def deployed(
-    built_images: dict[str, ImageRef], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LoadedSettings]:
-    from todo_deploy.stages import deploy
-
-    suffix = uuid.uuid4().hex[:6]
-    root = tmp_path_factory.mktemp("verify-root")
-    env = {
-        "CLUSTER_PROVIDER": "existing",
-        "KUBE_CONTEXT": os.environ.get("TEST_KUBE_CONTEXT", ""),
-        "NAMESPACE": f"it-verify-{suffix}",
-        "RELEASE_NAME": f"vfy-{suffix}",
-        "BACKEND_REPLICAS": "2",
-        "FRONTEND_REPLICAS": "2",
-        "FRONTEND_SERVICE_TYPE": "NodePort",
-        "DEPLOY_TIMEOUT_SECONDS": "300",
-        "PYTHON_BASE_IMAGE": PYTHON_IMAGE,
-        "POSTGRES_IMAGE": POSTGRES_IMAGE,
-        "LLM_PROVIDER": "offline",
-    }
-    save_images(root / ".state", built_images)
-    loaded = load_settings(root, env)
-    try:
-        result = deploy.run(loaded, log=lambda _: None)
-        record(loaded, result)  # as the CLI does: with its scope and basis
-        assert result.passed, [f"{c.name}: {c.evidence}" for c in result.failures]
-        yield loaded
-    finally:
-        drop_namespace(loaded)
+@pytest.fixture
+def deployed(shared_release: SharedRelease) -> LoadedSettings:
+    """The cluster tier's shared release (tests/shared_release.py): 2 backend and 2 frontend
+    replicas behind a NodePort, bundled PostgreSQL, its deploy gate recorded."""
+    return shared_release.stack.loaded()
 
 
 def assert_all_pass(result: GateResult) -> dict[str, str]:

@@ -131,7 +131,7 @@ def test_tier_markers_follow_the_fixtures(tmp_path: Path) -> None:
     assert markers == {
         "test_plain": set(),
         "test_docker": {"docker"},
-        "test_cluster": {"cluster"},
+        "test_cluster": {"cluster", "xdist_group"},  # its module's group (cluster_group)
         "test_browser": {"browser"},
         "test_postgres": {"postgres"},
         "test_per_backend[sqlite]": set(),
@@ -172,10 +172,12 @@ def workers(argv: list[str]) -> tuple[str, str] | None:
 
 @pytest.mark.parametrize(("cores", "expected"), [
     (1, {"fast": None, "app": None, "docker": None, "cluster": None}),
-    (2, {"fast": ("2", "loadgroup"), "app": ("2", "loadgroup"), "docker": None, "cluster": None}),
-    (16, {"fast": ("2", "loadgroup"), "app": ("2", "loadgroup"), "docker": None, "cluster": None}),
+    (2, {"fast": ("2", "loadgroup"), "app": ("2", "loadgroup"), "docker": None,
+         "cluster": ("2", "loadgroup")}),
+    (16, {"fast": ("2", "loadgroup"), "app": ("2", "loadgroup"), "docker": None,
+          "cluster": ("2", "loadgroup")}),
 ])  # fmt: skip
-def test_fast_and_app_tiers_run_on_two_workers_docker_and_cluster_serially(
+def test_fast_app_and_cluster_tiers_run_on_two_workers_docker_serially(
     cores: int, expected: dict[str, tuple[str, str] | None]
 ) -> None:
     """Two workers at most (the timing drills' group assumes one other worker beside
@@ -312,3 +314,17 @@ def test_ci_runs_the_readme_commands_and_fails_when_any_part_fails(tmp_path: Pat
     syntax = subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")], capture_output=True,
                             text=True, timeout=30, check=False)  # fmt: skip
     assert syntax.returncode == 0, syntax.stderr
+
+
+@pytest.mark.parametrize(("nodeid", "fixtures", "group"), [
+    ("tests/drills/test_pod_loss.py::test_x", ["shared_release"], "shared-release"),
+    ("tests/integration/test_verify.py::test_z", ["deployed", "shared_release"], "shared-release"),
+    ("tests/integration/test_deploy_raw.py::test_y[a]", ["scratch"], "tests/integration/test_deploy_raw.py"),
+    ("tests/unit/test_status_cluster.py::test_w", [], "tests/unit/test_status_cluster.py"),
+])  # fmt: skip
+def test_a_cluster_test_runs_on_the_shared_release_s_worker_or_with_its_module(
+    nodeid: str, fixtures: list[str], group: str
+) -> None:
+    from tests.conftest import cluster_group
+
+    assert cluster_group(nodeid, fixtures) == group

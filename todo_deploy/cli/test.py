@@ -35,9 +35,11 @@ FAST_ONLY = [
 # Workers (pytest-xdist) per tier, at most one per usable core. The fast tier is hundreds
 # of short CPU-bound tests; the app tier's tests mostly wait on their processes. Tests
 # that must not run beside each other share an xdist_group (tests/conftest.py), which
-# --dist loadgroup keeps on one worker, one after the other. The docker and cluster
-# tiers share one engine and one cluster: serial. `-- -n 0` runs a tier serially.
-WORKERS = {"fast": 2, "app": 2}
+# --dist loadgroup keeps on one worker, one after the other. The cluster tier's tests
+# mostly wait on the cluster (pods starting, rollouts): two modules at a time, each
+# module on one worker (its deployment made once), the drills together (one shared
+# deployment). The docker tier untags shared images: serial. `-- -n 0` runs a tier serially.
+WORKERS = {"fast": 2, "app": 2, "cluster": 2}
 # The app tier's timing drills (the `timing` marker, tests/conftest.py TIMING_DRILLS) run
 # after the rest, in a pytest of their own with no worker beside them: on one worker of
 # two, the other worker's load failed the linear-time drill 4 times of 8 (it passed

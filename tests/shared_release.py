@@ -1,0 +1,82 @@
+"""The cluster tier's one shared release: a deployment of the app that the tests which leave
+it as they found it share (verify's journey and its disruptive checks, the MCP tools, the
+secrets scan, the drills for pod loss, a database restart and a rolling update, the docs
+report). Session scope: it is made once, on the first test that asks for it, and every test
+that asks for it is in one xdist group (tests/conftest.py `cluster_group`), so one worker
+makes it and runs them one after the other.
+
+It is deployed through the project's own stages (`todo_deploy.images.ensure_built`,
+`todo_deploy.stages.deploy.run`, the gate recorded as the CLI records it) into a scratch
+namespace with CLUSTER_PROVIDER=existing, 2 backend and 2 frontend replicas behind a
+NodePort, and recognisable generated secrets (for the secrets scan), from a private copy
+of the sources (so the rolling-update drill can change the backend without touching the
+repository). The namespace is deleted afterwards without waiting; its volume goes with
+its claim.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from bench.client import WebClient
+from bench.stack import Stack
+
+FIXTURE = "shared_release"
+
+
+@dataclass
+class SharedRelease:
+    stack: Stack
+    secret_values: dict[str, str]
+    output: list[str] = field(default_factory=list)  # everything the stages printed
+
+    def web(self) -> WebClient:
+        web = WebClient(self.stack.service_url("frontend"), timeout=15)
+        # Right after a deploy the Service can refuse a moment longer (kube-proxy catching up
+        # with the new endpoints on a busy node): wait for it, bounded.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                web.signup()
+                return web
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+
+@pytest.fixture(scope="session")
+def shared_release(docker_engine: None, kube_cluster: None) -> Iterator[SharedRelease]:
+    from todo_deploy.pipeline import record
+
+    output: list[str] = []
+    values = {
+        "AUTH_SECRET": "drillAuthSecret" + secrets.token_hex(16),
+        "SESSION_SECRET": "drillSessionSecret" + secrets.token_hex(16),
+        "POSTGRES_PASSWORD": "drillPgPassword" + secrets.token_hex(16),
+        "OPENAI_API_KEY": "",
+    }
+    # DRILL_PREFIX: the scratch namespace's prefix (a shared cluster gives each user one).
+    prefix = os.environ.get("DRILL_PREFIX", "shared")
+    stack = Stack.scratch(f"{prefix}-{os.getpid() % 10000}", log=output.append,
+                          BACKEND_REPLICAS="2", FRONTEND_REPLICAS="2",
+                          FRONTEND_SERVICE_TYPE="NodePort", **values)
+    stack.release = os.environ.get("DRILL_RELEASE", "shared")
+    stack.private_source()
+    try:
+        stack.up()
+        assert stack.last_deploy is not None
+        record(stack.loaded(), stack.last_deploy)  # as the CLI does: status, verify and docs read it
+        yield SharedRelease(stack, {k: v for k, v in values.items() if v}, output)
+    finally:
+        from todo_deploy import app_url
+
+        app_url.stop(stack.root / ".state")
+        stack.down(wait=False)
