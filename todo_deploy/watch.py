@@ -30,9 +30,10 @@ an editor's save-as-rename is one change).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,10 @@ class Watcher:
         self._client: Any = None
         self._kube: Any = None
         self.frontend_url = frontend_url  # None: as a user reaches it (serving.user_url)
+        # The frontend as a user reaches it, opened at the first check and kept for the
+        # session (a port-forward is not set up again for every change).
+        self._frontend: contextlib.ExitStack | None = None
+        self._frontend_at = ""
 
     # ---- connections, made once -------------------------------------------------------
     def client(self) -> Any:
@@ -149,6 +154,24 @@ class Watcher:
         if self._kube is None:
             self._kube = Kube(self.loaded.settings.context_name)
         return self._kube
+
+    @contextlib.contextmanager
+    def kept_frontend_url(self) -> Iterator[str]:
+        """The frontend's URL as a user reaches it, opened once and kept until `drop_frontend`."""
+        if self._frontend is None:
+            with contextlib.ExitStack() as stack:
+                self._frontend_at = stack.enter_context(serving.user_url(self.loaded.settings, self.kube()))
+                self._frontend = stack.pop_all()
+        yield self._frontend_at
+
+    def drop_frontend(self) -> None:
+        """Close the kept way to the frontend (the next check opens a new one)."""
+        if self._frontend is not None:
+            self._frontend.close()
+            self._frontend = None
+
+    def close(self) -> None:
+        self.drop_frontend()
 
     # ---- one change -----------------------------------------------------------------
     def handle(self, components: set[str]) -> Outcome:
@@ -174,9 +197,12 @@ class Watcher:
             return self._done(components, started, timeline, False,
                               f"the rollout failed: {reason}", rolled_back=rolled)
         rolled_out = time.monotonic() - started
+        if CHART in components:
+            self.drop_frontend()  # the chart may have changed how the frontend is reached
         not_served = self._wait_served(rebuilt, timeline)
-        serving = time.monotonic() - started
+        served_at = time.monotonic() - started
         if not_served:
+            self.drop_frontend()  # a way that failed is not kept
             return self._done(components, started, timeline, False,
                               f"the rollout finished in {rolled_out:.1f} s but the frontend did not answer "
                               f"with the new code within {serving.TIMEOUT_S:g} s: {not_served}")
@@ -189,7 +215,7 @@ class Watcher:
         what = ", ".join(f"{n} {img.ref}" for n, img in rebuilt.items()) or "the chart"
         where = "through the frontend" if rebuilt else "(rollout done)"
         return self._done(components, started, timeline, True,
-                          f"{what} serving {where} {serving:.1f} s after the change was seen"
+                          f"{what} serving {where} {served_at:.1f} s after the change was seen"
                           + (f" (rollout done at {rolled_out:.1f} s)" if rebuilt else ""))
 
     def _done(self, components: set[str], started: float, timeline: Timeline, ok: bool,
@@ -248,7 +274,8 @@ class Watcher:
         if not rebuilt:
             return None
         with timeline.phase("new code through the frontend"):
-            return serving.new_code_served(self.loaded.settings, self.kube(), rebuilt, self.frontend_url)
+            return serving.new_code_served(self.loaded.settings, self.kube(), rebuilt,
+                                           self.frontend_url or self.kept_frontend_url)
 
     def _smoke(self, rebuilt: dict[str, ImageRef], build_gate: GateResult,
                timeline: Timeline) -> list[str]:
@@ -320,6 +347,8 @@ def watch(
                 on_outcome(outcome)
     except KeyboardInterrupt:
         pass
+    finally:
+        watcher.close()
     log(f"watch: stopped ({handled} change(s) handled)")
     return handled
 

@@ -202,3 +202,75 @@ def test_the_watch_bench_reads_the_seconds_watch_printed_even_when_the_console_w
     assert phase_seconds(lines, "new code through the frontend") == 1.19
     assert said_seconds(lines[:3]) == 22.3  # kept up to the wrapped line's first half
     assert said_seconds(["watch: FAILED: the build failed"]) is None
+
+
+# --- inv watch keeps one way to the frontend for the session (issue 22: 4) ------------------------
+
+
+class Opened:
+    """serving.user_url's stand-in: counts the ways opened and closed."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed = 0
+
+    @contextlib.contextmanager
+    def __call__(self, settings: Any, kube: Any) -> Any:
+        self.opened += 1
+        try:
+            yield f"http://forward-{self.opened}.test"
+        finally:
+            self.closed += 1
+
+
+def kept_frontend_watcher(monkeypatch: pytest.MonkeyPatch, opened: Opened) -> tuple[Watcher, list[str]]:
+    asked: list[str] = []
+
+    def fetch_meta(url: str) -> serving.Fetch:
+        asked.append(url)
+        return answers("b-new")
+
+    monkeypatch.setattr(serving, "fetch_meta", fetch_meta)
+    monkeypatch.setattr(serving, "user_url", opened)
+    loaded = SimpleNamespace(settings=SimpleNamespace(namespace="ns", release_name="todo"))
+    watcher = Watcher(loaded, print)  # type: ignore[arg-type]
+    watcher._kube = FakeKube([pod("b-new", NEW)])
+    return watcher, asked
+
+
+def test_watch_opens_the_frontend_once_for_the_session_not_per_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = Opened()
+    watcher, asked = kept_frontend_watcher(monkeypatch, opened)
+    image = ImageRef(component="backend", repository="todo-backend", tag="new", image_id="sha256:1")
+    for _ in range(3):
+        assert watcher._wait_served({"backend": image}, Timeline(print)) is None
+    # Before: a port-forward opened and closed for every change (3 opened, 3 closed).
+    assert (opened.opened, opened.closed) == (1, 0)
+    assert asked == ["http://forward-1.test"] * 3
+    watcher.drop_frontend()  # after a failed check or a chart change: a new way next time
+    assert watcher._wait_served({"backend": image}, Timeline(print)) is None
+    assert asked[-1] == "http://forward-2.test"
+    watcher.close()  # when inv watch stops
+    assert (opened.opened, opened.closed) == (2, 2)
+
+
+def test_watch_names_the_timeout_and_drops_the_way_when_the_new_code_is_not_served(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from todo_deploy import watch as watch_module
+    from todo_deploy.gates import GateResult
+
+    opened = Opened()
+    watcher, _ = kept_frontend_watcher(monkeypatch, opened)
+    image = ImageRef(component="backend", repository="todo-backend", tag="new", image_id="sha256:1")
+    monkeypatch.setattr(watch_module, "load_images", lambda _d: {})
+    monkeypatch.setattr(watcher, "_build", lambda names, previous, timeline: (GateResult("build"), {"backend": image}))
+    monkeypatch.setattr(watcher, "_deploy", lambda timeline: GateResult("deploy"))
+    monkeypatch.setattr(serving, "fetch_meta", lambda url: answers("b-old"))
+    monkeypatch.setattr(serving, "TIMEOUT_S", 0.2)
+    watcher.loaded.state_dir = "unused"
+    outcome = watcher.handle({"backend"})
+    # Before: AttributeError ('float' object has no attribute 'TIMEOUT_S': the seconds shadowed the module).
+    assert not outcome.ok
+    assert outcome.message.endswith("did not answer with the new code within 0.2 s: "
+                                    "the frontend's /api/meta answered from backend pod b-old")
+    assert (opened.opened, opened.closed) == (1, 1)
