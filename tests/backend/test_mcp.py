@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -162,13 +164,42 @@ def test_mcp_list_tasks_pages(live_server: str) -> None:
 # --- the MCP SDK loads on the first /mcp request, not at the server's start (issue 22: 4) ---------
 
 
-def test_importing_the_server_leaves_the_mcp_sdk_out() -> None:
-    # Before the lazy /mcp route, `import todo_api.server` imported the SDK (~0.5 s of a pod's start).
-    code = ("import sys, todo_api.server; "
-            "print(sorted(m for m in ('mcp', 'todo_api.mcp_server') if m in sys.modules))")
+def test_starting_the_server_leaves_the_mcp_sdk_and_alembic_out() -> None:
+    # Before: `import todo_api.server` imported the MCP SDK (~0.5 s of a pod's start) and
+    # create_app alembic with mako and pygments (~0.2 s) for the head revision.
+    code = ("import sys, todo_api.server, todo_api.migrations as m; m.head_revision(); "
+            "print(sorted(n for n in ('mcp', 'todo_api.mcp_server', 'alembic', 'mako') if n in sys.modules))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BACKEND), str(COMMON)])}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_head_revision_read_from_the_version_files_is_alembics(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from alembic.script import ScriptDirectory
+
+    from todo_api import migrations
+
+    def alembics() -> str | None:
+        return ScriptDirectory.from_config(migrations.alembic_config("sqlite://")).get_current_head()
+
+    migrations.head_revision.cache_clear()
+    assert migrations.head_revision() == alembics() == "0003"
+    # A history that is not one line (two heads): alembic's own answer (it refuses).
+    versions = tmp_path / "versions"
+    shutil.copytree(migrations.HERE / "versions", versions, ignore=shutil.ignore_patterns("__pycache__"))
+    (versions / "0004_a.py").write_text('revision = "0004a"\ndown_revision = "0003"\n')
+    (versions / "0004_b.py").write_text('revision: str = "0004b"\ndown_revision = "0003"\n')
+    assert {migrations._revision_link(versions / n) for n in ("0004_a.py", "0004_b.py")} == {
+        ("0004a", "0003"), ("0004b", "0003")}
+    monkeypatch.setattr(migrations, "HERE", tmp_path)
+    shutil.copy(migrations.__file__.replace("__init__.py", "env.py"), tmp_path / "env.py")
+    migrations.head_revision.cache_clear()
+    try:
+        with pytest.raises(Exception, match="[Mm]ultiple heads"):
+            migrations.head_revision()
+    finally:
+        migrations.head_revision.cache_clear()
 
 
 def test_mcp_server_is_built_on_the_first_request_and_stopped_at_shutdown(sqlite_url: str) -> None:
