@@ -274,3 +274,46 @@ def test_watch_names_the_timeout_and_drops_the_way_when_the_new_code_is_not_serv
     assert outcome.message.endswith("did not answer with the new code within 0.2 s: "
                                     "the frontend's /api/meta answered from backend pod b-old")
     assert (opened.opened, opened.closed) == (1, 1)
+
+
+def test_fetch_meta_asks_on_a_new_connection_each_time_with_one_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    peers: list[int] = []
+
+    class Meta(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive unless the client closes
+
+        def do_GET(self) -> None:
+            peers.append(self.client_address[1])
+            body = json.dumps({"version": "x", "pod": "b-new"}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    made: list[Any] = []
+    real_client = httpx.Client
+
+    def client(*args: Any, **kwargs: Any) -> httpx.Client:
+        made.append(kwargs)
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr(serving.httpx, "Client", client)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Meta)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fetch = serving.fetch_meta(f"http://127.0.0.1:{server.server_address[1]}")
+        assert [fetch("/api/meta") for _ in range(3)] == [{"version": "x", "pod": "b-new"}] * 3
+    finally:
+        server.shutdown()
+    assert len(set(peers)) == 3  # a new connection (a new visitor) each time
+    assert len(made) == 1  # before: a client made (~0.1 s) for every answer
