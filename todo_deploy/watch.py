@@ -22,7 +22,9 @@ answering) fails, the previous images are deployed again and the reason is print
 
 "Serving" is what a user sees: after the rollout, /api/meta asked through the frontend's URL
 names a backend pod running the new image (and, for a new frontend image, the frontend
-Service sends new connections only to new frontend pods): todo_deploy.serving.
+Service sends new connections only to new frontend pods): todo_deploy.serving. The way to
+the frontend (its URL, or a port-forward) is opened at the first check and kept until watch
+stops (opened again after a failed check or a chart change).
 
 File events come from `watchfiles` (inotify/FSEvents through a Rust core, grouped:
 an editor's save-as-rename is one change).
