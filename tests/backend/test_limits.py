@@ -115,7 +115,7 @@ def test_connections_killed_under_the_app_give_503_then_recover(pg_database: str
             assert client.get(base, headers=user.headers).status_code == 200
             assert client.post(base, json={"title": "x"}, headers=user.headers).status_code == 201
         with psycopg.connect(pg_database, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            admin.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         statuses = []
         for _ in range(12):

@@ -212,7 +212,7 @@ def _cut(postgres_url: str, name: str, allow: bool) -> None:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allow).lower()}')
         if not allow:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s", (name,))
 
 
 class Watch(threading.Thread):
@@ -320,7 +320,7 @@ def test_connections_the_database_closed_while_idle_cost_no_request(
         assert client.post(f"/api/{user.id}/tasks", json={"title": "before"}, headers=user.headers).status_code == 201
         assert client.get(f"/api/{user.id}/tasks", headers=user.headers).status_code == 200
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            closed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            closed = conn.execute("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                                   "WHERE datname = %s", (name,)).fetchone()
         assert closed is not None and closed[0] >= 2  # both pools' connections
         time.sleep(1)
@@ -342,7 +342,7 @@ def test_a_restarted_database_costs_the_list_no_request(postgres_url: str, fresh
         pages = app.state.task_pages
         before = client.portal.call(lambda: _backend_pids(pages.fast))
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", (before,))
+            conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = ANY(%s)", (before,))
         listed = client.get(f"/api/{user.id}/tasks", headers=user.headers)
         assert listed.status_code == 200, listed.text
         after = client.portal.call(lambda: _backend_pids(pages.fast))
