@@ -1,5 +1,6 @@
-"""Both database modes on the real test cluster; data survives a restart of
-every app pod."""
+"""The external database modes on the real test cluster (the host's PostgreSQL, plain and with
+Neon-style TLS); data survives a restart of every app pod. The bundled mode is the shared
+release's (tests/shared_release.py): verify's persistence check restarts its database too."""
 
 from __future__ import annotations
 
@@ -71,15 +72,6 @@ def survives_pod_restarts(s: Any, svc_url: Callable[..., str]) -> None:
     wait_serving(base)
     read = call("GET", f"{base}/api/{user['user_id']}/tasks/{task['id']}", token=user["token"])
     assert read["title"] == title
-
-
-def test_bundled_postgres_keeps_data(scratch: Callable[[], Any], svc_url: Callable[..., str]) -> None:
-    s = scratch()
-    result = deploy.run(s.settings(), log=print)
-    assert result.passed, [(c.name, c.evidence) for c in result.failures]
-    kube = Kube("")
-    assert kube.get("apps/v1", "StatefulSet", f"{s.release}-postgres", s.namespace)
-    survives_pod_restarts(s, svc_url)
 
 
 def node_ip() -> str:

@@ -88,6 +88,12 @@ def test_verify_through_the_nodeport(deployed: LoadedSettings) -> None:
                  "isolation-chat", "backend-readiness", "no-restarts", "image-identity",
                  "pod-security", "self-healing", "persistence", "cleanup"):  # fmt: skip
         assert name in verdicts, name
+    # The bundled database keeps its data across a restart of every pod, its own included (this
+    # was also test_database_modes' bundled case, which deployed a release of its own for it).
+    persistence = next(c for c in result.checks if c.name == "persistence")
+    assert "database" in persistence.evidence and "all still there" in persistence.evidence, persistence
+    assert Kube(deployed.settings.context_name).get(
+        "apps/v1", "StatefulSet", f"{deployed.settings.release_name}-postgres", deployed.settings.namespace)
     heal = next(c for c in result.checks if c.name == "self-healing")
     assert ", 0 failed" in heal.evidence and "replicas back: yes" in heal.evidence
     assert verdicts["cleanup"] == "pass"
