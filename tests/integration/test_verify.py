@@ -91,7 +91,7 @@ def test_verify_through_the_nodeport(deployed: LoadedSettings) -> None:
     # The bundled database keeps its data across a restart of every pod, its own included (this
     # was also test_database_modes' bundled case, which deployed a release of its own for it).
     persistence = next(c for c in result.checks if c.name == "persistence")
-    assert "database" in persistence.evidence and "all still there" in persistence.evidence, persistence
+    assert "postgres" in persistence.evidence and "all still there" in persistence.evidence, persistence
     assert Kube(deployed.settings.context_name).get(
         "apps/v1", "StatefulSet", f"{deployed.settings.release_name}-postgres", deployed.settings.namespace)
     heal = next(c for c in result.checks if c.name == "self-healing")
