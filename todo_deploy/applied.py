@@ -22,7 +22,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from todo_deploy.config import Settings
 
 FILE = "applied.json"
 
@@ -99,6 +102,11 @@ def why_applied(obj: dict[str, Any], recorded: dict[str, Entry], live: dict[str,
     # The resourceVersion cannot tell an edit from a status update (pods replaced, as
     # verify's self-healing check does): the reason names both, not "written".
     return f"{name} (its resourceVersion changed since the last deploy: an edit, or only its status)"
+
+
+def scope_of(settings: Settings) -> str:
+    """Which deployment the raw path's records (what was applied, the passing renders) describe."""
+    return f"{settings.context_name}/{settings.namespace}/{settings.release_name}"
 
 
 # ---- the renders of the last passing deploys (rollback) ----------------------------------

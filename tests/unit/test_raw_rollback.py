@@ -83,7 +83,7 @@ def test_raw_rollback_says_when_there_is_nothing_to_go_back_to(tmp_path: Path) -
     none = raw_rollback.rollback(loaded, kube=None)
     assert not none.ok
     assert none.message.startswith("nothing to roll back to: 0 passing raw deploys of rel in ns")
-    scope = raw_rollback.scope_of(loaded.settings)
+    scope = applied.scope_of(loaded.settings)
     applied.remember_render(loaded.state_dir, scope, {"backend": "b:1"}, [obj("Service", "s")])
     one = raw_rollback.rollback(loaded, kube=None)
     assert not one.ok and "1 passing raw deploy of rel" in one.message, one.message

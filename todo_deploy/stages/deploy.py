@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy import applied, manifests, render
+from todo_deploy import applied, manifests, render, switch
 from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
@@ -47,6 +47,7 @@ from todo_deploy.timing import Timeline
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.stages import raw_rollback
 
 STAGE = "deploy"
 
@@ -251,11 +252,8 @@ def _wait_or_explain(
 
 
 def helm_release_present(kube: Kube, settings: Settings) -> bool:
-    """Helm keeps each release revision as a Secret labelled owner=helm,name=<release>."""
-    secrets = kube.list(
-        "v1", "Secret", settings.namespace, f"owner=helm,name={settings.release_name}"
-    )
-    return bool(secrets)
+    """The release's record is in the namespace (switch.release_record: its revision Secrets)."""
+    return bool(switch.release_record(kube, settings))
 
 
 def take_over_helm_release(
@@ -264,8 +262,6 @@ def take_over_helm_release(
     """After the raw objects were applied over a Helm release's: drop Helm's marks from
     them, delete what only Helm made (its migration Job, test pods) and the release
     record. Nothing the app serves with is deleted (todo_deploy/switch.py)."""
-    from todo_deploy import switch
-
     helm_owned = kube.list_owned(settings.namespace, app_selector(settings))
     marked = [o for o in helm_owned
               if (o["metadata"].get("annotations") or {}).get(switch.RELEASE_NAME)]
@@ -413,7 +409,7 @@ def run(
         return result
     details.images = {k: v.ref for k, v in images.items()}
     deadline = started + (timeout_s or settings.deploy_timeout_seconds)
-    scope = f"{settings.context_name}/{settings.namespace}/{settings.release_name}"
+    scope = applied.scope_of(settings)
     changed: list[str] = []
     pruned: list[str] = []
     skipped: list[str] = []
@@ -571,8 +567,6 @@ def _apply_statefulsets_keeping_pods(
     """Switching from Helm: the StatefulSets' pod templates change only in their
     managed-by label; applied without restarting the database pod (switch.py). The rest
     is returned, to apply as usual."""
-    from todo_deploy import switch
-
     for sts in (o for o in objects if o["kind"] == "StatefulSet"):
         switch.apply_keeping_pods(kube, sts, {switch.MANAGED_BY: render.MANAGED_BY}, kube.apply,
                                   log)
@@ -582,7 +576,7 @@ def _apply_statefulsets_keeping_pods(
 def _restore_last_passing(
     kube: Kube | None, loaded: LoadedSettings, scope: str, deadline: float,
     log: Callable[[str], None],
-) -> Any:
+) -> raw_rollback.Outcome | None:
     """A failed deploy: apply the last passing deploy's objects again (as Helm's
     rollback-on-failure does); its Outcome, or None when none is recorded."""
     from todo_deploy.stages import raw_rollback

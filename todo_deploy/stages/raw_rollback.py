@@ -19,7 +19,7 @@ from todo_deploy.console import say
 from todo_deploy.kube import Kube, KubeError, ObjectRef, deployment_state, statefulset_state
 
 if TYPE_CHECKING:
-    from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.config import LoadedSettings
 
 ROLLED_KINDS = ("Deployment", "StatefulSet")
 
@@ -28,10 +28,6 @@ ROLLED_KINDS = ("Deployment", "StatefulSet")
 class Outcome:
     ok: bool
     message: str
-
-
-def scope_of(settings: Settings) -> str:
-    return f"{settings.context_name}/{settings.namespace}/{settings.release_name}"
 
 
 def describe(render: dict[str, Any]) -> str:
@@ -89,7 +85,7 @@ def rollback(loaded: LoadedSettings, *, kube: Kube | None = None,
              log: Callable[[str], None] = say) -> Outcome:
     """`inv rollback` for raw deployments: back to the passing deploy before the current one."""
     settings = loaded.settings
-    scope = scope_of(settings)
+    scope = applied.scope_of(settings)
     renders = applied.passing_renders(loaded.state_dir, scope)
     if len(renders) < 2:
         return Outcome(False, (

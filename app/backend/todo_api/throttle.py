@@ -76,12 +76,12 @@ class Refusal:
 
 
 class KeyTurns:
-    """Attempts on the same key take turns in this process, in memory, before they take a
-    pooled database connection. The database serialises them anyway (the key's row lock);
-    without this each waiter held a pooled connection while it waited, so a burst of sign-ins
-    at one account took every connection and everyone's requests got 503 (pool timeout).
-    Locks are taken in sorted key order (no two attempts wait on each other) and dropped
-    when nobody holds or waits for them."""
+    """Attempts on the same key take turns in this process, in memory, before they ask the
+    pool for a connection (the database serialises their writes on the key's row anyway).
+    Without this a burst of sign-ins at one account asked the pool all at once: on a busy
+    machine the queue outlasted the pool timeout, and everyone's requests waited behind it
+    (503). Locks are taken in sorted key order (no two attempts wait on each other) and
+    dropped when nobody holds or waits for them."""
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
@@ -103,9 +103,6 @@ class KeyTurns:
                 self._users[key] -= 1
                 if not self._users[key]:
                     del self._users[key], self._locks[key]
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 @dataclass(frozen=True)
