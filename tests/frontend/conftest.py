@@ -184,7 +184,7 @@ def frontend_backend_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """A frontend whose BACKEND_URL points at a closed port."""
     handle = start_frontend(
         tmp_path_factory.mktemp("frontend-down"), f"http://127.0.0.1:{free_port()}",
-        BACKEND_CONNECT_RETRIES="1",  # what the user is told, not how long we keep trying
+        BACKEND_CONNECT_BUDGET_SECONDS="0.3",  # what the user is told, not how long we keep trying
     )
     try:
         yield handle

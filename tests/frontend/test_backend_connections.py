@@ -106,6 +106,29 @@ def test_a_backend_that_answers_a_moment_late_is_reached(port: int, frontend: Pr
             server.server_close()
 
 
+def test_a_backend_that_drops_connects_is_unreachable_within_the_budget(port: int, frontend: Proc) -> None:
+    """The backend's port takes no new connection and refuses none: its accept queue is full,
+    so the kernel drops the SYNs, as a Service with no ready pod can. The browser hears
+    "unreachable" within the connect budget (3 s), not after every try's full connect timeout
+    (a fixed 4 retries: ~15 s, past any browser's patience)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen(0)
+    queued = socket.create_connection(("127.0.0.1", port), timeout=1)  # fills the queue
+    client = forged_client(frontend.url)
+    try:
+        started = time.monotonic()
+        response = client.api("GET", "/api/tasks")
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert "unreachable" in response.json()["detail"]
+        assert 2.5 <= elapsed < 4.5, elapsed  # the budget was used, and no more
+    finally:
+        client.close()
+        queued.close()
+        listener.close()
+
+
 def test_an_idle_connection_is_let_go_before_the_backend_closes_it(port: int, frontend: Proc) -> None:
     """Two requests 3 s apart: the second must not be sent on the first's connection, which
     the backend is closing (the frontend would answer 503 'unreachable' for a healthy backend)."""

@@ -26,6 +26,7 @@ from todo_serving.limits import BodyLimit
 from todo_serving.logwriter import BatchingHandler
 
 from . import __version__, pages, proxy
+from .backend_transport import ConnectBudget
 from .session import SignedSessionMiddleware
 from .settings import Settings
 
@@ -162,7 +163,8 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         timeout = httpx.Timeout(settings.backend_timeout_seconds, connect=CONNECT_TIMEOUT_S)
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20,
                                keepalive_expiry=KEEPALIVE_EXPIRY_S)
-        transport = httpx.AsyncHTTPTransport(limits=limits, retries=settings.backend_connect_retries)
+        transport = ConnectBudget(httpx.AsyncHTTPTransport(limits=limits),
+                                  settings.backend_connect_budget_seconds)
         async with httpx.AsyncClient(
             base_url=settings.backend_url, timeout=timeout, transport=transport, trust_env=False
         ) as client:

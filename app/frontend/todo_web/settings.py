@@ -26,10 +26,9 @@ class Settings(BaseSettings):
     )
     drain_seconds: float = Field(default=5.0, ge=0, le=300)
     backend_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
-    # A refused connect sent nothing, so it is always safe to try again: the backend's Service
-    # routes to a new pod a moment after it is ready (kube-proxy's next sync), and a restarted
-    # pod is back within seconds. httpcore waits 0, 0.5, 1, 2 s between tries (4: ~3.5 s).
-    backend_connect_retries: int = Field(default=4, ge=0, le=8)
+    # How long a connect to the backend is tried again before the browser hears "unreachable"
+    # (backend_transport.py): a new pod is routed to a moment after it is ready.
+    backend_connect_budget_seconds: float = Field(default=3.0, ge=0, le=30)
     session_max_age_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     log_level: str = Field(default="info")
     # HTTP limits: request head (431), body (413), slow clients (408), open connections (503).
