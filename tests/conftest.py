@@ -257,4 +257,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # The cluster tier's shared deployment, a fixture every test module can ask for.
 from tests.shared_release import FIXTURE as SHARED_FIXTURE
-from tests.shared_release import shared_release  # noqa: F401
+from tests.shared_release import full_inv_up, shared_release  # noqa: F401

@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.client import WebClient
 from bench.stack import Stack
+from todo_deploy.gates import GateResult, load
 
 FIXTURE = "shared_release"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -80,3 +85,25 @@ def shared_release(docker_engine: None, kube_cluster: None) -> Iterator[SharedRe
 
         app_url.stop(stack.root / ".state")
         stack.down(wait=False)
+
+
+@dataclass
+class FullRun:
+    """One `inv up --full` on the shared release, run as a user runs it: what it printed,
+    its exit status, and the verify gate it recorded."""
+
+    printed: bytes
+    returncode: int
+    verify: GateResult | None
+
+
+@pytest.fixture(scope="session")
+def full_inv_up(shared_release: SharedRelease) -> FullRun:
+    """Made once and asserted on twice: the secrets scan reads all it printed and wrote, and
+    test_verify its verify gate (the journey and every disruptive check through the NodePort),
+    so the cluster tier runs that verify once, not once in-process and again in `inv up`."""
+    stack = shared_release.stack
+    env = {**os.environ, **stack.environ, "TODO_DEPLOY_ROOT": str(stack.root)}
+    run = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "up", "--full"],
+                         env=env, capture_output=True, timeout=540, check=False)
+    return FullRun(run.stdout + run.stderr, run.returncode, load(stack.root / ".state", "verify"))

@@ -16,7 +16,7 @@ import pytest
 
 from bench.common import REPO
 from bench.stack import kubectl, kubectl_json
-from tests.shared_release import SharedRelease
+from tests.shared_release import FullRun, SharedRelease
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -144,14 +144,11 @@ def test_no_secret_in_any_image_layer(shared_release: SharedRelease) -> None:
         assert not hits, hits
 
 
-def test_no_secret_in_a_full_inv_up(shared_release: SharedRelease) -> None:
-    """`inv up` end to end on the drill's deployment: all it prints and writes is clean."""
+def test_no_secret_in_a_full_inv_up(shared_release: SharedRelease, full_inv_up: FullRun) -> None:
+    """`inv up --full` end to end on the drill's deployment: all it prints and writes is clean."""
     stack, needles = shared_release.stack, _needles(shared_release.secret_values)
-    env = {**os.environ, **stack.environ, "TODO_DEPLOY_ROOT": str(stack.root)}
-    run = subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), "up"],
-                         env=env, capture_output=True, timeout=540, check=False)
-    printed = run.stdout + run.stderr
-    assert run.returncode == 0, printed.decode(errors="replace")[-3000:]
+    printed = full_inv_up.printed
+    assert full_inv_up.returncode == 0, printed.decode(errors="replace")[-3000:]
     assert b"All gates passed" in printed
     assert not _hits(printed, needles, "inv up output")
     written = [*(stack.root / ".state").glob("*.json"), *(stack.root / "docs").glob("*")]

@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import poll_until
-from tests.shared_release import SharedRelease
+from tests.shared_release import FullRun, SharedRelease
 from todo_deploy.config import LoadedSettings
 from todo_deploy.gates import GateResult, Verdict
 from todo_deploy.kube import Kube
-from todo_deploy.pipeline import record
 
 pytestmark = pytest.mark.cluster
 
@@ -77,11 +76,12 @@ def verify_users_left(loaded: LoadedSettings) -> str:
     return out.strip()
 
 
-def test_verify_through_the_nodeport(deployed: LoadedSettings) -> None:
-    from todo_deploy.stages.verify import stage
-
-    result = stage.run(deployed, log=lambda _: None)
-    record(deployed, result)
+def test_verify_through_the_nodeport(deployed: LoadedSettings, full_inv_up: FullRun) -> None:
+    """The verify that `inv up --full` ran and recorded (tests/shared_release.py full_inv_up):
+    every check, the disruptive ones included, through the NodePort."""
+    result = full_inv_up.verify
+    assert full_inv_up.returncode == 0, full_inv_up.printed.decode(errors="replace")[-3000:]
+    assert result is not None and result.stage == "verify"
     verdicts = assert_all_pass(result)
     assert result.details["access"]["kind"] == "nodeport"
     for name in ("frontend-page", "signup", "task-journey", "chat-adds-task", "isolation-rest",
