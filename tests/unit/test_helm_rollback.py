@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,11 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     state.mkdir()
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "helm").symlink_to(FAKES / "helm3")
+    # Run by this interpreter, not `#!/usr/bin/env python3` (a version manager's shim, if
+    # any, costs ~0.05-0.1 s a call).
+    (tmp_path / "bin" / "helm").write_text(
+        f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(FAKES / "helm3"))} "$@"\n')
+    (tmp_path / "bin" / "helm").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("HELM_STANDIN_STATE", str(state))
     monkeypatch.delenv("HELM_STANDIN_UNREACHABLE", raising=False)
