@@ -25,23 +25,32 @@ RUN if command -v apt-get >/dev/null; then \
 WORKDIR /src
 COPY backend/requirements.txt ./
 # Then drop the installers and strip the native libraries. Bytecode is compiled
-# ahead for what importing each installed package loads (the runtime user cannot
-# write it, and start-up is faster); a full compileall would add ~50 MB.
+# ahead for what importing each installed package loads, and for the submodules the
+# app's start loads beyond those (the arguments: the runtime user cannot write
+# bytecode, so each pod start would compile them again, ~0.4 s of its 1 CPU);
+# a full compileall would add ~50 MB. tests/integration/test_image_bytecode.py
+# fails when a module loaded at start has no bytecode in the image.
 RUN /opt/venv/bin/pip install --no-cache-dir --no-compile -r requirements.txt \
  && /opt/venv/bin/python -m pip uninstall --yes pip setuptools wheel \
  && find /opt/venv -depth -type d -name __pycache__ -exec rm -rf {} + \
  && if command -v strip >/dev/null; then find /opt/venv -name '*.so*' -type f -exec strip --strip-unneeded {} +; fi \
  && printf '%s\n' \
-      'import importlib, importlib.metadata as md' \
-      'for name in sorted(md.packages_distributions()):' \
-      '    if name.startswith("_") or name in ("pip", "setuptools", "pkg_resources"):' \
-      '        continue' \
+      'import importlib, importlib.metadata as md, sys' \
+      'tops = [n for n in md.packages_distributions() if not n.startswith("_")]' \
+      'for name in sorted(set(tops) - {"pip", "setuptools", "pkg_resources"}) + sys.argv[1:]:' \
       '    try:' \
       '        importlib.import_module(name)' \
       '    except Exception as exc:  # an optional extra is missing: compiled on use' \
       '        print("not precompiled:", name, type(exc).__name__)' \
       > /tmp/precompile.py \
- && /opt/venv/bin/python /tmp/precompile.py
+ && /opt/venv/bin/python /tmp/precompile.py \
+      sqlalchemy.orm \
+      sqlalchemy.ext.asyncio \
+      sqlalchemy.dialects.sqlite \
+      sqlalchemy.future \
+      pydantic.v1 \
+      uvicorn.lifespan.on \
+      uvicorn.protocols.http.httptools_impl
 
 # --- runtime: the venv, then the app's own code in the last, small layers -------
 FROM ${PYTHON_IMAGE}

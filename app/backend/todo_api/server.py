@@ -144,6 +144,8 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=max(5, int(settings.drain_seconds)),
         lifespan="on",
+        # No route serves websockets: "auto" would import the websockets package at every start.
+        ws="none",
         http=BoundedHttpTools.configure(
             settings.max_header_bytes, settings.client_timeout_seconds,
             max_per_client=settings.max_connections_per_client or settings.max_connections,

@@ -91,6 +91,8 @@ def main() -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=max(settings.backend_timeout_seconds, 10),
         server_header=False,
+        # No route serves websockets: "auto" would import the websockets package at every start.
+        ws="none",
         http=BoundedHttpTools.configure(
             settings.max_header_bytes, settings.client_timeout_seconds,
             max_per_client=settings.max_connections_per_client,
