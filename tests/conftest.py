@@ -185,6 +185,27 @@ SLOW = {
     "tests/unit/test_docs.py::test_stage_writes_report_svg_and_json",
     "tests/unit/test_docs.py::test_stage_without_dot_warns_and_keeps_mermaid",
     "tests/unit/test_docs.py::test_stage_fails_and_scrubs_when_a_secret_leaks",
+    # What a fresh interpreter has imported is what these assert: a child process is the test
+    "tests/backend/test_mcp.py::test_starting_the_server_leaves_the_mcp_sdk_and_alembic_out",
+    "tests/unit/test_kube_transport.py::test_a_direct_connection_does_not_import_the_kubernetes_sdk",
+    "tests/unit/test_tasks_help.py::test_tasks_py_leaves_the_collector_on_and_freezes_it_out_at_exit",
+    "tests/unit/test_tasks_help.py::test_every_task_has_a_docstring_and_every_flag_help",
+    # Real signals in a child process, so that a deadlock cannot hang the suite (~1 s each)
+    "tests/backend/test_log_batching.py::test_a_record_logged_by_a_signal_handler_in_the_middle_of_emit_never_deadlocks",
+    # `inv` run as a process: its exit status and output are the test (~0.5-1 s each)
+    "tests/unit/test_config.py::test_every_problem_is_reported_at_once",
+    "tests/unit/test_config.py::test_secrets_set_in_dotenv_are_masked_too",
+    "tests/unit/test_config.py::test_sources_are_reported_right",
+    "tests/unit/test_config.py::test_an_unknown_dotenv_key_is_reported_with_the_closest_known_one",
+    "tests/unit/test_config.py::test_credentials_inside_a_url_setting_are_masked_and_scrubbed",
+    "tests/unit/test_cli_parsing.py::test_an_unknown_playbook_lists_the_playbooks",
+    "tests/unit/test_tasks_help.py::test_inv_list_is_fast_and_shows_the_stages",
+    "tests/unit/test_dev_task.py::test_a_port_in_use_is_reported_up_front_by_number",
+    # pytest run as a process: TODO_REQUIRE_ALL is read when tests/conftest.py is imported
+    "tests/unit/test_test_tiers.py::test_a_skip_fails_the_run_under_require_all_and_says_why",
+    "tests/unit/test_test_tiers.py::test_without_require_all_the_same_skips_pass",
+    "tests/unit/test_test_tiers.py::test_tier_markers_follow_the_fixtures",
+    "tests/unit/test_test_tiers.py::test_the_timing_drills_are_marked_timing_and_grouped",
 }
 TIER_MARKERS = ("docker", "cluster", "postgres", "browser", "app", "slow")
 
