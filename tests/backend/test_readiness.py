@@ -110,8 +110,8 @@ def test_schema_behind_head_is_unready_until_migrated() -> None:
 
 def test_concurrent_calls_share_one_probe_and_a_hung_database_times_out() -> None:
     db, clock = FakeDatabase(), Clock()
-    db.delay = 0.2
-    ready = readiness(db, clock, timeout=0.5)
+    db.delay = 0.05  # the shared probe's answer; the hung database's timeout is scaled down too
+    ready = readiness(db, clock, timeout=0.2)
 
     async def scenario() -> None:
         verdicts = await asyncio.gather(*(ready.check() for _ in range(20)))
@@ -121,7 +121,7 @@ def test_concurrent_calls_share_one_probe_and_a_hung_database_times_out() -> Non
         started = time.monotonic()
         verdict = await ready.check()
         assert time.monotonic() - started < 1
-        assert verdict.detail == "database unreachable: no answer within 0.5 s"
+        assert verdict.detail == "database unreachable: no answer within 0.2 s"
 
     asyncio.run(scenario())
 
