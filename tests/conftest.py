@@ -188,6 +188,7 @@ SLOW = {
     # What a fresh interpreter has imported is what these assert: a child process is the test
     "tests/backend/test_mcp.py::test_starting_the_server_leaves_the_mcp_sdk_and_alembic_out",
     "tests/unit/test_kube_transport.py::test_a_direct_connection_does_not_import_the_kubernetes_sdk",
+    "tests/unit/test_fast_deploy_units.py::test_quantity_is_the_sdks_parser_without_the_sdk_import",
     "tests/unit/test_tasks_help.py::test_tasks_py_leaves_the_collector_on_and_freezes_it_out_at_exit",
     "tests/unit/test_tasks_help.py::test_every_task_has_a_docstring_and_every_flag_help",
     # Real signals in a child process, so that a deadlock cannot hang the suite (~1 s each)
