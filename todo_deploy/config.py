@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from todo_deploy.connection_budget import Budget
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE_NAME = ".env.secrets"
 GENERATED_SECRETS = ("AUTH_SECRET", "SESSION_SECRET", "PROXY_SECRET", "POSTGRES_PASSWORD")
@@ -165,6 +167,11 @@ class Settings(BaseModel):
     database_mode: Literal["bundled", "external"] = "bundled"
     database_url: SecretStr = SecretStr("")
     postgres_password: SecretStr = SecretStr("")
+    # Each backend process's two pools (the backend's DB_POOL_SIZE), and the connections the
+    # database allows: the bundled PostgreSQL is started with max_connections set to it; for
+    # an external one, state its limit (connection_budget.py checks that the release fits).
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+    database_max_connections: int = Field(default=100, ge=10, le=100_000)
     # How often an idle backend pod's /ready asks the database itself (the backend's
     # DB_PROBE_SECONDS); above 300 lets a serverless database (Neon) scale to zero.
     db_probe_seconds: int = Field(default=60, ge=5, le=86_400)
@@ -201,6 +208,14 @@ class Settings(BaseModel):
     def _database_consistent(self) -> Settings:
         if self.database_mode == "external" and not self.database_url.get_secret_value():
             raise ValueError("DATABASE_MODE=external needs DATABASE_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _connections_fit(self) -> Settings:
+        budget = Budget(self.backend_replicas, self.db_pool_size, self.database_max_connections)
+        problem = budget.problem()
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property

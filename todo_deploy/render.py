@@ -198,6 +198,7 @@ def helm_values(
             "drainSeconds": DRAIN_SECONDS,
             "logLevel": LOG_LEVEL,
             "dbProbeSeconds": settings.db_probe_seconds,
+            "dbPoolSize": settings.db_pool_size,
         },
         "backend": {
             "replicaCount": settings.backend_replicas,
@@ -215,6 +216,7 @@ def helm_values(
             "mode": settings.database_mode,
             "image": {"repository": pg_repository, "tag": pg_tag},
             "externalPort": POSTGRES_PORT if bundled else external_database_port(settings),
+            "maxConnections": settings.database_max_connections,
         },
         "secrets": {
             "existingSecret": {

@@ -176,7 +176,7 @@ def test_secrets_set_in_dotenv_are_masked_too(inv_prefix: list[str], root: Path)
 
 
 def test_sources_are_reported_right(inv_prefix: list[str], root: Path) -> None:
-    (root / ".env").write_text("NAMESPACE=from-dotenv\nBACKEND_REPLICAS=3\n")
+    (root / ".env").write_text("NAMESPACE=from-dotenv\nBACKEND_REPLICAS=3\nDATABASE_MAX_CONNECTIONS=200\n")
     done = run_inv(inv_prefix, root, ["config", "--json"], {"BACKEND_REPLICAS": "4"})
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)

@@ -162,7 +162,7 @@ def test_a_windows_executable_is_run_by_the_path_shutil_which_finds(
 def test_env_file_with_crlf_line_ends_reads_clean_values(tmp_path: Path) -> None:
     """A `.env` saved by a Windows editor: no value may keep the carriage return."""
     (tmp_path / ".env").write_bytes(
-        b"NAMESPACE=todo-win\r\nBACKEND_REPLICAS=3\r\n# a comment\r\nLLM_MODEL=\"m-1\"\r\n")
+        b"NAMESPACE=todo-win\r\nBACKEND_REPLICAS=3\r\nDATABASE_MAX_CONNECTIONS=200\r\n# a comment\r\nLLM_MODEL=\"m-1\"\r\n")
     settings = load_settings(tmp_path, environ={}).settings
     assert settings.namespace == "todo-win"
     assert settings.backend_replicas == 3

@@ -170,7 +170,7 @@ def test_postgres_runs_as_the_official_images_uid(tmp_path: Path, image: str) ->
 
 def test_settings_reach_the_objects(tmp_path: Path) -> None:
     s = settings(
-        tmp_path, NAMESPACE="shop", RELEASE_NAME="demo", BACKEND_REPLICAS="3",
+        tmp_path, NAMESPACE="shop", RELEASE_NAME="demo", BACKEND_REPLICAS="3", DATABASE_MAX_CONNECTIONS="200",
         FRONTEND_REPLICAS="1", FRONTEND_SERVICE_TYPE="NodePort", LLM_MODEL="llama3",
     )
     objects = manifests.render_manifests(s, IMAGES)

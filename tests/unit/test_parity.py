@@ -67,7 +67,7 @@ def key(obj: dict[str, Any]) -> tuple[str, str]:
     "env",
     [
         {},
-        {"RELEASE_NAME": "demo", "NAMESPACE": "shop", "BACKEND_REPLICAS": "3",
+        {"RELEASE_NAME": "demo", "NAMESPACE": "shop", "BACKEND_REPLICAS": "3", "DATABASE_MAX_CONNECTIONS": "200",
          "FRONTEND_SERVICE_TYPE": "NodePort", "POSTGRES_IMAGE": "mirror.local/postgres:15"},
         {"DATABASE_MODE": "external", "DATABASE_URL": "postgresql://u:p@db:6543/todo",
          "FRONTEND_SERVICE_TYPE": "ClusterIP", "OPENAI_API_KEY": "sk-x", "LLM_MODEL": "m",

@@ -159,6 +159,7 @@ BACKEND_URL: {{ printf "http://%s:8000" $n.backend | quote }}
 DRAIN_SECONDS: {{ .Values.config.drainSeconds | quote }}
 LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 DB_PROBE_SECONDS: {{ .Values.config.dbProbeSeconds | quote }}
+DB_POOL_SIZE: {{ .Values.config.dbPoolSize | quote }}
 {{- end }}
 
 {{/*
@@ -246,5 +247,26 @@ when no base URL is set) or 80 (http).
 {{- $url := urlParse (.Values.config.openaiBaseUrl | default "https://api.openai.com/v1") -}}
 {{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host) -}}
 {{- $port | default (eq $url.scheme "http" | ternary "80" "443") -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Refuses values whose backend can open more PostgreSQL connections than the bundled
+database allows (todo_deploy/connection_budget.py is the same arithmetic, with the
+workflow's setting names): each pod 2 x dbPoolSize + 1, twice the pods during a rollout
+(maxSurge 100%), the most pods the HPA may make when it is on, + 5 (the migration, a
+script, PostgreSQL's 3 reserved connections).
+*/}}
+{{- define "todo-chatbot.connectionBudget" -}}
+{{- if eq .Values.database.mode "bundled" -}}
+{{- $replicas := int .Values.backend.replicaCount -}}
+{{- if .Values.backend.autoscaling.enabled -}}
+{{- $replicas = max $replicas (int .Values.backend.autoscaling.maxReplicas) -}}
+{{- end -}}
+{{- $perPod := add1 (mul 2 (int .Values.config.dbPoolSize)) -}}
+{{- $needed := add (mul 2 $replicas $perPod) 5 -}}
+{{- if gt $needed (int .Values.database.maxConnections) -}}
+{{- fail (printf "the backend can open %d PostgreSQL connections (%d pods during a rollout x %d each, + 5), over database.maxConnections=%d: lower backend.replicaCount (or autoscaling.maxReplicas) or config.dbPoolSize, or raise database.maxConnections" $needed (mul 2 $replicas) $perPod (int .Values.database.maxConnections)) -}}
+{{- end -}}
 {{- end -}}
 {{- end }}
