@@ -302,3 +302,28 @@ def test_frontend_service_keeps_the_client_address(service_type: str, policy: st
 
     with pytest.raises(helm_python.HelmValuesError):
         template({"frontend": {"service": {"externalTrafficPolicy": "Nearest"}}})
+
+
+def test_rendered_documents_are_parsed_by_libyaml_into_the_same_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart's objects come from libyaml's safe loader (the pure-Python one was most of
+    a render's time), and are the objects the pure-Python safe loader makes of the same text."""
+    import helm_python
+
+    from todo_deploy import helm_sdk
+
+    with helm_python.Chart.load(render.CHART_DIR) as chart:
+        rendered = helm_sdk.render(chart, PRODUCTION, name="todo-chatbot", namespace="todo",
+                                   kube_version=None, api_versions=())
+    texts = [text for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")]
+    loaders: list[type] = []
+
+    class Recording(yaml.CSafeLoader):  # type: ignore[name-defined,misc]
+        def __init__(self, stream: str) -> None:
+            loaders.append(type(self))
+            super().__init__(stream)
+
+    monkeypatch.setattr(yaml, "CSafeLoader", Recording)
+    parsed = helm.parse_documents(texts)
+    assert loaders and set(loaders) == {Recording}
+    pure = [doc for text in texts for doc in yaml.load_all(text, Loader=yaml.SafeLoader) if isinstance(doc, dict)]
+    assert parsed == pure and len(parsed) > 10
