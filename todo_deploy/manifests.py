@@ -304,7 +304,7 @@ def load_dir(k8s_dir: Path = K8S_DIR) -> list[dict[str, Any]]:
     return [
         obj
         for resource in kustomization["resources"]
-        for obj in yaml.safe_load_all((k8s_dir / resource).read_text())
+        for obj in yaml.load_all((k8s_dir / resource).read_text(), Loader=_LOADER)
         if isinstance(obj, dict)
     ]
 

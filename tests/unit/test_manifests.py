@@ -410,3 +410,24 @@ def test_a_live_nodeport_is_kept_when_the_service_is_made_again() -> None:
     assert "nodePort" not in service["spec"]["ports"][0]  # the first deploy: Kubernetes picks
     cluster_ip = Settings(frontend_service_type="ClusterIP")  # type: ignore[arg-type]
     assert "nodePort" not in render.helm_values(cluster_ip, images, 31234)["frontend"]["service"]
+
+
+def test_the_committed_manifests_are_read_by_the_shared_loader_into_the_pure_python_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """load_dir parses with the module's loader (libyaml's where PyYAML has it: most of the
+    time went to the pure-Python parser) and gets what the pure-Python safe loader gets."""
+    used: list[str] = []
+
+    class Recording(manifests._LOADER):  # type: ignore[name-defined,misc]
+        def __init__(self, stream: str) -> None:
+            used.append(stream)
+            super().__init__(stream)
+
+    monkeypatch.setattr(manifests, "_LOADER", Recording)
+    objects = manifests.load_dir(manifests.K8S_DIR)
+    kustomization = yaml.safe_load((manifests.K8S_DIR / "kustomization.yaml").read_text())
+    assert len(used) >= len(kustomization["resources"])
+    pure = [obj for resource in kustomization["resources"]
+            for obj in yaml.safe_load_all((manifests.K8S_DIR / resource).read_text()) if isinstance(obj, dict)]
+    assert objects == pure and len(objects) > 10
