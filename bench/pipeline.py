@@ -414,8 +414,10 @@ def measure_edit(ws: Workspace, rounds: int) -> dict[str, Any]:
     return result
 
 
-def measure_watch(ws: Workspace, edits: int) -> dict[str, Any]:
-    """`inv watch` in the background; each save timed until the new version answers."""
+def measure_watch(ws: Workspace, edits: int,
+                  after_edit: Callable[[float], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`inv watch` in the background; each save timed until the new version answers.
+    `after_edit(saved_at)` (epoch seconds of the save), once it serves: that edit's details."""
     argv = [INV, "-r", str(REPO), "watch"]
     proc = subprocess.Popen(argv, env=ws.ours_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -434,7 +436,7 @@ def measure_watch(ws: Workspace, edits: int) -> dict[str, Any]:
     if not ready.wait(60):
         proc.kill()
         raise RuntimeError("inv watch did not start:\n" + "\n".join(lines[-30:]))
-    times, loads, outputs = [], [], []
+    times, loads, outputs, details = [], [], [], []
     try:
         for i in range(edits):
             time.sleep(1)  # the watcher is idle again
@@ -442,9 +444,11 @@ def measure_watch(ws: Workspace, edits: int) -> dict[str, Any]:
             loads.append(load1())
             mark = len(lines)
             version = ws.edit()
-            started = time.perf_counter()
+            saved_at, started = time.time(), time.perf_counter()
             serving(ws.ours_ns, ws.release, version, timeout=240)
             times.append(round(time.perf_counter() - started, 3))
+            if after_edit is not None:
+                details.append(after_edit(saved_at))
             deadline = time.monotonic() + 60  # the smoke test and gates finish after serving
             while not any(line.startswith("watch: ") and "serving" in line or "FAILED" in line
                           for line in lines[mark:]) and time.monotonic() < deadline:
@@ -463,7 +467,8 @@ def measure_watch(ws: Workspace, edits: int) -> dict[str, Any]:
     return {"command": shlex.join(["inv", "watch"]), "save_to_serving_s": times,
             "summary": quantiles(times), "load_1min_per_edit": loads,
             "ctrl_c_exit_code": code, "ctrl_c_last_line": lines[-1] if lines else "",
-            "watch_output_last_edit": outputs[-1] if outputs else [], "watch_output_per_edit": outputs}
+            "watch_output_last_edit": outputs[-1] if outputs else [], "watch_output_per_edit": outputs,
+            **({"details_per_edit": details} if after_edit is not None else {})}
 
 
 def measure_cold(ws: Workspace) -> dict[str, Any]:
