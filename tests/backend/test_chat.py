@@ -262,13 +262,13 @@ def test_chats_in_flight_are_limited_per_user_and_in_all(sqlite_url: str) -> Non
 
 
 def test_the_agent_is_cut_at_the_deadline(sqlite_url: str) -> None:
-    with scripted_client(sqlite_url, ScriptedAgent(seconds=30), llm_timeout_seconds=0.5) as client:
+    with scripted_client(sqlite_url, ScriptedAgent(seconds=30), llm_timeout_seconds=0.2) as client:
         user = signup(client)
         started = time.monotonic()
         r = client.post(f"/api/{user.id}/chat", json={"message": "hi"}, headers=user.headers)
         assert time.monotonic() - started < 3
         assert r.status_code == 502
-        assert r.json()["detail"] == ("The assistant could not answer: it did not answer within 0.5 seconds. "
+        assert r.json()["detail"] == ("The assistant could not answer: it did not answer within 0.2 seconds. "
                                       "Your message was not sent; try again.")
         assert client.get(f"/api/{user.id}/conversations", headers=user.headers).json() == []
 
