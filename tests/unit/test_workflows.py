@@ -185,3 +185,47 @@ def test_the_cloud_deploy_runs_only_when_its_secrets_are_set() -> None:
     # The live release keeps its pods: verify leaves out the checks that delete them.
     assert "verify --skip self-healing,persistence" in [
         command for step in gated for command in inv_commands(step["run"])]
+
+
+# --- docs/cloud.md (item 6) ------------------------------------------------------------------
+
+CLOUD_DOC = ROOT / "docs" / "cloud.md"
+PROVIDERS = ["DOKS", "GKE", "AKS", "OKE"]
+PROFILE_ROWS = ["IMAGE_REGISTRY", "pull secret", "storage class", "Ingress class", "TLS"]
+# Names in backticks that are not settings: the CI secrets and the chart's Service.
+NOT_SETTING_NAMES = {"CLOUD_KUBECONFIG", "CLOUD_ENV"}
+
+
+def provider_sections(text: str) -> dict[str, str]:
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)
+    return {name: section for section in sections for name in PROVIDERS
+            if section.splitlines()[0].endswith(f"({name})")}
+
+
+def test_the_cloud_doc_gives_each_provider_every_profile_setting() -> None:
+    sections = provider_sections(CLOUD_DOC.read_text())
+    assert sorted(sections) == sorted(PROVIDERS)
+    for name, section in sections.items():
+        rows = [line.split("|")[1].strip(" `") for line in section.splitlines()
+                if line.startswith("| ") and not line.startswith("| setting")]
+        missing = [row for row in PROFILE_ROWS if row not in rows]
+        assert missing == [], f"{name}: no row for {missing}"
+        assert "Differs from minikube" in section
+
+
+def test_the_cloud_doc_names_only_settings_that_exist_and_marks_the_planned_ones() -> None:
+    text = CLOUD_DOC.read_text()
+    names = set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", text))
+    assert names - SETTINGS - NOT_SETTING_NAMES == set()
+    # What items 1-3 will add is marked as planned, never shown as a setting of today.
+    for row in ("pull secret", "Ingress class", "TLS"):
+        assert all("planned (item" in line for line in text.splitlines()
+                   if line.startswith(f"| {row} |")), row
+
+
+def test_every_inv_command_in_the_cloud_doc_exists() -> None:
+    commands = [match.group(1).strip() for match in re.finditer(r"`inv ([^`]*)`", CLOUD_DOC.read_text())]
+    commands += [c for block in re.findall(r"```bash\n(.*?)```", CLOUD_DOC.read_text(), re.DOTALL)
+                 for c in inv_commands(block)]
+    assert "verify --skip self-healing,persistence" in commands
+    assert {c: problem_with(c) for c in commands if problem_with(c)} == {}
