@@ -129,7 +129,8 @@ def make_handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
 def fake_llm(request: pytest.FixtureRequest) -> Iterator[tuple[FakeLLM, str]]:
     fake = FakeLLM(getattr(request, "param", "ok"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fake))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop to poll: every 0.5 s by default
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     yield fake, f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()

@@ -118,7 +118,8 @@ def test_inspect_image_over_the_socket(tmp_path):
 
     path = str(tmp_path / "docker.sock")
     server = Server(path, Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for the loop to poll: every 0.5 s by default
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     try:
         assert context_cache.inspect_image("todo-backend:abc", path) == {"Id": "sha256:1", "Size": 5}
         assert context_cache.inspect_image("todo-backend:zzz", path) is None

@@ -116,7 +116,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     context.verify_mode = ssl.CERT_OPTIONAL  # client certificate or a header
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for the loop to poll: every 0.5 s by default
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     yield {"url": f"https://127.0.0.1:{httpd.server_address[1]}", "certs": certs, "folder": folder}
     httpd.shutdown()

@@ -309,7 +309,8 @@ def test_fetch_meta_asks_on_a_new_connection_each_time_with_one_client(monkeypat
 
     monkeypatch.setattr(serving.httpx, "Client", client)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Meta)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for the loop to poll: every 0.5 s by default
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     try:
         fetch = serving.fetch_meta(f"http://127.0.0.1:{server.server_address[1]}")
         assert [fetch("/api/meta") for _ in range(3)] == [{"version": "x", "pod": "b-new"}] * 3
