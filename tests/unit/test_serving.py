@@ -118,6 +118,7 @@ def test_watch_reports_serving_only_once_the_frontend_answers_from_a_new_backend
         return answers("b-old", "b-old", "b-new")
 
     monkeypatch.setattr(serving, "fetch_meta", fetch_meta)
+    monkeypatch.setattr(serving, "POLL_S", 0.001)  # the fakes answer at once: no need to space the asks
     loaded = SimpleNamespace(settings=SimpleNamespace(namespace="ns", release_name="todo"))
     watcher = Watcher(loaded, print, frontend_url=lambda: contextlib.nullcontext("http://frontend.test"))  # type: ignore[arg-type]
     watcher._kube = kube
@@ -126,7 +127,7 @@ def test_watch_reports_serving_only_once_the_frontend_answers_from_a_new_backend
     assert watcher._wait_served({"backend": image}, Timeline(print)) is None
     assert asked == ["http://frontend.test"]  # through the frontend, not the backend Service
     monkeypatch.setattr(serving, "fetch_meta", lambda url: answers("b-old"))
-    monkeypatch.setattr(serving, "TIMEOUT_S", 0.3)
+    monkeypatch.setattr(serving, "TIMEOUT_S", 0.1)
     assert watcher._wait_served({"backend": image}, Timeline(print)) == (
         "the frontend's /api/meta answered from backend pod b-old")
 
@@ -231,6 +232,7 @@ def kept_frontend_watcher(monkeypatch: pytest.MonkeyPatch, opened: Opened) -> tu
         return answers("b-new")
 
     monkeypatch.setattr(serving, "fetch_meta", fetch_meta)
+    monkeypatch.setattr(serving, "POLL_S", 0.001)  # the fakes answer at once: no need to space the asks
     monkeypatch.setattr(serving, "user_url", opened)
     loaded = SimpleNamespace(settings=SimpleNamespace(namespace="ns", release_name="todo"))
     watcher = Watcher(loaded, print)  # type: ignore[arg-type]
