@@ -63,6 +63,7 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
         # lands on whichever requests are in flight (the p99).
         gc.collect()
         gc.freeze()
+        gc.enable()  # `python -m todo_api` starts with it off (__main__.py)
         app.state.started = True
         log.info("started", extra={})
         try:
