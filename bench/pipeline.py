@@ -512,7 +512,10 @@ def run() -> dict[str, Any]:
         say("measuring edit-to-serving ...")
         edit = measure_edit(ws, EDIT_ROUNDS)
         say("measuring inv watch ...")
-        watch = measure_watch(ws, WATCH_EDITS)
+        from bench.watch_serving import backend_start, median_marks  # it imports this module
+
+        watch = measure_watch(ws, WATCH_EDITS, after_edit=lambda saved_at: backend_start(ws.ours_ns, saved_at))
+        watch["backend_start_s_after_save_median"] = median_marks(watch["details_per_edit"])
         cold = measure_cold(ws) if COLD else None
         w, e = warm["summary"], edit["summary"]
         result = {
@@ -528,8 +531,8 @@ def run() -> dict[str, Any]:
                        e["ours_up"]["median"] / e["hand"]["median"], 1.0, "x"),
                 target("edit to serving: inv build + inv deploy (median) <= hand-typed (median)",
                        e["ours_separate"]["median"] / e["hand"]["median"], 1.0, "x"),
-                target("inv watch: save to new code serving, median", watch["summary"]["p50"],
-                       10.0, "s"),
+                target("inv watch: save to new code serving through the frontend, median",
+                       watch["summary"]["p50"], 6.0, "s"),
             ],
         }
         write_result("pipeline", result)

@@ -134,7 +134,11 @@ def _pipeline_section(r: dict[str, Any]) -> list[str]:
         "",
         (f"`inv watch`, a one-line backend edit saved {len(watch['save_to_serving_s'])} times: "
          f"save to new code serving p50 {ws['p50']} s, p90 {ws['p90']} s (min {ws['min']}, max "
-         f"{ws['max']}); Ctrl-C exit code {watch['ctrl_c_exit_code']}."),
+         f"{ws['max']}); Ctrl-C exit code {watch['ctrl_c_exit_code']}."
+         + ("" if not watch.get("backend_start_s_after_save_median") else
+            " The first new backend pod's start (median s after the save): " + ", ".join(
+                f"{mark} {at}" for mark, at in watch["backend_start_s_after_save_median"].items())
+            + " (bench/watch_serving.py says what each mark is).")),
         "",
         "Phases of our last runs (seconds; from the gates' details.timings):",
         "",

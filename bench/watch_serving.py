@@ -7,7 +7,7 @@ until the frontend Service answers /api/meta with the new version 3 times in a r
 connection each (bench.pipeline.serving), and beside it the seconds `inv watch` itself
 printed for "serving". `--source` a checkout of an older commit measures that code's apps
 (the workflow is this repository's). Per edit, where the new backend pods' start went, in
-seconds after the save (the slowest pod: the rollout waits for it): pod created, container
+seconds after the save (the first new pod ready: see first_after): pod created, container
 started (the engine's own time when the cluster runs on this Docker engine, else the
 kubelet's, whole seconds), app imported (its "serving" log line), app started (lifespan
 done), first /started 200 (startup probe), first /ready 200 (readiness probe); the medians
@@ -104,13 +104,16 @@ def engine_started_at(pod_name: str, container: str) -> str | None:
         return None
 
 
-def slowest_after(saved_at: float, per_pod: list[dict[str, float | None]]) -> dict[str, float | None]:
-    """Each mark of the slowest pod (the rollout waits for it), in seconds after the save."""
-    out: dict[str, float | None] = {}
-    for mark in MARKS:
-        seen = [p[mark] for p in per_pod if p.get(mark) is not None]
-        out[mark] = round(max(seen) - saved_at, 2) if seen and len(seen) == len(per_pod) else None  # type: ignore[operator]
-    return out
+def first_after(saved_at: float, per_pod: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """Each mark of the pod that answered /ready first (the new code can serve from then
+    on: the old ReplicaSet gives up a pod for each new one ready, so the frontend may show
+    it before the last new pod is ready), in seconds after the save."""
+    ready = [p for p in per_pod if p.get("/ready 200") is not None]
+    if not ready:
+        return dict.fromkeys(MARKS)
+    first = min(ready, key=lambda p: p["/ready 200"])  # type: ignore[arg-type, return-value]
+    return {mark: None if first.get(mark) is None else round(first[mark] - saved_at, 2)  # type: ignore[operator]
+            for mark in MARKS}
 
 
 def backend_start(namespace: str, saved_at: float) -> dict[str, float | None]:
@@ -124,7 +127,7 @@ def backend_start(namespace: str, saved_at: float) -> dict[str, float | None]:
         name, container = pod["metadata"]["name"], pod["spec"]["containers"][0]["name"]
         lines = kubectl("-n", namespace, "logs", name, "-c", container).stdout.splitlines()
         per_pod.append(pod_marks(pod, lines, engine_started_at(name, container)))
-    return slowest_after(saved_at, per_pod) if per_pod else dict.fromkeys(MARKS)
+    return first_after(saved_at, per_pod)
 
 
 def median_marks(per_edit: list[dict[str, float | None]]) -> dict[str, float | None]:

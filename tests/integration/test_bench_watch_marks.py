@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bench.watch_serving import MARKS, epoch, median_marks, pod_marks, slowest_after
+from bench.watch_serving import MARKS, epoch, first_after, median_marks, pod_marks
 
 SAVED = epoch("2026-12-07T06:31:46.500Z")
 
@@ -49,11 +49,14 @@ def test_a_pods_marks_come_from_its_logs_and_the_engines_start_first() -> None:
     assert pod_marks(_pod("2026-12-07T06:31:48Z"), LOGS[:3], None)["/ready 200"] is None
 
 
-def test_the_slowest_pod_counts_and_a_mark_missing_on_one_pod_is_unknown() -> None:
-    fast = dict.fromkeys(MARKS, SAVED + 1.0)  # type: ignore[operator]
-    slow = dict.fromkeys(MARKS, SAVED + 3.0)  # type: ignore[operator]
-    slow["/ready 200"] = None
-    after = slowest_after(SAVED, [fast, slow])  # type: ignore[arg-type]
-    assert after["app imported"] == 3.0 and after["/ready 200"] is None
-    assert median_marks([after, dict.fromkeys(MARKS, 2.0), dict.fromkeys(MARKS, 1.0)]) == {
-        **dict.fromkeys(MARKS, 2.0), "/ready 200": 1.5}
+def test_the_pod_ready_first_counts_and_none_ready_is_unknown() -> None:
+    early = dict.fromkeys(MARKS, SAVED + 3.0)  # type: ignore[operator]
+    early["/ready 200"] = SAVED + 3.5  # type: ignore[operator]
+    late = dict.fromkeys(MARKS, SAVED + 1.0)  # type: ignore[operator]
+    late["/ready 200"] = SAVED + 4.0  # type: ignore[operator]
+    not_ready = {**late, "/ready 200": None}
+    after = first_after(SAVED, [late, early, not_ready])  # type: ignore[arg-type]
+    assert after == {**dict.fromkeys(MARKS, 3.0), "/ready 200": 3.5}
+    assert first_after(SAVED, [not_ready]) == dict.fromkeys(MARKS)  # type: ignore[arg-type]
+    assert median_marks([after, dict.fromkeys(MARKS, 2.0), dict.fromkeys(MARKS, None)]) == {
+        **dict.fromkeys(MARKS, 2.5), "/ready 200": 2.75}
