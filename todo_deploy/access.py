@@ -1,5 +1,7 @@
 """How to reach the frontend the way a user would on this cluster.
 
+Ingress    -> https://<the Ingress's address>/ with Host: INGRESS_HOST, when INGRESS_HOST
+              is set and an ingress controller gave the Ingress an address
 minikube   -> `minikube service <svc> -n <ns> --url -p <profile>` (through the Runner)
 NodePort   -> http://<node InternalIP>:<nodePort>
 LoadBalancer with an ingress address -> http://<ip or hostname>:<port>
@@ -35,6 +37,7 @@ MINIKUBE = "minikube-service"
 NODEPORT = "nodeport"
 LOADBALANCER = "loadbalancer"
 PORT_FORWARD = "port-forward"
+INGRESS = "ingress"
 # The detail of a port-forward asked for (`inv open --forward`, `--access port-forward`),
 # not chosen for want of a direct way: no flag named, since either task asks.
 REQUESTED = "port-forward asked for"
@@ -48,6 +51,9 @@ class AccessPlan:
     kind: str
     url: str = ""
     detail: str = ""
+    # The Host header to send (the Ingress's host, the URL naming its address); set, the
+    # certificate (self-signed, or for the host, not the address) is not verified.
+    host: str = ""
 
 
 def frontend_service_name(settings: Settings) -> str:
@@ -131,17 +137,23 @@ def choose_access(
     runner: Runner | None = None,
     reachable: Callable[[str], bool] = tcp_reachable,
     mode: str = "auto",
+    ingress: dict[str, Any] | None = None,
 ) -> AccessPlan:
     """Decide how to reach the frontend; falls back to a port-forward, saying why."""
     name = frontend_service_name(settings)
     if mode == PORT_FORWARD:
         return AccessPlan(PORT_FORWARD, detail=REQUESTED)
+    reasons: list[str] = []
+    if settings.ingress_host:
+        plan, why = _through_ingress(settings, ingress, reachable)
+        if plan:
+            return plan
+        reasons.append(why)
     if service is None:
-        return AccessPlan(PORT_FORWARD, detail=f"Service {name} not found")
+        return AccessPlan(PORT_FORWARD, detail="; ".join([*reasons, f"Service {name} not found"]))
     spec = service.get("spec") or {}
     kind = spec.get("type") or "ClusterIP"
     port = _service_port(service)
-    reasons: list[str] = []
 
     if settings.cluster_provider == "minikube" and runner is not None:
         if minikube_service_blocks(settings):
@@ -180,6 +192,34 @@ def choose_access(
     else:
         reasons.append(f"Service type {kind} is not reachable from outside the cluster")
     return AccessPlan(PORT_FORWARD, detail="; ".join(reasons))
+
+
+def _through_ingress(
+    settings: Settings, ingress: dict[str, Any] | None, reachable: Callable[[str], bool]
+) -> tuple[AccessPlan | None, str]:
+    """The Ingress's way in when its controller gave it an address that answers, else
+    (None, why not)."""
+    from todo_deploy import ingress as ingresses
+
+    name = frontend_service_name(settings)
+    if ingress is None:
+        return None, f"Ingress {name} not found"
+    address = ingresses.ingress_address(ingress)
+    if not address:
+        return None, f"Ingress {name} has no address (no ingress controller serves its class?)"
+    url = f"{ingresses.scheme(settings)}://{address}/"
+    if not reachable(url):
+        return None, f"Ingress {url} did not answer"
+    return AccessPlan(INGRESS, url, f"Ingress {settings.ingress_host} at {address}",
+                      host=settings.ingress_host), ""
+
+
+def read_ingress(settings: Settings, kube: Kube) -> dict[str, Any] | None:
+    """The frontend's Ingress when one is configured (None otherwise, or not there)."""
+    if not settings.ingress_host:
+        return None
+    return kube.get("networking.k8s.io/v1", "Ingress", frontend_service_name(settings),
+                    settings.namespace)
 
 
 class PortForwarder:
@@ -348,7 +388,8 @@ def plan_access(
 ) -> AccessPlan:
     """How a user reaches the frontend right now (for verify and the docs report)."""
     service, nodes = read_service_and_nodes(settings, kube)
-    return choose_access(settings, service, nodes, runner=runner, mode=mode)
+    return choose_access(settings, service, nodes, runner=runner, mode=mode,
+                         ingress=read_ingress(settings, kube))
 
 
 @contextlib.contextmanager
@@ -360,7 +401,8 @@ def open_access(
 ) -> Iterator[Access]:
     """Reach the frontend; a port-forward opened here is closed when the block ends."""
     service, nodes = read_service_and_nodes(settings, kube)
-    plan = choose_access(settings, service, nodes, runner=runner, mode=mode)
+    plan = choose_access(settings, service, nodes, runner=runner, mode=mode,
+                         ingress=read_ingress(settings, kube))
     if plan.kind != PORT_FORWARD:
         yield Access(plan, plan.url)
         return

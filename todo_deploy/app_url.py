@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from todo_deploy import processes
-from todo_deploy.access import PORT_FORWARD, PortForwarder, frontend_service_name, plan_access
+from todo_deploy.access import (
+    INGRESS,
+    PORT_FORWARD,
+    AccessPlan,
+    PortForwarder,
+    frontend_service_name,
+    plan_access,
+)
 from todo_deploy.config import load_settings
 from todo_deploy.kube import Kube
 
@@ -46,7 +53,7 @@ FORWARD_MODULE = "todo_deploy.app_url"  # the background process runs this modul
 @dataclass(frozen=True)
 class AppUrl:
     url: str
-    kind: str  # nodeport | loadbalancer | minikube-service | port-forward
+    kind: str  # ingress | nodeport | loadbalancer | minikube-service | port-forward
     detail: str  # how it was chosen (and, for a port-forward, why no direct way)
     target: str  # context/namespace/service it reaches
     pid: int = 0  # the port-forward process
@@ -135,6 +142,8 @@ def start_forward(loaded: LoadedSettings, port: int, detail: str) -> AppUrl:
 
 
 def _reusable(kept: AppUrl, port: int, forward: bool) -> bool:
+    if kept.kind == INGRESS:  # its host may resolve only in a browser's setup: ask again
+        return False
     if forward and kept.kind != PORT_FORWARD:
         return False
     if port and not kept.url.endswith(f":{port}"):
@@ -160,10 +169,28 @@ def ensure(
     kube = kube or Kube(loaded.settings.context_name)
     plan = plan_access(loaded.settings, kube, runner, mode=PORT_FORWARD if forward else "auto")
     if plan.kind != PORT_FORWARD:
-        app = AppUrl(plan.url, plan.kind, plan.detail, target_of(loaded))
+        app = direct_url(loaded, plan)
         save(state_dir, app)
         return app
     return start_forward(loaded, port or _free_port(FORWARD_PORTS), plan.detail)
+
+
+def direct_url(loaded: LoadedSettings, plan: AccessPlan) -> AppUrl:
+    """The URL of a direct way in: through the Ingress, the one users open
+    (https://INGRESS_HOST/), with where its host must point; else the plan's."""
+    if plan.kind != INGRESS:
+        return AppUrl(plan.url, plan.kind, plan.detail, target_of(loaded))
+    from urllib.parse import urlsplit
+
+    from todo_deploy import ingress
+
+    settings = loaded.settings
+    address = urlsplit(plan.url).hostname or ""
+    detail = (f"{plan.detail}; where {settings.ingress_host} does not resolve to {address}, "
+              f"add `{address} {settings.ingress_host}` to the hosts file")
+    if ingress.parse_tls(settings.ingress_tls).mode == "self-signed":
+        detail += "; the certificate is self-signed: the browser asks once"
+    return AppUrl(ingress.public_url(settings), INGRESS, detail, target_of(loaded))
 
 
 def _serve(port: int) -> int:

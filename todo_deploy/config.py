@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from todo_deploy import ingress as _ingress
 from todo_deploy.connection_budget import Budget
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +118,15 @@ def mask_url(value: str) -> str:
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 
 
+def _ingress_class(value: str) -> str:
+    return _dns_label(value) if value else value
+
+
+def _ingress_tls(value: str) -> str:
+    _ingress.parse_tls(value)
+    return value.strip()
+
+
 class Source(StrEnum):
     DEFAULT = "default"
     GENERATED = "generated"
@@ -151,6 +161,12 @@ class Settings(BaseModel):
     # Retries of a failed migration Job (the chart's migration.backoffLimit). Each retry
     # waits the Job controller's back-off (10 s, 20 s, 40 s...): 0 fails at the first error.
     migration_backoff_limit: int = Field(default=3, ge=0, le=10)
+
+    # The Ingress (issue 23, item 3; todo_deploy/ingress.py): INGRESS_HOST empty = none.
+    # INGRESS_TLS: none | self-signed | secret:NAME | cert-manager:ISSUER.
+    ingress_host: Annotated[str, AfterValidator(_ingress.check_host)] = ""
+    ingress_class: Annotated[str, AfterValidator(_ingress_class)] = "nginx"
+    ingress_tls: Annotated[str, AfterValidator(_ingress_tls)] = "self-signed"
 
     # Images
     # The defaults are the images CI runs on a first run (pulled, never preloaded).

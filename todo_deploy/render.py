@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from todo_deploy import ingress
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.components import ALL, BUILT
 
@@ -211,6 +212,8 @@ def helm_values(
             | ({"nodePort": node_port}
                if node_port and settings.frontend_service_type == "NodePort" else {}),
         },
+        # The frontend's Ingress (issue 23, item 3): INGRESS_HOST / INGRESS_CLASS / INGRESS_TLS.
+        "ingress": ingress.chart_values(settings),
         "migration": {"hook": not bundled, "backoffLimit": settings.migration_backoff_limit},
         "database": {
             "mode": settings.database_mode,

@@ -202,7 +202,11 @@ def minikube_start_argv(settings: Settings) -> list[str]:
 
 
 def _addons(settings: Settings) -> list[str]:
+    from todo_deploy import ingress
+
     listed = [a.strip() for a in settings.minikube_addons.split(",") if a.strip()]
+    if ingress.wants_minikube_addon(settings) and ingress.MINIKUBE_ADDON not in listed:
+        listed.append(ingress.MINIKUBE_ADDON)  # an Ingress is configured: its controller
     return ["storage-provisioner", *[a for a in listed if a != "storage-provisioner"]]
 
 

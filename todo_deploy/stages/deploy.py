@@ -107,7 +107,9 @@ def ensure_secrets(kube: Kube, settings: Settings) -> list[str]:
     for obj in secret_objects(settings):
         kube.apply(obj)
         names.append(obj["metadata"]["name"])
-    return names
+    from todo_deploy.ingress import ensure_tls_secret
+
+    return names + ensure_tls_secret(kube, settings)  # INGRESS_TLS=self-signed's
 
 
 def namespace_objects(settings: Settings, rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -460,6 +462,9 @@ def run(
         if work := todo(secrets + groups["config"]):
             with phase(f"apply Secrets and config ({len(work)})"):
                 changed += apply_all(kube, work, versions, log)
+        from todo_deploy.ingress import ensure_tls_secret
+
+        ensure_tls_secret(kube, settings)  # INGRESS_TLS=self-signed: made once per host
         jobs = [o for o in groups["migration"] if o["kind"] == "Job"]
         # The database and what the migration Job needs first (its NetworkPolicy).
         database = todo(groups["database"])

@@ -59,6 +59,7 @@ migration: {{ include $o (dict "ctx" . "suffix" "migration") }}
 defaultDeny: {{ include $o (dict "ctx" . "suffix" "default-deny") }}
 testBackend: {{ include $o (dict "ctx" . "suffix" "test-backend") }}
 testFrontend: {{ include $o (dict "ctx" . "suffix" "test-frontend") }}
+ingressTls: {{ include $o (dict "ctx" . "suffix" "ingress-tls") }}
 {{- end }}
 
 {{/*
@@ -182,6 +183,22 @@ policy/v1 PodDisruptionBudget is GA from 1.21, autoscaling/v2 HPA from 1.23.
 {{- end }}
 {{- define "todo-chatbot.hasHPA" -}}
 {{- if and (.Capabilities.APIVersions.Has "autoscaling/v2") (semverCompare ">=1.23-0" .Capabilities.KubeVersion.Version) -}}true{{- end -}}
+{{- end }}
+
+{{/*
+Ingress (issue 23, item 3): networking.k8s.io/v1 Ingress is GA from 1.19. Its TLS
+Secret: the one named (tls.mode=secret), else <fullname>-ingress-tls (made by
+`inv deploy` for self-signed, by cert-manager for cert-manager).
+*/}}
+{{- define "todo-chatbot.hasIngress" -}}
+{{- if and (.Capabilities.APIVersions.Has "networking.k8s.io/v1") (semverCompare ">=1.19-0" .Capabilities.KubeVersion.Version) -}}true{{- end -}}
+{{- end }}
+{{- define "todo-chatbot.ingressTlsSecretName" -}}
+{{- if eq .Values.ingress.tls.mode "secret" -}}
+{{- .Values.ingress.tls.secretName -}}
+{{- else -}}
+{{- (include "todo-chatbot.names" . | fromYaml).ingressTls -}}
+{{- end -}}
 {{- end }}
 
 {{/*

@@ -70,12 +70,13 @@ class VerifyContext:
     notes: dict[str, Any] = field(default_factory=dict)
     # Restarts before this (the deployment's gate) are a node's reboot or an old crash.
     restarts_since: datetime | None = None
+    host: str = ""  # through an Ingress: its host (access.AccessPlan.host)
 
     def username(self, label: str) -> str:
         return f"{USER_PREFIX}{label}-{self.suffix}"
 
     def new_client(self) -> FrontendClient:
-        return FrontendClient(self.base_url)
+        return FrontendClient(self.base_url, host=self.host)
 
     def user(self, label: str) -> FrontendClient:
         """The signed-in client of test user `label` ("a", "b"), signed up on first use."""
@@ -748,7 +749,7 @@ def check_persistence(ctx: VerifyContext) -> list[Check]:
                 "`kubectl get pods` and events: a restarted pod did not become Ready.",
             )
         ]
-    up, how = wait_until_up(ctx.base_url, deadline_s=60)
+    up, how = wait_until_up(ctx.base_url, deadline_s=60, host=ctx.host)
     if not up:
         return [Check.of("persistence", False, f"frontend not answering after restart: {how}")]
     a, survived = _relogin(ctx, "a")

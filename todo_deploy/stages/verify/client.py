@@ -73,6 +73,7 @@ class FrontendClient:
     base_url: str
     timeout: float = 20.0
     username: str | None = None
+    host: str = ""  # through an Ingress: its host (Host header; the certificate not verified)
     csrf: str = ""
     requests: int = field(default=0, init=False)
     _http: httpx.Client = field(init=False, repr=False)
@@ -80,7 +81,8 @@ class FrontendClient:
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.base_url, timeout=self.timeout, follow_redirects=False
+            base_url=self.base_url, timeout=self.timeout, follow_redirects=False,
+            **host_options(self.host),
         )
 
     # -- plumbing -----------------------------------------------------------------
@@ -99,7 +101,8 @@ class FrontendClient:
 
     def clone(self) -> FrontendClient:
         """A second connection pool sharing this browser's session (for a load thread)."""
-        other = FrontendClient(self.base_url, timeout=self.timeout, username=self.username)
+        other = FrontendClient(self.base_url, timeout=self.timeout, username=self.username,
+                               host=self.host)
         other.csrf = self.csrf
         for cookie in self._http.cookies.jar:
             other._http.cookies.set(cookie.name, cookie.value or "", domain=cookie.domain)
@@ -204,11 +207,20 @@ class FrontendClient:
                 return items
 
 
-def wait_until_up(base_url: str, deadline_s: float = 30.0, path: str = "/") -> tuple[bool, str]:
+def host_options(host: str) -> dict[str, Any]:
+    """httpx.Client options to reach the app through an Ingress at an address: the
+    Ingress's host in the Host header, and no certificate check (self-signed, or made
+    for the host, not the address). {} for a direct URL."""
+    return {"headers": {"Host": host}, "verify": False} if host else {}
+
+
+def wait_until_up(
+    base_url: str, deadline_s: float = 30.0, path: str = "/", host: str = ""
+) -> tuple[bool, str]:
     """Poll `path` until it answers 200 (a fresh port-forward or a restarted pod)."""
     last = ""
     end = time.monotonic() + deadline_s
-    with httpx.Client(base_url=base_url, timeout=5.0) as http:
+    with httpx.Client(base_url=base_url, timeout=5.0, **host_options(host)) as http:
         while time.monotonic() < end:
             try:
                 response = http.get(path)

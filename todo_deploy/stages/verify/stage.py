@@ -155,7 +155,7 @@ def run(
         with open_access(settings, kube, runner, mode=access) as way:
             details.access = {"kind": way.kind, "url": way.url, "detail": way.plan.detail}
             log(f"verify: reaching the frontend via {way.describe()}")
-            up, how = wait_until_up(way.url, deadline_s=30)
+            up, how = wait_until_up(way.url, deadline_s=30, host=way.plan.host)
             checks.append(
                 Check.of(
                     "access",
@@ -174,6 +174,7 @@ def run(
                     log=log,
                     remove_users=user_remover(settings, kube),
                     restarts_since=deployed_at(loaded),
+                    host=way.plan.host,
                 )
                 try:
                     checks.extend(run_checks(ctx, names))
