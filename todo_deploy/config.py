@@ -118,10 +118,6 @@ def mask_url(value: str) -> str:
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 
 
-def _ingress_class(value: str) -> str:
-    return _dns_label(value) if value else value
-
-
 def _ingress_tls(value: str) -> str:
     _ingress.parse_tls(value)
     return value.strip()
@@ -165,7 +161,7 @@ class Settings(BaseModel):
     # The Ingress (issue 23, item 3; todo_deploy/ingress.py): INGRESS_HOST empty = none.
     # INGRESS_TLS: none | self-signed | secret:NAME | cert-manager:ISSUER.
     ingress_host: Annotated[str, AfterValidator(_ingress.check_host)] = ""
-    ingress_class: Annotated[str, AfterValidator(_ingress_class)] = "nginx"
+    ingress_class: Annotated[str, AfterValidator(_ingress.check_class)] = "nginx"
     ingress_tls: Annotated[str, AfterValidator(_ingress_tls)] = "self-signed"
 
     # Images

@@ -63,6 +63,15 @@ def check_host(value: str) -> str:
     return value
 
 
+def check_class(value: str) -> str:
+    """INGRESS_CLASS: '' (the cluster's default class) or an IngressClass name."""
+    if value and (len(value) > 253 or not _NAME.match(value)):
+        raise ValueError("must be an IngressClass name (lower case letters, digits, '-' and "
+                         "'.', such as nginx or webapprouting.kubernetes.azure.com), or empty "
+                         "for the cluster's default class")
+    return value
+
+
 def chart_values(settings: Settings) -> dict[str, Any]:
     """The chart's `ingress` values."""
     tls = parse_tls(settings.ingress_tls)

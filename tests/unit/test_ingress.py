@@ -22,7 +22,7 @@ from tests.unit.test_parity import IMAGES, helm_objects, key, normal, raw_object
 from todo_deploy import access, app_url, helm, ingress, manifests, render
 from todo_deploy.config import LoadedSettings, Settings, SettingsError, load_settings
 from todo_deploy.stages import cluster
-from todo_deploy.stages.aiops.doctor import Target
+from todo_deploy.stages.aiops.doctor import Snapshot, Target, diagnose
 from todo_deploy.stages.aiops.doctor.ingress import ingress_findings
 from todo_deploy.stages.deploy import ensure_secrets
 from todo_deploy.stages.lint import BASELINE_VERSION, CAPABILITIES, latest_version, schema_problems
@@ -56,7 +56,7 @@ def test_no_host_no_ingress_in_either_path(tmp_path: Path) -> None:
     ({"INGRESS_TLS": "letsencrypt"}, "must be none, self-signed, secret:NAME or cert-manager:ISSUER"),
     ({"INGRESS_TLS": "secret:"}, "secret: needs a resource name"),
     ({"INGRESS_TLS": "self-signed:x"}, "self-signed takes no name"),
-    ({"INGRESS_CLASS": "Nginx"}, "must be a DNS label"),
+    ({"INGRESS_CLASS": "Nginx"}, "must be an IngressClass name"),
 ])
 def test_bad_ingress_settings_are_refused_with_the_key(tmp_path: Path, env: dict[str, str],
                                                        message: str) -> None:
@@ -101,6 +101,8 @@ def test_the_ingress_per_tls_mode(tmp_path: Path, tls: str, secret: str | None,
 def test_an_empty_class_leaves_it_to_the_clusters_default(tmp_path: Path) -> None:
     settings = load(tmp_path, INGRESS_HOST=HOST, INGRESS_CLASS="")
     assert "ingressClassName" not in the_ingress(helm_objects(settings))["spec"]
+    aks = load(tmp_path, INGRESS_HOST=HOST, INGRESS_CLASS="webapprouting.kubernetes.azure.com")
+    assert the_ingress(helm_objects(aks))["spec"]["ingressClassName"] == aks.ingress_class
 
 
 def test_raw_and_helm_render_the_same_ingress(tmp_path: Path) -> None:
@@ -392,3 +394,9 @@ def test_a_served_class_without_an_address_points_at_the_controller() -> None:
     (default,) = ingress_findings([unnamed], [DEFAULT_CLASS], Target("minikube"), NOW)
     assert "(default) exists" in default.evidence
 
+
+def test_diagnose_reports_the_ingress_from_a_snapshot() -> None:
+    snapshot = Snapshot("todo", observed_at=NOW.isoformat(), ingresses=[ingress_obj()])
+    findings = diagnose(snapshot, Target("minikube", minikube_profile="p1"))
+    assert [f.object for f in findings] == ["Ingress/todo-chatbot-frontend"]
+    assert "`minikube addons enable ingress -p p1`" in findings[0].fix

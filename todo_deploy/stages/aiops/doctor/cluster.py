@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from todo_deploy.kube import exec_in_pod
+from todo_deploy.stages.aiops.doctor.ingress import INGRESS_VERSION
 from todo_deploy.stages.aiops.doctor.model import (
     Index,
     NamespaceMissing,
@@ -116,6 +117,9 @@ def collect(kube: Kube, namespace: str, *, now: datetime | None = None) -> Snaps
         statefulsets=items("apps/v1", "StatefulSet"),
         replicasets=items("apps/v1", "ReplicaSet"),
     )
+    snapshot.ingresses = items(INGRESS_VERSION, "Ingress")
+    if snapshot.ingresses:
+        snapshot.ingress_classes = items(INGRESS_VERSION, "IngressClass", "")
     index = Index.of(snapshot)
     for pod, container, previous in log_requests(snapshot.pods, index):
         text = kube.pod_logs(namespace, pod, container, tail=40, previous=previous)

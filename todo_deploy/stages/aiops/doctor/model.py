@@ -81,6 +81,8 @@ class Snapshot:
     deployments: list[Obj] = field(default_factory=list)
     statefulsets: list[Obj] = field(default_factory=list)
     replicasets: list[Obj] = field(default_factory=list)
+    ingresses: list[Obj] = field(default_factory=list)
+    ingress_classes: list[Obj] = field(default_factory=list)  # read only when there are Ingresses
     # "pod/container" -> last log lines (the previous container's when it restarted)
     logs: dict[str, str] = field(default_factory=dict)
     # "pod/container" -> peak memory in bytes, read from the container's cgroup
