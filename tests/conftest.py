@@ -22,6 +22,9 @@ import pytest
 from _pytest.reports import CollectReport, TestReport
 
 REQUIRE_ALL = os.environ.get("TODO_REQUIRE_ALL") == "1"
+# A settings profile chosen in the shell (TODO_PROFILE, or `inv test --profile`) is the
+# user's: the tests' settings roots are temp dirs without its .env.NAME.
+os.environ.pop("TODO_PROFILE", None)
 
 # The images a user's first run uses: the settings' defaults (public names, pulled
 # when missing), unless the environment names others as it would for `inv`.

@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -205,6 +206,16 @@ class Settings(BaseModel):
     kagent_namespace: DnsLabel = "kagent"
     aiops_timeout_seconds: int = Field(default=120, ge=5, le=3600)
 
+    # Profiles (issue 23, item 1; todo_deploy/profiles.py and values_files.py): chart values
+    # files layered over the workflow's values, comma-separated, relative to the settings root
+    # (load_settings sets it; the project for Settings made by hand).
+    values_files: str = ""
+    _root: Path = PrivateAttr(default=PROJECT_ROOT)
+
+    @property
+    def values_paths(self) -> list[Path]:
+        return [self._root / part.strip() for part in self.values_files.split(",") if part.strip()]
+
     @field_validator("database_url")
     @classmethod
     def _database_url_is_postgres(cls, value: SecretStr) -> SecretStr:
@@ -287,8 +298,9 @@ class SettingsError(Exception):
 @dataclass(frozen=True)
 class LoadedSettings:
     settings: Settings
-    sources: dict[str, Source] = field(default_factory=dict)
+    sources: dict[str, Source | str] = field(default_factory=dict)
     root: Path = PROJECT_ROOT
+    profile: str = ""  # the active profile: its `.env.NAME` is layered over `.env`
 
     @property
     def state_dir(self) -> Path:
@@ -323,26 +335,51 @@ def _generate_missing_secrets(path: Path, merged: dict[str, str]) -> dict[str, s
     return kept
 
 
+class ProfileError(SettingsError):
+    """A profile that does not exist: one line naming its file and the profiles that do."""
+
+    def __init__(self, line: str) -> None:
+        self.problems = [line]
+        Exception.__init__(self, line)
+
+
+def _read_dotenv(path: Path, keys: set[str]) -> tuple[dict[str, str], list[str]]:
+    """The settings a .env-style file sets, and a problem line per unknown key in it."""
+    in_file = {k.upper(): v for k, v in dotenv_values(path).items() if v is not None}
+    unknown = [unknown_key_problem(k, keys, path.name) for k in in_file if k not in keys]
+    return {k: v for k, v in in_file.items() if k in keys}, unknown
+
+
 def load_settings(
-    root: Path | None = None, environ: dict[str, str] | None = None
+    root: Path | None = None, environ: dict[str, str] | None = None, profile: str | None = None
 ) -> LoadedSettings:
-    """Merge defaults, generated secrets, .env and the environment; validate once.
+    """Merge defaults, generated secrets, .env, the profile's .env.NAME and the
+    environment; validate once.
 
     The settings root (where `.env`, `.env.secrets` and `.state/` live) is `root`,
-    else TODO_DEPLOY_ROOT from the environment (tests, CI), else the project.
+    else TODO_DEPLOY_ROOT from the environment (tests, CI), else the project. The
+    profile is `profile`, else TODO_PROFILE from the environment ('' = none).
     """
+    from todo_deploy import profiles
+
     environ = dict(os.environ if environ is None else environ)
     if root is None:
         root = Path(environ["TODO_DEPLOY_ROOT"]) if environ.get("TODO_DEPLOY_ROOT") else PROJECT_ROOT
+    profile = (environ.get(profiles.PROFILE_ENV, "") if profile is None else profile).strip()
+    if profile and (missing := profiles.name_problem(profile, root)):
+        raise ProfileError(missing)
     keys = {name.upper() for name in Settings.model_fields}
-    in_file = {k.upper(): v for k, v in dotenv_values(root / ".env").items() if v is not None}
-    unknown = [unknown_key_problem(k, keys) for k in in_file if k not in keys]
-    dotenv = {k: v for k, v in in_file.items() if k in keys}
+    dotenv, unknown = _read_dotenv(root / ".env", keys)
+    layers: list[tuple[Source | str, dict[str, str]]] = [(Source.DOTENV, dotenv)]
+    if profile:
+        in_profile, unknown_there = _read_dotenv(root / profiles.profile_file(profile), keys)
+        layers.append((profiles.profile_file(profile), in_profile))
+        unknown += unknown_there
     env = {k: v for k, v in environ.items() if k in keys}
+    layers.append((Source.ENVIRONMENT, env))
 
     merged: dict[str, str] = {}
-    sources: dict[str, Source] = {}
-    layers = [(Source.DOTENV, dotenv), (Source.ENVIRONMENT, env)]
+    sources: dict[str, Source | str] = {}
     for source, layer in layers:
         for key, value in layer.items():
             merged[key], sources[key] = value, source
@@ -356,16 +393,29 @@ def load_settings(
         raise SettingsError(unknown + _describe(exc, merged)) from None
     if unknown:
         raise SettingsError(unknown)
+    settings._root = root
+    _check_values_files(settings, root)
     for name in Settings.model_fields:
         sources.setdefault(name.upper(), Source.DEFAULT)
-    return LoadedSettings(settings=settings, sources=sources, root=root)
+    return LoadedSettings(settings=settings, sources=sources, root=root, profile=profile)
 
 
-def unknown_key_problem(key: str, known: set[str]) -> str:
+def _check_values_files(settings: Settings, root: Path) -> None:
+    if not settings.values_files.strip():
+        return
+    from todo_deploy import values_files
+
+    shown = {root / p.strip(): p.strip() for p in settings.values_files.split(",") if p.strip()}
+    problems = values_files.problems(settings, shown)
+    if problems:
+        raise SettingsError(problems)
+
+
+def unknown_key_problem(key: str, known: set[str], file: str = ".env") -> str:
     """A line for a .env key no setting has, naming the closest known key when one is near."""
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
     hint = f"did you mean {close[0]}?" if close else "see .env.example for every setting"
-    return f"{key} (in .env): unknown setting; {hint}"
+    return f"{key} (in {file}): unknown setting; {hint}"
 
 
 def _describe(exc: ValidationError, merged: dict[str, str]) -> list[str]:
@@ -385,6 +435,6 @@ def effective_rows(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
     """(KEY, printable value, source) for every setting, for `inv config`."""
     settings = loaded.settings
     return [
-        (name.upper(), mask(name, getattr(settings, name)), loaded.sources[name.upper()].value)
+        (name.upper(), mask(name, getattr(settings, name)), str(loaded.sources[name.upper()]))
         for name in Settings.model_fields
     ]

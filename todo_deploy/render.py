@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from todo_deploy import ingress
+from todo_deploy import ingress, values_files
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.components import ALL, BUILT
 
@@ -190,7 +190,7 @@ def helm_values(
     release = settings.release_name
     pg_repository, pg_tag = split_image(settings.postgres_image)
     bundled = settings.database_mode == "bundled"
-    return {
+    values = {
         "fullnameOverride": release,
         "config": {
             "llmProvider": settings.effective_llm_provider,
@@ -230,6 +230,8 @@ def helm_values(
             "secretChecksum": secrets_checksum(settings),
         },
     }
+    # VALUES_FILES (a profile's chart values, issue 23: 1) under the workflow's own values.
+    return values_files.layered(settings, values)
 
 
 def raw_values(

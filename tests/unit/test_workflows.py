@@ -126,8 +126,9 @@ def test_the_collection_reads_inv_commands_out_of_run_scripts() -> None:
     script = "inv aiops doctor || true\ninv logs --tail 100 || true\n  inv up --profile cloud  # x"
     assert inv_commands(script) == ["aiops doctor", "logs --tail 100", "up --profile cloud"]
     assert inv_commands('python -m pip install -r requirements.txt; echo "invalid"') == []
-    # Profiles are issue 23 item 1, not built yet: a workflow must not pretend they are.
-    assert problem_with("up --profile cloud") == "up has no --profile"
+    # Every task takes --profile (issue 23 item 1); a flag no task has is named.
+    assert problem_with("up --profile cloud") is None
+    assert problem_with("up --profiles cloud") == "up has no --profiles"
     found = commands_in_workflows()
     assert {"lint", "test --fast", "up", "build --push"} <= set(found)
 

@@ -9,7 +9,11 @@ it does not run. Outside cli/, our own modules import each other at the top.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import invoke
@@ -48,14 +52,64 @@ def outside_world_failure(exc: BaseException) -> str | None:
     return None
 
 
+PROFILE_ENV = "TODO_PROFILE"
+PROFILE_HELP = ("Settings profile: layer .env.NAME over .env (as TODO_PROFILE=NAME does; "
+                "`inv config --profile NAME` shows what it sets).")
+
+
+@contextmanager
+def _profile_env(profile: str) -> Iterator[None]:
+    """TODO_PROFILE=`profile` while the task runs: load_settings and every process the
+    task starts (pytest, a nested `inv`) read it from there."""
+    before = os.environ.get(PROFILE_ENV)
+    os.environ[PROFILE_ENV] = profile
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROFILE_ENV, None)
+        else:
+            os.environ[PROFILE_ENV] = before
+
+
+def with_profile(body: Callable[..., Any]) -> Callable[..., Any]:
+    """`body` with a last keyword `profile`: the task runs under that settings profile.
+
+    Invoke has no global flags of a project's own, and it parses its own options before
+    it imports tasks.py (too late to take `--profile` out of sys.argv), so every task
+    gets the flag; `inv TASK -h` lists it."""
+    signature = inspect.signature(body)
+    if "profile" in signature.parameters:
+        return body
+
+    @functools.wraps(body)
+    def run(*args: Any, profile: str = "", **kwargs: Any) -> Any:
+        if not profile:
+            return body(*args, **kwargs)
+        with _profile_env(profile):
+            return body(*args, **kwargs)
+
+    extra = inspect.Parameter("profile", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="")
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), extra]
+    )
+    return run
+
+
 class ProjectTask(invoke.Task):
-    """Every task of this project: `-h` is always help, and failures of the outside
-    world are one line with the fix, exit 1."""
+    """Every task of this project: `-h` is always help, `--profile NAME` picks a settings
+    profile, and failures of the outside world are one line with the fix, exit 1."""
+
+    def __init__(self, body: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(with_profile(body), *args, **kwargs)
+        self.help = {**self.help, "profile": PROFILE_HELP}
 
     def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
         # Invoke gives a flag the first free letter of its name: `--helm` would take
         # `-h`, and `inv up -h` would deploy with Helm instead of showing help.
-        return super().arg_opts(name, default, taken_names | {"h"})
+        # `--profile` takes none: tasks' own flags keep the letters they had.
+        taken = taken_names | (set(name) if name == "profile" else {"h"})
+        return super().arg_opts(name, default, taken)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -104,7 +158,8 @@ def task(*args: Any, **kwargs: Any) -> Callable[..., Any]:
 
 
 def load_or_exit() -> LoadedSettings:
-    """Load and validate the settings, or stop the task with exit code 2."""
+    """Load and validate the settings (with the profile TODO_PROFILE or `--profile`
+    names), or stop the task with exit code 2."""
     from todo_deploy.config import SettingsError, load_settings
 
     try:
@@ -132,6 +187,21 @@ def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
         say(f"--force: running anyway. {reason}")
         return
     raise Exit(reason + " (or pass --force to run anyway)", code=1)
+
+
+def context_guard(loaded: LoadedSettings, force: bool) -> None:
+    """Refuse to deploy a profile's settings to another cluster, or other settings to a
+    profile's cluster (todo_deploy/profiles.py), unless --force."""
+    from todo_deploy.console import say
+    from todo_deploy.profiles import context_refusal
+
+    reason = context_refusal(loaded)
+    if reason is None:
+        return
+    if force:
+        say(f"--force: deploying anyway. {reason}")
+        return
+    raise Exit(f"refusing to deploy: {reason}", code=1)
 
 
 def finish(loaded: LoadedSettings, result: GateResult) -> GateResult:

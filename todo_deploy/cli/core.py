@@ -16,7 +16,8 @@ def config(c, json_=False):  # type: ignore[no-untyped-def]
     """Show the effective settings, where each came from; secrets are masked."""
     from todo_deploy.config import effective_rows
 
-    rows = effective_rows(load_or_exit())
+    loaded = load_or_exit()
+    rows = effective_rows(loaded)
     if json_:
         print(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
         return
@@ -24,7 +25,8 @@ def config(c, json_=False):  # type: ignore[no-untyped-def]
 
     from todo_deploy.console import console
 
-    table = Table(title="effective settings", title_justify="left")
+    title = "effective settings" + (f" (profile {loaded.profile})" if loaded.profile else "")
+    table = Table(title=title, title_justify="left")
     for column in ("setting", "value", "source"):
         table.add_column(column)
     for key, value, source in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke.exceptions import Exit
 
-from todo_deploy.cli import finish, guard, load_or_exit, task
+from todo_deploy.cli import context_guard, finish, guard, load_or_exit, task
 
 
 @task(
@@ -12,7 +12,8 @@ from todo_deploy.cli import finish, guard, load_or_exit, task
         "helm": "Deploy with the Helm chart (helm CLI, else embedded Helm v4) instead of "
         "the raw manifests.",
         "dry_run": "Only render (Helm: the chart) and list the objects; touch nothing.",
-        "force": "Run even when the cluster gate has not passed.",
+        "force": "Run even when the cluster gate has not passed, or when the target "
+        "context is not the profile's (the wrong-cluster guard).",
         "timeout": "Longest wait for the rollout in seconds (default DEPLOY_TIMEOUT_SECONDS).",
     }
 )
@@ -26,6 +27,7 @@ def deploy(c, helm=False, dry_run=False, force=False, timeout=0):  # type: ignor
     if dry_run:
         _dry_run(loaded, helm)
         return
+    context_guard(loaded, force)
     if helm:
         from todo_deploy.stages import helm as stage
 

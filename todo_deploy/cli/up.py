@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from invoke.exceptions import Exit
 
-from todo_deploy.cli import load_or_exit, task
+from todo_deploy.cli import context_guard, load_or_exit, task
 from todo_deploy.gates import STAGES
 from todo_deploy.pipeline import steps
 from todo_deploy.prefetch import Prefetch
@@ -21,9 +21,11 @@ from todo_deploy.prefetch import Prefetch
         "gordon": "Ask Gordon (docker ai) to review the Dockerfiles during the build.",
         "until": "Stop after this stage: build, cluster, deploy, aiops, verify or docs "
         "(e.g. --until deploy for the edit-deploy loop).",
+        "force": "Deploy even when the target context is not the profile's (the "
+        "wrong-cluster guard, checked before anything is built).",
     }
 )
-def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-untyped-def]
+def up(c, helm=False, full=False, gordon=False, until="", force=False):  # type: ignore[no-untyped-def]
     """Build, start the cluster, deploy, run the doctor, verify and write the docs.
 
     Stops at the first gate that fails, naming the check and its fix. With nothing
@@ -54,12 +56,12 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
     def deploy_step(helm_mode: bool) -> None:
         deployed = False
         try:
-            deploy(c, helm=helm_mode)
+            deploy(c, helm=helm_mode, force=force)
             deployed = True
             _new_code_serving(loaded, beside.previous if beside is not None else {})
         finally:
             if beside is not None:
-                beside.finish(lambda: deploy(c, helm=helm_mode), deployed)
+                beside.finish(lambda: deploy(c, helm=helm_mode, force=force), deployed)
 
     def cluster_step() -> None:
         if ahead is not None:
@@ -82,6 +84,8 @@ def up(c, helm=False, full=False, gordon=False, until=""):  # type: ignore[no-un
         raise Exit(f"--until must be one of {', '.join(stops)}, not {until!r}", code=2)
     if until:
         chosen = chosen[: stops.index(until) + 1]
+    if until not in ("build", "cluster"):
+        context_guard(loaded, force)
     if any(step.stage == "cluster" for step in chosen):
         _provider_or_exit(loaded)
     # When this run deploys, a new image's smoke test runs after its rollout, and the
