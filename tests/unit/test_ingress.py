@@ -145,6 +145,22 @@ def test_ingress_lints_clean_and_passes_the_kubernetes_schema(tmp_path: Path) ->
     assert schema_problems([broken], "1.30")  # the schema check is not vacuous
 
 
+def notes(values: dict[str, Any]) -> str:
+    import helm_python
+
+    with helm_python.Chart.load(render.CHART_DIR) as chart:
+        rendered = chart.render(values, name="todo-chatbot", namespace="todo", is_install=True)
+    return next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+
+
+def test_helms_notes_give_the_ingress_url_only_with_an_ingress() -> None:
+    with_tls = notes({"ingress": {"enabled": True, "host": HOST, "tls": {"mode": "self-signed"}}})
+    assert f"https://{HOST}/" in with_tls and "get ingress todo-chatbot-frontend" in with_tls
+    plain = notes({"ingress": {"enabled": True, "host": HOST}})
+    assert f"http://{HOST}/" in plain and "https://" not in plain
+    assert "Ingress" not in notes({})
+
+
 # --- the self-signed Secret --------------------------------------------------------
 
 
