@@ -81,6 +81,13 @@ def broken_objects() -> list[dict[str, Any]]:
             "spec": {"selector": {"app": "nothing-matches"},
                      "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
         },
+        {  # the test cluster has no metrics-server: this autoscaler can never scale
+            "apiVersion": "autoscaling/v1",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "scaler"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 80},
+        },
         {
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -144,6 +151,7 @@ EXPECTED = {
     "config": ("missing config", "Pod/nosecret"),
     "service": ("Service without endpoints", "Service/orphan"),
     "job": ("failed Job", "Job/migrate"),
+    "hpa": ("cannot scale", "HorizontalPodAutoscaler/scaler"),
 }
 
 
@@ -192,6 +200,10 @@ def test_doctor_diagnoses_every_induced_failure(scratch: tuple[Any, str], tmp_pa
     assert "each pod requests 500 cpu, the largest node allocates" in greedy.evidence
     assert "each pod asks for more than a node has" in greedy.fix
     assert "add a node with more cpu" in greedy.fix and "MINIKUBE" not in greedy.fix
+
+    hpa = found["hpa"]
+    assert "no metrics API" in hpa.evidence and "metrics.k8s.io" in hpa.evidence
+    assert "metrics-server" in hpa.fix
 
     pvc = found["pvc"]
     assert "'no-such-class' does not exist" in pvc.evidence

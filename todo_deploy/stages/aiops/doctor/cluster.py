@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from todo_deploy.kube import exec_in_pod
+from todo_deploy.kube import KubeError, exec_in_pod
+from todo_deploy.stages.aiops.doctor.autoscaling import HPA_VERSIONS, METRICS_GROUP
 from todo_deploy.stages.aiops.doctor.ingress import INGRESS_VERSION
 from todo_deploy.stages.aiops.doctor.model import (
     Index,
@@ -117,9 +118,12 @@ def collect(kube: Kube, namespace: str, *, now: datetime | None = None) -> Snaps
         statefulsets=items("apps/v1", "StatefulSet"),
         replicasets=items("apps/v1", "ReplicaSet"),
     )
+    snapshot.hpas = _hpas(kube, namespace)
     snapshot.ingresses = items(INGRESS_VERSION, "Ingress")
     if snapshot.ingresses:
         snapshot.ingress_classes = items(INGRESS_VERSION, "IngressClass", "")
+    if snapshot.hpas:
+        snapshot.metrics_api = kube.served(METRICS_GROUP, "PodMetrics") is not None
     index = Index.of(snapshot)
     for pod, container, previous in log_requests(snapshot.pods, index):
         text = kube.pod_logs(namespace, pod, container, tail=40, previous=previous)
@@ -132,6 +136,17 @@ def collect(kube: Kube, namespace: str, *, now: datetime | None = None) -> Snaps
     if _short_of_resources(snapshot.pods):
         snapshot.requested = node_requests(items("v1", "Pod", ""))
     return snapshot
+
+
+def _hpas(kube: Kube, namespace: str) -> list[Obj]:
+    """The namespace's HPAs in the newest version the cluster serves (its conditions)."""
+    for version in HPA_VERSIONS:
+        try:
+            return kube.list(version, "HorizontalPodAutoscaler", namespace)
+        except KubeError as exc:
+            if exc.status != 404:  # 404: this version is not served here
+                raise
+    return []
 
 
 def _read_peak(kube: Kube, namespace: str, pod: str, container: str) -> int | None:

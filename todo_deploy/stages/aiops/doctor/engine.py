@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from todo_deploy.components import BACKEND, DATABASE
+from todo_deploy.stages.aiops.doctor.autoscaling import hpa_findings
 from todo_deploy.stages.aiops.doctor.ingress import ingress_findings, observed_time
 from todo_deploy.stages.aiops.doctor.model import (
     CAUSES,
@@ -264,6 +265,7 @@ def diagnose(
     attach(pvc_findings(snapshot.pvcs, snapshot.storage_classes, events, target))
     attach(service_findings(snapshot.services, snapshot.endpoints, snapshot.pods))
     attach(job_findings(snapshot.jobs, snapshot.pods, snapshot.logs))
+    attach(hpa_findings(snapshot.hpas, snapshot.metrics_api, target))
     attach(ingress_findings(snapshot.ingresses, snapshot.ingress_classes, target,
                             observed_time(snapshot)))
     return _fold(items, index, snapshot)

@@ -81,6 +81,8 @@ class Snapshot:
     deployments: list[Obj] = field(default_factory=list)
     statefulsets: list[Obj] = field(default_factory=list)
     replicasets: list[Obj] = field(default_factory=list)
+    hpas: list[Obj] = field(default_factory=list)
+    metrics_api: bool | None = None  # metrics.k8s.io served; read only when there are HPAs
     ingresses: list[Obj] = field(default_factory=list)
     ingress_classes: list[Obj] = field(default_factory=list)  # read only when there are Ingresses
     # "pod/container" -> last log lines (the previous container's when it restarted)
