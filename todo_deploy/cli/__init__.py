@@ -77,7 +77,7 @@ def with_profile(body: Callable[..., Any]) -> Callable[..., Any]:
 
     Invoke has no global flags of a project's own, and it parses its own options before
     it imports tasks.py (too late to take `--profile` out of sys.argv), so every task
-    gets the flag; `inv TASK -h` lists it."""
+    gets the flag, and each task's `-h` lists it."""
     signature = inspect.signature(body)
     if "profile" in signature.parameters:
         return body
