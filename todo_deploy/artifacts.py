@@ -20,6 +20,9 @@ class ImageRef:
     size_bytes: int = 0
     added_bytes: int = 0  # what its own layers add above the base image
     migrations: str = ""  # hash of the database migrations inside (backend), see images.py
+    # The registry's manifest digest ("sha256:...") after `inv build --push`: a pod that
+    # pulled the image reports it as its imageID (docker-pullable://repo@sha256:...).
+    digest: str = ""
 
     @property
     def ref(self) -> str:

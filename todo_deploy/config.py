@@ -175,6 +175,10 @@ class Settings(BaseModel):
     # After a build that built something, older tags of our own repositories beyond the
     # newest N are removed (`inv prune`); 0 keeps them all.
     keep_image_tags: int = Field(default=3, ge=0, le=1000)
+    # A registry that needs credentials (issue 23: 2): `inv build --push` logs in with them
+    # and the deploy makes the pull Secret <release>-registry from them (never in YAML).
+    registry_username: str = ""
+    registry_password: SecretStr = SecretStr("")
 
     # The database
     database_mode: Literal["bundled", "external"] = "bundled"
@@ -234,6 +238,22 @@ class Settings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _registry_credentials_complete(self) -> Settings:
+        problem = registry_credentials_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def registry_host(self) -> str:
+        """The registry part of IMAGE_REGISTRY (host[:port]), what `docker login` takes."""
+        return self.image_registry.strip().strip("/").split("/", 1)[0]
+
+    @property
+    def registry_credentials(self) -> bool:
+        return bool(self.registry_username and self.registry_password.get_secret_value())
+
+    @model_validator(mode="after")
     def _connections_fit(self) -> Settings:
         budget = Budget(self.backend_replicas, self.db_pool_size, self.database_max_connections)
         problem = budget.problem()
@@ -275,6 +295,17 @@ class Settings(BaseModel):
         ]
         values += url_credentials(self.openai_base_url)
         return [v for v in values if v]
+
+
+def registry_credentials_problem(settings: Settings) -> str:
+    """Why the registry settings cannot work together; '' when they can."""
+    user, password = settings.registry_username, settings.registry_password.get_secret_value()
+    if bool(user) != bool(password):
+        return ("REGISTRY_USERNAME and REGISTRY_PASSWORD go together: set both (a registry "
+                "with credentials) or neither")
+    if user and not settings.image_registry.strip():
+        return "REGISTRY_USERNAME/REGISTRY_PASSWORD need IMAGE_REGISTRY (the registry they open)"
+    return ""
 
 
 SECRET_KEYS = frozenset(

@@ -338,7 +338,7 @@ def up_to_date(
         return None
     size = int(image.get("Size") or 0)
     ref = ImageRef(component, repo, kept["tag"], known.image_id, size, known.added_bytes,
-                   kept.get("migrations", ""))
+                   kept.get("migrations", ""), known.digest)
     seconds = time.perf_counter() - started
     folders = ", ".join(spec.source_dirs)
     log(f"{component}: {ref.ref} is up to date (no file of {folders} changed), build "
@@ -392,8 +392,9 @@ def build_image(
             base_size = size - known.added_bytes
         else:
             base_size = _base_size(client, base, log)
+        pushed = known.digest if known and known.ref == build.ref and known.image_id == image.id else ""
         ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size,
-                       build.migrations)
+                       build.migrations, pushed)
         return BuildOutcome(ref, True, seconds, base, base_size)
 
     with timeline.phase(f"base image {base} present"):
@@ -576,8 +577,43 @@ def ensure_built(
     return outcomes
 
 
-def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = None) -> None:
-    """Push one image with progress; PushError with a clear reason when it fails."""
+class LoginError(PushError):
+    """The registry refused REGISTRY_USERNAME/REGISTRY_PASSWORD (or could not be reached)."""
+
+
+def registry_login(settings: Settings, client: DockerClient, log: Log = say) -> bool:
+    """Log the client in to IMAGE_REGISTRY's host with REGISTRY_USERNAME/REGISTRY_PASSWORD;
+    False (nothing done) without credentials. The login lives in this client only (the
+    SDK keeps it in memory for its pushes): nothing is written to ~/.docker/config.json."""
+    from docker.errors import APIError, DockerException
+
+    if not settings.registry_credentials:
+        return False
+    host, user = settings.registry_host, settings.registry_username
+    try:
+        client.login(username=user, password=settings.registry_password.get_secret_value(),
+                     registry=host, reauth=True)
+    except (APIError, DockerException) as exc:
+        raise LoginError(login_message(host, user, str(exc))) from None
+    log(f"logged in to {host} as {user} (REGISTRY_USERNAME/REGISTRY_PASSWORD)")
+    return True
+
+
+def login_message(host: str, user: str, message: str) -> str:
+    """One line naming the setting to fix; the engine's message never holds the password."""
+    first = (message.strip().splitlines() or [""])[0]
+    if any(w in first.lower() for w in ("connection refused", "no such host", "dial tcp",
+                                         "timeout")):
+        return (f"cannot log in to {host}: the registry is unreachable ({first}); "
+                "check IMAGE_REGISTRY and that the registry runs")
+    return (f"cannot log in to {host} as {user}: the registry refused the credentials "
+            f"({first}); check REGISTRY_PASSWORD (and REGISTRY_USERNAME)")
+
+
+def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = None) -> str:
+    """Push one image with progress; returns the manifest digest the registry now serves
+    it under ("sha256:...", '' when the engine did not say); PushError with a clear
+    reason when it fails."""
     from docker.errors import APIError, DockerException
 
     if "/" not in image.repository:
@@ -590,12 +626,16 @@ def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = No
     log(f"{image.component}: pushing {image.ref}")
     progress = _Progress(f"push {image.component}", log)
     layers: dict[str, str] = {}
+    digest = ""
     ok = False
     try:
         for chunk in client.api.push(image.repository, tag=image.tag, stream=True, decode=True):
             if "error" in chunk or "errorDetail" in chunk:
                 message = chunk.get("error") or chunk["errorDetail"].get("message", "")
                 raise PushError(_push_message(image, registry, message))
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and str(aux.get("Digest", "")).startswith("sha256:"):
+                digest = str(aux["Digest"])
             status, layer = chunk.get("status", ""), chunk.get("id", "")
             if layer and status:
                 layers[layer] = status
@@ -608,7 +648,8 @@ def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = No
         raise PushError(_push_message(image, registry, str(exc))) from None
     finally:
         progress.close(ok)
-    log(f"{image.component}: pushed {image.ref}")
+    log(f"{image.component}: pushed {image.ref}" + (f" ({digest})" if digest else ""))
+    return digest
 
 
 def _push_message(image: ImageRef, registry: str, message: str) -> str:
@@ -622,6 +663,7 @@ def _push_message(image: ImageRef, registry: str, message: str) -> str:
     )
     return (
         f"push of {image.ref} failed: {reason}: {message.strip()}. Check IMAGE_REGISTRY, "
-        f"that the registry runs and that you are logged in (`docker login {registry}`)."
+        f"that the registry runs and that you are logged in (REGISTRY_USERNAME and "
+        f"REGISTRY_PASSWORD, or `docker login {registry}`)."
     )
 

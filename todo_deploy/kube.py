@@ -549,6 +549,16 @@ def attempts_used_up(pods: Sequence[dict[str, Any]], backoff_limit: int) -> str:
             f"{last['metadata']['name']}: {', '.join(exits) or 'no exit code recorded'}")
 
 
+_PULL_REFUSED = ("unauthorized", "no basic auth credentials", "authentication required")
+
+
+def pull_refused(message: str) -> bool:
+    """Does a failed pull's message say the registry refused the credentials (or wanted
+    some)? Not transient: the kubelet retries with the same pull Secret."""
+    lowered = message.lower()
+    return any(word in lowered for word in _PULL_REFUSED)
+
+
 def stuck_reason(kube: Kube, namespace: str, selector: str, backoff_limit: int | None = None) -> str:
     """A reason the pods under `selector` cannot become ready (or, with a Job's
     `backoff_limit`, cannot succeed), or ''."""
@@ -562,7 +572,8 @@ def stuck_reason(kube: Kube, namespace: str, selector: str, backoff_limit: int |
             continue
         for cs in pod.get("status", {}).get("containerStatuses", []) or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in FATAL_WAITING:
+            if waiting.get("reason") in FATAL_WAITING or (
+                    waiting.get("reason") == "ErrImagePull" and pull_refused(waiting.get("message", ""))):
                 return f"{pod['metadata']['name']}: {waiting['reason']}: {waiting.get('message', '')}"
             # Crashed, restarted, crashed again: the kubelet now backs off for longer and
             # longer; waiting out the deadline would only delay the diagnosis.

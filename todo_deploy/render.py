@@ -41,6 +41,9 @@ LOG_LEVEL = "info"
 SECRET_BACKEND = "{release}-backend"  # DATABASE_URL, AUTH_SECRET, PROXY_SECRET, OPENAI_API_KEY[, OPENAI_BASE_URL]
 SECRET_FRONTEND = "{release}-frontend"  # SESSION_SECRET, PROXY_SECRET
 SECRET_POSTGRES = "{release}-postgres"  # POSTGRES_PASSWORD (bundled mode only)
+# .dockerconfigjson (type kubernetes.io/dockerconfigjson), only with REGISTRY_USERNAME and
+# REGISTRY_PASSWORD set: the pods' imagePullSecrets (issue 23: 2).
+SECRET_REGISTRY = "{release}-registry"
 
 POSTGRES_USER = "todo"
 POSTGRES_DB = "todo"
@@ -106,7 +109,27 @@ def secret_data(settings: Settings) -> dict[str, dict[str, str]]:
         data[SECRET_POSTGRES.format(release=release)] = {
             "POSTGRES_PASSWORD": settings.postgres_password.get_secret_value(),
         }
+    if settings.registry_credentials:  # in the checksum too: new credentials roll the pods
+        data[SECRET_REGISTRY.format(release=release)] = {".dockerconfigjson": docker_config(settings)}
     return data
+
+
+def docker_config(settings: Settings) -> str:
+    """The pull Secret's .dockerconfigjson: IMAGE_REGISTRY's host with REGISTRY_USERNAME and
+    REGISTRY_PASSWORD, as `kubectl create secret docker-registry` writes it."""
+    import base64
+
+    user, password = settings.registry_username, settings.registry_password.get_secret_value()
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    entry = {"username": user, "password": password, "auth": auth}
+    return json.dumps({"auths": {settings.registry_host: entry}}, sort_keys=True)
+
+
+def image_pull_secrets(settings: Settings) -> list[dict[str, str]]:
+    """The chart's imagePullSecrets: the pull Secret when there are credentials."""
+    if not settings.registry_credentials:
+        return []
+    return [{"name": SECRET_REGISTRY.format(release=settings.release_name)}]
 
 
 def secret_manifests(settings: Settings) -> list[dict[str, Any]]:
@@ -114,17 +137,20 @@ def secret_manifests(settings: Settings) -> list[dict[str, Any]]:
     component = {c.workload: c.label for c in ALL.values()}
     names = {"backend": "todo-backend", "frontend": "todo-frontend", "postgres": "postgresql"}
     objects = []
+    pull_secret = SECRET_REGISTRY.format(release=settings.release_name)
     for name, data in secret_data(settings).items():
         suffix = name.rsplit("-", 1)[-1]
+        pulling = name == pull_secret
         objects.append(
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "type": "Opaque",
+                "type": "kubernetes.io/dockerconfigjson" if pulling else "Opaque",
                 "metadata": {
                     "name": name,
                     "namespace": settings.namespace,
-                    "labels": _labels(settings, names[suffix], component[suffix]),
+                    "labels": _labels(settings, "registry", "registry") if pulling
+                    else _labels(settings, names[suffix], component[suffix]),
                 },
                 "stringData": dict(data),
             }
@@ -221,6 +247,7 @@ def helm_values(
             "externalPort": POSTGRES_PORT if bundled else external_database_port(settings),
             "maxConnections": settings.database_max_connections,
         },
+        "imagePullSecrets": image_pull_secrets(settings),
         "secrets": {
             "existingSecret": {
                 "backend": SECRET_BACKEND.format(release=release),

@@ -22,7 +22,7 @@ import shutil
 import sys
 import sysconfig
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,23 +215,62 @@ def _run(
             )
 
     if push:
-        for name, outcome in built.items():
-            if not result.passed:
-                result.checks.append(Check(
-                    f"push {name}", Verdict.SKIP, "not pushed: the gate failed above", ""
-                ))
-                continue
-            try:
-                with timeline.phase(f"push {name}"):
-                    images.push_image(outcome.image, log=log, client=client)
-                result.checks.append(Check.of(f"push {name}", True, f"pushed {outcome.image.ref}"))
-            except images.PushError as exc:
-                registry = settings.image_registry
-                result.checks.append(Check.of(
-                    f"push {name}", False, str(exc),
-                    f"start or fix the registry {registry} (IMAGE_REGISTRY), "
-                    f"`docker login {registry}`, then `inv build --push`",
-                ))
+        _push(loaded, result, built, timeline, client, log)
+
+
+def _registry_login(loaded: LoadedSettings, client: DockerClient, timeline: Timeline,
+                    log: Log) -> Check | None:
+    """Log in with REGISTRY_USERNAME/REGISTRY_PASSWORD when they are set; the failed check."""
+    try:
+        with timeline.phase("registry login"):
+            images.registry_login(loaded.settings, client, log)
+    except images.LoginError as exc:
+        return Check.of("registry login", False, str(exc),
+                        "fix REGISTRY_PASSWORD (and REGISTRY_USERNAME) in .env or the "
+                        "environment, then `inv build --push`")
+    return None
+
+
+def _push(loaded: LoadedSettings, result: GateResult, built: dict[str, images.BuildOutcome],
+          timeline: Timeline, client: DockerClient | None, log: Log) -> None:
+    """Log in (with credentials), push each image and record its registry digest in
+    .state/images.json (the deploy's image check compares the pods' imageIDs with it)."""
+    settings = loaded.settings
+    if result.passed and built:
+        try:
+            client = client or images.engine()
+        except images.EngineUnavailable as exc:
+            result.checks.append(_engine_check(exc))
+            return
+        refused = _registry_login(loaded, client, timeline, log)
+        if refused is not None:
+            result.checks.append(refused)
+    for name, outcome in built.items():
+        if not result.passed:
+            result.checks.append(Check(
+                f"push {name}", Verdict.SKIP, "not pushed: the gate failed above", ""
+            ))
+            continue
+        try:
+            with timeline.phase(f"push {name}"):
+                digest = images.push_image(outcome.image, log=log, client=client)
+            _record_digest(loaded, name, outcome.image, digest)
+            result.checks.append(Check.of(f"push {name}", True, f"pushed {outcome.image.ref}"
+                                          + (f" ({digest})" if digest else "")))
+        except images.PushError as exc:
+            registry = settings.image_registry
+            result.checks.append(Check.of(
+                f"push {name}", False, str(exc),
+                f"start or fix the registry {registry} (IMAGE_REGISTRY), set REGISTRY_USERNAME "
+                f"and REGISTRY_PASSWORD (or `docker login {registry}`), then `inv build --push`",
+            ))
+
+
+def _record_digest(loaded: LoadedSettings, name: str, image: ImageRef, digest: str) -> None:
+    recorded = load_images(loaded.state_dir)
+    if digest and name in recorded and recorded[name].ref == image.ref:
+        recorded[name] = replace(recorded[name], digest=digest)
+        save_images(loaded.state_dir, recorded)
 
 
 def _engine_check(exc: Exception) -> Check:

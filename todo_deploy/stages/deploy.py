@@ -370,6 +370,8 @@ def image_check(pods: list[dict[str, Any]], images: dict[str, ImageRef]) -> Chec
             if img is None:
                 continue
             runs = runs_image(cs, img.image_id)
+            if runs is False and img.digest:  # pulled from the registry: its manifest digest
+                runs = runs_image(cs, img.digest)
             if runs is None:
                 unstarted.append(pod["metadata"]["name"])
             elif runs:
@@ -377,7 +379,9 @@ def image_check(pods: list[dict[str, Any]], images: dict[str, ImageRef]) -> Chec
             else:
                 wrong.append(f"{pod['metadata']['name']} runs {cs['imageID']}, "
                              f"built {img.image_id or '(no id recorded)'}")
-    evidence = (f"{matched} containers run the recorded image IDs" if not wrong else "; ".join(wrong))
+    pushed = " or pushed digests" if any(img.digest for img in images.values()) else ""
+    evidence = (f"{matched} containers run the recorded image IDs{pushed}" if not wrong
+                else "; ".join(wrong))
     if unstarted:
         evidence += f"; not started yet, not counted: {', '.join(sorted(set(unstarted)))}"
     return Check.of(

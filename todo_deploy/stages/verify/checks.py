@@ -510,6 +510,8 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
                 status = statuses.get(container["name"], {})
                 name = f"{pod['metadata']['name']}/{container['name']}"
                 runs = runs_image(status, ref.image_id)
+                if runs is False and ref.digest:  # pulled from the registry: its digest
+                    runs = runs_image(status, ref.digest)
                 if container.get("image") != ref.ref:
                     problems.append(f"{name} runs {container.get('image')} (built {ref.ref})")
                 elif runs is None:

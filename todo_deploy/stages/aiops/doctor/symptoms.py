@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from todo_deploy.kube import quantity
+from todo_deploy.kube import pull_refused, quantity
 from todo_deploy.stages.aiops.doctor.hints import capacity_fix, delivery_fix
 from todo_deploy.stages.aiops.doctor.model import (
     Obj,
@@ -117,6 +117,38 @@ def _oom(
     return evidence, fix
 
 
+def pull_refusal(pod: Obj, reason: str, message: str, image: str,
+                 events: list[Obj]) -> str:
+    """The registry's refusal of this pod's pull of `image` (its waiting message, else
+    the kubelet's latest Failed event for it: ImagePullBackOff's message only says
+    "Back-off"), or ''."""
+    if reason not in ("ErrImagePull", "ImagePullBackOff"):
+        return ""
+    if pull_refused(message):
+        return message
+    for e in reversed(events_for(events, "Pod", name_of(pod))):
+        text = str(e.get("message") or "")
+        if e.get("reason") == "Failed" and image in text and pull_refused(text):
+            return text
+    return ""
+
+
+def registry_auth_fix(pod: Obj, image: str, deploy: str) -> str:
+    """Which setting to fix: the pod sent the pull Secret (REGISTRY_PASSWORD is wrong) or
+    sent none (REGISTRY_USERNAME/REGISTRY_PASSWORD are not set)."""
+    first = image.split("/", 1)[0] if "/" in image else ""
+    host = first if any(c in first for c in ".:") or first == "localhost" else "the registry"
+    secrets = [str(s.get("name")) for s in dig(pod, "spec", "imagePullSecrets", default=[]) or []]
+    if secrets:
+        return (f"the pull Secret {', '.join(secrets)} holds credentials {host} refuses: fix "
+                f"REGISTRY_PASSWORD (and REGISTRY_USERNAME) in .env or the environment "
+                f"(check them with `docker login {host}`), then {deploy}: it makes the pull "
+                "Secret again from them")
+    return (f"{host} wants credentials and the pod sends none: set REGISTRY_USERNAME and "
+            f"REGISTRY_PASSWORD (with IMAGE_REGISTRY={host}), then {deploy}: it makes the "
+            "pull Secret from them and every pod names it in imagePullSecrets")
+
+
 def container_symptoms(
     pod: Obj,
     target: Target | None = None,
@@ -124,8 +156,10 @@ def container_symptoms(
     logs: Mapping[str, str] | None = None,
     peaks: Mapping[str, int] | None = None,
     deploy: str = "`inv deploy`",
+    events: list[Obj] | None = None,
 ) -> list[Symptom]:
-    """Per container, the first of: config error, image not found, OOMKilled, crash loop."""
+    """Per container, the first of: config error, registry refusal, image not found,
+    OOMKilled, crash loop."""
     target, logs, peaks = target or Target(), logs or {}, peaks or {}
     found: list[Symptom] = []
     pod_name = name_of(pod)
@@ -144,6 +178,13 @@ def container_symptoms(
                 "missing config", f"{cname}|{message}",
                 f"container {cname}: CreateContainerConfigError: {message}",
                 _config_fix(cname, message, deploy),
+            ))
+        elif refusal := pull_refusal(pod, reason, message, image, events or []):
+            found.append(Symptom(
+                "registry refused the pull", f"{cname}|refused|{image}",
+                f"container {cname}: {reason} for image {image}: the registry refused the "
+                f"credentials (unauthorized): {refusal.strip()}",
+                registry_auth_fix(pod, image, deploy), subject=image,
             ))
         elif reason in PULL_REASONS:
             found.append(Symptom(
