@@ -247,7 +247,7 @@ def diagnose(
         w = index.of_pod[name_of(pod)]
         placed = sum(1 for p in index.pods.get(w.ref, []) if dig(p, "spec", "nodeName"))
         found = container_symptoms(pod, target, logs=snapshot.logs, peaks=snapshot.peaks,
-                                   deploy=w.deploy)
+                                   deploy=w.deploy, events=events)
         pending = pending_symptom(pod, events, snapshot.nodes, snapshot.pvcs, target,
                                   requested=snapshot.requested, workload=w, scheduled=placed)
         found += [pending] if pending else []
