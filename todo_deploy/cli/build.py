@@ -11,7 +11,8 @@ from todo_deploy.components import BUILT_NAMES
 @task(
     help={
         "no_cache": "Rebuild every layer, even when an image with the same content tag exists.",
-        "push": "Push the images to IMAGE_REGISTRY after the gate passes (needs IMAGE_REGISTRY).",
+        "push": "Push the images to IMAGE_REGISTRY after the gate passes (needs IMAGE_REGISTRY; "
+                "logs in first with REGISTRY_USERNAME/REGISTRY_PASSWORD when they are set).",
         "gordon": "Ask Gordon (`docker ai`, Docker Desktop) to review each Dockerfile.",
         "only": "Build and check only one image: backend or frontend.",
     }
