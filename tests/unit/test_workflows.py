@@ -218,11 +218,13 @@ def test_the_cloud_doc_names_only_settings_that_exist_and_marks_the_planned_ones
     text = CLOUD_DOC.read_text()
     names = set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", text))
     assert names - SETTINGS - NOT_SETTING_NAMES == set()
-    # What items 1-3 will add is marked as planned, never shown as a setting of today
-    # (item 2's pull secret landed: tests/unit/test_registry_credentials.py checks its rows).
-    for row in ("Ingress class", "TLS"):
-        assert all("planned (item" in line for line in text.splitlines()
-                   if line.startswith(f"| {row} |")), row
+    # Items 1-3 and the budget landed: their rows say today and name their settings; what is
+    # still planned says so (tests/unit/test_registry_credentials.py checks item 2's rows).
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    for row, setting in (("Ingress class and TLS", "INGRESS_TLS"), ("autoscaling", "DATABASE_MAX_CONNECTIONS"),
+                         ("the profile", "today (item 1)")):
+        assert setting in rows[row] and "today" in rows[row], row
+    assert "planned (item 4)" in rows["autoscaling"]  # the live drill
 
 
 def test_every_inv_command_in_the_cloud_doc_exists() -> None:
