@@ -64,17 +64,13 @@ def test_dropped_connects_share_the_budget(monkeypatch: pytest.MonkeyPatch) -> N
     assert clock.now <= 3.0 + 1e-9
 
 
-def test_a_budget_of_zero_tries_once(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("error", "budget"), [
+    (httpx.ConnectError, 0.0),  # a budget of zero: one try
+    (httpx.ReadTimeout, 3.0),  # the request was sent: never tried again
+])
+def test_tried_once(error: type[Exception], budget: float, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
-    inner = Scripted(clock, failures=1, error=httpx.ConnectError, cost=0.0)
-    with pytest.raises(httpx.ConnectError):
-        send(inner, clock, 0.0, monkeypatch)
-    assert len(inner.connect_timeouts) == 1
-
-
-def test_a_read_timeout_is_not_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    inner = Scripted(clock, failures=1, error=httpx.ReadTimeout, cost=0.0)
-    with pytest.raises(httpx.ReadTimeout):
-        send(inner, clock, 3.0, monkeypatch)
+    inner = Scripted(clock, failures=1, error=error, cost=0.0)
+    with pytest.raises(error):
+        send(inner, clock, budget, monkeypatch)
     assert len(inner.connect_timeouts) == 1

@@ -11,6 +11,8 @@ import ast
 import functools
 import inspect
 import re
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from invoke import Task
@@ -93,11 +95,14 @@ def test_the_collection_finds_the_hints() -> None:
     assert "build" in found and "deploy --helm" in found and "aiops doctor" in found
 
 
+def unknown_commands(found: Mapping[str, AbstractSet[str]]) -> dict[str, tuple[str, list[str]]]:
+    """Each found `inv` command that names no task or a flag it lacks: (why, where)."""
+    return {command: (problem, sorted(files)) for command, files in found.items()
+            if (problem := problem_with(command))}
+
+
 def test_every_inv_command_named_in_a_message_exists() -> None:
-    wrong = {command: (problem, sorted(files))
-             for command, files in commands_in_code().items()
-             if (problem := problem_with(command))}
-    assert wrong == {}
+    assert unknown_commands(commands_in_code()) == {}
 
 
 def test_the_checker_rejects_what_inv_would_reject() -> None:

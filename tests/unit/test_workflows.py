@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import require
-from tests.unit.test_hints import problem_with
+from tests.unit.test_hints import problem_with, unknown_commands
 from todo_deploy.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,10 +116,7 @@ def test_actionlint_fails_a_broken_workflow(tmp_path: Path) -> None:
 
 
 def test_every_inv_command_in_a_workflow_exists() -> None:
-    wrong = {command: (problem, sorted(files))
-             for command, files in commands_in_workflows().items()
-             if (problem := problem_with(command))}
-    assert wrong == {}
+    assert unknown_commands(commands_in_workflows()) == {}
 
 
 def test_the_collection_reads_inv_commands_out_of_run_scripts() -> None:
