@@ -28,7 +28,7 @@ INV_COMMAND = re.compile(r"(?:^|[\s;&|(])inv\s+([^;&|#\n]+)")
 # A setting written for the following steps: `echo "KEY=…" >> "$GITHUB_ENV"`.
 GITHUB_ENV_KEY = re.compile(r"""echo\s+["']?([A-Z][A-Z0-9_]*)=.*>>\s*["']?\$GITHUB_ENV""")
 # What a workflow may put in the environment that is not a setting of ours.
-NOT_SETTINGS = {"KUBECONFIG"}
+NOT_SETTINGS = {"KUBECONFIG", "TODO_PROFILE"}  # the kubeconfig; the profile to layer (every task reads it)
 SETTINGS = {name.upper() for name in Settings.model_fields}
 
 
@@ -230,3 +230,9 @@ def test_every_inv_command_in_the_cloud_doc_exists() -> None:
                  for c in inv_commands(block)]
     assert "verify --skip self-healing,persistence" in commands
     assert {c: problem_with(c) for c in commands if problem_with(c)} == {}
+
+def test_the_cloud_deploy_runs_under_the_cloud_profile() -> None:
+    steps = ci_jobs()["publish"]["steps"]
+    script = "\n".join(step.get("run", "") for step in steps)
+    assert '> .env.cloud' in script and "TODO_PROFILE=cloud" in script
+    assert "> .env\n" not in script  # the checkout's own .env is left alone
