@@ -217,8 +217,14 @@ class Settings(BaseModel):
     _root: Path = PrivateAttr(default=PROJECT_ROOT)
 
     @property
+    def values_entries(self) -> list[tuple[str, Path]]:
+        """Each VALUES_FILES entry as written, and its path."""
+        return [(part.strip(), self._root / part.strip())
+                for part in self.values_files.split(",") if part.strip()]
+
+    @property
     def values_paths(self) -> list[Path]:
-        return [self._root / part.strip() for part in self.values_files.split(",") if part.strip()]
+        return [path for _, path in self.values_entries]
 
     @field_validator("database_url")
     @classmethod
@@ -425,19 +431,18 @@ def load_settings(
     if unknown:
         raise SettingsError(unknown)
     settings._root = root
-    _check_values_files(settings, root)
+    _check_values_files(settings)
     for name in Settings.model_fields:
         sources.setdefault(name.upper(), Source.DEFAULT)
     return LoadedSettings(settings=settings, sources=sources, root=root, profile=profile)
 
 
-def _check_values_files(settings: Settings, root: Path) -> None:
-    if not settings.values_files.strip():
+def _check_values_files(settings: Settings) -> None:
+    if not settings.values_entries:
         return
     from todo_deploy import values_files
 
-    shown = {root / p.strip(): p.strip() for p in settings.values_files.split(",") if p.strip()}
-    problems = values_files.problems(settings, shown)
+    problems = values_files.problems(settings)
     if problems:
         raise SettingsError(problems)
 

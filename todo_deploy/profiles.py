@@ -14,8 +14,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dotenv import dotenv_values
-
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
 
@@ -61,6 +59,8 @@ def name_problem(name: str, root: Path) -> str:
 
 def pinned_context(root: Path, name: str) -> str:
     """The KUBE_CONTEXT profile `name`'s own file sets ('' = it names none)."""
+    from dotenv import dotenv_values
+
     path = root / profile_file(name)
     values = {k.upper(): v for k, v in dotenv_values(path).items()} if path.is_file() else {}
     return (values.get("KUBE_CONTEXT") or "").strip()

@@ -112,18 +112,16 @@ def _schema_problem(values: dict[str, Any]) -> str:
     return f"{where}: {error.message}"
 
 
-def problems(settings: Settings, shown: dict[Path, str]) -> list[str]:
+def problems(settings: Settings) -> list[str]:
     """One line per VALUES_FILES entry the chart cannot take: missing, not YAML, setting
-    a value the workflow sets, or rejected by the chart's schema. `shown` gives each
-    path as the user wrote it."""
+    a value the workflow sets, or rejected by the chart's schema; each named as written."""
     from todo_deploy import render
 
     alone = settings.model_copy(update={"values_files": ""})  # the workflow's values only
     workflow = render.raw_values(alone, render.default_images())
     owned = leaf_paths(workflow)
     found = []
-    for path in settings.values_paths:
-        name = shown.get(path, str(path))
+    for name, path in settings.values_entries:
         try:
             data = _read(path)
         except FileNotFoundError:

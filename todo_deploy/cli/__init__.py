@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import invoke
 from invoke.exceptions import Exit
 
+from todo_deploy.profiles import PROFILE_ENV
+
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
     from todo_deploy.gates import GateResult
@@ -52,7 +54,6 @@ def outside_world_failure(exc: BaseException) -> str | None:
     return None
 
 
-PROFILE_ENV = "TODO_PROFILE"
 PROFILE_HELP = ("Settings profile: layer .env.NAME over .env (as TODO_PROFILE=NAME does; "
                 "`inv config --profile NAME` shows what it sets).")
 

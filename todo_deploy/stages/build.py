@@ -245,6 +245,7 @@ def _push(loaded: LoadedSettings, result: GateResult, built: dict[str, images.Bu
         refused = _registry_login(loaded, client, timeline, log)
         if refused is not None:
             result.checks.append(refused)
+    digests: dict[str, str] = {}
     for name, outcome in built.items():
         if not result.passed:
             result.checks.append(Check(
@@ -254,7 +255,7 @@ def _push(loaded: LoadedSettings, result: GateResult, built: dict[str, images.Bu
         try:
             with timeline.phase(f"push {name}"):
                 digest = images.push_image(outcome.image, log=log, client=client)
-            _record_digest(loaded, name, outcome.image, digest)
+            digests[name] = digest
             result.checks.append(Check.of(f"push {name}", True, f"pushed {outcome.image.ref}"
                                           + (f" ({digest})" if digest else "")))
         except images.PushError as exc:
@@ -264,13 +265,17 @@ def _push(loaded: LoadedSettings, result: GateResult, built: dict[str, images.Bu
                 f"start or fix the registry {registry} (IMAGE_REGISTRY), set REGISTRY_USERNAME "
                 f"and REGISTRY_PASSWORD (or `docker login {registry}`), then `inv build --push`",
             ))
+    _record_digests(loaded, {name: (built[name].image, d) for name, d in digests.items() if d})
 
 
-def _record_digest(loaded: LoadedSettings, name: str, image: ImageRef, digest: str) -> None:
+def _record_digests(loaded: LoadedSettings, pushed: dict[str, tuple[ImageRef, str]]) -> None:
+    """The pushed images' registry digests into .state/images.json, in one write."""
     recorded = load_images(loaded.state_dir)
-    if digest and name in recorded and recorded[name].ref == image.ref:
-        recorded[name] = replace(recorded[name], digest=digest)
-        save_images(loaded.state_dir, recorded)
+    kept = {name: digest for name, (image, digest) in pushed.items()
+            if name in recorded and recorded[name].ref == image.ref}
+    if kept:
+        save_images(loaded.state_dir, {name: replace(ref, digest=kept[name]) if name in kept else ref
+                                       for name, ref in recorded.items()})
 
 
 def _engine_check(exc: Exception) -> Check:
