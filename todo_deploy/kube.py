@@ -86,6 +86,18 @@ class KubeError(Exception):
         super().__init__(f"HTTP {status}: {message}" if status else message)
 
 
+NO_LOGS = "(no logs: "  # how pod_logs() answers when the API server gives none, then why
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """A cluster's Kubernetes version and served groupVersions (Helm's --kube-version
+    and --api-versions)."""
+
+    kube_version: str
+    api_versions: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class ObjectRef:
     api_version: str
@@ -236,6 +248,13 @@ class Kube:
         self._group_versions()
         assert self._preferred is not None
         return self._preferred
+
+    def capabilities(self) -> Capabilities:
+        """What this cluster is, as Helm's `.Capabilities` sees it on a real install:
+        its version and every groupVersion it serves (the raw path renders with them)."""
+        version = str(self.server_version().get("gitVersion") or "")
+        served = sorted(v for versions in self._group_versions().values() for v in versions)
+        return Capabilities(version, tuple(served))
 
     def _group_versions(self) -> dict[str, list[str]]:
         if self._all_versions is None:
@@ -393,7 +412,7 @@ class Kube:
                 raw=True,
             )
         except KubeError as exc:
-            return f"(no logs: {exc})"
+            return f"{NO_LOGS}{exc})"
 
 
 # ---- rollout state --------------------------------------------------------------

@@ -26,6 +26,7 @@ from todo_deploy import render
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import Settings
+    from todo_deploy.kube import Capabilities
 
 K8S_DIR = render.PROJECT_ROOT / "k8s"
 STATIC_RELEASE = "todo-chatbot"
@@ -51,15 +52,27 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def render_chart(
-    values: dict[str, Any], release: str, namespace: str, chart_dir: Path = render.CHART_DIR
+    values: dict[str, Any], release: str, namespace: str, chart_dir: Path = render.CHART_DIR,
+    capabilities: Capabilities | None = None,
 ) -> dict[str, str]:
     """Template path relative to the chart ('templates/backend.yaml') -> rendered
-    text, offline (`lookup` finds nothing); values are validated by the schema."""
+    text, offline (`lookup` finds nothing); values are validated by the schema.
+    Without `capabilities` the chart sees the engine's defaults (the newest
+    Kubernetes), as `helm template` does; with them, the cluster it will run on."""
     import helm_python
+
+    from todo_deploy import helm_sdk
 
     with helm_python.Chart.load(chart_dir) as chart:
         chart.validate_schema(values)
-        rendered = chart.render(values, name=release, namespace=namespace, is_install=True)
+        if capabilities is None:
+            rendered = chart.render(values, name=release, namespace=namespace, is_install=True)
+        else:
+            rendered = helm_sdk.render(
+                chart, values, name=release, namespace=namespace,
+                kube_version=capabilities.kube_version or None,
+                api_versions=capabilities.api_versions,
+            )
     return {
         path.split("/", 1)[1]: text
         for path, text in rendered.items()
@@ -88,12 +101,14 @@ def _order(obj: dict[str, Any]) -> int:
 
 
 def render_objects(
-    values: dict[str, Any], release: str, namespace: str, chart_dir: Path = render.CHART_DIR
+    values: dict[str, Any], release: str, namespace: str, chart_dir: Path = render.CHART_DIR,
+    capabilities: Capabilities | None = None,
 ) -> list[dict[str, Any]]:
     """The chart's objects without hooks and test pods, in Helm's install order."""
+    rendered = render_chart(values, release, namespace, chart_dir, capabilities)
     objects = [
         obj
-        for _, text in sorted(render_chart(values, release, namespace, chart_dir).items())
+        for _, text in sorted(rendered.items())
         for _, obj in documents(text)
         if not is_hook(obj)
     ]
@@ -102,7 +117,7 @@ def render_objects(
 
 def render_manifests(
     settings: Settings, images: dict[str, ImageRef], node_port: int = 0,
-    cache_dir: Path | None = None,
+    cache_dir: Path | None = None, capabilities: Capabilities | None = None,
 ) -> list[dict[str, Any]]:
     """What `inv deploy` applies (Secrets aside): the chart with the settings' values.
 
@@ -111,11 +126,15 @@ def render_manifests(
     (a stage's .state/), a render is kept under the hash of its inputs: every file of
     the chart, the values, release and namespace. The same inputs render the same
     objects, and reading them back skips loading the Helm engine (0.1-0.3 s).
+    `capabilities` (the target cluster's, `Kube.capabilities()`) choose the API
+    versions the chart emits (HPA, PDB, Ingress) as a Helm install would; they are
+    part of the cache key.
     """
     values = render.raw_values(settings, images, node_port)
+    release, namespace = settings.release_name, settings.namespace
     if cache_dir is None:
-        return render_objects(values, settings.release_name, settings.namespace, render.CHART_DIR)
-    key = _render_key(values, settings.release_name, settings.namespace)
+        return render_objects(values, release, namespace, render.CHART_DIR, capabilities)
+    key = _render_key(values, release, namespace, capabilities)
     path = cache_dir / RENDER_CACHE
     try:
         cached = json.loads(path.read_text())
@@ -125,7 +144,7 @@ def render_manifests(
         cached = {}
     if key in cached:
         return cached[key]
-    objects = render_objects(values, settings.release_name, settings.namespace, render.CHART_DIR)
+    objects = render_objects(values, release, namespace, render.CHART_DIR, capabilities)
     kept = dict(list(cached.items())[-(RENDERS_KEPT - 1):])  # the newest few, in order
     cache_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**kept, key: objects}))
@@ -136,10 +155,14 @@ RENDER_CACHE = "rendered.json"
 RENDERS_KEPT = 4  # the last renders of this settings root (the cluster and deploy stages')
 
 
-def _render_key(values: dict[str, Any], release: str, namespace: str) -> str:
+def _render_key(
+    values: dict[str, Any], release: str, namespace: str, capabilities: Capabilities | None
+) -> str:
     import hashlib
 
-    digest = hashlib.sha256(json.dumps([values, release, namespace], sort_keys=True).encode())
+    target = [capabilities.kube_version, list(capabilities.api_versions)] if capabilities else None
+    digest = hashlib.sha256(
+        json.dumps([values, release, namespace, target], sort_keys=True).encode())
     for path in sorted(p for p in render.CHART_DIR.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(render.CHART_DIR)).encode() + b"\0")
         digest.update(path.read_bytes())

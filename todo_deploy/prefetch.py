@@ -67,5 +67,7 @@ class Prefetch:
 
         settings = self.loaded.settings
         images = {**load_images(self.loaded.state_dir), **planned}
-        node_port = live_node_port(Kube(settings.context_name), settings)
-        manifests.render_manifests(settings, images, node_port, cache_dir=self.loaded.state_dir)
+        kube = Kube(settings.context_name)
+        node_port = live_node_port(kube, settings)
+        manifests.render_manifests(settings, images, node_port, cache_dir=self.loaded.state_dir,
+                                   capabilities=kube.capabilities())

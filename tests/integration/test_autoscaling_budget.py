@@ -4,8 +4,10 @@ HPA's maximum — under load, against the bundled PostgreSQL's max_connections: 
 fails for want of a connection, and the database never holds more than the budget said.
 
 The values are the cloud profile's (profiles/values-cloud.yaml with .env.cloud.example's
-DB_POOL_SIZE=4, DATABASE_MAX_CONNECTIONS=100); the test cluster (v1.20, no metrics API) runs
-no HPA, so the pods are scaled by hand and nothing scales them back.
+DB_POOL_SIZE=4, DATABASE_MAX_CONNECTIONS=100), HPA and PDB included: the raw deploy renders
+them in the versions this v1.20 cluster serves (autoscaling/v2beta2, policy/v1beta1). The
+cluster has no metrics API, so the HPA could never scale: it is removed and the pods are
+scaled by hand to the surge at its maximum, where nothing scales them back.
 """
 
 from __future__ import annotations
@@ -60,21 +62,22 @@ def flood(http: httpx.Client, user: ApiUser, until: float, n: int) -> list[tuple
 def test_the_cloud_profile_at_its_counted_maximum_runs_out_of_no_connection(
         scratch: Callable[[], Scratch], tmp_path: Path) -> None:
     # Ten backend pods must fit the one test node beside the other tests' deployments: small
-    # CPU and memory requests (this drill is about connections, not capacity). The HPA and PDB
-    # are left out here: the raw path renders them for the newest API versions
-    # (autoscaling/v2, policy/v1), which this v1.20 cluster does not serve (noted for its own issue).
+    # CPU and memory requests (this drill is about connections, not capacity).
     small = tmp_path / "small-requests.yaml"
-    off = {"autoscaling": {"enabled": False}, "pdb": {"enabled": False}}
     small.write_text(yaml.safe_dump({
-        "backend": {**off, "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
-                                         "limits": {"cpu": "1", "memory": "256Mi"}}},
-        "frontend": off}))
+        "backend": {"resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
+                                  "limits": {"cpu": "1", "memory": "256Mi"}}}}))
     s = scratch()
-    loaded = s.settings(BACKEND_REPLICAS="2", DB_POOL_SIZE=str(POOL_SIZE),
-                        DATABASE_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+    loaded = s.settings(DB_POOL_SIZE=str(POOL_SIZE), DATABASE_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
                         VALUES_FILES=f"{CLOUD_VALUES},{small}")
     result = raw_stage.run(loaded, log=lambda _: None)
     assert result.passed, [f"{c.name}: {c.evidence}" for c in result.failures]
+    kube = Kube()  # (rendered for autoscaling/v2 or policy/v1, the apply would have failed: 404)
+    for version, kind in (("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+                          ("policy/v1beta1", "PodDisruptionBudget")):
+        for component in ("backend", "frontend"):
+            assert kube.get(version, kind, f"{s.release}-{component}", s.namespace), (kind, component)
+    kubectl("-n", s.namespace, "delete", "hpa", "--all")
 
     pods = 2 * hpa_max()  # a rollout's surge at the HPA's maximum
     budget = Budget(backend_replicas=hpa_max(), pool_size=POOL_SIZE, max_connections=MAX_CONNECTIONS)
@@ -83,7 +86,6 @@ def test_the_cloud_profile_at_its_counted_maximum_runs_out_of_no_connection(
     kubectl("-n", s.namespace, "rollout", "status", f"deployment/{s.release}-backend", "--timeout=300s",
             timeout=320)
 
-    kube = Kube()
     svc = kube.get("v1", "Service", f"{s.release}-backend", s.namespace)
     assert svc is not None
     base = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"

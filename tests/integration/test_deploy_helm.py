@@ -70,7 +70,8 @@ def test_helm_install_gate_then_failed_upgrade_rolls_back(
     assert failure.name == "helm upgrade --install"
     assert "rolled back" in failure.evidence
     # why: the crashing container's own log line
-    assert "broken on purpose" in upgrade.details["diagnosis"], (failure.evidence, upgrade.details)
+    diagnosis = upgrade.details["diagnosis"]
+    assert "broken on purpose" in diagnosis, f"{failure.evidence}\n{diagnosis}\n" + "\n".join(said)
     # The history with its descriptions (the suite's one failed-and-rolled-back upgrade:
     # test_helm_engine's own was the same scenario on stand-in images).
     history = helm_stage.history(s.settings())

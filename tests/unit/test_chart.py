@@ -58,11 +58,33 @@ def test_pdb_and_hpa_only_with_the_capability() -> None:
     assert hpa_targets == {"todo-chatbot-backend", "todo-chatbot-frontend"}
     # HPA owns the replica count when it renders.
     assert all("replicas" not in o["spec"] for o in new if o["kind"] == "Deployment")
-    old = template(PRODUCTION, kube_version="v1.20.2")  # the test cluster's version
-    assert not {"PodDisruptionBudget", "HorizontalPodAutoscaler"} & kinds(old)
-    assert all(o["spec"]["replicas"] == 3 for o in old if o["kind"] == "Deployment")
     off = template({}, kube_version="v1.30.0", api_versions=["policy/v1", "autoscaling/v2"])
     assert not {"PodDisruptionBudget", "HorizontalPodAutoscaler"} & kinds(off)
+
+
+# (cluster version, what it serves) -> (PDB apiVersion, HPA apiVersion); "" none rendered.
+# The served lists are the clusters' own (`kubectl api-versions`), trimmed to these groups.
+@pytest.mark.parametrize(("version", "served", "pdb", "hpa"), [
+    ("v1.20.2", ["policy/v1beta1", "autoscaling/v2beta2"], "policy/v1beta1", "autoscaling/v2beta2"),
+    ("v1.22.17", ["policy/v1", "policy/v1beta1", "autoscaling/v2beta2"], "policy/v1",
+     "autoscaling/v2beta2"),
+    ("v1.25.16", ["policy/v1", "autoscaling/v2", "autoscaling/v2beta2"], "policy/v1", "autoscaling/v2"),
+    ("v1.30.0", ["policy/v1", "autoscaling/v2"], "policy/v1", "autoscaling/v2"),
+    ("v1.11.10", ["policy/v1beta1", "autoscaling/v2beta1"], "policy/v1beta1", ""),
+])
+def test_pdb_and_hpa_in_the_version_the_cluster_serves(
+        version: str, served: list[str], pdb: str, hpa: str) -> None:
+    objects = template(PRODUCTION, kube_version=version, api_versions=served)
+    versions = {o["kind"]: o["apiVersion"] for o in objects}
+    assert versions.get("PodDisruptionBudget", "") == pdb
+    assert versions.get("HorizontalPodAutoscaler", "") == hpa
+    hpas = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    for o in hpas:  # v2 and v2beta2 share the metric's shape
+        [metric] = o["spec"]["metrics"]
+        target = metric["resource"]["target"]
+        assert target["type"] == "Utilization" and set(target) == {"type", "averageUtilization"}
+    replicas = [o["spec"].get("replicas") for o in objects if o["kind"] == "Deployment"]
+    assert replicas == ([None, None] if hpa else [3, 3])  # the HPA owns the count when it renders
 
 
 def test_existing_secret_is_used_and_no_secret_rendered() -> None:

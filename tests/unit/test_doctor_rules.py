@@ -487,6 +487,46 @@ def test_crash_looping_replicas_share_one_finding_with_one_pods_logs() -> None:
     assert f"e.g. pod {crash[2]['metadata']['name']}" in finding.evidence
 
 
+def test_an_unreadable_crash_log_is_read_from_the_next_instance_or_pod() -> None:
+    # The CI run that refused stop 25: a failed upgrade's diagnosis read one pod's previous
+    # log, got none, and showed "no log output" while the other crashed pod had it.
+    backend = workload("Deployment", "backend", 2)
+    crash = [pod_of(backend, i, [waiting("backend", "CrashLoopBackOff", restarts=3 - i,
+                                         lastState={"terminated": {"exitCode": 1}})])
+             for i in range(2)]
+    first, second = (p["metadata"]["name"] for p in crash)
+    index = model.Index.of(Snapshot("todo", deployments=[backend], pods=crash,
+                                     replicasets=[replicaset(backend)]))
+    [candidates] = cluster.log_candidates(crash, index)
+    assert candidates == [(first, "backend", True), (first, "backend", False),
+                          (second, "backend", True), (second, "backend", False)]
+
+    class Kubelet:
+        def __init__(self, answers: dict[tuple[str, bool], str]) -> None:
+            self.answers, self.asked = answers, []
+
+        def pod_logs(self, namespace: str, pod: str, container: str, tail: int = 20,
+                     previous: bool = False) -> str:
+            self.asked.append((pod, previous))
+            return self.answers.get((pod, previous), "")
+
+    gone = "(no logs: HTTP 400: previous terminated container backend not found)"
+    kubelet = Kubelet({(first, True): gone, (second, True): "broken on purpose\n"})
+    logs = cluster.first_log(kubelet, "todo", candidates)  # type: ignore[arg-type]
+    assert logs == {f"{second}/backend": "broken on purpose\n"}
+    assert kubelet.asked == [(first, True), (first, False), (second, True)]
+    snapshot = Snapshot("todo", NOW, pods=crash, deployments=[backend],
+                        replicasets=[replicaset(backend)], logs=logs)
+    [finding] = doctor.diagnose(snapshot)
+    assert "broken on purpose" in finding.evidence and f"e.g. pod {second}" in finding.evidence
+    # None readable: the diagnosis says why, not "no log output".
+    logs = cluster.first_log(Kubelet({(first, True): gone}), "todo", candidates)  # type: ignore[arg-type]
+    assert logs == {f"{first}/backend": gone}
+    [finding] = doctor.diagnose(Snapshot("todo", NOW, pods=crash, deployments=[backend],
+                                         replicasets=[replicaset(backend)], logs=logs))
+    assert "its log could not be read (no logs: HTTP 400" in finding.evidence
+
+
 def test_a_missing_secret_key_is_the_cause_and_the_service_follows() -> None:
     backend = workload("Deployment", "backend", 2)
     message = f"couldn't find key AUTH_SECRET in Secret todo/{RELEASE}-backend"

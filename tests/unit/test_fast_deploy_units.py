@@ -254,6 +254,18 @@ def test_a_render_is_reused_only_for_the_same_chart_and_values(tmp_path, monkeyp
     edited = manifests.render_manifests(settings, other, cache_dir=state)
     assert len(calls) == 3
     assert next(o for o in edited if o["kind"] == "ConfigMap")["data"]["EDITED"] == "yes"
+    # Another cluster (its version and APIs): rendered again, for it.
+    from todo_deploy.kube import Capabilities
+
+    old_cluster = Capabilities("v1.20.2", ("v1", "apps/v1", "policy/v1beta1", "autoscaling/v2beta2"))
+    overlay = tmp_path / "scaled.yaml"
+    overlay.write_text("backend:\n  autoscaling:\n    enabled: true\n    maxReplicas: 2\n")
+    scaled = _settings(tmp_path / "root", VALUES_FILES=str(overlay))
+    new = manifests.render_manifests(scaled, other, cache_dir=state)
+    old = manifests.render_manifests(scaled, other, cache_dir=state, capabilities=old_cluster)
+    assert len(calls) == 5
+    hpa = {o["apiVersion"] for o in new + old if o["kind"] == "HorizontalPodAutoscaler"}
+    assert hpa == {"autoscaling/v2", "autoscaling/v2beta2"}
 
 
 # ---- the prefetch of `inv up` ------------------------------------------------------------------
@@ -274,7 +286,13 @@ def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(
                                     migrations="m1"),
                 "frontend": ImageRef("frontend", "todo-frontend", "bbbbbbbbbbbb", "sha256:" + "b" * 64)}
     save_images(loaded.state_dir, recorded)
-    monkeypatch.setattr(kube, "Kube", lambda context="": object())
+    target = kube.Capabilities("v1.20.2", ("v1", "apps/v1", "autoscaling/v2beta2", "policy/v1beta1"))
+
+    class Cluster:
+        def capabilities(self) -> kube.Capabilities:
+            return target
+
+    monkeypatch.setattr(kube, "Kube", lambda context="": Cluster())
     monkeypatch.setattr(access, "live_node_port", lambda k, s: 30123)
 
     ahead = Prefetch(loaded)
@@ -290,7 +308,8 @@ def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(
         raise AssertionError("rendered again")
 
     monkeypatch.setattr(manifests, "render_objects", no_render)
-    objects = manifests.render_manifests(loaded.settings, built, 30123, cache_dir=loaded.state_dir)
+    objects = manifests.render_manifests(loaded.settings, built, 30123, cache_dir=loaded.state_dir,
+                                         capabilities=target)
     backend = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "rel-backend")
     assert backend["spec"]["template"]["spec"]["containers"][0]["image"] == "todo-backend:cccccccccccc"
     service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "rel-frontend")

@@ -732,11 +732,13 @@ def run(
         try:
             # Rendered as the deploy will (the live NodePort kept): one render for both.
             node_port = live_node_port(kube, settings)
+            capabilities = kube.capabilities()
         except KubeError:
-            node_port = 0  # the deploy reads it again and says what failed
+            node_port, capabilities = 0, None  # the deploy reads them again and says what failed
         try:
             objects = manifests.render_manifests(settings, images, node_port,
-                                                 cache_dir=loaded.state_dir)
+                                                 cache_dir=loaded.state_dir,
+                                                 capabilities=capabilities)
             result.checks.append(capacity_check(kube, settings, objects, nodes))
         except Exception as exc:  # noqa: BLE001 - any renderer error becomes a failed check
             result.checks.append(Check.of(

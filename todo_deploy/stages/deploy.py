@@ -426,7 +426,8 @@ def run(
             node_port = live_node_port(kube, settings)  # kept when the Helm release goes
         with phase("render the chart"):
             rendered = manifests.render_manifests(settings, images, node_port,
-                                                  cache_dir=loaded.state_dir)
+                                                  cache_dir=loaded.state_dir,
+                                                  capabilities=kube.capabilities())
         groups = phases(rendered)
         job_name = manifests.migration_job(rendered)
         namespaces = namespace_objects(settings, rendered)

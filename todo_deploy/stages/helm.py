@@ -82,8 +82,11 @@ def adopt_raw_objects(
     live = kube.list_owned(settings.namespace, raw_selector(settings))
     if not live:
         return []
+    target = kube.capabilities()  # the API versions Helm's install will render for
     rendered = [o for o in engine.template(render.CHART_DIR, settings.release_name,
-                                           settings.namespace, values)
+                                           settings.namespace, values,
+                                           kube_version=target.kube_version,
+                                           api_versions=target.api_versions)
                 if not manifests.is_hook(o)]
     adopt = switch.to_adopt(live, rendered)
     log(f"helm: adopting {len(adopt)} live objects of {settings.release_name} "

@@ -175,14 +175,29 @@ checksum/secret: {{ .Values.secrets.secretChecksum | default (include (print .Te
 {{- end }}
 
 {{/*
-Has the cluster (or `helm template --api-versions/--kube-version`) this API?
-policy/v1 PodDisruptionBudget is GA from 1.21, autoscaling/v2 HPA from 1.23.
+The API version the cluster (or `helm template --api-versions/--kube-version`) serves
+for a PodDisruptionBudget / HorizontalPodAutoscaler, empty where it serves none:
+policy/v1 from 1.21 (policy/v1beta1 before it, removed in 1.25), autoscaling/v2 from
+1.23 (autoscaling/v2beta2 from 1.12, removed in 1.26). Offline, the engine's default
+API set has them all, so the version decides.
 */}}
+{{- define "todo-chatbot.pdbApiVersion" -}}
+{{- $v := .Capabilities.KubeVersion.Version -}}
+{{- if and (.Capabilities.APIVersions.Has "policy/v1") (semverCompare ">=1.21-0" $v) -}}policy/v1
+{{- else if and (.Capabilities.APIVersions.Has "policy/v1beta1") (semverCompare "<1.25-0" $v) -}}policy/v1beta1
+{{- end -}}
+{{- end }}
+{{- define "todo-chatbot.hpaApiVersion" -}}
+{{- $v := .Capabilities.KubeVersion.Version -}}
+{{- if and (.Capabilities.APIVersions.Has "autoscaling/v2") (semverCompare ">=1.23-0" $v) -}}autoscaling/v2
+{{- else if and (.Capabilities.APIVersions.Has "autoscaling/v2beta2") (semverCompare ">=1.12-0 <1.26-0" $v) -}}autoscaling/v2beta2
+{{- end -}}
+{{- end }}
 {{- define "todo-chatbot.hasPDB" -}}
-{{- if and (.Capabilities.APIVersions.Has "policy/v1") (semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version) -}}true{{- end -}}
+{{- if include "todo-chatbot.pdbApiVersion" . -}}true{{- end -}}
 {{- end }}
 {{- define "todo-chatbot.hasHPA" -}}
-{{- if and (.Capabilities.APIVersions.Has "autoscaling/v2") (semverCompare ">=1.23-0" .Capabilities.KubeVersion.Version) -}}true{{- end -}}
+{{- if include "todo-chatbot.hpaApiVersion" . -}}true{{- end -}}
 {{- end }}
 
 {{/*

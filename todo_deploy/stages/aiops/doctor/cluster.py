@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from todo_deploy.kube import KubeError, exec_in_pod
+from todo_deploy.kube import NO_LOGS, KubeError, exec_in_pod
 from todo_deploy.stages.aiops.doctor.autoscaling import HPA_VERSIONS, METRICS_GROUP
 from todo_deploy.stages.aiops.doctor.ingress import INGRESS_VERSION
 from todo_deploy.stages.aiops.doctor.model import (
@@ -36,7 +36,17 @@ PEAK_FILES = (
 def log_requests(pods: Iterable[Obj], index: Index | None = None) -> list[tuple[str, str, bool]]:
     """(pod, container, previous) whose logs explain a crash or a failed Job: one pod per
     workload and container (the one restarted most, else the newest)."""
-    best: dict[tuple[str, str], tuple[int, str, str, bool]] = {}
+    return [candidates[0] for candidates in log_candidates(pods, index)]
+
+
+def log_candidates(
+    pods: Iterable[Obj], index: Index | None = None
+) -> list[list[tuple[str, str, bool]]]:
+    """Per workload and container whose logs explain a crash or a failed Job, where to read
+    them, best first: each crashed pod (most restarts, then newest) by its previous
+    instance's log, then its current one's. A log can be gone or unreadable for a moment
+    (the kubelet replacing the instance, a loaded node): the next candidate is read then."""
+    found: dict[tuple[str, str], list[tuple[int, str, str, bool]]] = {}
     for pod in pods:
         if not is_live(pod):
             continue
@@ -52,9 +62,28 @@ def log_requests(pods: Iterable[Obj], index: Index | None = None) -> list[tuple[
                 candidate = (0, created, name_of(pod), False)
             else:
                 continue
-            if (owner, cname) not in best or candidate[:2] > best[(owner, cname)][:2]:
-                best[(owner, cname)] = candidate
-    return [(pod, cname, previous) for (_, cname), (_, _, pod, previous) in best.items()]
+            found.setdefault((owner, cname), []).append(candidate)
+    out = []
+    for (_, cname), crashed in found.items():
+        ranked = sorted(crashed, key=lambda c: c[:2], reverse=True)
+        out.append([(pod, cname, previous) for _, _, pod, prev in ranked
+                    for previous in dict.fromkeys((prev, False))])
+    return out
+
+
+LOG_TRIES = 4  # log reads per workload and container at most
+
+
+def first_log(kube: Kube, namespace: str, candidates: list[tuple[str, str, bool]]) -> dict[str, str]:
+    """{"pod/container": text} from the first candidate with log output; when none has any,
+    the best candidate's answer (empty, or "(no logs: why)")."""
+    answers: list[tuple[str, str]] = []
+    for pod, container, previous in candidates:
+        text = kube.pod_logs(namespace, pod, container, tail=40, previous=previous)
+        if text.strip() and not text.startswith(NO_LOGS):
+            return {f"{pod}/{container}": text}
+        answers.append((f"{pod}/{container}", text))
+    return dict(answers[:1])
 
 
 def peak_requests(pods: Iterable[Obj], index: Index | None = None) -> list[tuple[str, str]]:
@@ -125,10 +154,8 @@ def collect(kube: Kube, namespace: str, *, now: datetime | None = None) -> Snaps
     if snapshot.hpas:
         snapshot.metrics_api = kube.served(METRICS_GROUP, "PodMetrics") is not None
     index = Index.of(snapshot)
-    for pod, container, previous in log_requests(snapshot.pods, index):
-        text = kube.pod_logs(namespace, pod, container, tail=40, previous=previous)
-        if not text.startswith("(no logs:"):
-            snapshot.logs[f"{pod}/{container}"] = text
+    for candidates in log_candidates(snapshot.pods, index):
+        snapshot.logs.update(first_log(kube, namespace, candidates[:LOG_TRIES]))
     for pod, container in peak_requests(snapshot.pods, index):
         peak = _read_peak(kube, namespace, pod, container)
         if peak:

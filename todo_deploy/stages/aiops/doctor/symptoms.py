@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from todo_deploy.kube import pull_refused, quantity
+from todo_deploy.kube import NO_LOGS, pull_refused, quantity
 from todo_deploy.stages.aiops.doctor.hints import capacity_fix, delivery_fix
 from todo_deploy.stages.aiops.doctor.model import (
     Obj,
@@ -62,6 +62,8 @@ def log_excerpt(logs: Mapping[str, str], pod: str, container: str) -> str:
     text = logs.get(f"{pod}/{container}", "").strip()
     if not text:
         return "no log output"
+    if text.startswith(NO_LOGS):
+        return f"its log could not be read {text}"
     lines = text.splitlines()[-LOG_LINES:]
     return "last log lines: " + " | ".join(line.strip() for line in lines)
 
@@ -172,7 +174,8 @@ def container_symptoms(
         reason, message, terminated = container_state(status)
         image = str(specs.get(cname, {}).get("image") or status.get("image", ""))
         restarts = int(status.get("restartCount") or 0)
-        has_log = int(f"{pod_name}/{cname}" in logs)
+        text = logs.get(f"{pod_name}/{cname}", "")
+        has_log = int(bool(text.strip()) and not text.startswith(NO_LOGS))
         if reason in CONFIG_REASONS:
             found.append(Symptom(
                 "missing config", f"{cname}|{message}",
