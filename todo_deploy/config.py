@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from dotenv import dotenv_values
@@ -33,6 +33,9 @@ from pydantic import (
 
 from todo_deploy import ingress as _ingress
 from todo_deploy.connection_budget import Budget
+
+if TYPE_CHECKING:
+    from todo_deploy.registry_auth import Login
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE_NAME = ".env.secrets"
@@ -179,6 +182,9 @@ class Settings(BaseModel):
     # and the deploy makes the pull Secret <release>-registry from them (never in YAML).
     registry_username: str = ""
     registry_password: SecretStr = SecretStr("")
+    # ... or an existing docker config (`docker login`'s config.json): its entry for
+    # IMAGE_REGISTRY's host only (todo_deploy/registry_auth.py). Relative to the settings root.
+    registry_auth_file: str = ""
 
     # The database
     database_mode: Literal["bundled", "external"] = "bundled"
@@ -257,7 +263,24 @@ class Settings(BaseModel):
 
     @property
     def registry_credentials(self) -> bool:
-        return bool(self.registry_username and self.registry_password.get_secret_value())
+        """Credentials are set (user and password, or a docker config file)."""
+        return bool(self.registry_auth_file.strip() or (
+            self.registry_username and self.registry_password.get_secret_value()))
+
+    def registry_login(self) -> Login | None:
+        """The registry credentials, from whichever settings hold them; None without any.
+        Raises registry_auth.AuthFileError when REGISTRY_AUTH_FILE cannot give them."""
+        from todo_deploy import registry_auth
+
+        written = self.registry_auth_file.strip()
+        if written:
+            path = self._root / Path(written).expanduser()
+            return registry_auth.read_auth_file(path, self.registry_host, written)
+        if not self.registry_credentials:
+            return None
+        return registry_auth.Login(self.registry_host, self.registry_username,
+                                   self.registry_password.get_secret_value(),
+                                   registry_auth.USER_AND_PASSWORD)
 
     @model_validator(mode="after")
     def _connections_fit(self) -> Settings:
@@ -300,12 +323,27 @@ class Settings(BaseModel):
             if info.annotation is SecretStr
         ]
         values += url_credentials(self.openai_base_url)
+        if self.registry_credentials:
+            from todo_deploy.registry_auth import AuthFileError
+
+            try:
+                login = self.registry_login()
+            except AuthFileError:
+                login = None
+            if login is not None:  # the password, and as the pull Secret's "auth" holds it
+                values += [login.password, login.auth]
         return [v for v in values if v]
 
 
 def registry_credentials_problem(settings: Settings) -> str:
     """Why the registry settings cannot work together; '' when they can."""
     user, password = settings.registry_username, settings.registry_password.get_secret_value()
+    auth_file = settings.registry_auth_file.strip()
+    if auth_file and (user or password):
+        return ("set REGISTRY_AUTH_FILE or REGISTRY_USERNAME/REGISTRY_PASSWORD, not both "
+                "(both name the registry's credentials)")
+    if auth_file and not settings.image_registry.strip():
+        return "REGISTRY_AUTH_FILE needs IMAGE_REGISTRY (the registry whose entry it holds)"
     if bool(user) != bool(password):
         return ("REGISTRY_USERNAME and REGISTRY_PASSWORD go together: set both (a registry "
                 "with credentials) or neither")
@@ -432,9 +470,22 @@ def load_settings(
         raise SettingsError(unknown)
     settings._root = root
     _check_values_files(settings)
+    _check_registry_auth_file(settings)
     for name in Settings.model_fields:
         sources.setdefault(name.upper(), Source.DEFAULT)
     return LoadedSettings(settings=settings, sources=sources, root=root, profile=profile)
+
+
+def _check_registry_auth_file(settings: Settings) -> None:
+    """REGISTRY_AUTH_FILE is read once the settings root is known (it is relative to it)."""
+    if not settings.registry_auth_file.strip():
+        return
+    from todo_deploy.registry_auth import AuthFileError
+
+    try:
+        settings.registry_login()
+    except AuthFileError as exc:
+        raise SettingsError([str(exc)]) from None
 
 
 def _check_values_files(settings: Settings) -> None:

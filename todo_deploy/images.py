@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
     from todo_deploy.config import LoadedSettings, Settings
+    from todo_deploy.registry_auth import Login
 
 Log = Callable[[str], None]
 
@@ -587,27 +588,38 @@ def registry_login(settings: Settings, client: DockerClient, log: Log = say) -> 
     SDK keeps it in memory for its pushes): nothing is written to ~/.docker/config.json."""
     from docker.errors import APIError, DockerException
 
-    if not settings.registry_credentials:
-        return False
-    host, user = settings.registry_host, settings.registry_username
+    from todo_deploy.registry_auth import AuthFileError
+
     try:
-        client.login(username=user, password=settings.registry_password.get_secret_value(),
-                     registry=host, reauth=True)
+        login = settings.registry_login()
+    except AuthFileError as exc:
+        raise LoginError(str(exc)) from None
+    if login is None:
+        return False
+    try:
+        client.login(username=login.username, password=login.password, registry=login.host,
+                     reauth=True)
     except (APIError, DockerException) as exc:
-        raise LoginError(login_message(host, user, str(exc))) from None
-    log(f"logged in to {host} as {user} (REGISTRY_USERNAME/REGISTRY_PASSWORD)")
+        raise LoginError(login_message(login, str(exc))) from None
+    log(f"logged in to {login.host} as {login.username} ({login.source})")
     return True
 
 
-def login_message(host: str, user: str, message: str) -> str:
+def login_message(login: Login, message: str) -> str:
     """One line naming the setting to fix; the engine's message never holds the password."""
     first = (message.strip().splitlines() or [""])[0]
+    host = login.host
     if any(w in first.lower() for w in ("connection refused", "no such host", "dial tcp",
                                          "timeout")):
         return (f"cannot log in to {host}: the registry is unreachable ({first}); "
                 "check IMAGE_REGISTRY and that the registry runs")
-    return (f"cannot log in to {host} as {user}: the registry refused the credentials "
-            f"({first}); check REGISTRY_PASSWORD (and REGISTRY_USERNAME)")
+    from todo_deploy.registry_auth import USER_AND_PASSWORD
+
+    fix = ("check REGISTRY_PASSWORD (and REGISTRY_USERNAME)" if login.source == USER_AND_PASSWORD
+           else f"log in again to {host} with that config (`docker login {host}`), or fix "
+                f"{login.source}")
+    return (f"cannot log in to {host} as {login.username}: the registry refused the "
+            f"credentials ({first}); {fix}")
 
 
 def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = None) -> str:

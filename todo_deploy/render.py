@@ -116,13 +116,12 @@ def secret_data(settings: Settings) -> dict[str, dict[str, str]]:
 
 def docker_config(settings: Settings) -> str:
     """The pull Secret's .dockerconfigjson: IMAGE_REGISTRY's host with REGISTRY_USERNAME and
-    REGISTRY_PASSWORD, as `kubectl create secret docker-registry` writes it."""
-    import base64
-
-    user, password = settings.registry_username, settings.registry_password.get_secret_value()
-    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-    entry = {"username": user, "password": password, "auth": auth}
-    return json.dumps({"auths": {settings.registry_host: entry}}, sort_keys=True)
+    REGISTRY_PASSWORD (or REGISTRY_AUTH_FILE's entry for it), as `kubectl create secret
+    docker-registry` writes it."""
+    login = settings.registry_login()
+    if login is None:
+        raise ValueError("no registry credentials are set")
+    return login.docker_config()
 
 
 def image_pull_secrets(settings: Settings) -> list[dict[str, str]]:

@@ -1,11 +1,13 @@
 """Drill (issue 23: 2): a registry that needs credentials, for real.
 
 An htpasswd-protected registry (Debian's `docker-registry`, the file made by `htpasswd
--Bbn`) on 127.0.0.1; `inv build --push`'s push step logs in with REGISTRY_USERNAME and
-REGISTRY_PASSWORD and pushes; the tags this test made are removed from the engine (the
-node shares it), so the kubelet must pull through the registry with the pull Secret the
-deploy makes; the pods then run the pushed digests. With a wrong REGISTRY_PASSWORD the
-deploy fails and the doctor's diagnosis names ErrImagePull, unauthorized and the setting.
+-Bbn`) on 127.0.0.1; `docker login` writes a config of its own (a fresh DOCKER_CONFIG) and
+REGISTRY_AUTH_FILE names it; `inv build --push`'s push step logs in with its entry and
+pushes; the tags this test made are removed from the engine (the node shares it), so the
+kubelet must pull through the registry with the pull Secret the deploy makes from that
+entry; the pods then run the pushed digests. Then REGISTRY_USERNAME with a wrong
+REGISTRY_PASSWORD: the deploy fails and the doctor's diagnosis names ErrImagePull,
+unauthorized and the setting.
 """
 
 from __future__ import annotations
@@ -157,7 +159,12 @@ def test_pull_with_credentials_and_a_wrong_password_diagnosed(
     own_tags: OwnTags,
 ) -> None:
     s = scratch()
-    s.settings(IMAGE_REGISTRY=registry.host, REGISTRY_USERNAME=USER, REGISTRY_PASSWORD=PASSWORD,
+    docker_config = s.root / "docker-config"
+    docker_config.mkdir(parents=True)
+    subprocess.run(["docker", "login", "--username", USER, "--password-stdin", registry.host],
+                   input=PASSWORD, text=True, check=True, capture_output=True,
+                   env={"PATH": "/usr/local/bin:/usr/bin:/bin", "DOCKER_CONFIG": str(docker_config)})
+    s.settings(IMAGE_REGISTRY=registry.host, REGISTRY_AUTH_FILE="docker-config/config.json",
                DEPLOY_TIMEOUT_SECONDS="120")
     ours = {name: ImageRef(name, f"{registry.host}/{ref.repository}", ref.tag, ref.image_id,
                            ref.size_bytes)
@@ -171,7 +178,8 @@ def test_pull_with_credentials_and_a_wrong_password_diagnosed(
     recorded = load_images(s.root / ".state")
     digests = {name: recorded[name].digest for name in ours}
     assert all(d.startswith("sha256:") for d in digests.values()), digests
-    assert f"logged in to {registry.host} as {USER}" in "\n".join(lines)
+    said = "\n".join(lines)
+    assert f"logged in to {registry.host} as {USER} (REGISTRY_AUTH_FILE" in said, said
     own_tags.refs |= {f"{ref.repository}@{digests[name]}" for name, ref in ours.items()}
 
     # The node shares this engine: without our tags the kubelet must pull with the Secret.
@@ -213,7 +221,8 @@ def test_pull_with_credentials_and_a_wrong_password_diagnosed(
     own_tags.remove()
     started = time.monotonic()
     bad: list[str] = []
-    failed = deploy.run(s.settings(REGISTRY_PASSWORD=WRONG), log=bad.append)
+    failed = deploy.run(s.settings(REGISTRY_AUTH_FILE="", REGISTRY_USERNAME=USER,
+                                   REGISTRY_PASSWORD=WRONG), log=bad.append)
     assert not failed.passed
     diagnosis = failed.details["diagnosis"]
     print(f"wrong REGISTRY_PASSWORD: deploy failed in {time.monotonic() - started:.1f} s:\n"

@@ -290,3 +290,96 @@ def test_the_cloud_doc_gives_the_pull_secret_settings_per_provider() -> None:
     assert not any("planned (item" in row for row in rows)
     assert "planned (item 2)" not in text and "until item 2" not in text
     assert sum("REGISTRY_PASSWORD" in row for row in rows) == 5
+
+
+# --- an existing docker config (REGISTRY_AUTH_FILE) -------------------------------------------
+
+
+def docker_config(**config: Any) -> str:
+    return json.dumps(config)
+
+
+def basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+OTHER_PASSWORD = "other-registry-password"
+LOGGED_IN = docker_config(auths={
+    HOST: {"auth": basic("ci", PASSWORD)},
+    "ghcr.io": {"auth": basic("me", OTHER_PASSWORD)},
+})
+
+
+def with_auth_file(tmp_path: Path, text: str, **env: str):  # type: ignore[no-untyped-def]
+    (tmp_path / "docker").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "docker" / "config.json").write_text(text)
+    return loaded(tmp_path, IMAGE_REGISTRY=f"{HOST}/team", REGISTRY_AUTH_FILE="docker/config.json",
+                  **env)
+
+
+def test_the_auth_files_entry_logs_in_and_only_it_reaches_the_pull_secret(tmp_path: Path) -> None:
+    settings = with_auth_file(tmp_path, LOGGED_IN).settings
+    client, lines = FakeClient(), []
+    assert images.registry_login(settings, client, lines.append)
+    assert client.logins == [{"username": "ci", "password": PASSWORD, "registry": HOST,
+                              "reauth": True}]
+    assert lines == [f"logged in to {HOST} as ci (REGISTRY_AUTH_FILE (docker/config.json))"]
+    (secret,) = [s for s in render.secret_manifests(settings)
+                 if s["metadata"]["name"] == "todo-chatbot-registry"]
+    config = json.loads(secret["stringData"][".dockerconfigjson"])
+    assert list(config["auths"]) == [HOST]  # the other registry's credentials stay home
+    assert config["auths"][HOST]["password"] == PASSWORD
+    assert OTHER_PASSWORD not in json.dumps(render.secret_manifests(settings))
+    assert PASSWORD in settings.secret_values() and basic("ci", PASSWORD) in settings.secret_values()
+    pod_specs = [o["spec"]["template"]["spec"] for o in manifests.render_manifests(settings, IMAGES)
+                 if o["kind"] == "Deployment"]
+    assert all(s["imagePullSecrets"] == [{"name": "todo-chatbot-registry"}] for s in pod_specs)
+
+
+@pytest.mark.parametrize(("auths_key", "entry"), [
+    (f"https://{HOST}", {"auth": basic("ci", PASSWORD)}),
+    (HOST, {"username": "ci", "password": PASSWORD}),
+])
+def test_the_entry_as_docker_writes_it(tmp_path: Path, auths_key: str, entry: dict[str, str]) -> None:
+    login = with_auth_file(tmp_path, docker_config(auths={auths_key: entry})).settings.registry_login()
+    assert login is not None and (login.host, login.username, login.password) == (HOST, "ci", PASSWORD)
+
+
+@pytest.mark.parametrize(("text", "env", "needle"), [
+    (docker_config(auths={}, credsStore="desktop"), {},
+     f"keeps the credentials for {HOST} in the credential helper docker-credential-desktop"),
+    (docker_config(auths={HOST: {}}, credHelpers={HOST: "ecr-login"}), {},
+     "docker-credential-ecr-login, which the cluster cannot run"),
+    (docker_config(auths={HOST: {"identitytoken": "abc"}}), {}, "only an identity token"),
+    (docker_config(auths={"ghcr.io": {"auth": basic("me", "x")}}), {},
+     f"has no credentials for {HOST} (IMAGE_REGISTRY's host; registries in it: ghcr.io)"),
+    ("{not json", {}, "REGISTRY_AUTH_FILE=docker/config.json is not JSON"),
+    (docker_config(auths={HOST: {"auth": "%%%"}}), {}, "is not base64 of user:password"),
+    (LOGGED_IN, {"REGISTRY_USERNAME": "ci", "REGISTRY_PASSWORD": "x"}, "not both"),
+])
+def test_an_auth_file_that_cannot_give_credentials_is_one_line(
+        tmp_path: Path, text: str, env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        with_auth_file(tmp_path, text, **env)
+    assert needle in str(info.value)
+    assert PASSWORD not in str(info.value)
+
+
+def test_a_missing_auth_file_and_one_without_a_registry(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        loaded(tmp_path, IMAGE_REGISTRY=HOST, REGISTRY_AUTH_FILE="~/nowhere/config.json")
+    assert "REGISTRY_AUTH_FILE=~/nowhere/config.json cannot be read" in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        loaded(tmp_path, REGISTRY_AUTH_FILE="config.json")
+    assert "REGISTRY_AUTH_FILE needs IMAGE_REGISTRY" in str(info.value)
+
+
+def test_a_refused_login_from_the_auth_file_names_it(tmp_path: Path) -> None:
+    from docker.errors import APIError
+
+    client = FakeClient(APIError("401 Client Error: Unauthorized"))
+    with pytest.raises(images.LoginError) as info:
+        images.registry_login(with_auth_file(tmp_path, LOGGED_IN).settings, client)
+    assert str(info.value).endswith(
+        f"log in again to {HOST} with that config (`docker login {HOST}`), or fix "
+        "REGISTRY_AUTH_FILE (docker/config.json)")

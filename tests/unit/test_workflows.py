@@ -211,17 +211,18 @@ def test_the_cloud_doc_gives_each_provider_every_profile_setting() -> None:
         assert "Differs from minikube" in section
 
 
-def test_the_cloud_doc_names_only_settings_that_exist_and_marks_the_planned_ones() -> None:
+def test_the_cloud_doc_names_only_settings_that_exist_and_none_is_planned() -> None:
     text = CLOUD_DOC.read_text()
     names = set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", text))
     assert names - SETTINGS - NOT_SETTING_NAMES == set()
-    # Items 1-3 and the budget landed: their rows say today and name their settings; what is
-    # still planned says so (tests/unit/test_registry_credentials.py checks item 2's rows).
+    # Items 1-4 landed: their rows say today and name their settings
+    # (tests/unit/test_registry_credentials.py checks item 2's rows).
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     for row, setting in (("Ingress class and TLS", "INGRESS_TLS"), ("autoscaling", "DATABASE_MAX_CONNECTIONS"),
                          ("the profile", "today (item 1)")):
         assert setting in rows[row] and "today" in rows[row], row
-    assert "planned (item 4)" in rows["autoscaling"]  # the live drill
+    assert "planned" not in text.lower() and "autoscaling/v2beta2" in rows["autoscaling"]
+    assert "REGISTRY_AUTH_FILE" in rows["a pull Secret"]
 
 
 def test_every_inv_command_in_the_cloud_doc_exists() -> None:

@@ -143,12 +143,13 @@ def registry_auth_fix(pod: Obj, image: str, deploy: str) -> str:
     secrets = [str(s.get("name")) for s in dig(pod, "spec", "imagePullSecrets", default=[]) or []]
     if secrets:
         return (f"the pull Secret {', '.join(secrets)} holds credentials {host} refuses: fix "
-                f"REGISTRY_PASSWORD (and REGISTRY_USERNAME) in .env or the environment "
-                f"(check them with `docker login {host}`), then {deploy}: it makes the pull "
-                "Secret again from them")
+                f"REGISTRY_PASSWORD (and REGISTRY_USERNAME) in .env or the environment, or the "
+                f"entry for {host} in REGISTRY_AUTH_FILE (check them with `docker login "
+                f"{host}`), then {deploy}: it makes the pull Secret again from them")
     return (f"{host} wants credentials and the pod sends none: set REGISTRY_USERNAME and "
-            f"REGISTRY_PASSWORD (with IMAGE_REGISTRY={host}), then {deploy}: it makes the "
-            "pull Secret from them and every pod names it in imagePullSecrets")
+            f"REGISTRY_PASSWORD, or REGISTRY_AUTH_FILE (with IMAGE_REGISTRY={host}), then "
+            f"{deploy}: it makes the pull Secret from them and every pod names it in "
+            "imagePullSecrets")
 
 
 def container_symptoms(
