@@ -1,4 +1,4 @@
-"""Command line: `python -m todo_api` (serve), `migrate`, `dev`."""
+"""Command line: `python -m todo_api` (serve), `migrate`, `dev`, `delete-users NAME...`."""
 
 from __future__ import annotations
 
@@ -7,16 +7,21 @@ import os
 import secrets
 import sys
 
+USAGE = "usage: python -m todo_api [serve|migrate|dev|delete-users NAME...]"
+COMMANDS = ("serve", "migrate", "dev", "delete-users")
+
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "serve"
     if command in ("-h", "--help", "help"):
-        print("usage: python -m todo_api [serve|migrate|dev]")
+        print(USAGE)
         return 0
-    if command not in ("serve", "migrate", "dev"):
-        print(f"Unknown command '{command}'. usage: python -m todo_api [serve|migrate|dev]", file=sys.stderr)
+    if command not in COMMANDS:
+        print(f"Unknown command '{command}'. {USAGE}", file=sys.stderr)
         return 2
+    if command == "delete-users":
+        return delete_users(args[1:])
 
     if command == "dev":
         if not os.environ.get("AUTH_SECRET"):
@@ -61,6 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     from todo_api.server import serve
 
     serve(settings)
+    return 0
+
+
+def delete_users(names: list[str]) -> int:
+    """Prints the number of users removed on its last line (verify reads it)."""
+    from pydantic import SecretStr
+
+    from todo_api.delete_users import delete_users as delete
+    from todo_api.settings import load_settings
+
+    # Like `migrate`: the database is all it needs, not AUTH_SECRET.
+    settings = load_settings(auth_secret=os.environ.get("AUTH_SECRET") or SecretStr("x" * 16))
+    print(delete(settings.database_url, names), flush=True)
     return 0
 
 
