@@ -162,10 +162,10 @@ def hand(ws: Workspace, argv: list[str], timeout: float = 900) -> None:
 
 
 def overlay(ws: Workspace, tag: str) -> Path:
-    from todo_deploy import render
+    from todo_deploy.chart import values as chart_values
 
     base = scratch_environ(ws.hand_ns, HAND_RELEASE)
-    pg_repo, pg_tag = render.split_image(base["POSTGRES_IMAGE"])
+    pg_repo, pg_tag = chart_values.split_image(base["POSTGRES_IMAGE"])
     folder = ws.root / "overlay"
     folder.mkdir(exist_ok=True)
     (folder / "kustomization.yaml").write_text(
@@ -205,7 +205,7 @@ def hand_edit_commands(ws: Workspace, tag: str) -> list[list[str]]:
 
 def hand_setup(ws: Workspace, tag: str) -> Path:
     """Untimed: namespace + the three Secrets, then one full apply so the stack is up."""
-    from todo_deploy import render
+    from todo_deploy.chart import values as chart_values
     from todo_deploy.config import load_settings
 
     folder = overlay(ws, tag)
@@ -218,7 +218,7 @@ def hand_setup(ws: Workspace, tag: str) -> Path:
     else:
         kubectl("create", "namespace", ws.hand_ns)
     settings = load_settings(ws.root, scratch_environ(ws.hand_ns, HAND_RELEASE)).settings
-    manifests = render.secret_manifests(settings)
+    manifests = chart_values.secret_manifests(settings)
     kubectl("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List",
                                                        "items": manifests}))
     for argv in hand_warm_commands(ws, folder, tag)[2:]:

@@ -1,7 +1,7 @@
 """A throw-away deployment of the app in a scratch namespace, through the project's own stages.
 
 `Stack.up()` builds (or reuses) the images with `todo_deploy.images.ensure_built` and
-deploys them with `todo_deploy.stages.deploy.run` (CLUSTER_PROVIDER=existing, ClusterIP
+deploys them with `todo_deploy.stages.raw_deploy.run` (CLUSTER_PROVIDER=existing, ClusterIP
 services reachable from the host on the test cluster). `Stack.down()` deletes the
 namespace and hands the database's hostPath volume back to the pool: the test cluster
 has no provisioner and its PersistentVolumes are `Retain`, so a released volume would
@@ -160,9 +160,9 @@ class Stack:
         return {name: o.image for name, o in outcomes.items()}
 
     def deploy(self, **extra: str) -> GateResult:
-        from todo_deploy.stages import deploy
+        from todo_deploy.stages import raw_deploy
 
-        result = deploy.run(self.loaded(**extra), log=self.log)
+        result = raw_deploy.run(self.loaded(**extra), log=self.log)
         self.last_deploy = result
         if not result.passed:
             failed = "; ".join(f"{c.name}: {c.evidence}" for c in result.failures)

@@ -6,7 +6,7 @@ that asks for it is in one xdist group (tests/conftest.py `cluster_group`), so o
 makes it and runs them one after the other.
 
 It is deployed through the project's own stages (`todo_deploy.images.ensure_built`,
-`todo_deploy.stages.deploy.run`, the gate recorded as the CLI records it) into a scratch
+`todo_deploy.stages.raw_deploy.run`, the gate recorded as the CLI records it) into a scratch
 namespace with CLUSTER_PROVIDER=existing, 2 backend and 2 frontend replicas behind a
 NodePort, and recognisable generated secrets (for the secrets scan), from a private copy
 of the sources (so the rolling-update drill can change the backend without touching the
@@ -81,7 +81,7 @@ def shared_release(docker_engine: None, kube_cluster: None) -> Iterator[SharedRe
         record(stack.loaded(), stack.last_deploy)  # as the CLI does: status, verify and docs read it
         yield SharedRelease(stack, {k: v for k, v in values.items() if v}, output)
     finally:
-        from todo_deploy import app_url
+        from todo_deploy.access import app_url
 
         app_url.stop(stack.root / ".state")
         stack.down(wait=False)

@@ -22,7 +22,7 @@ answering) fails, the previous images are deployed again and the reason is print
 
 "Serving" is what a user sees: after the rollout, /api/meta asked through the frontend's URL
 names a backend pod running the new image (and, for a new frontend image, the frontend
-Service sends new connections only to new frontend pods): todo_deploy.serving. The way to
+Service sends new connections only to new frontend pods): todo_deploy.access.serving. The way to
 the frontend (its URL, or a port-forward) is opened at the first check and kept until watch
 stops (opened again after a failed check or a chart change).
 
@@ -40,17 +40,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy import images, render, serving
+from todo_deploy import images
+from todo_deploy.access import serving
 from todo_deploy.artifacts import load_images, save_images
+from todo_deploy.chart import values as chart_values
 from todo_deploy.gates import Check, GateResult
 from todo_deploy.gates import load as load_gate
 from todo_deploy.kube import Kube
 from todo_deploy.pipeline import record
-from todo_deploy.runner import Runner
 from todo_deploy.stages import build as stage
-from todo_deploy.stages import deploy
-from todo_deploy.stages.deploy import DeployDetails
+from todo_deploy.stages import raw_deploy
+from todo_deploy.stages.raw_deploy import DeployDetails
 from todo_deploy.timing import Timeline
+from todo_deploy.tools.commands import Runner
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
@@ -84,7 +86,7 @@ class Layout:
             sources={n: tuple(root / d for d in c.source_dirs)
                      for n, c in images.COMPONENTS.items()},
             dockerfiles={n: root / c.dockerfile for n, c in images.COMPONENTS.items()},
-            chart=render.CHART_DIR,
+            chart=chart_values.CHART_DIR,
             shared=tuple(sorted(c / ".dockerignore" for c in contexts)),
         )
 
@@ -266,7 +268,7 @@ class Watcher:
 
     def _deploy(self, timeline: Timeline) -> GateResult:
         with timeline.phase("deploy (only what changed)"):
-            gate = deploy.run(self.loaded, kube=self.kube(), timeout_s=self.timeout_s,
+            gate = raw_deploy.run(self.loaded, kube=self.kube(), timeout_s=self.timeout_s,
                               log=self.log)
         record(self.loaded, gate)
         return gate

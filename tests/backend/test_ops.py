@@ -108,7 +108,7 @@ def test_meta_is_public(sqlite_client: TestClient) -> None:
     r = sqlite_client.get("/api/meta")
     assert r.status_code == 200
     assert r.json()["agent"] == {"provider": "offline", "model": None} and r.json()["version"]
-    assert r.json()["pod"] == socket.gethostname()  # which pod answered (todo_deploy.serving)
+    assert r.json()["pod"] == socket.gethostname()  # which pod answered (todo_deploy.access.serving)
 
 
 @pytest.mark.parametrize(

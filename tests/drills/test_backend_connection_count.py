@@ -1,5 +1,5 @@
 """Drill: one backend process never holds more PostgreSQL connections than the connection
-budget counts for it (todo_deploy/connection_budget.py: 2 x DB_POOL_SIZE + 1), however hard it
+budget counts for it (todo_deploy/config/connection_budget.py: 2 x DB_POOL_SIZE + 1), however hard it
 is pushed. The workflow refuses settings from that count; if the process held more, a release
 the budget accepts would still run out of connections during a rollout.
 
@@ -25,7 +25,7 @@ import pytest
 
 from bench.client import ApiUser, signup
 from tests.drills.local_apps import LocalApp, postgres_database, start_backend
-from todo_deploy.connection_budget import Budget
+from todo_deploy.config.connection_budget import Budget
 
 POOL_SIZE = 3
 CLIENTS = 48

@@ -184,7 +184,7 @@ def drop_namespace(loaded: LoadedSettings) -> None:
     """A fixture's cleanup: stop the port-forward, delete the namespace and go on. Waiting
     for it to vanish is `inv down`'s to test (test_deploy_raw, test_deploy_helm,
     test_broken_deployments); its volume goes with its claim (the cluster's provisioner)."""
-    from todo_deploy import app_url
+    from todo_deploy.access import app_url
     from todo_deploy.kube import Kube, KubeError
 
     app_url.stop(loaded.state_dir)

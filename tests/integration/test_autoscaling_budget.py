@@ -25,9 +25,9 @@ import yaml
 from bench.client import ApiUser, signup
 from bench.stack import kubectl
 from tests.integration.conftest import Scratch, poll_until
-from todo_deploy.connection_budget import Budget
+from todo_deploy.config.connection_budget import Budget
 from todo_deploy.kube import Kube
-from todo_deploy.stages import deploy as raw_stage
+from todo_deploy.stages import raw_deploy as raw_stage
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 

@@ -1,6 +1,6 @@
 """A real release broken the ways users break it, and what the workflow says then.
 
-- a failed deploy, then `inv aiops doctor` (no gate refuses it);
+- a failed raw_deploy, then `inv aiops doctor` (no gate refuses it);
 - (the database StatefulSet scaled to 0, the doctor naming it first, and `inv deploy`
   restoring it: test_mcp_cluster's, on its deployment that is at 0 anyway);
 - an image set by hand that is not the one `inv build` recorded;
@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import ROOT, Scratch, drop_namespace, poll_until
+from todo_deploy import doctor
 from todo_deploy.artifacts import ImageRef, load_images
 from todo_deploy.config import Settings
 from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.kube import Kube
-from todo_deploy.stages import deploy, teardown
-from todo_deploy.stages.aiops import doctor
+from todo_deploy.stages import raw_deploy, teardown
 from todo_deploy.stages.aiops.stage import doctor_checks
 
 pytestmark = pytest.mark.cluster
@@ -74,7 +74,7 @@ def stored_findings(s: Scratch) -> list[dict[str, Any]]:
     return json.loads((s.root / ".state" / "aiops.json").read_text())["details"]["findings"]
 
 
-# --- a failed deploy, then the doctor ---------------------------------------------------------
+# --- a failed raw_deploy, then the doctor ---------------------------------------------------------
 
 
 def test_a_failed_deploy_is_explained_and_the_doctor_still_runs(
@@ -116,7 +116,7 @@ def release(
 ) -> Iterator[Scratch]:
     s = Scratch(tmp_path_factory.mktemp("broken"), built_images)
     try:
-        first = deploy.run(s.settings(), log=print)
+        first = raw_deploy.run(s.settings(), log=print)
         assert first.passed, [(c.name, c.evidence) for c in first.failures]
         yield s
     finally:
@@ -125,7 +125,7 @@ def release(
 
 def restore(s: Scratch) -> None:
     """`inv deploy` puts back what was changed by hand (server-side apply takes the fields back)."""
-    again = deploy.run(s.settings(), log=print)
+    again = raw_deploy.run(s.settings(), log=print)
     assert again.passed, [(c.name, c.evidence) for c in again.failures]
     _, findings = doctor_checks(s.settings().settings, s.namespace,
                                 images=load_images(s.root / ".state"))
@@ -200,7 +200,7 @@ def test_down_then_up_is_a_new_deployment_for_verify(scratch: Callable[[], Scrat
     s = scratch()
     loaded = s.settings()
     kube = Kube(loaded.settings.context_name)
-    first = deploy.run(loaded, log=QUIET)
+    first = raw_deploy.run(loaded, log=QUIET)
     assert first.passed, [(c.name, c.evidence) for c in first.failures]
     record(loaded, first)
     before = live_identity(kube, loaded.settings)
@@ -213,7 +213,7 @@ def test_down_then_up_is_a_new_deployment_for_verify(scratch: Callable[[], Scrat
 
     down = teardown.run(loaded, all_=True, yes=True, log=QUIET)
     assert down.namespace_deleted, down.message
-    again = deploy.run(s.settings(), log=QUIET)
+    again = raw_deploy.run(s.settings(), log=QUIET)
     assert again.passed, [(c.name, c.evidence) for c in again.failures]
     record(loaded, again)
     assert deployed_basis(loaded, "deploy") == basis  # identical settings and images

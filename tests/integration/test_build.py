@@ -23,11 +23,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON_IMAGE, require
-from todo_deploy import gordon, images
+from todo_deploy import images
 from todo_deploy.artifacts import load_images
 from todo_deploy.config import PROJECT_ROOT, LoadedSettings, load_settings
 from todo_deploy.gates import Verdict
 from todo_deploy.stages import build as build_stage
+from todo_deploy.tools import gordon
 
 pytestmark = pytest.mark.docker
 
@@ -126,7 +127,7 @@ def test_a_second_build_is_skipped_in_well_under_a_second(gate, loaded: LoadedSe
 
 
 def test_gordon_absent_is_one_line_and_a_skip(loaded: LoadedSettings, gate) -> None:  # type: ignore[no-untyped-def]
-    from todo_deploy.runner import Runner
+    from todo_deploy.tools.commands import Runner
 
     present = gordon.available(Runner(log=lambda _: None))
     lines: list[str] = []

@@ -15,7 +15,7 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 
 from todo_deploy.kube import Kube
-from todo_deploy.stages import deploy
+from todo_deploy.stages import raw_deploy
 
 pytestmark = pytest.mark.cluster
 
@@ -65,7 +65,7 @@ def survives_pod_restarts(s: Any, svc_url: Callable[..., str]) -> None:
         p["metadata"]["uid"] for p in kube.list("v1", "Pod", s.namespace, selector)
     }:
         time.sleep(1)
-    again = deploy.run(s.settings(), log=print)  # waits for every workload to be back
+    again = raw_deploy.run(s.settings(), log=print)  # waits for every workload to be back
     assert again.passed, [(c.name, c.evidence) for c in again.failures]
     now = {p["metadata"]["uid"] for p in kube.list("v1", "Pod", s.namespace, selector)}
     assert old.isdisjoint(now)
@@ -86,7 +86,7 @@ def test_external_postgres_on_the_host(
     netloc = parsed.netloc.replace(parsed.hostname or "", node_ip())
     from_pods = urlunparse(parsed._replace(netloc=netloc))
     s = scratch()
-    result = deploy.run(s.settings(DATABASE_MODE="external", DATABASE_URL=from_pods), log=print)
+    result = raw_deploy.run(s.settings(DATABASE_MODE="external", DATABASE_URL=from_pods), log=print)
     assert result.passed, (
         "external mode failed; if the pods cannot reach PostgreSQL on the node IP, the host's "
         "PostgreSQL must listen on all addresses and accept 10.244.0.0/16: "
@@ -118,7 +118,7 @@ def test_external_postgres_neon_style_tls(
         from_pods = urlunparse(parsed._replace(netloc=netloc, path=f"/{name}",
                                                query="sslmode=require&channel_binding=require"))
         s = scratch()
-        result = deploy.run(s.settings(DATABASE_MODE="external", DATABASE_URL=from_pods), log=print)
+        result = raw_deploy.run(s.settings(DATABASE_MODE="external", DATABASE_URL=from_pods), log=print)
         assert result.passed, "; ".join(f"{c.name}: {c.evidence}" for c in result.failures)
 
         kube = Kube("")

@@ -13,7 +13,7 @@ import pytest
 
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.kube import Kube
-from todo_deploy.stages import helm as helm_stage
+from todo_deploy.stages import helm_deploy as helm_stage
 from todo_deploy.stages import teardown
 
 pytestmark = pytest.mark.cluster

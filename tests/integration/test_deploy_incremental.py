@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import applied, manifests
 from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import ImageRef
-from todo_deploy.kube import Kube
-from todo_deploy.prefetch import Prefetch
-from todo_deploy.stages import cluster, deploy
+from todo_deploy.chart import manifests
+from todo_deploy.kube import Kube, applied
+from todo_deploy.pipeline.prefetch import Prefetch
+from todo_deploy.stages import cluster, raw_deploy
 
 pytestmark = pytest.mark.cluster
 
 
 def versions(kube: Kube, s: Any) -> dict[str, str]:
     """resourceVersion of every object of the release (and its namespace)."""
-    objects = kube.list_owned(s.namespace, deploy.raw_selector(s.settings().settings))
+    objects = kube.list_owned(s.namespace, raw_deploy.raw_selector(s.settings().settings))
     out = {applied.key_of(o): o["metadata"]["resourceVersion"] for o in objects if o["kind"] != "Pod"}
     ns = kube.get("v1", "Namespace", s.namespace)
     out[f"Namespace//{s.namespace}"] = ns["metadata"]["resourceVersion"]
@@ -37,21 +37,21 @@ def failures(result: Any) -> list[tuple[str, str]]:
 def test_only_changed_and_hand_edited_objects_are_applied(scratch: Callable[[], Any]) -> None:
     s = scratch()
     quiet: Callable[[str], None] = lambda _: None
-    first = deploy.run(s.settings(), log=print)
+    first = raw_deploy.run(s.settings(), log=print)
     assert first.passed, failures(first)
     kube = Kube(s.settings().settings.context_name)
     total = first.details["applied"] + first.details["unchanged"]
 
     # Nothing changed: nothing is applied, nothing in the cluster is written.
     before = versions(kube, s)
-    again = deploy.run(s.settings(), log=quiet)
+    again = raw_deploy.run(s.settings(), log=quiet)
     assert again.passed, failures(again)
     assert (again.details["applied"], again.details["unchanged"]) == (0, total), again.details
     assert versions(kube, s) == before
 
     # One setting that changes one object: that object is applied, no other.
     frontend = f"Deployment/{s.release}-frontend"
-    changed = deploy.run(s.settings(FRONTEND_REPLICAS="2"), log=print)
+    changed = raw_deploy.run(s.settings(FRONTEND_REPLICAS="2"), log=print)
     assert changed.passed, failures(changed)
     assert (changed.details["applied"], changed.details["changed"]) == (1, [frontend])
     after = versions(kube, s)
@@ -63,7 +63,7 @@ def test_only_changed_and_hand_edited_objects_are_applied(scratch: Callable[[], 
     kube.request("PATCH", kube.path("apps/v1", "Deployment", s.namespace, backend),
                  body={"spec": {"replicas": 3}}, query=[("fieldManager", "by-hand")],
                  content_type="application/merge-patch+json")
-    fixed = deploy.run(s.settings(FRONTEND_REPLICAS="2"), log=print)
+    fixed = raw_deploy.run(s.settings(FRONTEND_REPLICAS="2"), log=print)
     assert fixed.passed, failures(fixed)
     assert (fixed.details["applied"], fixed.details["changed"]) == (1, [f"Deployment/{backend}"])
     assert kube.get("apps/v1", "Deployment", backend, s.namespace)["spec"]["replicas"] == 1
@@ -76,7 +76,7 @@ def test_the_migration_job_runs_once_per_migrations(
     kube = Kube("")
     first_image = dataclasses.replace(built_images["backend"], migrations="migrations-one")
     s.set_images({**built_images, "backend": first_image})
-    first = deploy.run(s.settings(), log=print)
+    first = raw_deploy.run(s.settings(), log=print)
     assert first.passed, failures(first)
     [job] = kube.list("batch/v1", "Job", s.namespace)
     assert "migration" in first.details["timings_s"]
@@ -84,7 +84,7 @@ def test_the_migration_job_runs_once_per_migrations(
     # New code, the same migrations: the finished Job stays as it is, nothing migrates.
     new_code = dataclasses.replace(changed_backend, migrations="migrations-one")
     s.set_images({**built_images, "backend": new_code})
-    second = deploy.run(s.settings(), log=print)
+    second = raw_deploy.run(s.settings(), log=print)
     assert second.passed, failures(second)
     [same] = kube.list("batch/v1", "Job", s.namespace)
     assert same["metadata"]["uid"] == job["metadata"]["uid"]
@@ -101,7 +101,7 @@ def test_the_migration_job_runs_once_per_migrations(
     # New migrations: a new Job migrates, the finished one is pruned.
     new_migrations = dataclasses.replace(changed_backend, migrations="migrations-two")
     s.set_images({**built_images, "backend": new_migrations})
-    third = deploy.run(s.settings(), log=print)
+    third = raw_deploy.run(s.settings(), log=print)
     assert third.passed, failures(third)
     names = [j["metadata"]["name"] for j in kube.list("batch/v1", "Job", s.namespace)]
     assert len(names) == 1 and names[0] != job["metadata"]["name"]
@@ -115,7 +115,7 @@ def test_the_deploy_finds_its_render_made_by_the_prefetch_or_the_cluster_stage(
     s = scratch()
     quiet: Callable[[str], None] = lambda _: None
     nodeport = {"FRONTEND_SERVICE_TYPE": "NodePort"}
-    first = deploy.run(s.settings(**nodeport), log=quiet)
+    first = raw_deploy.run(s.settings(**nodeport), log=quiet)
     assert first.passed, failures(first)
     assert live_node_port(Kube(s.settings().settings.context_name), s.settings().settings) > 0
 
@@ -131,7 +131,7 @@ def test_the_deploy_finds_its_render_made_by_the_prefetch_or_the_cluster_stage(
     s.set_images({**built_images, "backend": changed_backend})
     with monkeypatch.context() as m:
         m.setattr(manifests, "render_objects", no_render)
-        second = deploy.run(s.settings(), log=quiet)
+        second = raw_deploy.run(s.settings(), log=quiet)
     assert second.passed, failures(second)
     assert f"Deployment/{s.release}-backend" in second.details["changed"]
 
@@ -140,6 +140,6 @@ def test_the_deploy_finds_its_render_made_by_the_prefetch_or_the_cluster_stage(
     assert cluster.run(s.settings(), log=quiet).passed
     with monkeypatch.context() as m:
         m.setattr(manifests, "render_objects", no_render)
-        third = deploy.run(s.settings(), log=quiet)
+        third = raw_deploy.run(s.settings(), log=quiet)
     assert third.passed, failures(third)
     assert f"Deployment/{s.release}-backend" in third.details["changed"]

@@ -1,6 +1,6 @@
 """`inv deploy` (the chart rendered in-process, applied without Helm) on the real
 test cluster: the gate, the chart's objects (egress policies included), a fast
-no-change re-deploy, a backend-only rollout without a failed frontend request,
+no-change re-raw_deploy, a backend-only rollout without a failed frontend request,
 and `inv down` leaving nothing behind."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import manifests
 from todo_deploy.artifacts import ImageRef
+from todo_deploy.chart import manifests
 from todo_deploy.gates import Verdict
 from todo_deploy.kube import Kube
-from todo_deploy.stages import deploy, teardown
+from todo_deploy.stages import raw_deploy, teardown
 
 pytestmark = pytest.mark.cluster
 
@@ -83,7 +83,7 @@ def test_raw_deploy_noop_rollout_and_down(
     loaded = s.settings()
     quiet: Callable[[str], None] = lambda _: None
 
-    first = deploy.run(loaded, log=print)
+    first = raw_deploy.run(loaded, log=print)
     assert first.passed, [(c.name, c.evidence) for c in first.failures]
     names = {c.name for c in first.checks}
     assert {"Deployments available", "migration Job succeeded", "every Service has endpoints",
@@ -106,7 +106,7 @@ def test_raw_deploy_noop_rollout_and_down(
 
     # No change: fast, no waiting, no pod replaced.
     started = time.monotonic()
-    again = deploy.run(loaded, log=quiet)
+    again = raw_deploy.run(loaded, log=quiet)
     noop_s = time.monotonic() - started
     print(f"no-change deploy: {noop_s:.2f}s")
     assert again.passed
@@ -123,7 +123,7 @@ def test_raw_deploy_noop_rollout_and_down(
     time.sleep(1)
     s.set_images({**built_images, "backend": changed_backend})
     started = time.monotonic()
-    rolled = deploy.run(s.settings(), log=print)
+    rolled = raw_deploy.run(s.settings(), log=print)
     rollout_s = time.monotonic() - started
     time.sleep(1)
     poller.stop.set()
@@ -156,7 +156,7 @@ def test_raw_deploy_noop_rollout_and_down(
 def test_deploy_without_build_fails_clearly(scratch: Callable[[], Any]) -> None:
     s = scratch()
     (s.root / ".state" / "images.json").unlink()
-    result = deploy.run(s.settings(), log=lambda _: None)
+    result = raw_deploy.run(s.settings(), log=lambda _: None)
     assert not result.passed
     assert "inv build" in result.failures[0].fix
 
@@ -168,7 +168,7 @@ def test_failed_migration_stops_before_the_deployments(
     s.set_images({**built_images, "backend": unmigratable_backend})
     # backoffLimit 0: the Job fails at its first attempt (3 retries wait ~70-90 s of back-off)
     started = time.monotonic()
-    result = deploy.run(s.settings(DEPLOY_TIMEOUT_SECONDS="90", MIGRATION_BACKOFF_LIMIT="0"),
+    result = raw_deploy.run(s.settings(DEPLOY_TIMEOUT_SECONDS="90", MIGRATION_BACKOFF_LIMIT="0"),
                         log=print)
     print(f"failed migration deploy: {time.monotonic() - started:.1f}s")
     assert not result.passed

@@ -15,10 +15,11 @@ import pytest
 
 from tests.conftest import PYTHON_IMAGE
 from tests.integration.conftest import PREFIX, poll_until
+from todo_deploy import doctor
 from todo_deploy.config import load_settings
+from todo_deploy.doctor import Finding, Target
 from todo_deploy.kube import Kube
-from todo_deploy.stages.aiops import doctor, stage
-from todo_deploy.stages.aiops.doctor import Finding, Target
+from todo_deploy.stages.aiops import stage
 
 pytestmark = pytest.mark.cluster
 

@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
-from todo_deploy import helm, manifests, render
+from todo_deploy import helm
 from todo_deploy.artifacts import ImageRef
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import LoadedSettings, Settings, load_settings
-from todo_deploy.runner import Runner
-from todo_deploy.stages import helm as helm_stage
+from todo_deploy.stages import helm_deploy as helm_stage
+from todo_deploy.tools.commands import Runner
 
 pytestmark = pytest.mark.cluster
 
@@ -93,7 +95,7 @@ def scratch(tmp_path: Path) -> Iterator[tuple[Settings, object]]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     try:
         # What the deploy stage does first: the Secrets, from settings, never via values.
-        for secret in render.secret_manifests(settings):
+        for secret in chart_values.secret_manifests(settings):
             core.create_namespaced_secret(namespace, secret)
         yield settings, core
     finally:
@@ -140,13 +142,13 @@ def test_embedded_engine_install_test_rollback_uninstall(
         no_binaries.setenv("PATH", str(tmp_path / "empty-path"))
         engine = helm.engine(Runner(log=lambda _: None), "")
     assert engine.name == helm.SDK_NAME
-    values = render.helm_values(settings, images)
+    values = chart_values.helm_values(settings, images)
     # An emptyDir instead of a claim: the test cluster's 12 hostPath volumes are
     # Retain-ed, so every claim would use one up for good.
     values["database"]["persistence"] = {"enabled": False}
 
     started = time.monotonic()
-    installed = engine.upgrade_install(RELEASE, render.CHART_DIR, namespace, values, timeout_s=150)
+    installed = engine.upgrade_install(RELEASE, chart_values.CHART_DIR, namespace, values, timeout_s=150)
     assert installed.ok, installed.message
     assert (installed.revision, installed.status) == (1, "deployed")
     assert time.monotonic() - started < 150

@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.integration.conftest import PREFIX, drop_namespace
-from todo_deploy import ingress, manifests, render
+from todo_deploy import doctor
+from todo_deploy.chart import ingress, manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import load_settings
+from todo_deploy.doctor.ingress import ingress_findings
 from todo_deploy.kube import Kube
-from todo_deploy.stages.aiops import doctor
-from todo_deploy.stages.aiops.doctor.ingress import ingress_findings
-from todo_deploy.stages.deploy import PSS_LABELS
+from todo_deploy.stages.raw_deploy import PSS_LABELS
 
 HOST = "todo.example.test"
 
@@ -34,7 +35,7 @@ def test_the_api_server_takes_the_ingress_and_the_doctor_names_the_missing_contr
     kube = Kube(settings.context_name)
     kube.ensure_namespace(settings.namespace, PSS_LABELS)
     try:
-        rendered = manifests.render_manifests(settings, render.default_images())
+        rendered = manifests.render_manifests(settings, chart_values.default_images())
         (wanted,) = [o for o in rendered if o["kind"] == "Ingress"]
         kube.apply(wanted)
         assert ingress.ensure_tls_secret(kube, settings) == [ingress.tls_secret_name(settings)]

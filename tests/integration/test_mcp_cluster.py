@@ -96,13 +96,13 @@ def free_port() -> int:
 def deployed(shared_release: SharedRelease) -> Iterator[tuple[Scratch, LoadedSettings]]:
     """The cluster tier's shared release (tests/shared_release.py), its deploy gate recorded.
     Whatever the test leaves changed by hand (the database at 0, an extra backend pod) is put
-    back afterwards by a deploy, as a user would, even when the test failed half-way."""
-    from todo_deploy.stages import deploy
+    back afterwards by a raw_deploy, as a user would, even when the test failed half-way."""
+    from todo_deploy.stages import raw_deploy
 
     stack = shared_release.stack
     s = Scratch.existing(stack.root, stack.environ)
     yield s, s.settings()
-    restored = deploy.run(s.settings(), log=lambda _: None)
+    restored = raw_deploy.run(s.settings(), log=lambda _: None)
     assert restored.passed, [(c.name, c.evidence) for c in restored.failures]
 
 
@@ -229,12 +229,12 @@ def test_the_tools_through_the_official_client(
     _database_at_zero_through_the_cli(s)
     # `inv deploy` puts back what was changed by hand (server-side apply takes the fields back).
     from todo_deploy.artifacts import load_images
-    from todo_deploy.stages import deploy
+    from todo_deploy.stages import raw_deploy
     from todo_deploy.stages.aiops.stage import doctor_checks
 
-    again = deploy.run(s.settings(), log=print)
+    again = raw_deploy.run(s.settings(), log=print)
     assert again.passed, [(c.name, c.evidence) for c in again.failures]
-    # (polled: the second backend pod the MCP scale added drains for a moment after the deploy)
+    # (polled: the second backend pod the MCP scale added drains for a moment after the raw_deploy)
     left = poll_until(lambda: doctor_checks(loaded.settings, s.namespace,
                                             images=load_images(loaded.state_dir))[1],
                       lambda found: found == [], deadline_s=60)

@@ -26,12 +26,13 @@ import pytest
 
 from tests.conftest import require
 from tests.integration.conftest import Scratch
-from todo_deploy import images, render
+from todo_deploy import images
 from todo_deploy.artifacts import ImageRef, load_images
+from todo_deploy.chart import values as chart_values
 from todo_deploy.gates import GateResult
 from todo_deploy.kube import Kube
 from todo_deploy.stages import build as build_stage
-from todo_deploy.stages import deploy
+from todo_deploy.stages import raw_deploy
 from todo_deploy.timing import Timeline
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(400)]
@@ -187,10 +188,10 @@ def test_pull_with_credentials_and_a_wrong_password_diagnosed(
     assert not any(own_tags.present(ref.ref) for ref in ours.values())
 
     out: list[str] = []
-    result = deploy.run(s.settings(), log=out.append)
+    result = raw_deploy.run(s.settings(), log=out.append)
     assert result.passed, (result.checks, "\n".join(out[-30:]))
     kube = Kube(s.settings().settings.context_name)
-    pull_secret = render.SECRET_REGISTRY.format(release=s.release)
+    pull_secret = chart_values.SECRET_REGISTRY.format(release=s.release)
     secret = kube.get("v1", "Secret", pull_secret, s.namespace)
     assert secret is not None and secret["type"] == "kubernetes.io/dockerconfigjson"
     pods = _app_pods(kube, s)
@@ -221,7 +222,7 @@ def test_pull_with_credentials_and_a_wrong_password_diagnosed(
     own_tags.remove()
     started = time.monotonic()
     bad: list[str] = []
-    failed = deploy.run(s.settings(REGISTRY_AUTH_FILE="", REGISTRY_USERNAME=USER,
+    failed = raw_deploy.run(s.settings(REGISTRY_AUTH_FILE="", REGISTRY_USERNAME=USER,
                                    REGISTRY_PASSWORD=WRONG), log=bad.append)
     assert not failed.passed
     diagnosis = failed.details["diagnosis"]

@@ -149,7 +149,7 @@ def test_docs_report_from_the_live_objects(deployed: LoadedSettings, tmp_path: P
 
 
 def test_the_app_url_is_the_nodeport_and_answers(deployed: LoadedSettings) -> None:
-    from todo_deploy import app_url
+    from todo_deploy.access import app_url
 
     app = app_url.ensure(deployed)
     assert app.kind == "nodeport", app
@@ -184,7 +184,7 @@ def _inv(loaded: LoadedSettings, *args: str) -> subprocess.CompletedProcess[str]
 def test_inv_open_keeps_a_port_forward_across_pod_restarts_until_stopped(
     deployed: LoadedSettings,
 ) -> None:
-    from todo_deploy import app_url
+    from todo_deploy.access import app_url
     from todo_deploy.stages.verify.checks import component_of, pod_ready
 
     opened = _inv(deployed, "open", "--forward")

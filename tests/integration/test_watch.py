@@ -63,7 +63,7 @@ def test_watch_rolls_saves_and_keeps_serving_through_broken_ones(
     tmp_path: Path, docker_engine: None, kube_cluster: None
 ) -> None:
     from todo_deploy.pipeline import record
-    from todo_deploy.stages import build, deploy
+    from todo_deploy.stages import build, raw_deploy
 
     root = tmp_path / "project"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv", "*.egg-info")
@@ -92,7 +92,7 @@ def test_watch_rolls_saves_and_keeps_serving_through_broken_ones(
         built = build.run(loaded, log=print)
         assert built.passed, [(c.name, c.evidence) for c in built.failures]
         record(loaded, built)
-        first = deploy.run(loaded, log=print)
+        first = raw_deploy.run(loaded, log=print)
         assert first.passed, [(c.name, c.evidence) for c in first.failures]
         record(loaded, first)
         kube = Kube(loaded.settings.context_name)

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from todo_deploy.config import LoadedSettings, load_settings
+from todo_deploy.doctor import Snapshot
 from todo_deploy.gates import Verdict
-from todo_deploy.runner import CommandResult, Runner
 from todo_deploy.stages.aiops import stage
 from todo_deploy.stages.aiops.adapters import Gordon, Kagent, KubectlAI, judge_kagent, kagent_answer
-from todo_deploy.stages.aiops.doctor import Snapshot
 from todo_deploy.stages.aiops.playbooks import PlaybookRefused
+from todo_deploy.tools.commands import CommandResult, Runner
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_ai_tool.py"
 KEY = "sk-test-4f9c2b7e1d0a"
@@ -366,7 +366,7 @@ def test_gordon_detected_with_docker_ai_version_then_asked_in_the_project(
 def test_docker_without_gordon_says_docker_desktop_is_too_old(
     tmp_path: Path, bin_dir: Path, record: Path, mode: str
 ) -> None:
-    from todo_deploy import gordon as gordon_module
+    from todo_deploy.tools import gordon as gordon_module
 
     install(bin_dir, "docker")
     loaded = settings_for(tmp_path)
@@ -409,7 +409,7 @@ def test_gordon_waiting_in_its_ui_times_out_with_a_plain_reason(
 
 
 def test_gordon_judge_says_needs_a_terminal_for_a_tui_that_timed_out() -> None:
-    from todo_deploy import gordon as gordon_module
+    from todo_deploy.tools import gordon as gordon_module
 
     hung = CommandResult(("docker", "ai", "-C", "/p", "q"), 124, "", "\ntimed out after 5s", 5.0,
                          timed_out=True)

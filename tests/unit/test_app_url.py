@@ -8,7 +8,8 @@ import os
 import pytest
 
 from tests.unit.test_cluster_providers import FakeRunner, out
-from todo_deploy import access, app_url
+from todo_deploy import access
+from todo_deploy.access import app_url
 from todo_deploy.config import Settings
 
 LB_PENDING = {"spec": {"type": "LoadBalancer", "ports": [{"port": 80, "nodePort": 31000}]},

@@ -8,14 +8,15 @@ from typing import Any
 import pytest
 import yaml
 
-from todo_deploy import helm, render
+from todo_deploy import helm
+from todo_deploy.chart import values as chart_values
 
 ENGINE = helm.embedded()
-PRODUCTION = yaml.safe_load((render.CHART_DIR / "ci" / "production-values.yaml").read_text())
+PRODUCTION = yaml.safe_load((chart_values.CHART_DIR / "ci" / "production-values.yaml").read_text())
 
 
 def template(values: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
-    return ENGINE.template(render.CHART_DIR, "todo-chatbot", "todo", values, **kwargs)
+    return ENGINE.template(chart_values.CHART_DIR, "todo-chatbot", "todo", values, **kwargs)
 
 
 def kinds(objects: list[dict[str, Any]]) -> set[str]:
@@ -40,13 +41,13 @@ def test_schema_rejects_bad_values(values: dict[str, Any], needle: str) -> None:
     with pytest.raises(helm_python.HelmValuesError) as caught:
         template(values)
     assert needle in str(caught.value)
-    ok, output = ENGINE.lint(render.CHART_DIR, values, strict=True)
+    ok, output = ENGINE.lint(chart_values.CHART_DIR, values, strict=True)
     assert not ok and needle in output
 
 
 def test_default_and_production_values_lint_clean() -> None:
     for values in ({}, PRODUCTION):
-        ok, output = ENGINE.lint(render.CHART_DIR, values, strict=True)
+        ok, output = ENGINE.lint(chart_values.CHART_DIR, values, strict=True)
         assert ok, output
 
 
@@ -166,7 +167,7 @@ def test_external_mode_renders_no_database() -> None:
     ],
 )
 def test_notes_say_how_to_reach_the_app(service_type: str, expected: list[str]) -> None:
-    notes = ENGINE.notes(render.CHART_DIR, "todo-chatbot", "todo",
+    notes = ENGINE.notes(chart_values.CHART_DIR, "todo-chatbot", "todo",
                          {"frontend": {"service": {"type": service_type}}})
     for text in expected:
         assert text in notes
@@ -331,9 +332,9 @@ def test_rendered_documents_are_parsed_by_libyaml_into_the_same_objects(monkeypa
     a render's time), and are the objects the pure-Python safe loader makes of the same text."""
     import helm_python
 
-    from todo_deploy import helm_sdk
+    from todo_deploy.helm import sdk_internals as helm_sdk
 
-    with helm_python.Chart.load(render.CHART_DIR) as chart:
+    with helm_python.Chart.load(chart_values.CHART_DIR) as chart:
         rendered = helm_sdk.render(chart, PRODUCTION, name="todo-chatbot", namespace="todo",
                                    kube_version=None, api_versions=())
     texts = [text for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")]

@@ -13,8 +13,8 @@ from tests.fixtures import load
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.config import Settings, load_settings
 from todo_deploy.gates import Verdict
-from todo_deploy.runner import CommandResult
 from todo_deploy.stages import cluster
+from todo_deploy.tools.commands import CommandResult
 
 PROFILE = "todo-chatbot"
 

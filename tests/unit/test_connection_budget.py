@@ -8,15 +8,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from todo_deploy import helm, render
+from todo_deploy import helm
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import Settings
-from todo_deploy.connection_budget import Budget
+from todo_deploy.config.connection_budget import Budget
 
 ENGINE = helm.embedded()
 
 
 def template(values: dict[str, Any]) -> list[dict[str, Any]]:
-    return ENGINE.template(render.CHART_DIR, "todo-chatbot", "todo", values)
+    return ENGINE.template(chart_values.CHART_DIR, "todo-chatbot", "todo", values)
 
 
 def test_the_defaults_fit_with_a_rollouts_surge() -> None:
@@ -60,7 +61,7 @@ def test_the_chart_gets_the_pool_size_and_the_bundled_databases_limit() -> None:
 
     settings = Settings(backend_replicas=3, database_max_connections=200, db_pool_size=9)
     images = {c: ImageRef(c, f"todo-{c}", "0123456789ab") for c in ("backend", "frontend")}
-    objects = template(render.helm_values(settings, images))
+    objects = template(chart_values.helm_values(settings, images))
     config = next(o for o in objects if o["kind"] == "ConfigMap")
     assert config["data"]["DB_POOL_SIZE"] == "9"
     postgres = next(o for o in objects if o["kind"] == "StatefulSet")

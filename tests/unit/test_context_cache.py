@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from todo_deploy import context_cache
+from todo_deploy.images import context_cache
 
 
 def _context(tmp_path: Path) -> Path:

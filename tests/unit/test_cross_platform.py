@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import app_url, processes
+from todo_deploy.access import app_url
 from todo_deploy.cli import dev
 from todo_deploy.config import load_settings
-from todo_deploy.runner import Runner
+from todo_deploy.tools import processes
+from todo_deploy.tools.commands import Runner
 
 # Its command line names the port-forward's module, as the real background process's does.
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)", app_url.FORWARD_MODULE]

@@ -102,7 +102,7 @@ def test_a_port_in_use_is_reported_up_front_by_number(tmp_path: Path) -> None:
 
 
 def test_log_records_become_one_readable_line() -> None:
-    from todo_deploy.logs import readable
+    from todo_deploy.access.logs import readable
 
     access = ('{"ts": "2026-11-29T12:00:00.000+00:00", "level": "info", "logger": '
               '"todo_api.access", "msg": "request", "method": "GET", "path": "/health", '

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from todo_deploy.stages.aiops.doctor import Snapshot, Target, diagnose
-from todo_deploy.stages.aiops.doctor.autoscaling import hpa_findings
+from todo_deploy.doctor import Snapshot, Target, diagnose
+from todo_deploy.doctor.autoscaling import hpa_findings
 
 
 def hpa(conditions: list[dict[str, Any]] | None = None, replicas: int | None = 2) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from todo_deploy import doctor
 from todo_deploy.artifacts import ImageRef
+from todo_deploy.doctor import Snapshot, Target, model, objects, observe, symptoms
 from todo_deploy.kube import quantity
-from todo_deploy.stages.aiops import doctor
-from todo_deploy.stages.aiops.doctor import Snapshot, Target, cluster, model, objects, symptoms
 
 NOW = "2025-01-01T00:10:00Z"
 PROVIDERS = ("minikube", "kind", "docker-desktop", "existing")
@@ -109,7 +109,7 @@ def test_oomkilled_with_and_without_a_peak() -> None:
     assert unknown.kind == "OOMKilled"
     assert "memory limit 32Mi, peak unknown: at least the limit" in unknown.evidence
     assert "e.g. 64Mi" in unknown.fix
-    assert cluster.peak_requests([p]) == [("oom", "main")]
+    assert observe.peak_requests([p]) == [("oom", "main")]
     known = one(symptoms.container_symptoms(p, peaks={"oom/main": 33 * 2**20}))
     assert "peak 33Mi" in known.evidence
 
@@ -289,7 +289,7 @@ def test_failed_migration_job_with_its_pod_log() -> None:
                   phase="Failed", restart="Never",
                   labels={"job-name": "todo-chatbot-migrate-abc12345"},
                   owner=("Job", "todo-chatbot-migrate-abc12345"))
-    assert cluster.log_requests([job_pod]) == [("todo-chatbot-migrate-abc12345-x7k", "migrate", False)]
+    assert observe.log_requests([job_pod]) == [("todo-chatbot-migrate-abc12345-x7k", "migrate", False)]
     logs = {"todo-chatbot-migrate-abc12345-x7k/migrate": "connecting\nFATAL: password authentication failed"}
     [finding] = objects.job_findings([job], [job_pod], logs)
     assert finding.object == "Job/todo-chatbot-migrate-abc12345"
@@ -320,7 +320,7 @@ def test_a_healthy_namespace_has_no_findings() -> None:
     assert doctor.diagnose(snapshot) == []
 
 
-# --- a release on the cluster, as the engine sees it ----------------------------------------
+# --- a release on the observe, as the engine sees it ----------------------------------------
 
 RELEASE = "todo-chatbot"
 
@@ -476,7 +476,7 @@ def test_crash_looping_replicas_share_one_finding_with_one_pods_logs() -> None:
     logs = {f"{crash[2]['metadata']['name']}/backend": "Traceback\nKeyError: 'DATABASE_URL'"}
     index = model.Index.of(Snapshot("todo", deployments=[backend], pods=crash,
                                      replicasets=[replicaset(backend)]))
-    assert cluster.log_requests(crash, index) == [(crash[2]["metadata"]["name"], "backend", True)]
+    assert observe.log_requests(crash, index) == [(crash[2]["metadata"]["name"], "backend", True)]
     snapshot = Snapshot("todo", NOW, pods=crash, deployments=[backend],
                         replicasets=[replicaset(backend)], logs=logs)
     [finding] = doctor.diagnose(snapshot)
@@ -497,7 +497,7 @@ def test_an_unreadable_crash_log_is_read_from_the_next_instance_or_pod() -> None
     first, second = (p["metadata"]["name"] for p in crash)
     index = model.Index.of(Snapshot("todo", deployments=[backend], pods=crash,
                                      replicasets=[replicaset(backend)]))
-    [candidates] = cluster.log_candidates(crash, index)
+    [candidates] = observe.log_candidates(crash, index)
     assert candidates == [(first, "backend", True), (first, "backend", False),
                           (second, "backend", True), (second, "backend", False)]
 
@@ -512,7 +512,7 @@ def test_an_unreadable_crash_log_is_read_from_the_next_instance_or_pod() -> None
 
     gone = "(no logs: HTTP 400: previous terminated container backend not found)"
     kubelet = Kubelet({(first, True): gone, (second, True): "broken on purpose\n"})
-    logs = cluster.first_log(kubelet, "todo", candidates)  # type: ignore[arg-type]
+    logs = observe.first_log(kubelet, "todo", candidates)  # type: ignore[arg-type]
     assert logs == {f"{second}/backend": "broken on purpose\n"}
     assert kubelet.asked == [(first, True), (first, False), (second, True)]
     snapshot = Snapshot("todo", NOW, pods=crash, deployments=[backend],
@@ -520,7 +520,7 @@ def test_an_unreadable_crash_log_is_read_from_the_next_instance_or_pod() -> None
     [finding] = doctor.diagnose(snapshot)
     assert "broken on purpose" in finding.evidence and f"e.g. pod {second}" in finding.evidence
     # None readable: the diagnosis says why, not "no log output".
-    logs = cluster.first_log(Kubelet({(first, True): gone}), "todo", candidates)  # type: ignore[arg-type]
+    logs = observe.first_log(Kubelet({(first, True): gone}), "todo", candidates)  # type: ignore[arg-type]
     assert logs == {f"{first}/backend": gone}
     [finding] = doctor.diagnose(Snapshot("todo", NOW, pods=crash, deployments=[backend],
                                          replicasets=[replicaset(backend)], logs=logs))

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from todo_deploy import helm, manifests, render
+from todo_deploy import helm
 from todo_deploy.artifacts import ImageRef
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import load_settings, mask_url
 
 IMAGES = {
@@ -26,8 +28,8 @@ VERIFIED = ("postgresql://alex:pw@db.example.com:5432/todo"
 def test_the_url_reaches_the_backend_secret_untouched(tmp_path: Path, url: str) -> None:
     s = load_settings(tmp_path, environ={"DATABASE_MODE": "external", "DATABASE_URL": url}).settings
     assert s.database_url.get_secret_value() == url
-    assert render.secret_data(s)["todo-chatbot-backend"]["DATABASE_URL"] == url
-    assert url not in str(render.helm_values(s, IMAGES))  # the chart gets the Secret's name only
+    assert chart_values.secret_data(s)["todo-chatbot-backend"]["DATABASE_URL"] == url
+    assert url not in str(chart_values.helm_values(s, IMAGES))  # the chart gets the Secret's name only
 
 
 def test_the_url_is_shown_without_its_password() -> None:
@@ -40,8 +42,8 @@ def test_the_url_is_shown_without_its_password() -> None:
 def test_probe_interval_reaches_the_configmap_on_both_paths(tmp_path: Path) -> None:
     s = load_settings(tmp_path, environ={"DB_PROBE_SECONDS": "600"}).settings
     raw = next(o for o in manifests.render_manifests(s, IMAGES) if o["kind"] == "ConfigMap")
-    chart = next(o for o in helm.embedded().template(render.CHART_DIR, s.release_name, s.namespace,
-                                                     render.helm_values(s, IMAGES), kube_version="v1.20.2")
+    chart = next(o for o in helm.embedded().template(chart_values.CHART_DIR, s.release_name, s.namespace,
+                                                     chart_values.helm_values(s, IMAGES), kube_version="v1.20.2")
                  if o["kind"] == "ConfigMap")
     assert raw["data"]["DB_PROBE_SECONDS"] == chart["data"]["DB_PROBE_SECONDS"] == "600"
     (tmp_path / "d").mkdir()

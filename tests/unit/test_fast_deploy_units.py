@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from todo_deploy import applied, images, render
+from todo_deploy import images
 from todo_deploy.artifacts import ImageRef, load_images, save_images
+from todo_deploy.chart import values as chart_values
 from todo_deploy.components import BUILT
 from todo_deploy.config import load_settings
-from todo_deploy.kube import deployment_state
+from todo_deploy.kube import applied, deployment_state
 from todo_deploy.timing import Timeline
 from todo_deploy.watch import CHART, Layout, affected
 
@@ -68,18 +69,18 @@ def test_migration_key_follows_the_migrations_and_the_database_not_the_image(tmp
     settings = _settings(tmp_path)
     a = ImageRef("backend", "todo-backend", "aaaaaaaaaaaa", migrations="m1")
     b = dataclasses.replace(a, tag="bbbbbbbbbbbb")  # new code, same migrations
-    key = render.migration_key(settings, a)
-    assert key == render.migration_key(settings, b) and len(key) == 12
-    assert render.migration_key(settings, dataclasses.replace(a, migrations="m2")) != key
+    key = chart_values.migration_key(settings, a)
+    assert key == chart_values.migration_key(settings, b) and len(key) == 12
+    assert chart_values.migration_key(settings, dataclasses.replace(a, migrations="m2")) != key
     other_db = _settings(tmp_path / "x", DATABASE_MODE="external",
                          DATABASE_URL="postgresql://u:p@db.example:5432/todo")
-    assert render.migration_key(other_db, a) != key
+    assert chart_values.migration_key(other_db, a) != key
     # An image recorded before the build hashed its migrations: the tag names the Job.
-    assert render.migration_key(settings, dataclasses.replace(a, migrations="")) == ""
+    assert chart_values.migration_key(settings, dataclasses.replace(a, migrations="")) == ""
 
 
 def test_the_rendered_job_is_named_after_the_key(tmp_path):
-    from todo_deploy import manifests
+    from todo_deploy.chart import manifests
 
     settings = _settings(tmp_path)
     frontend = ImageRef("frontend", "todo-frontend", "cccccccccccc")
@@ -222,12 +223,12 @@ def test_quantity_is_the_sdks_parser_without_the_sdk_import():
 def test_a_render_is_reused_only_for_the_same_chart_and_values(tmp_path, monkeypatch):
     import shutil
 
-    from todo_deploy import manifests
+    from todo_deploy.chart import manifests
 
     chart = tmp_path / "chart"
-    shutil.copytree(render.CHART_DIR, chart)
-    monkeypatch.setattr(render, "CHART_DIR", chart)
-    monkeypatch.setattr(manifests.render, "CHART_DIR", chart)
+    shutil.copytree(chart_values.CHART_DIR, chart)
+    monkeypatch.setattr(chart_values, "CHART_DIR", chart)
+    monkeypatch.setattr(manifests.chart_values, "CHART_DIR", chart)
     settings = _settings(tmp_path / "root")
     images_ = {"backend": ImageRef("backend", "todo-backend", "aaaaaaaaaaaa"),
                "frontend": ImageRef("frontend", "todo-frontend", "bbbbbbbbbbbb")}
@@ -278,8 +279,9 @@ def _loaded(tmp_path: Path):
 
 
 def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(tmp_path, monkeypatch):
-    from todo_deploy import access, kube, manifests
-    from todo_deploy.prefetch import Prefetch
+    from todo_deploy import access, kube
+    from todo_deploy.chart import manifests
+    from todo_deploy.pipeline.prefetch import Prefetch
 
     loaded = _loaded(tmp_path / "root")
     recorded = {"backend": ImageRef("backend", "todo-backend", "aaaaaaaaaaaa", "sha256:" + "a" * 64,
@@ -318,7 +320,7 @@ def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(
 
 def test_a_failing_prefetch_is_kept_quiet_for_the_stages_to_meet(tmp_path, monkeypatch):
     from todo_deploy import access, kube
-    from todo_deploy.prefetch import Prefetch
+    from todo_deploy.pipeline.prefetch import Prefetch
 
     loaded = _loaded(tmp_path / "root")
     save_images(loaded.state_dir, {"frontend": ImageRef("frontend", "todo-frontend", "b" * 12)})

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from todo_deploy import helm, render
-from todo_deploy.runner import Runner
+from todo_deploy import helm
+from todo_deploy.chart import values as chart_values
+from todo_deploy.tools.commands import Runner
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
-CHART = str(render.CHART_DIR)
+CHART = str(chart_values.CHART_DIR)
 
 
 @pytest.fixture
@@ -108,15 +109,15 @@ def test_cli_engine_full_cycle_against_each_major(
     assert logged[0] == "$ helm version --template '{{.Version}}'"
 
     values = {"backend": {"replicaCount": 3, "image": {"tag": "abc"}}}
-    first = engine.upgrade_install("r", render.CHART_DIR, "ns", values, timeout_s=120)
+    first = engine.upgrade_install("r", chart_values.CHART_DIR, "ns", values, timeout_s=120)
     assert first.ok, first.message
     assert (first.revision, first.status) == (1, "deployed")
-    second = engine.upgrade_install("r", render.CHART_DIR, "ns", values, timeout_s=120,
+    second = engine.upgrade_install("r", chart_values.CHART_DIR, "ns", values, timeout_s=120,
                                     rollback_on_failure=False)
     assert second.ok and second.revision == 2
 
     broken = {"backend": {"image": {"tag": "does-not-exist"}}}
-    failed = engine.upgrade_install("r", render.CHART_DIR, "ns", broken, timeout_s=30,
+    failed = engine.upgrade_install("r", chart_values.CHART_DIR, "ns", broken, timeout_s=30,
                                     rollback_on_failure=False)
     assert not failed.ok
     assert "UPGRADE FAILED" in failed.message
@@ -138,12 +139,12 @@ def test_cli_engine_full_cycle_against_each_major(
                                                                        "todo-chatbot-0.1.0")
     ok, output = engine.test("r", "ns", 60)
     assert ok and "Phase:          Succeeded" in output and "POD LOGS" in output
-    objects = engine.template(render.CHART_DIR, "r", "ns", values, kube_version="1.30.0",
+    objects = engine.template(chart_values.CHART_DIR, "r", "ns", values, kube_version="1.30.0",
                               api_versions=["policy/v1", "autoscaling/v2"])
     assert objects[0]["data"]["kubeVersion"] == "1.30.0"
     assert objects[0]["data"]["apiVersions"] == "policy/v1,autoscaling/v2"
     assert json.loads(objects[0]["data"]["values"]) == values
-    assert engine.lint(render.CHART_DIR, values)[0]
+    assert engine.lint(chart_values.CHART_DIR, values)[0]
     engine.uninstall("r", "ns")
     assert engine.status("r", "ns") is None and engine.history("r", "ns") == []
     engine.uninstall("r", "ns")  # nothing to remove: no error, no uninstall issued
@@ -169,7 +170,7 @@ def test_failed_first_install_is_removed_by_helm(
     install_helm(tmp_path, state, monkeypatch, major)
     engine = helm.engine(Runner(log=lambda _: None), "")
     monkeypatch.setenv("HELM_STANDIN_FAIL", "upgrade")
-    failed = engine.upgrade_install("r", render.CHART_DIR, "ns", {}, timeout_s=30)
+    failed = engine.upgrade_install("r", chart_values.CHART_DIR, "ns", {}, timeout_s=30)
     assert not failed.ok
     setting = "atomic" if major == "3" else "rollback-on-failure"
     assert f"has been uninstalled due to {setting} being set" in failed.message
@@ -182,13 +183,13 @@ def test_helm_4_flags_fail_on_helm_3(
     """The reason the version is read first."""
     install_helm(tmp_path, state, monkeypatch, "3")
     as_four = helm.CliHelm(Runner(log=lambda _: None), version="v4.2.4")
-    result = as_four.upgrade_install("r", render.CHART_DIR, "ns", {}, timeout_s=30)
+    result = as_four.upgrade_install("r", chart_values.CHART_DIR, "ns", {}, timeout_s=30)
     # pflag stops at the first flag it cannot take: Helm 3's --wait is a bool.
     assert not result.ok
     assert 'invalid argument "watcher" for "--wait" flag: strconv.ParseBool' in result.message
     install_helm(tmp_path, state, monkeypatch, "4")
     with_three = helm.CliHelm(Runner(log=lambda _: None), version="v3.21.4")
-    with_three.upgrade_install("r", render.CHART_DIR, "ns", {}, timeout_s=30)
+    with_three.upgrade_install("r", chart_values.CHART_DIR, "ns", {}, timeout_s=30)
     # Helm 4 still takes --atomic, but only as a deprecated alias.
     assert helm_run("upgrade", "--install", "r", CHART, "--atomic").stderr.startswith(
         "Flag --atomic has been deprecated")

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import helm, render
+from todo_deploy import helm
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import LoadedSettings, load_settings
-from todo_deploy.runner import Runner
-from todo_deploy.stages import helm as helm_stage
-from todo_deploy.stages.helm import rollback_target
+from todo_deploy.stages import helm_deploy as helm_stage
+from todo_deploy.stages.helm_deploy import rollback_target
+from todo_deploy.tools.commands import Runner
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = ROOT / "tests" / "fakes"
@@ -72,7 +73,7 @@ def loaded_settings(tmp_path: Path) -> LoadedSettings:
 def test_one_revision_says_there_is_nothing_to_roll_back_to(tmp_path: Path, standin: Path) -> None:
     loaded = loaded_settings(tmp_path)
     engine = helm.engine(Runner(log=lambda _: None), "")
-    assert engine.upgrade_install("r", render.CHART_DIR, "ns", {}).ok
+    assert engine.upgrade_install("r", chart_values.CHART_DIR, "ns", {}).ok
     result = helm_stage.rollback(loaded, engine=engine)
     assert not result.ok
     assert result.message == "r has only revision 1: there is no earlier revision to roll back to"
@@ -86,9 +87,9 @@ def test_rollback_skips_the_failed_revision_and_history_has_descriptions(
 ) -> None:
     loaded = loaded_settings(tmp_path)
     engine = helm.engine(Runner(log=lambda _: None), "")
-    engine.upgrade_install("r", render.CHART_DIR, "ns", {})
+    engine.upgrade_install("r", chart_values.CHART_DIR, "ns", {})
     monkeypatch.setenv("HELM_STANDIN_FAIL", "upgrade")
-    engine.upgrade_install("r", render.CHART_DIR, "ns", {}, rollback_on_failure=False)
+    engine.upgrade_install("r", chart_values.CHART_DIR, "ns", {}, rollback_on_failure=False)
     monkeypatch.delenv("HELM_STANDIN_FAIL")
     back = helm_stage.rollback(loaded, engine=engine)
     assert back.ok and back.revision == 3

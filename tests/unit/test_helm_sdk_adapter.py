@@ -1,4 +1,4 @@
-"""todo_deploy.helm_sdk is the one module that reaches into helm-python-sdk's
+"""todo_deploy.helm.sdk_internals is the one module that reaches into helm-python-sdk's
 internals. These tests fail loudly when an upgrade of the package changes what
 it relies on, or makes it unnecessary (the public API gained the options)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import helm_python
 import pytest
 
-from todo_deploy import helm_sdk
+from todo_deploy.helm import sdk_internals as helm_sdk
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECONFIG = """apiVersion: v1
@@ -41,7 +41,7 @@ def test_the_pinned_version_is_the_one_the_adapter_was_written_for() -> None:
     pinned = re.search(r"^helm-python-sdk==(\S+)$", requirements, re.MULTILINE)
     assert pinned and pinned[1] == helm_sdk.KNOWN_VERSION == helm_python.__version__, (
         "helm-python-sdk changed: re-read its chart.py/config.py/_native.py, update "
-        "todo_deploy/helm_sdk.py (or drop it if the public API now has what it adds), then "
+        "todo_deploy/helm/sdk_internals.py (or drop it if the public API now has what it adds), then "
         "KNOWN_VERSION"
     )
 
@@ -93,7 +93,7 @@ def test_release_options_are_accepted_by_the_library(probe_chart: Path) -> None:
 def test_no_other_module_touches_the_internals() -> None:
     offenders = [
         str(path.relative_to(ROOT)) for path in (ROOT / "todo_deploy").rglob("*.py")
-        if path.name != "helm_sdk.py"
+        if path.name != "sdk_internals.py"
         and re.search(r"_native|\._raw\(|_context_arg", path.read_text())
     ]
     assert offenders == []

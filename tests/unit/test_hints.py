@@ -166,7 +166,7 @@ def test_image_identity_does_not_blame_a_stale_image_when_no_pod_runs(tmp_path: 
 
 def scaled_backend_snapshot():  # type: ignore[no-untyped-def]
     from tests.unit.test_doctor_rules import NOW, replicaset, service, workload
-    from todo_deploy.stages.aiops.doctor.model import Snapshot
+    from todo_deploy.doctor.model import Snapshot
 
     backend = workload("Deployment", "backend", 0)
     return Snapshot("todo", NOW, services=[service("backend")], deployments=[backend],

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from todo_deploy import gordon, images
+from todo_deploy import images
 from todo_deploy.config import PROJECT_ROOT, Settings, load_settings
 from todo_deploy.gates import Verdict
-from todo_deploy.runner import CommandResult, Runner
 from todo_deploy.stages import build as build_stage
+from todo_deploy.tools import gordon
+from todo_deploy.tools.commands import CommandResult, Runner
 
 DOCKERFILE = "ARG PYTHON_IMAGE=python:3.12-slim\nFROM ${PYTHON_IMAGE}\nCOPY . /src\n"
 

@@ -19,17 +19,20 @@ from cryptography import x509
 
 from tests.unit.test_cluster_providers import NOT_FOUND, STATUS, FakeRunner
 from tests.unit.test_parity import IMAGES, helm_objects, key, normal, raw_objects
-from todo_deploy import access, app_url, helm, ingress, manifests, render
+from todo_deploy import access, helm
+from todo_deploy.access import app_url
+from todo_deploy.chart import ingress, manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import LoadedSettings, Settings, SettingsError, load_settings
+from todo_deploy.doctor import Snapshot, Target, diagnose
+from todo_deploy.doctor.ingress import ingress_findings
 from todo_deploy.stages import cluster
-from todo_deploy.stages.aiops.doctor import Snapshot, Target, diagnose
-from todo_deploy.stages.aiops.doctor.ingress import ingress_findings
-from todo_deploy.stages.deploy import ensure_secrets
 from todo_deploy.stages.lint import BASELINE_VERSION, CAPABILITIES, latest_version, schema_problems
+from todo_deploy.stages.raw_deploy import ensure_secrets
 from todo_deploy.stages.verify.client import FrontendClient, wait_until_up
 
 HOST = "todo.example.test"
-PRODUCTION = yaml.safe_load((render.CHART_DIR / "ci" / "production-values.yaml").read_text())
+PRODUCTION = yaml.safe_load((chart_values.CHART_DIR / "ci" / "production-values.yaml").read_text())
 
 
 def load(tmp_path: Path, **env: str) -> Settings:
@@ -46,7 +49,7 @@ def the_ingress(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 def test_no_host_no_ingress_in_either_path(tmp_path: Path) -> None:
     settings = load(tmp_path)
-    assert render.helm_values(settings, IMAGES)["ingress"]["enabled"] is False
+    assert chart_values.helm_values(settings, IMAGES)["ingress"]["enabled"] is False
     assert not [o for o in raw_objects(settings) if o["kind"] == "Ingress"]
 
 
@@ -133,10 +136,10 @@ def test_bad_ingress_values_are_refused(ingress_values: dict[str, Any], needle: 
 
 def test_ingress_lints_clean_and_passes_the_kubernetes_schema(tmp_path: Path) -> None:
     engine = helm.embedded()
-    ok, output = engine.lint(render.CHART_DIR, PRODUCTION, strict=True)
+    ok, output = engine.lint(chart_values.CHART_DIR, PRODUCTION, strict=True)
     assert ok, output
     for version in (BASELINE_VERSION, latest_version()):  # what `inv lint` validates against
-        objects = engine.template(render.CHART_DIR, "todo-chatbot", "todo", PRODUCTION,
+        objects = engine.template(chart_values.CHART_DIR, "todo-chatbot", "todo", PRODUCTION,
                                   kube_version=f"v{version}.0", api_versions=CAPABILITIES)
         the_ingress(objects)  # production values have one: `inv lint` checks it too
         assert schema_problems(objects, version) == []
@@ -148,7 +151,7 @@ def test_ingress_lints_clean_and_passes_the_kubernetes_schema(tmp_path: Path) ->
 def notes(values: dict[str, Any]) -> str:
     import helm_python
 
-    with helm_python.Chart.load(render.CHART_DIR) as chart:
+    with helm_python.Chart.load(chart_values.CHART_DIR) as chart:
         rendered = chart.render(values, name="todo-chatbot", namespace="todo", is_install=True)
     return next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
 
@@ -198,7 +201,7 @@ def test_self_signed_secret_is_made_with_the_others_once_per_host(tmp_path: Path
     assert b"PRIVATE KEY" in base64.b64decode(secret["data"]["tls.key"])
     # Not pruned by the raw path (which selects on managed-by), found by `inv down`'s labels.
     assert "app.kubernetes.io/managed-by" not in secret["metadata"]["labels"]
-    assert render.app_labels(settings).items() <= secret["metadata"]["labels"].items()
+    assert chart_values.app_labels(settings).items() <= secret["metadata"]["labels"].items()
 
     ensure_secrets(kube, settings)  # type: ignore[arg-type]
     assert kube.applied.count("Secret/todo-chatbot-ingress-tls") == 1  # kept: same host

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from todo_deploy import kube_transport
 from todo_deploy.kube import Kube, KubeError
+from todo_deploy.kube import transport as kube_transport
 
 # ---- a CA, a server certificate for 127.0.0.1 and a client certificate --------------------
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import pod_security, render
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import load_settings
 from todo_deploy.gates import Verdict
+from todo_deploy.kube import pod_security
 from todo_deploy.stages import lint
 
-ROOT = render.PROJECT_ROOT
+ROOT = chart_values.PROJECT_ROOT
 
 
 def good_pod() -> dict[str, Any]:
@@ -126,7 +127,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 
 def test_stage_passes_on_the_repo(loaded) -> None:  # type: ignore[no-untyped-def]
-    result = lint.run(loaded, k8s_dir=ROOT / "k8s", chart_dir=render.CHART_DIR,
+    result = lint.run(loaded, k8s_dir=ROOT / "k8s", chart_dir=chart_values.CHART_DIR,
                       docker_dir=ROOT / "docker", log=lambda _: None)
     assert result.stage == "lint"
     assert result.passed, [(c.name, c.evidence) for c in result.failures]
@@ -151,7 +152,7 @@ def test_stage_fails_on_a_seeded_bad_manifest(loaded, tmp_path: Path) -> None:  
     text = text.replace("imagePullPolicy: IfNotPresent", "imagePullPolicy: IfNotPresent\n"
                         "          imagePullPolcy: Always", 1)
     backend.write_text(text)
-    result = lint.run(loaded, k8s_dir=k8s, chart_dir=render.CHART_DIR,
+    result = lint.run(loaded, k8s_dir=k8s, chart_dir=chart_values.CHART_DIR,
                       docker_dir=ROOT / "docker", log=lambda _: None)
     assert not result.passed
     failed = {c.name: c for c in result.failures}
@@ -166,7 +167,7 @@ def test_stage_fails_on_a_seeded_bad_manifest(loaded, tmp_path: Path) -> None:  
 
 def test_stage_fails_on_a_bad_chart(loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     chart = tmp_path / "todo-chatbot"
-    shutil.copytree(render.CHART_DIR, chart)
+    shutil.copytree(chart_values.CHART_DIR, chart)
     helpers = chart / "templates" / "_helpers.tpl"
     text = helpers.read_text()
     assert "drop: [ALL]" in text
@@ -182,7 +183,7 @@ def test_stage_fails_on_a_bad_chart(loaded, tmp_path: Path) -> None:  # type: ig
 
 
 def test_missing_dockerfile_fails(loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    result = lint.run(loaded, k8s_dir=ROOT / "k8s", chart_dir=render.CHART_DIR,
+    result = lint.run(loaded, k8s_dir=ROOT / "k8s", chart_dir=chart_values.CHART_DIR,
                       docker_dir=tmp_path, log=lambda _: None)
     failed = {c.name for c in result.failures}
     assert failed == {"hadolint backend", "hadolint frontend"}

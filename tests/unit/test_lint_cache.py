@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from todo_deploy.gates import Verdict
-from todo_deploy.runner import CommandResult
 from todo_deploy.stages import build as build_stage
+from todo_deploy.tools.commands import CommandResult
 
 
 class CountingRunner:

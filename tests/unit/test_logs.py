@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from todo_deploy import logs
+from todo_deploy.access import logs
 from todo_deploy.config import Settings
 
 T = "2026-11-29T12:00:0{}.{}Z"

@@ -9,7 +9,7 @@ from typing import Any
 from invoke import Context
 
 from tests.unit.test_logs import FakeKube, pod
-from todo_deploy import logs
+from todo_deploy.access import logs
 from todo_deploy.config import Settings
 
 

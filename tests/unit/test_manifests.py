@@ -1,5 +1,5 @@
-"""The raw path: the chart rendered in-process from Settings (todo_deploy.manifests,
-with render.py's values and Secret data), and k8s/ generated from the chart."""
+"""The raw path: the chart rendered in-process from Settings (todo_deploy.chart.manifests,
+with chart_values.py's values and Secret data), and k8s/ generated from the chart."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from todo_deploy import manifests, render
 from todo_deploy.artifacts import ImageRef
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import load_settings
 
 IMAGES = {
@@ -89,7 +90,7 @@ def test_containers_have_resources_probes_and_restricted_context(bundled: list) 
         ctx = pod["securityContext"]
         assert ctx["runAsNonRoot"] is True and ctx["seccompProfile"]["type"] == "RuntimeDefault"
         assert pod["enableServiceLinks"] is False
-        assert pod["terminationGracePeriodSeconds"] > render.DRAIN_SECONDS
+        assert pod["terminationGracePeriodSeconds"] > chart_values.DRAIN_SECONDS
         assert pod["automountServiceAccountToken"] is False
         for container in pod.get("initContainers", []) + pod["containers"]:
             resources = container["resources"]
@@ -165,7 +166,7 @@ def test_postgres_runs_as_the_official_images_uid(tmp_path: Path, image: str) ->
     assert sts["containers"][0]["image"] == image
     context = sts["securityContext"]
     assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (999, 999, 999)
-    assert not hasattr(render, "postgres_uid") and not hasattr(render, "POSTGRES_UIDS")
+    assert not hasattr(chart_values, "postgres_uid") and not hasattr(chart_values, "POSTGRES_UIDS")
 
 
 def test_settings_reach_the_objects(tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_external_mode_has_no_postgres(tmp_path: Path) -> None:
         "app.kubernetes.io/component") == "database"]
     job = by_kind(objects, "Job")[0]  # a plain Job in the raw path (Helm runs it as a hook)
     assert not manifests.is_hook(job)
-    data = render.secret_data(s)
+    data = chart_values.secret_data(s)
     assert set(data) == {"todo-chatbot-backend", "todo-chatbot-frontend"}
     assert data["todo-chatbot-backend"]["DATABASE_URL"] == "postgresql://u:p@db.example.com:6543/todo"
     # The backend and the migration may reach the external database's port.
@@ -217,7 +218,7 @@ def test_external_mode_has_no_postgres(tmp_path: Path) -> None:
 
 def test_secret_data_and_checksums_follow_settings(tmp_path: Path) -> None:
     s = settings(tmp_path, POSTGRES_PASSWORD="p@ss/word", AUTH_SECRET="a" * 40)
-    data = render.secret_data(s)
+    data = chart_values.secret_data(s)
     assert data["todo-chatbot-backend"]["DATABASE_URL"] == (
         "postgresql://todo:p%40ss%2Fword@todo-chatbot-postgres:5432/todo")
     assert data["todo-chatbot-postgres"] == {"POSTGRES_PASSWORD": "p@ss/word"}
@@ -226,19 +227,19 @@ def test_secret_data_and_checksums_follow_settings(tmp_path: Path) -> None:
     assert len(proxy) >= 16
     assert data["todo-chatbot-backend"]["PROXY_SECRET"] == data["todo-chatbot-frontend"]["PROXY_SECRET"] == proxy
     other = settings(tmp_path, POSTGRES_PASSWORD="p@ss/word", AUTH_SECRET="b" * 40)
-    assert render.secrets_checksum(s) != render.secrets_checksum(other)
+    assert chart_values.secrets_checksum(s) != chart_values.secrets_checksum(other)
 
     def annotations(st) -> dict:  # type: ignore[no-untyped-def]
         dep = by_kind(manifests.render_manifests(st, IMAGES), "Deployment")[0]
         return dep["spec"]["template"]["metadata"]["annotations"]
 
-    assert annotations(s)["checksum/secret"] == render.secrets_checksum(s)
+    assert annotations(s)["checksum/secret"] == chart_values.secrets_checksum(s)
     assert annotations(s)["checksum/secret"] != annotations(other)["checksum/secret"]
     changed = settings(tmp_path, POSTGRES_PASSWORD="p@ss/word", AUTH_SECRET="a" * 40, LLM_MODEL="x")
     assert annotations(s)["checksum/config"] != annotations(changed)["checksum/config"]
-    secrets = render.secret_manifests(s)
+    secrets = chart_values.secret_manifests(s)
     assert {m["metadata"]["name"] for m in secrets} == set(data)
-    assert render.app_labels(s).items() <= secrets[0]["metadata"]["labels"].items()
+    assert chart_values.app_labels(s).items() <= secrets[0]["metadata"]["labels"].items()
     assert all(m["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "todo-deploy"
                for m in secrets)
 
@@ -250,33 +251,33 @@ def test_credentials_in_the_llm_url_go_to_the_secret_not_the_configmap(tmp_path:
     config = by_kind(objects, "ConfigMap")[0]["data"]
     assert config["OPENAI_BASE_URL"] == "https://llm.example.com:8443/v1"
     assert "hunter2" not in yaml.safe_dump(objects)
-    assert render.secret_data(s)["todo-chatbot-backend"]["OPENAI_BASE_URL"] == url
+    assert chart_values.secret_data(s)["todo-chatbot-backend"]["OPENAI_BASE_URL"] == url
     # ...and the backend Secret comes after the ConfigMap, so its value wins.
     env_from = named(objects, "Deployment", "todo-chatbot-backend")["spec"]["template"]["spec"][
         "containers"][0]["envFrom"]
     assert list(env_from[-1]) == ["secretRef"]
     plain = settings(tmp_path, OPENAI_BASE_URL="https://llm.example.com/v1")
-    assert "OPENAI_BASE_URL" not in render.secret_data(plain)["todo-chatbot-backend"]
+    assert "OPENAI_BASE_URL" not in chart_values.secret_data(plain)["todo-chatbot-backend"]
 
 
 def test_helm_values_carry_no_secret(tmp_path: Path) -> None:
     s = settings(tmp_path, OPENAI_API_KEY="sk-test-123456", POSTGRES_PASSWORD="pw-secret-987")
-    values = render.helm_values(s, IMAGES)
+    values = chart_values.helm_values(s, IMAGES)
     text = str(values)
     assert all(secret not in text for secret in s.secret_values())
     assert values["secrets"]["existingSecret"]["backend"] == "todo-chatbot-backend"
-    assert values["secrets"]["secretChecksum"] == render.secrets_checksum(s)
+    assert values["secrets"]["secretChecksum"] == chart_values.secrets_checksum(s)
     assert values["backend"]["image"] == {"repository": "registry.local:5000/todo-backend",
                                           "tag": "a1b2c3d4e5f6"}
-    raw = render.raw_values(s, IMAGES)
+    raw = chart_values.raw_values(s, IMAGES)
     assert {k: v for k, v in raw.items() if k not in ("namespace", "managedBy", "migration")} == {
         k: v for k, v in values.items() if k != "migration"}
 
 
 def test_split_image() -> None:
-    assert render.split_image("postgres:16") == ("postgres", "16")
-    assert render.split_image("registry.local:5000/pg") == ("registry.local:5000/pg", "")
-    assert render.split_image("pg@sha256:abc") == ("pg@sha256:abc", "")
+    assert chart_values.split_image("postgres:16") == ("postgres", "16")
+    assert chart_values.split_image("registry.local:5000/pg") == ("registry.local:5000/pg", "")
+    assert chart_values.split_image("pg@sha256:abc") == ("pg@sha256:abc", "")
 
 
 # ---- k8s/, generated from the chart ----------------------------------------------------------
@@ -316,7 +317,7 @@ def _without_deploy_specifics(objects: list[dict[str, Any]]) -> list[dict[str, A
             continue
         template["metadata"].get("annotations", {}).pop("checksum/secret", None)
         for container in template["spec"].get("initContainers", []) + template["spec"]["containers"]:
-            repository, _ = render.split_image(container["image"])
+            repository, _ = chart_values.split_image(container["image"])
             if repository.startswith("todo-"):
                 container["image"] = repository
     return out
@@ -376,7 +377,7 @@ def test_generate_leaves_out_hooks_and_secrets_even_when_the_chart_has_them(
 ) -> None:
     """A hook in a regular template (here: the migration Job made a hook) stays out of k8s/."""
     chart = tmp_path / "chart"
-    shutil.copytree(render.CHART_DIR, chart)
+    shutil.copytree(chart_values.CHART_DIR, chart)
     job = chart / "templates" / "migration-job.yaml"
     job.write_text(job.read_text().replace("{{- if .Values.migration.hook }}", "{{- if true }}"))
     files = manifests.generate(chart)
@@ -396,20 +397,20 @@ def test_the_generated_objects_hold_no_secret_material() -> None:
 
 
 def test_a_live_nodeport_is_kept_when_the_service_is_made_again() -> None:
-    from todo_deploy import render
+    from todo_deploy.chart import values as chart_values
     from todo_deploy.config import Settings
 
     nodeport = Settings(frontend_service_type="NodePort")  # type: ignore[arg-type]
-    images = render.default_images()
+    images = chart_values.default_images()
     kept = manifests.render_manifests(nodeport, images, node_port=31234)
     [service] = [o for o in kept if o["kind"] == "Service" and o["metadata"]["name"].endswith("-frontend")]
     assert service["spec"]["ports"][0]["nodePort"] == 31234
-    assert render.helm_values(nodeport, images, 31234)["frontend"]["service"]["nodePort"] == 31234
+    assert chart_values.helm_values(nodeport, images, 31234)["frontend"]["service"]["nodePort"] == 31234
     fresh = manifests.render_manifests(nodeport, images)
     [service] = [o for o in fresh if o["kind"] == "Service" and o["metadata"]["name"].endswith("-frontend")]
     assert "nodePort" not in service["spec"]["ports"][0]  # the first deploy: Kubernetes picks
     cluster_ip = Settings(frontend_service_type="ClusterIP")  # type: ignore[arg-type]
-    assert "nodePort" not in render.helm_values(cluster_ip, images, 31234)["frontend"]["service"]
+    assert "nodePort" not in chart_values.helm_values(cluster_ip, images, 31234)["frontend"]["service"]
 
 
 def test_the_committed_manifests_are_read_by_the_shared_loader_into_the_pure_python_objects(

@@ -14,8 +14,8 @@ import yaml
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.kube import KubeError
 from todo_deploy.mcp import kagent
-from todo_deploy.runner import Runner
 from todo_deploy.stages.aiops.adapters import KAGENT_AGENT, make_tools
+from todo_deploy.tools.commands import Runner
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kagent"
 

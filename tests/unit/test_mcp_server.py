@@ -83,8 +83,8 @@ def test_out_of_bounds_replicas_are_rejected_before_the_tool_runs_and_logged(
 
 def fake_doctor(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The doctor's findings without a cluster; returns the namespaces it was asked about."""
+    from todo_deploy.doctor import Finding
     from todo_deploy.stages.aiops import stage
-    from todo_deploy.stages.aiops.doctor import Finding
 
     asked: list[str] = []
     findings = [

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from todo_deploy import manifests, render
 from todo_deploy.artifacts import ImageRef
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import Settings, load_settings
 
 IMAGES = {
@@ -28,15 +29,15 @@ def test_the_default_keeps_three_retries(tmp_path: Path) -> None:
     settings = load_settings(tmp_path, environ={}).settings
     assert settings.migration_backoff_limit == 3
     assert migration_job(settings)["spec"]["backoffLimit"] == 3
-    assert render.helm_values(settings, IMAGES)["migration"]["backoffLimit"] == 3
+    assert chart_values.helm_values(settings, IMAGES)["migration"]["backoffLimit"] == 3
 
 
 def test_zero_reaches_the_job_on_both_paths(tmp_path: Path) -> None:
     settings = load_settings(tmp_path, environ={"MIGRATION_BACKOFF_LIMIT": "0"}).settings
     assert migration_job(settings)["spec"]["backoffLimit"] == 0  # raw path (`inv deploy`)
-    assert render.helm_values(settings, IMAGES)["migration"]["backoffLimit"] == 0  # --helm
+    assert chart_values.helm_values(settings, IMAGES)["migration"]["backoffLimit"] == 0  # --helm
     # the raw path's Job name key is kept next to it
-    assert render.raw_values(settings, IMAGES)["migration"]["key"] == render.migration_key(
+    assert chart_values.raw_values(settings, IMAGES)["migration"]["key"] == chart_values.migration_key(
         settings, IMAGES["backend"])
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import helm, manifests, render
+from todo_deploy import helm
 from todo_deploy.artifacts import ImageRef
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import Settings, SettingsError, load_settings
 
 IMAGES = {
@@ -33,8 +35,8 @@ def load(tmp_path: Path, **env: str) -> Settings:
 def helm_objects(settings: Settings) -> list[dict[str, Any]]:
     """What `inv deploy --helm` installs (test pods aside), as Helm renders it."""
     rendered = helm.embedded().template(
-        render.CHART_DIR, settings.release_name, settings.namespace,
-        render.helm_values(settings, IMAGES), kube_version="v1.20.2",
+        chart_values.CHART_DIR, settings.release_name, settings.namespace,
+        chart_values.helm_values(settings, IMAGES), kube_version="v1.20.2",
     )
     return [o for o in rendered
             if (o["metadata"].get("annotations") or {}).get("helm.sh/hook") != "test"]
@@ -124,7 +126,7 @@ def names_problems(settings: Settings) -> list[str]:
     everything = [
         obj
         for text in manifests.render_chart(
-            render.helm_values(settings, IMAGES), release, settings.namespace).values()
+            chart_values.helm_values(settings, IMAGES), release, settings.namespace).values()
         for _, obj in manifests.documents(text)
     ]
     problems = []
@@ -140,7 +142,7 @@ def names_problems(settings: Settings) -> list[str]:
     services = {o["metadata"]["name"] for o in raw if o["kind"] == "Service"}
     if services != {f"{release}-backend", f"{release}-frontend", f"{release}-postgres"}:
         problems.append(f"Services {sorted(services)}")
-    host = render.database_url(settings).split("@", 1)[1].split(":", 1)[0]
+    host = chart_values.database_url(settings).split("@", 1)[1].split(":", 1)[0]
     config = next(o for o in raw if o["kind"] == "ConfigMap")["data"]
     sts = next(o for o in raw if o["kind"] == "StatefulSet")
     if host not in services or sts["spec"]["serviceName"] != host:
@@ -168,13 +170,13 @@ def test_the_name_checks_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     """Not vacuous: a raw path that named its Job after another tag is caught."""
     settings = load(tmp_path, RELEASE_NAME="a" * 53)
     assert names_problems(settings) == []
-    real = render.raw_values
+    real = chart_values.raw_values
 
     def other_tag(s: Settings, images: dict[str, ImageRef], *rest: Any) -> dict[str, Any]:
         values = real(s, images, *rest)
         values["backend"]["image"]["tag"] = "different1234"
         return values
 
-    monkeypatch.setattr(render, "raw_values", other_tag)
+    monkeypatch.setattr(chart_values, "raw_values", other_tag)
     found = names_problems(settings)
     assert any(p.startswith("names differ") and "migrate-different123" in p for p in found), found

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from invoke.exceptions import Exit
 
-from todo_deploy import manifests, profiles, render
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.cli import context_guard
 from todo_deploy.config import (
     LoadedSettings,
@@ -23,6 +24,7 @@ from todo_deploy.config import (
     SettingsError,
     Source,
     load_settings,
+    profiles,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,10 +155,10 @@ def test_values_files_layer_in_order_into_both_paths(root: Path) -> None:
     _write(root / "values" / "second.yaml", SECOND)
     env = {"VALUES_FILES": "values/first.yaml, values/second.yaml"}
     settings = load_settings(root, environ=env).settings
-    images = render.default_images()
+    images = chart_values.default_images()
     raw = manifests.render_manifests(settings, images)
-    helm = manifests.render_objects(render.helm_values(settings, images), settings.release_name,
-                                    settings.namespace, render.CHART_DIR)
+    helm = manifests.render_objects(chart_values.helm_values(settings, images), settings.release_name,
+                                    settings.namespace, chart_values.CHART_DIR)
     for objects in (raw, helm):
         pod = _deployment(objects, "todo-chatbot-backend")["spec"]["template"]
         assert pod["metadata"]["annotations"]["team"] == "first"
@@ -250,9 +252,9 @@ def test_the_cloud_example_profile_loads_with_hpa_and_pdb_and_lints_clean(
     from todo_deploy.stages import lint
 
     assert cloud.sources["VALUES_FILES"] == ".env.cloud"
-    values = render.raw_values(cloud.settings, render.default_images())
+    values = chart_values.raw_values(cloud.settings, chart_values.default_images())
     assert values["backend"]["autoscaling"]["enabled"] and values["backend"]["pdb"]["enabled"]
-    result = lint.run(cloud, k8s_dir=REPO / "k8s", chart_dir=render.CHART_DIR,
+    result = lint.run(cloud, k8s_dir=REPO / "k8s", chart_dir=chart_values.CHART_DIR,
                       docker_dir=REPO / "docker", log=lambda _: None)
     assert result.passed, [(c.name, c.evidence) for c in result.failures]
     settings_target = next(c for c in result.checks

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import prune
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.cli import task_names
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import Check, GateResult, Verdict, save, scopes_for
+from todo_deploy.images import prune
 
 
 def tag(repo: str, name: str, created: str, image_id: str = "") -> prune.Tag:

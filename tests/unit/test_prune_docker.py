@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import prune
 from todo_deploy.artifacts import ImageRef, save_images
 from todo_deploy.config import LoadedSettings, load_settings
+from todo_deploy.images import prune
 
 ROOT = Path(__file__).resolve().parents[2]
 

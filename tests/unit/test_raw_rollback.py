@@ -1,4 +1,4 @@
-"""The pure parts of the raw <-> Helm hand-over (todo_deploy/switch.py) and of raw
+"""The pure parts of the raw <-> Helm hand-over (todo_deploy/kube/switch.py) and of raw
 rollbacks (the passing renders kept in .state, applied.py; raw_rollback's refusals)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from todo_deploy import applied, switch
 from todo_deploy.config import load_settings
+from todo_deploy.kube import applied, switch
 from todo_deploy.stages import raw_rollback
 
 
@@ -112,7 +112,7 @@ def test_inv_rollback_without_a_helm_release_rolls_the_raw_deploy_back(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     from todo_deploy.mcp import tools
-    from todo_deploy.stages import helm as helm_stage
+    from todo_deploy.stages import helm_deploy as helm_stage
 
     monkeypatch.setattr(helm_stage, "Kube", NoHelmKube)
     loaded = load_settings(tmp_path, {"CLUSTER_PROVIDER": "existing", "NAMESPACE": "ns",

@@ -13,15 +13,16 @@ from typing import Any
 import pytest
 
 from tests.unit.test_doctor_rules import NOW, event, pod, waiting
-from todo_deploy import images, manifests, render
+from todo_deploy import doctor, images
 from todo_deploy.artifacts import ImageRef, load_images, save_images
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import SECRET_KEYS, SettingsError, effective_rows, load_settings
+from todo_deploy.doctor import Snapshot, symptoms
 from todo_deploy.gates import GateResult, Verdict
 from todo_deploy.kube import stuck_reason
 from todo_deploy.stages import build as build_stage
-from todo_deploy.stages.aiops import doctor
-from todo_deploy.stages.aiops.doctor import Snapshot, symptoms
-from todo_deploy.stages.deploy import image_check
+from todo_deploy.stages.raw_deploy import image_check
 from todo_deploy.timing import Timeline
 
 HOST = "registry.example:5000"
@@ -176,13 +177,13 @@ def test_no_credentials_no_pull_secret(tmp_path: Path) -> None:
     settings = loaded(tmp_path, IMAGE_REGISTRY=HOST).settings
     assert all("imagePullSecrets" not in spec
                for spec in pod_specs(manifests.render_manifests(settings, IMAGES)).values())
-    assert "todo-chatbot-registry" not in render.secret_data(settings)
-    assert render.helm_values(settings, IMAGES)["imagePullSecrets"] == []
+    assert "todo-chatbot-registry" not in chart_values.secret_data(settings)
+    assert chart_values.helm_values(settings, IMAGES)["imagePullSecrets"] == []
 
 
 def test_the_pull_secret_is_a_dockerconfigjson_for_the_registry_host(tmp_path: Path) -> None:
     settings = loaded(tmp_path, **CREDENTIALS).settings
-    (secret,) = [s for s in render.secret_manifests(settings)
+    (secret,) = [s for s in chart_values.secret_manifests(settings)
                  if s["metadata"]["name"] == "todo-chatbot-registry"]
     assert secret["type"] == "kubernetes.io/dockerconfigjson"
     config = json.loads(secret["stringData"][".dockerconfigjson"])
@@ -195,7 +196,7 @@ def test_new_credentials_roll_the_pods(tmp_path: Path) -> None:
     """The pull Secret is in the pods' checksum: a wrong password shows at the deploy."""
     one = loaded(tmp_path, **CREDENTIALS).settings
     other = loaded(tmp_path, **{**CREDENTIALS, "REGISTRY_PASSWORD": "another-password"}).settings
-    assert render.secrets_checksum(one) != render.secrets_checksum(other)
+    assert chart_values.secrets_checksum(one) != chart_values.secrets_checksum(other)
 
 
 # --- the pods run the pushed digests ------------------------------------------------------------
@@ -324,12 +325,12 @@ def test_the_auth_files_entry_logs_in_and_only_it_reaches_the_pull_secret(tmp_pa
     assert client.logins == [{"username": "ci", "password": PASSWORD, "registry": HOST,
                               "reauth": True}]
     assert lines == [f"logged in to {HOST} as ci (REGISTRY_AUTH_FILE (docker/config.json))"]
-    (secret,) = [s for s in render.secret_manifests(settings)
+    (secret,) = [s for s in chart_values.secret_manifests(settings)
                  if s["metadata"]["name"] == "todo-chatbot-registry"]
     config = json.loads(secret["stringData"][".dockerconfigjson"])
     assert list(config["auths"]) == [HOST]  # the other registry's credentials stay home
     assert config["auths"][HOST]["password"] == PASSWORD
-    assert OTHER_PASSWORD not in json.dumps(render.secret_manifests(settings))
+    assert OTHER_PASSWORD not in json.dumps(chart_values.secret_manifests(settings))
     assert PASSWORD in settings.secret_values() and basic("ci", PASSWORD) in settings.secret_values()
     pod_specs = [o["spec"]["template"]["spec"] for o in manifests.render_manifests(settings, IMAGES)
                  if o["kind"] == "Deployment"]

@@ -1,4 +1,4 @@
-"""'Serving' means the frontend answers with the new code (issue 22 item 4): todo_deploy.serving
+"""'Serving' means the frontend answers with the new code (issue 22 item 4): todo_deploy.access.serving
 and `inv watch`'s use of it, with a fake cluster and a fake frontend."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import serving
+from todo_deploy.access import serving
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.timing import Timeline
 from todo_deploy.watch import Watcher

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from todo_deploy import render, status
+from todo_deploy.chart import values as chart_values
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import Check, GateResult, Verdict, save, scopes_for
+from todo_deploy.pipeline import status
 
 
 def kubectl(*args: str, stdin: str | None = None) -> None:
@@ -30,7 +31,7 @@ def scratch(kube_cluster: None, tmp_path: Path) -> Iterator[LoadedSettings]:
     namespace = f"status-test-{uuid.uuid4().hex[:8]}"
     loaded = load_settings(tmp_path, {"CLUSTER_PROVIDER": "existing", "NAMESPACE": namespace,
                                       "RELEASE_NAME": "todo-st", "BACKEND_REPLICAS": "2"})
-    labels = {**render.app_labels(loaded.settings), "app.kubernetes.io/component": "backend"}
+    labels = {**chart_values.app_labels(loaded.settings), "app.kubernetes.io/component": "backend"}
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "todo-st-backend", "namespace": namespace, "labels": labels},

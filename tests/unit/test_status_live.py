@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from todo_deploy import status
 from todo_deploy.cli import core
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import Check, GateResult, Verdict, save, scopes_for
 from todo_deploy.kube import KubeError
 from todo_deploy.mcp import tools
+from todo_deploy.pipeline import status
 
 BUILT = {"backend": "todo-backend:abc123", "frontend": "todo-frontend:def456"}
 

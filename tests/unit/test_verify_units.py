@@ -25,7 +25,6 @@ from tests.conftest import require
 from todo_deploy import access as acc
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import Check, GateResult, Verdict
-from todo_deploy.runner import CommandResult
 from todo_deploy.stages.verify.checks import (
     CHECK_NAMES,
     SelectionError,
@@ -37,6 +36,7 @@ from todo_deploy.stages.verify.checks import (
 )
 from todo_deploy.stages.verify.client import FrontendClient
 from todo_deploy.stages.verify.stage import CLEANUP_SCRIPT
+from todo_deploy.tools.commands import CommandResult
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND_DIR = REPO / "app" / "backend"

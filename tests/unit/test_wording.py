@@ -59,9 +59,9 @@ def test_a_refusal_adds_the_rerun_when_the_hint_does_not_say_it(tmp_path: Path) 
 def test_the_doctor_scales_back_to_the_configured_replicas() -> None:
     """Before: `kubectl scale deployment … --replicas=1` with BACKEND_REPLICAS=2."""
     from tests.unit.test_doctor_rules import NOW, replicaset, service, workload
+    from todo_deploy import doctor
     from todo_deploy.config import Settings
-    from todo_deploy.stages.aiops import doctor
-    from todo_deploy.stages.aiops.doctor.model import Snapshot, Target
+    from todo_deploy.doctor.model import Snapshot, Target
 
     backend = workload("Deployment", "backend", 0)
     snapshot = Snapshot("todo", NOW, services=[service("backend")], deployments=[backend],
@@ -74,7 +74,7 @@ def test_the_doctor_scales_back_to_the_configured_replicas() -> None:
 def test_a_reapply_after_a_status_update_is_not_called_a_write() -> None:
     """Before: after verify deleted pods (a status update of their Deployment), the deploy
     said "(written in the cluster since the last deploy)", as if someone had edited it."""
-    from todo_deploy import applied
+    from todo_deploy.kube import applied
 
     obj = {"kind": "Deployment", "metadata": {"name": "todo-chatbot-backend", "namespace": "todo"}}
     key = applied.key_of(obj)

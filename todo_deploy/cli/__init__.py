@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import invoke
 from invoke.exceptions import Exit
 
-from todo_deploy.profiles import PROFILE_ENV
+from todo_deploy.config.profiles import PROFILE_ENV
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -192,9 +192,9 @@ def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
 
 def context_guard(loaded: LoadedSettings, force: bool) -> None:
     """Refuse to deploy a profile's settings to another cluster, or other settings to a
-    profile's cluster (todo_deploy/profiles.py), unless --force."""
+    profile's cluster (todo_deploy/config/profiles.py), unless --force."""
+    from todo_deploy.config.profiles import context_refusal
     from todo_deploy.console import say
-    from todo_deploy.profiles import context_refusal
 
     reason = context_refusal(loaded)
     if reason is None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from todo_deploy.cli import load_or_exit, task
 
 if TYPE_CHECKING:
-    from todo_deploy.status import StatusTable
+    from todo_deploy.pipeline.status import StatusTable
 
 
 @task(help={"json": "Print machine-readable JSON instead of a table."})
@@ -37,7 +37,7 @@ def config(c, json_=False):  # type: ignore[no-untyped-def]
 @task(help={"json": "Print machine-readable JSON instead of a table."})
 def status(c, json_=False):  # type: ignore[no-untyped-def]
     """Show every stage's last gate, checked against the live cluster."""
-    from todo_deploy.status import build_table
+    from todo_deploy.pipeline.status import build_table
 
     table = build_table(load_or_exit())
     if json_:

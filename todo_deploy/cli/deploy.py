@@ -29,12 +29,12 @@ def deploy(c, helm=False, dry_run=False, force=False, timeout=0):  # type: ignor
         return
     context_guard(loaded, force)
     if helm:
-        from todo_deploy.stages import helm as stage
+        from todo_deploy.stages import helm_deploy as stage
 
         guard(loaded, stage.STAGE, force)
         finish(loaded, stage.run(loaded, timeout_s=int(timeout) or None))
         return
-    from todo_deploy.stages import deploy as raw
+    from todo_deploy.stages import raw_deploy as raw
 
     guard(loaded, raw.STAGE, force)
     finish(loaded, raw.run(loaded, timeout_s=int(timeout) or None))
@@ -44,18 +44,19 @@ def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
     from todo_deploy.console import say
 
     if helm:
-        from todo_deploy.stages.helm import dry_run
+        from todo_deploy.stages.helm_deploy import dry_run
 
         dry_run(loaded)
         return
-    from todo_deploy import manifests, render
     from todo_deploy.artifacts import load_images
+    from todo_deploy.chart import manifests
+    from todo_deploy.chart import values as chart_values
 
-    images = load_images(loaded.state_dir) or render.default_images()
+    images = load_images(loaded.state_dir) or chart_values.default_images()
     objects = manifests.render_manifests(loaded.settings, images)
     for obj in objects:
         say(f"{obj['kind']}/{obj['metadata']['name']}")
-    for name in render.secret_data(loaded.settings):
+    for name in chart_values.secret_data(loaded.settings):
         say(f"Secret/{name}  (created through the API at deploy time)")
     say(f"{len(objects)} objects rendered; nothing applied (--dry-run)")
 
@@ -66,7 +67,7 @@ def rollback(c, revision=0):  # type: ignore[no-untyped-def]
     """Roll back (the Helm release, or the raw deploy to the previous passing one) and wait."""
     from todo_deploy.console import say
     from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.stages.helm import rollback_any
+    from todo_deploy.stages.helm_deploy import rollback_any
 
     try:
         ok, message = rollback_any(load_or_exit(), int(revision) or None)
@@ -84,7 +85,7 @@ def history(c):  # type: ignore[no-untyped-def]
 
     from todo_deploy.console import console, say
     from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.stages.helm import history as get_history
+    from todo_deploy.stages.helm_deploy import history as get_history
 
     loaded = load_or_exit()
     try:

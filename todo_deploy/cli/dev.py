@@ -23,9 +23,9 @@ from typing import IO, Any
 
 from invoke.exceptions import Exit
 
-from todo_deploy import processes
 from todo_deploy.cli import load_or_exit, task
 from todo_deploy.components import BACKEND, BUILT
+from todo_deploy.tools import processes
 
 COLOURS = {"backend": "cyan", "frontend": "magenta", "migrate": "yellow"}
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
@@ -66,8 +66,8 @@ def ports_in_use(ports: dict[str, int]) -> list[str]:
 def _printer(name: str) -> Callable[[str], None]:
     from rich.markup import escape
 
+    from todo_deploy.access.logs import readable
     from todo_deploy.console import console
-    from todo_deploy.logs import readable
 
     def show(line: str) -> None:
         level, text = readable(line)

@@ -41,7 +41,7 @@ def logs(c, component=None, follow=False, tail=50, probes=False):  # type: ignor
     """
     from rich.markup import escape
 
-    from todo_deploy import logs as app_logs
+    from todo_deploy.access import logs as app_logs
     from todo_deploy.console import console
     from todo_deploy.kube import Kube
 

@@ -22,7 +22,7 @@ def open_(c, browser=False, port=0, forward=False, stop=False):  # type: ignore[
     A port-forward runs in the background, picks a Ready pod for each connection
     (so it survives pod restarts) and lasts until `inv open --stop` or `inv down`.
     """
-    from todo_deploy import app_url
+    from todo_deploy.access import app_url
     from todo_deploy.console import say
 
     loaded = load_or_exit()

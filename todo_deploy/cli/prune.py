@@ -1,4 +1,4 @@
-"""`inv prune`: the project's own old image tags (see todo_deploy/prune.py)."""
+"""`inv prune`: the project's own old image tags (see todo_deploy/images/prune.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from todo_deploy.cli import load_or_exit, task
 def prune(c, yes=False, keep=None):  # type: ignore[no-untyped-def]
     """List our own old image tags; --yes removes them."""
     from todo_deploy import images
-    from todo_deploy import prune as pruning
     from todo_deploy.console import say
+    from todo_deploy.images import prune as pruning
 
     loaded = load_or_exit()
     kept = loaded.settings.keep_image_tags if keep is None else int(keep)

@@ -10,7 +10,7 @@ from invoke.exceptions import Exit
 from todo_deploy.cli import context_guard, load_or_exit, task
 from todo_deploy.gates import STAGES
 from todo_deploy.pipeline import steps
-from todo_deploy.prefetch import Prefetch
+from todo_deploy.pipeline.prefetch import Prefetch
 
 
 @task(
@@ -89,7 +89,7 @@ def up(c, helm=False, full=False, gordon=False, until="", force=False):  # type:
     if any(step.stage == "cluster" for step in chosen):
         _provider_or_exit(loaded)
     # When this run deploys, a new image's smoke test runs after its rollout, and the
-    # deploy's render and imports are done while the engine builds (todo_deploy/prefetch.py).
+    # deploy's render and imports are done while the engine builds (todo_deploy/pipeline/prefetch.py).
     deploys = until not in ("build", "cluster")
     ahead = Prefetch(loaded) if deploys and not helm else None
     beside = _SmokeAfterRollout(loaded, ahead) if deploys else None
@@ -185,8 +185,8 @@ class _SmokeAfterRollout:
 
 def _new_code_serving(loaded, previous: dict) -> None:  # type: ignore[no-untyped-def]
     """After a rollout of new images: "serving" once the frontend, as a user reaches it,
-    answers with their code (todo_deploy.serving), not when the rollout ends."""
-    from todo_deploy import serving
+    answers with their code (todo_deploy.access.serving), not when the rollout ends."""
+    from todo_deploy.access import serving
     from todo_deploy.artifacts import load_images
     from todo_deploy.console import say
     from todo_deploy.kube import Kube
@@ -226,7 +226,7 @@ def _provider_or_exit(loaded) -> None:  # type: ignore[no-untyped-def]
 
 def _announce(loaded) -> None:  # type: ignore[no-untyped-def]
     """The last lines: where the app answers from this machine."""
-    from todo_deploy import app_url
+    from todo_deploy.access import app_url
     from todo_deploy.cli.open import describe
     from todo_deploy.console import say
 

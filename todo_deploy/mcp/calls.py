@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from todo_deploy.config import SECRET_KEYS
-from todo_deploy.runner import scrub
+from todo_deploy.tools.commands import scrub
 
 FILE_NAME = "mcp-calls.jsonl"
 MAX_BYTES = 2 * 1024 * 1024

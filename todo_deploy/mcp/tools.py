@@ -184,7 +184,7 @@ def _guard(loaded: LoadedSettings, stage: str) -> None:
 
 
 def status(loaded: LoadedSettings) -> StatusOut:
-    from todo_deploy.status import build_table
+    from todo_deploy.pipeline.status import build_table
 
     table = build_table(loaded)
     gates = [GateOut(
@@ -252,8 +252,8 @@ def verify(
 def logs(
     loaded: LoadedSettings, component: LogComponent | None = None, lines: int = 50
 ) -> LogsOut:
-    from todo_deploy import logs as app_logs
-    from todo_deploy.runner import scrub
+    from todo_deploy.access import logs as app_logs
+    from todo_deploy.tools.commands import scrub
 
     settings = loaded.settings
     lines = max(1, min(int(lines), LOG_LINES_MAX))
@@ -274,7 +274,7 @@ def logs(
 def app_url(loaded: LoadedSettings) -> AppUrlOut:
     """The kept URL when it answers; else what `inv open` does (a direct URL, or a
     background port-forward on this machine; it changes nothing in the cluster)."""
-    from todo_deploy import app_url as urls
+    from todo_deploy.access import app_url as urls
 
     kept = urls.load(loaded.state_dir)
     if kept and kept.target == urls.target_of(loaded) and urls.answers(kept.url):
@@ -298,9 +298,9 @@ def config(loaded: LoadedSettings) -> ConfigOut:
 
 def deploy(loaded: LoadedSettings, mode: Literal["raw", "helm"] = "raw") -> GateRunOut:
     if mode == "helm":
-        from todo_deploy.stages import helm as stage
+        from todo_deploy.stages import helm_deploy as stage
     else:
-        from todo_deploy.stages import deploy as stage  # type: ignore[no-redef]
+        from todo_deploy.stages import raw_deploy as stage  # type: ignore[no-redef]
     _guard(loaded, stage.STAGE)
     result = record(loaded, stage.run(loaded))
     return GateRunOut(stage=result.stage, passed=result.passed,
@@ -308,19 +308,19 @@ def deploy(loaded: LoadedSettings, mode: Literal["raw", "helm"] = "raw") -> Gate
 
 
 def rollback(loaded: LoadedSettings, revision: int | None = None) -> RollbackOut:
-    from todo_deploy.stages.helm import rollback_any
+    from todo_deploy.stages.helm_deploy import rollback_any
 
     ok, message = rollback_any(loaded, revision or None, log=lambda _line: None)
     return RollbackOut(ok=ok, message=message)
 
 
 def _deployment_of(kube: Kube, loaded: LoadedSettings, component: str) -> dict:
-    from todo_deploy import render
+    from todo_deploy.chart import values as chart_values
     from todo_deploy.kube import label_selector
 
     settings = loaded.settings
     selector = label_selector(
-        {**render.app_labels(settings), "app.kubernetes.io/component": component})
+        {**chart_values.app_labels(settings), "app.kubernetes.io/component": component})
     found = kube.list("apps/v1", "Deployment", settings.namespace, selector)
     if len(found) != 1:
         raise Failed(f"expected one {component} Deployment of release {settings.release_name} "

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy import gordon as gordon_agent
 from todo_deploy import images
 from todo_deploy.artifacts import ImageRef, load_images, save_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict
 from todo_deploy.gates import load as load_gate
-from todo_deploy.runner import Runner, scrub
 from todo_deploy.timing import Timeline
+from todo_deploy.tools import gordon as gordon_agent
+from todo_deploy.tools.commands import Runner, scrub
 
 if TYPE_CHECKING:
     from collections.abc import Callable

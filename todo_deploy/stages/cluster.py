@@ -14,20 +14,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from todo_deploy import context_cache, manifests
 from todo_deploy import images as image_tools
 from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
+from todo_deploy.chart import manifests
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict
-from todo_deploy.images import local_image_id
+from todo_deploy.images import context_cache, local_image_id
 from todo_deploy.kube import Kube, KubeError, quantity
-from todo_deploy.runner import Runner
+from todo_deploy.tools.commands import Runner
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.runner import CommandResult
+    from todo_deploy.tools.commands import CommandResult
 
 STAGE = "cluster"
 
@@ -63,7 +63,7 @@ class RunnerLike(Protocol):
 
 def current_context() -> str:
     """The kubeconfig's current-context ('' when there is no kubeconfig or none is set)."""
-    from todo_deploy.kube_transport import KubeconfigError, kubeconfig_paths, load_kubeconfig
+    from todo_deploy.kube.transport import KubeconfigError, kubeconfig_paths, load_kubeconfig
 
     try:
         return load_kubeconfig(kubeconfig_paths()).current_context
@@ -202,7 +202,7 @@ def minikube_start_argv(settings: Settings) -> list[str]:
 
 
 def _addons(settings: Settings) -> list[str]:
-    from todo_deploy import ingress
+    from todo_deploy.chart import ingress
 
     listed = [a.strip() for a in settings.minikube_addons.split(",") if a.strip()]
     if ingress.wants_minikube_addon(settings) and ingress.MINIKUBE_ADDON not in listed:

@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from todo_deploy import helm, manifests, render
+from todo_deploy import helm
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
 from todo_deploy.components import BUILT_NAMES
 from todo_deploy.config import LoadedSettings
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult
 from todo_deploy.images import source_root
-from todo_deploy.pod_security import pod_spec, pss_violations
-from todo_deploy.runner import Runner
+from todo_deploy.kube.pod_security import pod_spec, pss_violations
 from todo_deploy.stages.build import _lint as hadolint
+from todo_deploy.tools.commands import Runner
 
 STAGE = "lint"
 
@@ -82,17 +84,17 @@ def _targets(
     import yaml
 
     settings = loaded.settings
-    images = render.default_images()
+    images = chart_values.default_images()
     engine = helm.embedded()
     production = yaml.safe_load((chart_dir / PRODUCTION_VALUES).read_text())
-    chart_values = {
+    value_sets = {
         "chart (default values)": {},
         "chart (production values)": production,
-        "chart (settings values)": render.helm_values(settings, images),
+        "chart (settings values)": chart_values.helm_values(settings, images),
     }
     for version in versions:
         yield "raw manifests", version, lambda: manifests.load_dir(k8s_dir)
-        for name, values in chart_values.items():
+        for name, values in value_sets.items():
             yield name, version, (
                 lambda values=values, version=version: engine.template(
                     chart_dir, settings.release_name, settings.namespace, values,
@@ -175,6 +177,6 @@ def run(
                 _summary(violations) if violations else f"{workloads} workloads meet 'restricted'",
                 "set the named securityContext field as the message says",
             ))
-    details = LintDetails(versions, sorted(render.secret_data(loaded.settings)))
+    details = LintDetails(versions, sorted(chart_values.secret_data(loaded.settings)))
     result.details = details.as_dict()
     return result

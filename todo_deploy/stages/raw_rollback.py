@@ -14,9 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from todo_deploy import applied
 from todo_deploy.console import say
-from todo_deploy.kube import Kube, KubeError, ObjectRef, deployment_state, statefulset_state
+from todo_deploy.kube import (
+    Kube,
+    KubeError,
+    ObjectRef,
+    applied,
+    deployment_state,
+    statefulset_state,
+)
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -38,7 +44,7 @@ def describe(render: dict[str, Any]) -> str:
 def restore(kube: Kube, render: dict[str, Any], timeout_s: float,
             log: Callable[[str], None]) -> Outcome:
     """Apply `render`'s objects (Jobs aside) and wait for its workloads to roll out."""
-    from todo_deploy.stages.deploy import parallel
+    from todo_deploy.stages.raw_deploy import parallel
 
     objects = [o for o in render.get("objects", []) if o.get("kind") != "Job"]
     what = describe(render)

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from todo_deploy import app_url
+from todo_deploy.access import app_url
 from todo_deploy.console import say
 from todo_deploy.kube import Kube, ObjectRef
-from todo_deploy.stages.deploy import app_selector, helm_release_present
-from todo_deploy.stages.helm import make_engine
+from todo_deploy.stages.helm_deploy import make_engine
+from todo_deploy.stages.raw_deploy import app_selector, helm_release_present
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings

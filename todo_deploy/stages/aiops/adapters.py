@@ -8,10 +8,10 @@
   context flag (it, and the `kubectl port-forward` it starts, read KUBECONFIG and
   the current context), so it gets KUBECONFIG with a small file in front whose
   current-context is the target: the user's kubeconfig is never copied or changed.
-- Gordon: `docker ai -C <project dir> "<prompt>"` through `todo_deploy.gordon`,
+- Gordon: `docker ai -C <project dir> "<prompt>"` through `todo_deploy.tools.gordon`,
   detected with `docker ai version`.
 
-Everything runs through `todo_deploy.runner.Runner` (timeout, stdin closed, the
+Everything runs through `todo_deploy.tools.commands.Runner` (timeout, stdin closed, the
 exact command logged with secrets scrubbed). The OpenAI key reaches a tool only
 through its subprocess environment, never its command line.
 """
@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from todo_deploy import gordon
 from todo_deploy.config import PROJECT_ROOT
-from todo_deploy.runner import CommandResult, Runner, scrub
+from todo_deploy.tools import gordon
+from todo_deploy.tools.commands import CommandResult, Runner, scrub
 
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
@@ -347,7 +347,7 @@ class Kagent(Tool):
 
 
 class Gordon(Tool):
-    """Docker's Gordon through `todo_deploy.gordon`, run in the project directory."""
+    """Docker's Gordon through `todo_deploy.tools.gordon`, run in the project directory."""
 
     name = "gordon"
 

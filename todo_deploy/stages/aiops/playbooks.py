@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from todo_deploy.gordon import dockerfile_prompt
+from todo_deploy.tools.gordon import dockerfile_prompt
 
 if TYPE_CHECKING:
     from todo_deploy.config import Settings

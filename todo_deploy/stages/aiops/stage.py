@@ -15,19 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy import doctor
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict
 from todo_deploy.kube import Kube
-from todo_deploy.runner import Runner
-from todo_deploy.stages.aiops import doctor
 from todo_deploy.stages.aiops.adapters import KAGENT_AGENT, TOOLS, Kagent, Tool, ToolRun, make_tools
 from todo_deploy.stages.aiops.playbooks import CHOICES, PlaybookRefused, build
+from todo_deploy.tools.commands import Runner
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.stages.aiops.doctor import Finding, Snapshot
+    from todo_deploy.doctor import Finding, Snapshot
 
 STAGE = "aiops"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy.chart.values import app_labels
 from todo_deploy.kube import label_selector
-from todo_deploy.render import app_labels
 from todo_deploy.stages.aiops.stage import AiopsDetails
 from todo_deploy.stages.verify.stage import VerifyDetails
 

@@ -16,7 +16,6 @@ from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
 from todo_deploy.gates import Check, Details, GateResult, Verdict, scopes_for, standing
 from todo_deploy.kube import Kube, KubeError
-from todo_deploy.runner import Runner, scrub
 from todo_deploy.stages.docs import diagram
 from todo_deploy.stages.docs.report import (
     build_report,
@@ -24,6 +23,7 @@ from todo_deploy.stages.docs.report import (
     find_secrets,
     render_markdown,
 )
+from todo_deploy.tools.commands import Runner, scrub
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from todo_deploy import manifests, render
+from todo_deploy.chart import manifests
+from todo_deploy.chart import values as chart_values
+from todo_deploy.chart.values import app_labels
 from todo_deploy.components import ALL, BUILT_NAMES, BY_LABEL
 from todo_deploy.gates import Check, Verdict
 from todo_deploy.kube import label_selector, restarted_containers, runs_image
-from todo_deploy.pod_security import pss_violations
-from todo_deploy.render import app_labels
+from todo_deploy.kube.pod_security import pss_violations
 from todo_deploy.stages.verify.client import (
     FrontendClient,
     FrontendError,
@@ -425,7 +426,7 @@ def _workloads(settings: Settings) -> dict[str, tuple[str, str]]:
     return {
         BY_LABEL[o["metadata"]["labels"]["app.kubernetes.io/component"]].workload: (
             o["kind"], o["metadata"]["name"])
-        for o in manifests.render_manifests(settings, render.default_images())
+        for o in manifests.render_manifests(settings, chart_values.default_images())
         if o["kind"] in ("Deployment", "StatefulSet")
     }
 

@@ -24,7 +24,6 @@ from todo_deploy.gates import (
     scopes_for,
 )
 from todo_deploy.kube import Kube, KubeError, exec_in_pod
-from todo_deploy.runner import Runner
 from todo_deploy.stages.verify.checks import (
     USERNAME_RE,
     VerifyContext,
@@ -34,10 +33,11 @@ from todo_deploy.stages.verify.checks import (
     select_checks,
 )
 from todo_deploy.stages.verify.client import wait_until_up
+from todo_deploy.tools.commands import Runner
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.stages.aiops.doctor import Finding, Snapshot
+    from todo_deploy.doctor import Finding, Snapshot
 
 STAGE = "verify"
 
@@ -211,7 +211,7 @@ def doctor_findings(
 ) -> list[Finding]:
     """The built-in doctor's findings about the namespace, causes first ([] when it
     cannot read it: the failed checks then speak for themselves)."""
-    from todo_deploy.stages.aiops import doctor
+    from todo_deploy import doctor
 
     try:
         snapshot = (collect or doctor.collect)(kube, settings.namespace)
