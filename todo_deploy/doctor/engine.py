@@ -129,20 +129,30 @@ def _needs(component: str) -> list[str]:
 
 
 def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]:
+    """Fold each consequence into its cause, then the findings left, causes first."""
     items.sort(key=lambda i: i.rank)
     by_ref: dict[str, list[_Item]] = {}
     for item in items:
         by_ref.setdefault(item.finding.object, []).append(item)
+    _fold_into_scale_down(by_ref)
+    _fold_into_unbound_claims(items, by_ref)
+    _fold_probe_failures(items, by_ref, _down_components(by_ref, index))
+    _fold_services_without_endpoints(items, by_ref, index, snapshot)
+    return [_finding_of(item) for item in items if item.into is None]
 
-    # A workload scaled to 0: whatever its pods still show (one not yet marked for deletion,
-    # its past restarts and failed probes) is the scale-down's consequence.
+
+def _fold_into_scale_down(by_ref: dict[str, list[_Item]]) -> None:
+    """A workload scaled to 0: whatever its pods still show (one not yet marked for deletion,
+    its past restarts and failed probes) is the scale-down's consequence."""
     for own in by_ref.values():
         zero = next((i for i in own if i.finding.kind == "scaled to 0"), None)
         for item in own:
             if zero is not None and item is not zero:
                 item.fold(zero, item.finding.evidence)
 
-    # Pods waiting for an unbound claim: the claim is the cause.
+
+def _fold_into_unbound_claims(items: list[_Item], by_ref: dict[str, list[_Item]]) -> None:
+    """Pods waiting for an unbound claim: the claim is the cause."""
     for item in items:
         if item.finding.kind == "Pending: unbound PVC":
             for claim in filter(None, item.subject.split(",")):
@@ -151,8 +161,10 @@ def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]
                     item.fold(cause, item.finding.evidence)
                     break
 
-    # A workload is down when none of its pods is ready and something other than a
-    # probe explains it (or it has no replica at all).
+
+def _down_components(by_ref: dict[str, list[_Item]], index: Index) -> dict[str, _Item]:
+    """Component -> the cause that keeps it down. A workload is down when none of its pods is
+    ready and something other than a probe explains it (or it has no replica at all)."""
     down: dict[str, _Item] = {}
     for ref, own in by_ref.items():
         w = own[0].workload
@@ -162,7 +174,13 @@ def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]
         cause = next((i for i in own if i.finding.kind not in CONSEQUENCE_KINDS), None)
         if cause is not None and ready == 0:
             down.setdefault(w.component, cause)
+    return down
 
+
+def _fold_probe_failures(items: list[_Item], by_ref: dict[str, list[_Item]],
+                         down: dict[str, _Item]) -> None:
+    """A failing probe or Job: into an earlier cause on its own workload, else into what
+    keeps a component it needs down."""
     for item in items:
         w, kind = item.workload, item.finding.kind
         if item.into is not None or w is None:
@@ -179,7 +197,10 @@ def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]
                         if kind != "failed Job" else f"the {w.component} Job failed")
                 item.fold(down[need], item.finding.evidence, f"{what} because the {need} is down")
 
-    # A Service without endpoints is explained by what keeps its pods from being ready.
+
+def _fold_services_without_endpoints(items: list[_Item], by_ref: dict[str, list[_Item]],
+                                     index: Index, snapshot: Snapshot) -> None:
+    """A Service without endpoints is explained by what keeps its pods from being ready."""
     services = {name_of(s): s for s in snapshot.services}
     for item in items:
         if item.finding.kind != "Service without endpoints" or item.into is not None:
@@ -196,21 +217,18 @@ def _fold(items: list[_Item], index: Index, snapshot: Snapshot) -> list[Finding]
                 item.fold(cause, f"{item.finding.object} has no ready endpoint")
                 break
 
-    findings = []
-    for item in items:
-        if item.into is not None:
-            continue
-        f = item.finding
-        evidence = f.evidence
-        if item.because:
-            evidence += "; " + "; ".join(item.because)
-        elif f.kind == "scaled to 0" and item.workload and item.workload.component:
-            evidence += f"; the {item.workload.component} is down"
-        if item.consequences:
-            evidence += CAUSES + "; ".join(item.consequences)
-        findings.append(Finding(f.kind, f.object, evidence, f.fix, f.observed_at,
-                                tuple(item.consequences)))
-    return findings
+
+def _finding_of(item: _Item) -> Finding:
+    """The finding of a cause left after folding, its evidence naming why and what it causes."""
+    f = item.finding
+    evidence = f.evidence
+    if item.because:
+        evidence += "; " + "; ".join(item.because)
+    elif f.kind == "scaled to 0" and item.workload and item.workload.component:
+        evidence += f"; the {item.workload.component} is down"
+    if item.consequences:
+        evidence += CAUSES + "; ".join(item.consequences)
+    return Finding(f.kind, f.object, evidence, f.fix, f.observed_at, tuple(item.consequences))
 
 
 def scaled_to_zero(index: Index, namespace: str = "", observed_at: str = "",

@@ -165,18 +165,12 @@ def container_symptoms(
     OOMKilled, crash loop."""
     target, logs, peaks = target or Target(), logs or {}, peaks or {}
     found: list[Symptom] = []
-    pod_name = name_of(pod)
-    namespace = dig(pod, "metadata", "namespace")
-    in_ns = f" -n {namespace}" if namespace else ""
     specs = containers_of(pod)
-    restart_policy = dig(pod, "spec", "restartPolicy", default="Always")
     for status in statuses_of(pod):
         cname = str(status.get("name"))
         reason, message, terminated = container_state(status)
         image = str(specs.get(cname, {}).get("image") or status.get("image", ""))
         restarts = int(status.get("restartCount") or 0)
-        text = logs.get(f"{pod_name}/{cname}", "")
-        has_log = int(bool(text.strip()) and not text.startswith(NO_LOGS))
         if reason in CONFIG_REASONS:
             found.append(Symptom(
                 "missing config", f"{cname}|{message}",
@@ -199,26 +193,44 @@ def container_symptoms(
         elif terminated and terminated.get("reason") == "OOMKilled":
             evidence, fix = _oom(pod, cname, specs.get(cname, {}), peaks, restarts)
             found.append(Symptom("OOMKilled", cname, evidence, fix, weight=restarts))
-        elif reason == "CrashLoopBackOff" or (
-            terminated
-            and restart_policy == "Always"
-            and restarts > 0
-            and int(terminated.get("exitCode") or 0) != 0
-            and not status.get("ready")
-        ):
-            raw = (terminated or {}).get("exitCode")
-            code = int(raw) if raw is not None else None
-            found.append(Symptom(
-                "CrashLoopBackOff", f"{cname}|{code}",
-                f"CrashLoopBackOff: container {cname} exits with code {code} "
-                f"({_exit_meaning(code)}), restarted {restarts} times; "
-                f"{log_excerpt(logs, pod_name, cname)}",
-                f"fix what the log of container {cname} shows (`kubectl logs{in_ns} {pod_name} "
-                f"-c {cname} --previous`), e.g. a missing setting or an unreachable dependency, "
-                f"then {deploy}",
-                weight=has_log * 1000 + restarts,
-            ))
+        elif reason == "CrashLoopBackOff" or _restarts_after_failing(pod, status, terminated):
+            found.append(_crash_loop(pod, cname, terminated, restarts, logs, deploy))
     return found
+
+
+def _restarts_after_failing(pod: Obj, status: Obj, terminated: Obj | None) -> bool:
+    """A container restarted after a non-zero exit and not ready since: a crash loop between
+    its back-offs."""
+    return bool(
+        terminated
+        and dig(pod, "spec", "restartPolicy", default="Always") == "Always"
+        and int(status.get("restartCount") or 0) > 0
+        and int(terminated.get("exitCode") or 0) != 0
+        and not status.get("ready")
+    )
+
+
+def _crash_loop(pod: Obj, cname: str, terminated: Obj | None, restarts: int,
+                logs: Mapping[str, str], deploy: str) -> Symptom:
+    """The crash loop of container `cname`: its exit code, restarts and log excerpt (a
+    container with a log ranks above one without)."""
+    pod_name = name_of(pod)
+    namespace = dig(pod, "metadata", "namespace")
+    in_ns = f" -n {namespace}" if namespace else ""
+    text = logs.get(f"{pod_name}/{cname}", "")
+    has_log = int(bool(text.strip()) and not text.startswith(NO_LOGS))
+    raw = (terminated or {}).get("exitCode")
+    code = int(raw) if raw is not None else None
+    return Symptom(
+        "CrashLoopBackOff", f"{cname}|{code}",
+        f"CrashLoopBackOff: container {cname} exits with code {code} "
+        f"({_exit_meaning(code)}), restarted {restarts} times; "
+        f"{log_excerpt(logs, pod_name, cname)}",
+        f"fix what the log of container {cname} shows (`kubectl logs{in_ns} {pod_name} "
+        f"-c {cname} --previous`), e.g. a missing setting or an unreachable dependency, "
+        f"then {deploy}",
+        weight=has_log * 1000 + restarts,
+    )
 
 
 _INSUFFICIENT = re.compile(r"Insufficient ([a-zA-Z0-9/-]+(?:\.[a-zA-Z0-9/-]+)*)")
@@ -249,44 +261,15 @@ def pending_symptom(
     scheduled: int = 0,
 ) -> Symptom | None:
     """A pod the scheduler cannot place: which resource (per pod vs the node), or a PVC."""
-    if dig(pod, "status", "phase") != "Pending":
+    message = _unschedulable_message(pod, events)
+    if message is None:
         return None
-    conditions = dig(pod, "status", "conditions", default=[])
-    scheduled_condition = next((c for c in conditions if c.get("type") == "PodScheduled"), {})
-    if scheduled_condition.get("status") != "False":
-        return None
-    pod_name = name_of(pod)
-    failed = [e for e in events_for(events, "Pod", pod_name)
-              if e.get("reason") == "FailedScheduling"]
-    source = failed[-1] if failed else scheduled_condition
-    message = str(source.get("message") or "").strip()
-    pending_claims = {name_of(p) for p in pvcs if dig(p, "status", "phase") == "Pending"}
-    claims = [
-        str(dig(v, "persistentVolumeClaim", "claimName"))
-        for v in dig(pod, "spec", "volumes", default=[])
-        if dig(v, "persistentVolumeClaim", "claimName")
-    ]
-    unbound = [c for c in claims if c in pending_claims]
+    unbound = _unbound_claims(pod, pvcs)
     short = list(dict.fromkeys(_INSUFFICIENT.findall(message)))
     if short:
-        shortages: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
-        parts = []
-        for resource in short:
-            per_pod = requests_of(pod, resource)
-            allocatable, free = _largest_node(nodes, requested or {}, resource)
-            shortages[resource] = (per_pod, allocatable, free)
-            parts.append(
-                f"each pod requests {fmt_amount(resource, per_pod)} {resource}, the largest "
-                f"node allocates {fmt_amount(resource, allocatable)}"
-                + (f" of which {fmt_amount(resource, free)} is free" if requested else "")
-            )
-        owner = workload or Workload("Pod", pod_name)
-        return Symptom(
-            f"Pending: insufficient {', '.join(short)}", ",".join(short),
-            f"Pending, Insufficient {', '.join(short)}: " + "; ".join(parts)
-            + f" (scheduler: {message})",
-            capacity_fix(shortages, owner, scheduled, target or Target()),
-        )
+        owner = workload or Workload("Pod", name_of(pod))
+        return _insufficient(pod, short, message, nodes, requested, owner, scheduled,
+                             target or Target())
     if unbound or ("unbound" in message and "PersistentVolumeClaim" in message):
         names = ", ".join(f"PersistentVolumeClaim/{c}" for c in unbound) or "its PVC"
         return Symptom(
@@ -303,6 +286,62 @@ def pending_symptom(
             "the nodes' labels and taints",
         )
     return None
+
+
+def _unschedulable_message(pod: Obj, events: list[Obj]) -> str | None:
+    """What the scheduler said of a Pending pod it could not place (its last FailedScheduling
+    event, else its PodScheduled condition), None for any other pod."""
+    if dig(pod, "status", "phase") != "Pending":
+        return None
+    conditions = dig(pod, "status", "conditions", default=[])
+    scheduled_condition = next((c for c in conditions if c.get("type") == "PodScheduled"), {})
+    if scheduled_condition.get("status") != "False":
+        return None
+    failed = [e for e in events_for(events, "Pod", name_of(pod))
+              if e.get("reason") == "FailedScheduling"]
+    source = failed[-1] if failed else scheduled_condition
+    return str(source.get("message") or "").strip()
+
+
+def _unbound_claims(pod: Obj, pvcs: list[Obj]) -> list[str]:
+    """The names of the pod's claims that are still Pending."""
+    pending_claims = {name_of(p) for p in pvcs if dig(p, "status", "phase") == "Pending"}
+    claims = [
+        str(dig(v, "persistentVolumeClaim", "claimName"))
+        for v in dig(pod, "spec", "volumes", default=[])
+        if dig(v, "persistentVolumeClaim", "claimName")
+    ]
+    return [c for c in claims if c in pending_claims]
+
+
+def _insufficient(
+    pod: Obj,
+    short: list[str],
+    message: str,
+    nodes: list[Obj],
+    requested: Mapping[str, Mapping[str, Decimal]] | None,
+    owner: Workload,
+    scheduled: int,
+    target: Target,
+) -> Symptom:
+    """A pod no node has room for: per short resource, its request vs the largest node."""
+    shortages: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+    parts = []
+    for resource in short:
+        per_pod = requests_of(pod, resource)
+        allocatable, free = _largest_node(nodes, requested or {}, resource)
+        shortages[resource] = (per_pod, allocatable, free)
+        parts.append(
+            f"each pod requests {fmt_amount(resource, per_pod)} {resource}, the largest "
+            f"node allocates {fmt_amount(resource, allocatable)}"
+            + (f" of which {fmt_amount(resource, free)} is free" if requested else "")
+        )
+    return Symptom(
+        f"Pending: insufficient {', '.join(short)}", ",".join(short),
+        f"Pending, Insufficient {', '.join(short)}: " + "; ".join(parts)
+        + f" (scheduler: {message})",
+        capacity_fix(shortages, owner, scheduled, target),
+    )
 
 
 _PROBE = re.compile(r"^(Readiness|Liveness|Startup) probe failed: ?(.*)$", re.DOTALL)

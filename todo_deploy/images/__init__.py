@@ -348,25 +348,8 @@ def up_to_date(
     return BuildOutcome(ref, True, seconds, base, size - known.added_bytes)
 
 
-def build_image(
-    loaded: LoadedSettings,
-    component: str,
-    *,
-    no_cache: bool = False,
-    log: Log = say,
-    client: DockerClient | None = None,
-    known: ImageRef | None = None,
-    timeline: Timeline | None = None,
-    on_planned: Callable[[ImageRef], None] | None = None,
-) -> BuildOutcome:
-    """Build one image unless its content tag exists already (then skip in a blink).
-
-    `on_planned` is told the image's ref and migrations (no ID yet) once they are known,
-    before the engine builds it: what the next stages will deploy if the build passes."""
-    from docker.errors import APIError, DockerException, ImageNotFound
-
-    timeline = timeline or Timeline()
-    started = time.perf_counter()
+def _hash_and_plan(loaded: LoadedSettings, component: str, timeline: Timeline) -> BuildPlan:
+    """The component's build plan, its context signature saved for the next run's cache."""
     with timeline.phase(f"hash {component} context"):
         spec = COMPONENTS[component]
         root = source_root(loaded)
@@ -376,43 +359,52 @@ def build_image(
         build = plan(loaded, component)
         context_cache.save(loaded.state_dir, component, sig,
                            {"tag": build.tag, "migrations": build.migrations})
-    client = client or engine()
+    return build
+
+
+def _existing_image(client: DockerClient, build: BuildPlan, timeline: Timeline) -> Any:
+    """The engine's image for the build's content tag, None when it has none."""
+    from docker.errors import ImageNotFound
+
+    with timeline.phase(f"look up {build.ref}"):
+        try:
+            return client.images.get(build.ref)
+        except ImageNotFound:
+            return None
+
+
+def _skipped_outcome(client: DockerClient, build: BuildPlan, image: Any, known: ImageRef | None,
+                     seconds: float, log: Log) -> BuildOutcome:
+    """The outcome of a build skipped because its content tag exists: sizes from what is
+    known of the same image when possible, its registry digest kept when it is the same."""
+    component = build.component.name
     base = build.args["PYTHON_IMAGE"]
-    image = None
-    if not no_cache:
-        with timeline.phase(f"look up {build.ref}"):
-            try:
-                image = client.images.get(build.ref)
-            except ImageNotFound:
-                image = None
-    if image is not None:
-        seconds = time.perf_counter() - started
-        log(f"{component}: {build.ref} is up to date, build skipped ({seconds:.3f} s)")
-        size = int(image.attrs.get("Size") or 0)
-        if known and known.image_id == image.id and known.added_bytes:
-            base_size = size - known.added_bytes
-        else:
-            base_size = _base_size(client, base, log)
-        pushed = known.digest if known and known.ref == build.ref and known.image_id == image.id else ""
-        ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size,
-                       build.migrations, pushed)
-        return BuildOutcome(ref, True, seconds, base, base_size)
+    log(f"{component}: {build.ref} is up to date, build skipped ({seconds:.3f} s)")
+    size = int(image.attrs.get("Size") or 0)
+    if known and known.image_id == image.id and known.added_bytes:
+        base_size = size - known.added_bytes
+    else:
+        base_size = _base_size(client, base, log)
+    pushed = known.digest if known and known.ref == build.ref and known.image_id == image.id else ""
+    ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size,
+                   build.migrations, pushed)
+    return BuildOutcome(ref, True, seconds, base, base_size)
 
-    with timeline.phase(f"base image {base} present"):
-        ensure_image(client, base, log)
-    if on_planned is not None:
-        on_planned(ImageRef(component, build.repository, build.tag, migrations=build.migrations))
 
-    folders = ", ".join(f"{build.context / s}" for s in spec.sources)
-    log(f"{component}: building {build.ref} from {folders} ({len(build.files)} paths)")
+def _stream_build(client: DockerClient, build: BuildPlan, no_cache: bool, log: Log,
+                  timeline: Timeline) -> str:
+    """Run the engine's build of `build`, showing its progress; the last layer ID it reported.
+    Raises BuildError with the output's tail when the engine reports an error."""
+    from docker.errors import APIError, DockerException
+
+    component = build.component.name
     progress = _Progress(component, log)
     image_id = ""
     ok = False
     build_started = timeline.now()
     try:
-        context = build.tar()
         stream = client.api.build(
-            fileobj=context,
+            fileobj=build.tar(),
             custom_context=True,
             dockerfile=CONTEXT_DOCKERFILE,
             tag=build.ref,
@@ -439,15 +431,57 @@ def build_image(
     finally:
         progress.close(ok)
         timeline.add(f"docker build {component}", build_started, timeline.now() - build_started)
+    return image_id
+
+
+def _inspect_built(client: DockerClient, build: BuildPlan, image_id: str, log: Log,
+                   timeline: Timeline) -> tuple[Any, int]:
+    """The image just built and its base's size; BuildError when the engine has no such image."""
+    from docker.errors import ImageNotFound
+
     with timeline.phase(f"inspect {build.ref}"):
         try:
             image = client.images.get(build.ref)
         except ImageNotFound:
             raise BuildError(
-                f"{component}: the engine reported no error but {build.ref} does not exist"
+                f"{build.component.name}: the engine reported no error but {build.ref} does not exist"
                 + (f" (last built layer {image_id})" if image_id else "")
             ) from None
-        base_size = _base_size(client, base, log)
+        return image, _base_size(client, build.args["PYTHON_IMAGE"], log)
+
+
+def build_image(
+    loaded: LoadedSettings,
+    component: str,
+    *,
+    no_cache: bool = False,
+    log: Log = say,
+    client: DockerClient | None = None,
+    known: ImageRef | None = None,
+    timeline: Timeline | None = None,
+    on_planned: Callable[[ImageRef], None] | None = None,
+) -> BuildOutcome:
+    """Build one image unless its content tag exists already (then skip in a blink).
+
+    `on_planned` is told the image's ref and migrations (no ID yet) once they are known,
+    before the engine builds it: what the next stages will deploy if the build passes."""
+    timeline = timeline or Timeline()
+    started = time.perf_counter()
+    build = _hash_and_plan(loaded, component, timeline)
+    client = client or engine()
+    base = build.args["PYTHON_IMAGE"]
+    image = None if no_cache else _existing_image(client, build, timeline)
+    if image is not None:
+        return _skipped_outcome(client, build, image, known, time.perf_counter() - started, log)
+
+    with timeline.phase(f"base image {base} present"):
+        ensure_image(client, base, log)
+    if on_planned is not None:
+        on_planned(ImageRef(component, build.repository, build.tag, migrations=build.migrations))
+    folders = ", ".join(f"{build.context / s}" for s in build.component.sources)
+    log(f"{component}: building {build.ref} from {folders} ({len(build.files)} paths)")
+    image_id = _stream_build(client, build, no_cache, log, timeline)
+    image, base_size = _inspect_built(client, build, image_id, log, timeline)
     seconds = time.perf_counter() - started
     size = int(image.attrs.get("Size") or 0)
     ref = ImageRef(component, build.repository, build.tag, image.id, size, size - base_size,
