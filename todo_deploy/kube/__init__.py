@@ -130,10 +130,6 @@ def label_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def _group_of(api_version: str) -> str:
-    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-
-
 class Kube:
     """A connection to one kubeconfig context ('' = the current one).
 
@@ -492,28 +488,6 @@ def deployment_state(kube: Kube, dep: dict[str, Any]) -> Progress:
     return Progress(ref, done=True, summary=summary)
 
 
-def current_pod_template_hash(kube: Kube, dep: dict[str, Any]) -> str | None:
-    meta = dep["metadata"]
-    revision = meta.get("annotations", {}).get("deployment.kubernetes.io/revision")
-    selector = label_selector(dep["spec"]["selector"].get("matchLabels", {}))
-    for rs in kube.list("apps/v1", "ReplicaSet", meta["namespace"], selector):
-        owners = [o.get("uid") for o in rs["metadata"].get("ownerReferences", [])]
-        rs_rev = rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision")
-        if meta.get("uid") in owners and rs_rev == revision:
-            return rs["metadata"].get("labels", {}).get("pod-template-hash")
-    return None
-
-
-def old_pods(kube: Kube, dep: dict[str, Any]) -> list[dict[str, Any]]:
-    """Pods of the Deployment that do not belong to its current ReplicaSet."""
-    current = current_pod_template_hash(kube, dep)
-    if current is None:
-        return []
-    selector = label_selector(dep["spec"]["selector"].get("matchLabels", {}))
-    pods = kube.list("v1", "Pod", dep["metadata"]["namespace"], selector)
-    return [p for p in pods if p["metadata"].get("labels", {}).get("pod-template-hash") != current]
-
-
 def statefulset_state(sts: dict[str, Any]) -> Progress:
     meta, spec, status = sts["metadata"], sts.get("spec", {}), sts.get("status", {})
     ref = ObjectRef("apps/v1", "StatefulSet", meta["name"], meta.get("namespace", ""))
@@ -697,22 +671,12 @@ def wait_for(
     last_stuck_check = started - stuck_every_s
     try:
         while True:
-            states, objs = [], []
             check_stuck = time.monotonic() - last_stuck_check >= stuck_every_s
             if check_stuck:
                 last_stuck_check = time.monotonic()
-            for ref in refs:
-                state, obj = state_of(kube, ref)
-                if check_stuck and not state.done and not state.failed and obj is not None:
-                    backoff = obj["spec"].get("backoffLimit", 6) if ref.kind == "Job" else None
-                    reason = stuck_reason(kube, ref.namespace, _workload_selector(obj), backoff)
-                    if reason:
-                        state.failed = reason
-                states.append(state)
-                objs.append(obj)
+            states, objs = _poll_states(kube, refs, check_stuck)
             elapsed = time.monotonic() - started
-            failed = [s for s in states if s.failed]
-            if all(s.done for s in states) or failed:
+            if all(s.done for s in states) or any(s.failed for s in states):
                 break
             if time.monotonic() >= deadline:
                 break
@@ -721,16 +685,45 @@ def wait_for(
                     live.start()
                 live.update(_progress_table(states, elapsed, what))
             else:
-                for s in states:
-                    line = s.summary or ("done" if s.done else "")
-                    if last.get(s.ref) != line:
-                        last[s.ref] = line
-                        log(f"  [{elapsed:5.1f}s] {s.ref}: {line}")
+                _log_changes(states, elapsed, last, log)
             time.sleep(poll_s)
     finally:
         if live is not None and live.is_started:
             live.stop()
-    elapsed = time.monotonic() - started
+    return _wait_outcome(states, objs, time.monotonic() - started, timeout_s, what)
+
+
+def _poll_states(kube: Kube, refs: Sequence[ObjectRef],
+                 check_stuck: bool) -> tuple[list[Progress], list[dict[str, Any] | None]]:
+    """Each workload's progress and object; with `check_stuck`, a workload not done is marked
+    failed when its pods show a reason they can never start."""
+    states: list[Progress] = []
+    objs: list[dict[str, Any] | None] = []
+    for ref in refs:
+        state, obj = state_of(kube, ref)
+        if check_stuck and not state.done and not state.failed and obj is not None:
+            backoff = obj["spec"].get("backoffLimit", 6) if ref.kind == "Job" else None
+            reason = stuck_reason(kube, ref.namespace, _workload_selector(obj), backoff)
+            if reason:
+                state.failed = reason
+        states.append(state)
+        objs.append(obj)
+    return states, objs
+
+
+def _log_changes(states: Sequence[Progress], elapsed: float, last: dict[ObjectRef, str],
+                 log: Callable[[str], None]) -> None:
+    """One plain line per workload whose state changed since the last poll (`last` updated)."""
+    for s in states:
+        line = s.summary or ("done" if s.done else "")
+        if last.get(s.ref) != line:
+            last[s.ref] = line
+            log(f"  [{elapsed:5.1f}s] {s.ref}: {line}")
+
+
+def _wait_outcome(states: list[Progress], objs: list[dict[str, Any] | None], elapsed: float,
+                  timeout_s: float, what: str) -> WaitOutcome:
+    """The wait's outcome from the last poll: done, the failures, or what the deadline left."""
     selectors = []
     for s, obj in zip(states, objs, strict=True):
         if not s.done and obj is not None:

@@ -41,57 +41,72 @@ def pss_violations(obj: dict[str, Any]) -> list[str]:
         return []
     base, pod = found
     who = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name', '?')}"
-    problems: list[str] = []
+    problems = _pod_problems(base, pod)
+    pod_ctx = pod.get("securityContext") or {}
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        for index, container in enumerate(pod.get(field) or []):
+            problems += _container_problems(f"{base}.{field}[{index}]", container, pod_ctx,
+                                            ephemeral=field == "ephemeralContainers")
+    return [f"{who}: {path} {message}" for path, message in problems]
 
-    def bad(path: str, message: str) -> None:
-        problems.append(f"{who}: {path} {message}")
 
+def _pod_problems(base: str, pod: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field path, what it must be) for the pod-level fields at fault."""
+    problems: list[tuple[str, str]] = []
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(flag):
-            bad(f"{base}.{flag}", "must be unset or false")
+            problems.append((f"{base}.{flag}", "must be unset or false"))
     pod_ctx = pod.get("securityContext") or {}
     for index, volume in enumerate(pod.get("volumes") or []):
         kinds = set(volume) - {"name"}
         for vtype in sorted(kinds - _ALLOWED_VOLUMES):
-            bad(f"{base}.volumes[{index}].{vtype}", "is not an allowed volume type")
+            problems.append((f"{base}.volumes[{index}].{vtype}", "is not an allowed volume type"))
     for index, sysctl in enumerate(pod_ctx.get("sysctls") or []):
         if sysctl.get("name") not in _SAFE_SYSCTLS:
-            bad(f"{base}.securityContext.sysctls[{index}].name", "must be a safe sysctl")
+            problems.append((f"{base}.securityContext.sysctls[{index}].name",
+                             "must be a safe sysctl"))
     pod_seccomp = (pod_ctx.get("seccompProfile") or {}).get("type")
     if pod_seccomp is not None and pod_seccomp not in ("RuntimeDefault", "Localhost"):
-        bad(f"{base}.securityContext.seccompProfile.type", "must be RuntimeDefault or Localhost")
+        problems.append((f"{base}.securityContext.seccompProfile.type",
+                         "must be RuntimeDefault or Localhost"))
     if pod_ctx.get("runAsUser") == 0:
-        bad(f"{base}.securityContext.runAsUser", "must not be 0")
+        problems.append((f"{base}.securityContext.runAsUser", "must not be 0"))
+    return problems
 
-    for field in ("initContainers", "containers", "ephemeralContainers"):
-        for index, container in enumerate(pod.get(field) or []):
-            path = f"{base}.{field}[{index}]"
-            ctx = container.get("securityContext") or {}
-            cpath = f"{path}.securityContext"
-            if ctx.get("privileged"):
-                bad(f"{cpath}.privileged", "must be false")
-            if ctx.get("allowPrivilegeEscalation") is not False:
-                bad(f"{cpath}.allowPrivilegeEscalation", "must be false")
-            caps = ctx.get("capabilities") or {}
-            if "ALL" not in (caps.get("drop") or []):
-                bad(f"{cpath}.capabilities.drop", "must include ALL")
-            for cap_index, cap in enumerate(caps.get("add") or []):
-                if cap != "NET_BIND_SERVICE":
-                    bad(f"{cpath}.capabilities.add[{cap_index}]", "may only be NET_BIND_SERVICE")
-            non_root = ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot"))
-            if non_root is not True:
-                bad(f"{cpath}.runAsNonRoot", "must be true (here or in the pod's securityContext)")
-            if ctx.get("runAsUser") == 0:
-                bad(f"{cpath}.runAsUser", "must not be 0")
-            seccomp = (ctx.get("seccompProfile") or {}).get("type", pod_seccomp)
-            if seccomp not in ("RuntimeDefault", "Localhost"):
-                bad(f"{cpath}.seccompProfile.type",
-                    "must be RuntimeDefault or Localhost (here or in the pod's securityContext)")
-            if ctx.get("procMount") not in (None, "Default"):
-                bad(f"{cpath}.procMount", "must be Default")
-            for port_index, port in enumerate(container.get("ports") or []):
-                if port.get("hostPort"):
-                    bad(f"{path}.ports[{port_index}].hostPort", "must be unset or 0")
-            if field != "ephemeralContainers" and ctx.get("readOnlyRootFilesystem") is not True:
-                bad(f"{cpath}.readOnlyRootFilesystem", "must be true (project rule)")
+
+def _container_problems(path: str, container: dict[str, Any], pod_ctx: dict[str, Any], *,
+                        ephemeral: bool) -> list[tuple[str, str]]:
+    """(field path, what it must be) for one container's fields at fault; runAsNonRoot and
+    the seccomp profile may come from the pod's securityContext."""
+    problems: list[tuple[str, str]] = []
+    ctx = container.get("securityContext") or {}
+    cpath = f"{path}.securityContext"
+    if ctx.get("privileged"):
+        problems.append((f"{cpath}.privileged", "must be false"))
+    if ctx.get("allowPrivilegeEscalation") is not False:
+        problems.append((f"{cpath}.allowPrivilegeEscalation", "must be false"))
+    caps = ctx.get("capabilities") or {}
+    if "ALL" not in (caps.get("drop") or []):
+        problems.append((f"{cpath}.capabilities.drop", "must include ALL"))
+    for cap_index, cap in enumerate(caps.get("add") or []):
+        if cap != "NET_BIND_SERVICE":
+            problems.append((f"{cpath}.capabilities.add[{cap_index}]",
+                             "may only be NET_BIND_SERVICE"))
+    if ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")) is not True:
+        problems.append((f"{cpath}.runAsNonRoot",
+                         "must be true (here or in the pod's securityContext)"))
+    if ctx.get("runAsUser") == 0:
+        problems.append((f"{cpath}.runAsUser", "must not be 0"))
+    pod_seccomp = (pod_ctx.get("seccompProfile") or {}).get("type")
+    seccomp = (ctx.get("seccompProfile") or {}).get("type", pod_seccomp)
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        problems.append((f"{cpath}.seccompProfile.type",
+                         "must be RuntimeDefault or Localhost (here or in the pod's securityContext)"))
+    if ctx.get("procMount") not in (None, "Default"):
+        problems.append((f"{cpath}.procMount", "must be Default"))
+    for port_index, port in enumerate(container.get("ports") or []):
+        if port.get("hostPort"):
+            problems.append((f"{path}.ports[{port_index}].hostPort", "must be unset or 0"))
+    if not ephemeral and ctx.get("readOnlyRootFilesystem") is not True:
+        problems.append((f"{cpath}.readOnlyRootFilesystem", "must be true (project rule)"))
     return problems
