@@ -151,47 +151,58 @@ def choose_access(
         reasons.append(why)
     if service is None:
         return AccessPlan(PORT_FORWARD, detail="; ".join([*reasons, f"Service {name} not found"]))
-    spec = service.get("spec") or {}
-    kind = spec.get("type") or "ClusterIP"
-    port = _service_port(service)
-
     if settings.cluster_provider == "minikube" and runner is not None:
-        if minikube_service_blocks(settings):
-            reasons.append(
-                f"`minikube service --url` keeps a tunnel open with the {settings.minikube_driver} "
-                f"driver on {sys.platform} (minikube issues 7644, 14039), so it is not called"
-            )
-        else:
-            url, why = _minikube_url(settings, runner)
-            if url and reachable(url):
-                return AccessPlan(MINIKUBE, url, f"minikube service {name} --url")
-            reasons.append(why or f"{url} did not answer")
+        plan, why = _through_minikube(settings, runner, reachable, name)
+        if plan:
+            return plan
+        reasons.append(why)
+    plan, why = _through_service(settings, service, nodes, reachable)
+    if plan:
+        return plan
+    reasons.append(why)
+    return AccessPlan(PORT_FORWARD, detail="; ".join(reasons))
 
+
+def _through_minikube(settings: Settings, runner: Runner, reachable: Callable[[str], bool],
+                      name: str) -> tuple[AccessPlan | None, str]:
+    """The URL `minikube service --url` gives when it answers, else why not."""
+    if minikube_service_blocks(settings):
+        return None, (
+            f"`minikube service --url` keeps a tunnel open with the {settings.minikube_driver} "
+            f"driver on {sys.platform} (minikube issues 7644, 14039), so it is not called"
+        )
+    url, why = _minikube_url(settings, runner)
+    if url and reachable(url):
+        return AccessPlan(MINIKUBE, url, f"minikube service {name} --url"), ""
+    return None, why or f"{url} did not answer"
+
+
+def _through_service(settings: Settings, service: dict[str, Any], nodes: list[dict[str, Any]],
+                     reachable: Callable[[str], bool]) -> tuple[AccessPlan | None, str]:
+    """The Service's own NodePort or LoadBalancer address when it answers, else why not."""
+    kind = (service.get("spec") or {}).get("type") or "ClusterIP"
+    port = _service_port(service)
     if kind == "NodePort":
         address, node_port = _node_address(nodes), port.get("nodePort")
-        if address and node_port:
-            url = f"http://{address}:{node_port}"
-            if reachable(url):
-                return AccessPlan(NODEPORT, url, f"NodePort {node_port} on node {address}")
-            reasons.append(f"NodePort {url} did not answer")
-        else:
-            reasons.append("NodePort service without a node address or nodePort")
-    elif kind == "LoadBalancer":
+        if not (address and node_port):
+            return None, "NodePort service without a node address or nodePort"
+        url = f"http://{address}:{node_port}"
+        if reachable(url):
+            return AccessPlan(NODEPORT, url, f"NodePort {node_port} on node {address}"), ""
+        return None, f"NodePort {url} did not answer"
+    if kind == "LoadBalancer":
         ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
         host = next((i.get("ip") or i.get("hostname") for i in ingress if i), None)
-        if host:
-            url = f"http://{host}:{port.get('port', 80)}"
-            if reachable(url):
-                return AccessPlan(LOADBALANCER, url, f"LoadBalancer ingress {host}")
-            reasons.append(f"LoadBalancer {url} did not answer")
-        else:
-            reasons.append("LoadBalancer has no ingress address yet (pending)" + (
+        if not host:
+            return None, "LoadBalancer has no ingress address yet (pending)" + (
                 f"; `minikube tunnel -p {settings.minikube_profile}` in another terminal gives it one"
                 if settings.cluster_provider == "minikube" else ""
-            ))
-    else:
-        reasons.append(f"Service type {kind} is not reachable from outside the cluster")
-    return AccessPlan(PORT_FORWARD, detail="; ".join(reasons))
+            )
+        url = f"http://{host}:{port.get('port', 80)}"
+        if reachable(url):
+            return AccessPlan(LOADBALANCER, url, f"LoadBalancer ingress {host}"), ""
+        return None, f"LoadBalancer {url} did not answer"
+    return None, f"Service type {kind} is not reachable from outside the cluster"
 
 
 def _through_ingress(

@@ -151,8 +151,20 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
         data_dir,
         (ports["backend"], ports["frontend"]),
     )
+    _migrate(envs["backend"])
+    running, stopped_by = _run_apps(envs, ports, data_dir)
+    if stopped_by:
+        say(f"stopped both apps ({stopped_by})")
+        return
+    died = [f"{name} exited with code {p.returncode}" for name, p, _ in running
+            if p.returncode not in (0, -signal.SIGTERM)]
+    raise Exit("; ".join(died) or "an app stopped", code=1)
+
+
+def _migrate(env: dict[str, str]) -> None:
+    """Run the backend's migrations, showing their output; Exit when they fail."""
     migrate = subprocess.run(
-        [sys.executable, "-m", BACKEND.module, "migrate"], env=envs["backend"], check=False,
+        [sys.executable, "-m", BACKEND.module, "migrate"], env=env, check=False,
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
     show_migrate = _printer("migrate")
@@ -160,6 +172,13 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
         show_migrate(line)
     if migrate.returncode != 0:
         raise Exit("backend migrations failed (see above)", code=1)
+
+
+def _run_apps(envs: dict[str, dict[str, str]], ports: dict[str, int],
+              data_dir: Path) -> tuple[list[tuple[str, subprocess.Popen, threading.Thread]], str]:
+    """Run both apps until one exits or a stop signal comes, then stop both: the apps and
+    reader threads, and what stopped them ('' when an app exited by itself)."""
+    from todo_deploy.console import say
 
     stops = processes.stop_signals()  # SIGHUP where it exists, SIGBREAK on Windows
     previous = {s: signal.signal(s, _on_signal) for s in stops}
@@ -178,21 +197,21 @@ def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-de
     finally:
         for signum in stops:
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
-        for _, process, _ in reversed(running):  # the frontend first, then its backend
-            if process.poll() is None:
-                processes.ask_to_stop(process)
-        for _, process, reader in running:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            reader.join(timeout=2)
+        _stop_all(running)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if stopped_by:
-        say(f"stopped both apps ({stopped_by})")
-        return
-    died = [f"{name} exited with code {p.returncode}" for name, p, _ in running
-            if p.returncode not in (0, -signal.SIGTERM)]
-    raise Exit("; ".join(died) or "an app stopped", code=1)
+    return running, stopped_by
+
+
+def _stop_all(running: list[tuple[str, subprocess.Popen, threading.Thread]]) -> None:
+    """Ask each app still running to stop, the frontend first; kill one that takes over 15 s."""
+    for _, process, _ in reversed(running):  # the frontend first, then its backend
+        if process.poll() is None:
+            processes.ask_to_stop(process)
+    for _, process, reader in running:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout=2)
