@@ -50,67 +50,85 @@ def build(
     root: Path | None = None,
 ) -> Playbook:
     """The playbook `name` for this release, or PlaybookRefused saying why not."""
-    release = settings.release_name
     if name == "health":
-        return Playbook(
-            name,
-            CLUSTER_TOOLS,
-            (
-                (
-                    f"Why are pods failing in namespace {namespace} (release {release})? For "
-                    "each pod that is not Running and Ready, give the cause from its status, "
-                    f"events and logs, and the fix. {READ_ONLY}"
-                ),
-                (
-                    "Summarise the health of this Kubernetes cluster: node conditions, "
-                    f"pressure, system pods, and warning events of the last hour. {READ_ONLY}"
-                ),
-            ),
-        )
+        return _health(namespace, settings.release_name)
     if name == "resources":
-        return Playbook(
-            name,
-            CLUSTER_TOOLS,
-            (
-                (
-                    f"For each Deployment and StatefulSet in namespace {namespace}, compare the "
-                    "containers' CPU and memory requests and limits with what they are using "
-                    "now and with the node's allocatable capacity, and recommend right-sized "
-                    f"requests and limits as a table. {READ_ONLY}"
-                ),
-            ),
-        )
+        return _resources(namespace)
     if name == "scale":
-        deployment = backend_deployment(settings)
-        if replicas is None:
-            raise PlaybookRefused("the scale playbook needs --replicas N (1-20)")
-        if not 1 <= replicas <= 20:
-            raise PlaybookRefused(f"--replicas must be between 1 and 20, not {replicas}")
-        if not allow_changes:
-            raise PlaybookRefused(
-                f"the scale playbook changes the cluster (Deployment/{deployment} in "
-                f"{namespace} to {replicas} replicas) and the AI tools are read-only by "
-                "default: re-run with --allow-changes to let them act"
-            )
-        return Playbook(
-            name,
-            CLUSTER_TOOLS,
-            (
-                (
-                    f"Scale the Deployment {deployment} in namespace {namespace} to {replicas} "
-                    "replicas, wait until the new replicas are Ready, and report the final "
-                    "ready/desired count. Change nothing else."
-                ),
-            ),
-            changes=True,
-        )
+        return _scale(settings, namespace, replicas, allow_changes)
     if name == "dockerfiles":
-        project = root or Path.cwd()
-        base = project / "docker"
-        files = sorted(base.glob("*.Dockerfile"))
-
-        prompts = tuple(dockerfile_prompt(path, project) for path in files)
-        if not prompts:
-            raise PlaybookRefused(f"no Dockerfiles to review: {base}/*.Dockerfile matches nothing")
-        return Playbook(name, ("gordon",), prompts)
+        return _dockerfiles(root or Path.cwd())
     raise PlaybookRefused(f"unknown playbook {name!r}: choose one of {', '.join(CHOICES)}")
+
+
+def _health(namespace: str, release: str) -> Playbook:
+    """Why the release's pods fail, and the cluster's health."""
+    return Playbook(
+        "health",
+        CLUSTER_TOOLS,
+        (
+            (
+                f"Why are pods failing in namespace {namespace} (release {release})? For "
+                "each pod that is not Running and Ready, give the cause from its status, "
+                f"events and logs, and the fix. {READ_ONLY}"
+            ),
+            (
+                "Summarise the health of this Kubernetes cluster: node conditions, "
+                f"pressure, system pods, and warning events of the last hour. {READ_ONLY}"
+            ),
+        ),
+    )
+
+
+def _resources(namespace: str) -> Playbook:
+    """Right-sized requests and limits for the namespace's workloads."""
+    return Playbook(
+        "resources",
+        CLUSTER_TOOLS,
+        (
+            (
+                f"For each Deployment and StatefulSet in namespace {namespace}, compare the "
+                "containers' CPU and memory requests and limits with what they are using "
+                "now and with the node's allocatable capacity, and recommend right-sized "
+                f"requests and limits as a table. {READ_ONLY}"
+            ),
+        ),
+    )
+
+
+def _scale(settings: Settings, namespace: str, replicas: int | None,
+           allow_changes: bool) -> Playbook:
+    """Scale the backend to `replicas` (1-20): a change, so only with `allow_changes`."""
+    deployment = backend_deployment(settings)
+    if replicas is None:
+        raise PlaybookRefused("the scale playbook needs --replicas N (1-20)")
+    if not 1 <= replicas <= 20:
+        raise PlaybookRefused(f"--replicas must be between 1 and 20, not {replicas}")
+    if not allow_changes:
+        raise PlaybookRefused(
+            f"the scale playbook changes the cluster (Deployment/{deployment} in "
+            f"{namespace} to {replicas} replicas) and the AI tools are read-only by "
+            "default: re-run with --allow-changes to let them act"
+        )
+    return Playbook(
+        "scale",
+        CLUSTER_TOOLS,
+        (
+            (
+                f"Scale the Deployment {deployment} in namespace {namespace} to {replicas} "
+                "replicas, wait until the new replicas are Ready, and report the final "
+                "ready/desired count. Change nothing else."
+            ),
+        ),
+        changes=True,
+    )
+
+
+def _dockerfiles(project: Path) -> Playbook:
+    """A review of each of the project's Dockerfiles, by Gordon."""
+    base = project / "docker"
+    files = sorted(base.glob("*.Dockerfile"))
+    prompts = tuple(dockerfile_prompt(path, project) for path in files)
+    if not prompts:
+        raise PlaybookRefused(f"no Dockerfiles to review: {base}/*.Dockerfile matches nothing")
+    return Playbook("dockerfiles", ("gordon",), prompts)
