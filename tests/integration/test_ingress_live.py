@@ -17,7 +17,7 @@ from todo_deploy.chart import values as chart_values
 from todo_deploy.config import load_settings
 from todo_deploy.doctor.ingress import ingress_findings
 from todo_deploy.kube import Kube
-from todo_deploy.stages.raw_deploy import PSS_LABELS
+from todo_deploy.release.objects import PSS_LABELS
 
 HOST = "todo.example.test"
 

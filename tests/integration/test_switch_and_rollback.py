@@ -18,7 +18,7 @@ from todo_deploy.artifacts import ImageRef
 from todo_deploy.kube import Kube
 from todo_deploy.stages import helm_deploy as helm_stage
 from todo_deploy.stages import raw_deploy as raw_stage
-from todo_deploy.stages import raw_rollback
+from todo_deploy.release import rollback as raw_rollback
 
 pytestmark = pytest.mark.cluster
 

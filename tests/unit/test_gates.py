@@ -178,7 +178,7 @@ def _pod(name: str, image: str, image_id: str) -> dict:
 
 def test_image_check_fails_a_wrong_image_and_passes_over_unstarted_containers():
     from todo_deploy.artifacts import ImageRef
-    from todo_deploy.stages.raw_deploy import image_check
+    from todo_deploy.release.checks import image_check
 
     built = ImageRef("backend", "todo-backend", "abc", image_id="sha256:" + "1" * 64)
     images = {"backend": built}

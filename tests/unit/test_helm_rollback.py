@@ -130,7 +130,7 @@ def test_no_cluster_is_one_line_and_exit_1(tmp_path: Path, standin: Path, engine
 
 def test_helm_unavailable_anywhere_is_an_outside_world_failure() -> None:
     """Any task that meets HelmUnavailable (e.g. `inv down`) ends in one line, not a traceback."""
-    from todo_deploy.cli import outside_world_failure
+    from todo_deploy.pipeline.failures import outside_world_failure
 
     message = outside_world_failure(helm.HelmUnavailable("helm uninstall r failed: boom"))
     assert message is not None and message.startswith("Helm: helm uninstall r failed: boom\n")

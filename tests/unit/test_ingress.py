@@ -28,7 +28,7 @@ from todo_deploy.doctor import Snapshot, Target, diagnose
 from todo_deploy.doctor.ingress import ingress_findings
 from todo_deploy.stages import cluster
 from todo_deploy.stages.lint import BASELINE_VERSION, CAPABILITIES, latest_version, schema_problems
-from todo_deploy.stages.raw_deploy import ensure_secrets
+from todo_deploy.release.objects import ensure_secrets
 from todo_deploy.stages.verify.client import FrontendClient, wait_until_up
 
 HOST = "todo.example.test"

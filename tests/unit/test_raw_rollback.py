@@ -9,7 +9,7 @@ from typing import Any
 
 from todo_deploy.config import load_settings
 from todo_deploy.kube import applied, switch
-from todo_deploy.stages import raw_rollback
+from todo_deploy.release import rollback as raw_rollback
 
 
 def obj(kind: str, name: str, api: str = "v1", **meta: Any) -> dict[str, Any]:

@@ -13,63 +13,23 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from todo_deploy.config.ingress_forms import parse_tls
 
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
     from todo_deploy.kube import Kube
 
-TLS_MODES = ("none", "self-signed", "secret", "cert-manager")
 TLS_SECRET = "{release}-ingress-tls"  # the chart's names.ingressTls for every accepted release
 HOST_ANNOTATION = "todo-chatbot/ingress-host"  # the host a self-signed Secret was made for
 CERT_DAYS = 365
 MINIKUBE_ADDON = "ingress"
 MINIKUBE_CLASS = "nginx"  # the class minikube's ingress addon (ingress-nginx) serves
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_HOST = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-@dataclass(frozen=True)
-class Tls:
-    mode: str  # one of TLS_MODES
-    name: str = ""  # the Secret (secret:) or the ClusterIssuer (cert-manager:)
-
-
-def parse_tls(value: str) -> Tls:
-    """INGRESS_TLS -> Tls; ValueError with the accepted forms."""
-    mode, _, name = value.strip().partition(":")
-    forms = "none, self-signed, secret:NAME or cert-manager:ISSUER"
-    if mode not in TLS_MODES:
-        raise ValueError(f"must be {forms}")
-    needs_name = mode in ("secret", "cert-manager")
-    if needs_name and not _NAME.match(name):
-        raise ValueError(f"{mode}: needs a resource name after the colon ({forms})")
-    if not needs_name and name:
-        raise ValueError(f"{mode} takes no name ({forms})")
-    return Tls(mode, name)
-
-
-def check_host(value: str) -> str:
-    """INGRESS_HOST: '' or a lower-case DNS name (no scheme, port or path)."""
-    if value and (len(value) > 253 or not _HOST.match(value)):
-        raise ValueError("must be a host name such as todo.example.com (lower case, no "
-                         "scheme, port or path), or empty for no Ingress")
-    return value
-
-
-def check_class(value: str) -> str:
-    """INGRESS_CLASS: '' (the cluster's default class) or an IngressClass name."""
-    if value and (len(value) > 253 or not _NAME.match(value)):
-        raise ValueError("must be an IngressClass name (lower case letters, digits, '-' and "
-                         "'.', such as nginx or webapprouting.kubernetes.azure.com), or empty "
-                         "for the cluster's default class")
-    return value
 
 
 def chart_values(settings: Settings) -> dict[str, Any]:

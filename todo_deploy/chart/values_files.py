@@ -5,8 +5,9 @@ autoscaling, disruption budgets, resources. Both deploy paths render with them
 (`chart_values.helm_values`, which `raw_values` starts from). A file may not set what the
 workflow sets from its settings or owns (image tags, Secret names, the checksum,
 fullnameOverride, namespace...): `problems()` refuses such a file when the settings
-load, naming the file, the key and the setting to use instead; should one get through
-anyway (Settings built by hand), the workflow's value wins in `layered()`.
+load (`load_checked`, what every task loads them with), naming the file, the key and
+the setting to use instead; should one get through anyway (Settings built by hand), the
+workflow's value wins in `layered()`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from todo_deploy.config import LoadedSettings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
@@ -142,3 +145,15 @@ def problems(settings: Settings) -> list[str]:
         if schema:
             found.append(f"VALUES_FILES: {name} is rejected by the chart's schema: {schema}")
     return found
+
+
+def load_checked(
+    root: Path | None = None, environ: dict[str, str] | None = None, profile: str | None = None
+) -> LoadedSettings:
+    """`load_settings`, with VALUES_FILES the chart cannot take refused like any bad setting
+    (one SettingsError line per file). The check needs the chart, a floor above the
+    settings: so it is made here, for everything that loads settings to deploy."""
+    loaded = load_settings(root, environ, profile)
+    if loaded.settings.values_entries and (found := problems(loaded.settings)):
+        raise SettingsError(found)
+    return loaded

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from todo_deploy.chart import ingress as _ingress
+from todo_deploy.config import ingress_forms as _ingress
 from todo_deploy.config.connection_budget import Budget
 
 if TYPE_CHECKING:
@@ -469,7 +469,6 @@ def load_settings(
     if unknown:
         raise SettingsError(unknown)
     settings._root = root
-    _check_values_files(settings)
     _check_registry_auth_file(settings)
     for name in Settings.model_fields:
         sources.setdefault(name.upper(), Source.DEFAULT)
@@ -487,15 +486,6 @@ def _check_registry_auth_file(settings: Settings) -> None:
     except AuthFileError as exc:
         raise SettingsError([str(exc)]) from None
 
-
-def _check_values_files(settings: Settings) -> None:
-    if not settings.values_entries:
-        return
-    from todo_deploy.chart import values_files
-
-    problems = values_files.problems(settings)
-    if problems:
-        raise SettingsError(problems)
 
 
 def unknown_key_problem(key: str, known: set[str], file: str = ".env") -> str:

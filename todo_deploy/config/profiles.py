@@ -78,7 +78,7 @@ def claims(root: Path) -> dict[str, str]:
 
 def current_context() -> str:
     """The kubeconfig's current-context ('' when there is no kubeconfig or none is set)."""
-    from todo_deploy.kube.transport import KubeconfigError, kubeconfig_paths, load_kubeconfig
+    from todo_deploy.config.kubeconfig import KubeconfigError, kubeconfig_paths, load_kubeconfig
 
     try:
         return load_kubeconfig(kubeconfig_paths()).current_context

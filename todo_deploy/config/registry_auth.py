@@ -16,6 +16,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 AUTH_FILE = "REGISTRY_AUTH_FILE"
 USER_AND_PASSWORD = "REGISTRY_USERNAME/REGISTRY_PASSWORD"
@@ -63,7 +64,7 @@ def from_docker_config(text: str, host: str, written: str) -> Login:
         raise AuthFileError(f"{AUTH_FILE}={written} is not JSON ({exc})") from None
     if not isinstance(config, dict):
         raise AuthFileError(f"{AUTH_FILE}={written} is not a docker config (no JSON object)")
-    auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
+    auths: dict[str, Any] = config["auths"] if isinstance(config.get("auths"), dict) else {}
     entry = next((auths[k] for k in _keys_for(host) if isinstance(auths.get(k), dict)), None)
     helper = (config.get("credHelpers") or {}).get(host) or config.get("credsStore")
     if entry is None or not (entry.get("auth") or entry.get("password")):

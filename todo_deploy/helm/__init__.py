@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from todo_deploy.tools.commands import Runner
+
+if TYPE_CHECKING:
+    from todo_deploy.config import Settings
 
 # helm_python (and helm_sdk, our adapter over its internals) load a ~60 MB Go
 # library: imported inside the embedded engine's methods, so that a command that
@@ -530,6 +533,11 @@ def engine(runner: Runner, kube_context: str) -> HelmEngine:
            else f"helm {found.stdout.strip() or '(no version)'} is neither Helm 3 nor 4")
     runner.log(f"{why}; using the {SDK_NAME} instead")
     return SdkHelm(kube_context)
+
+
+def make_engine(settings: Settings, log: Callable[[str], None]) -> HelmEngine:
+    """The engine for these settings' cluster; its commands' output scrubbed of the secrets."""
+    return engine(Runner(log=log, secrets=settings.secret_values()), settings.context_name)
 
 
 def embedded() -> SdkHelm:

@@ -114,8 +114,8 @@ def plan(tags: list[Tag], keep: int, protected: dict[str, str]) -> Plan:
 def recorded_refs(loaded: LoadedSettings) -> dict[str, str]:
     """The last build's images and the current deployment's."""
     from todo_deploy.artifacts import load_images
+    from todo_deploy.gate_details import DeployDetails
     from todo_deploy.gates import current_deployment, scopes_for
-    from todo_deploy.stages.raw_deploy import DeployDetails
 
     found = {ref.ref: "the last build" for ref in load_images(loaded.state_dir).values()}
     found.update({ref.image_id: "the last build" for ref in load_images(loaded.state_dir).values()

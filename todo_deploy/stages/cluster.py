@@ -19,7 +19,8 @@ from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
 from todo_deploy.chart import manifests
 from todo_deploy.console import say
-from todo_deploy.gates import Check, Details, GateResult, Verdict
+from todo_deploy.gate_details import ClusterDetails
+from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.images import context_cache, local_image_id
 from todo_deploy.kube import Kube, KubeError, quantity
 from todo_deploy.tools.commands import Runner
@@ -32,13 +33,6 @@ if TYPE_CHECKING:
 STAGE = "cluster"
 
 
-@dataclass
-class ClusterDetails(Details):
-    provider: str = ""
-    context: str = ""
-    server_version: str = ""
-    kubelet_versions: list[str] = field(default_factory=list)
-    image_delivery: str = ""  # minikube image load | kind load | shared daemon | registry | none
 MINIKUBE_INSTALL = "install minikube: https://minikube.sigs.k8s.io/docs/start/"
 KIND_INSTALL = "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
 INSTALL = {"minikube": MINIKUBE_INSTALL, "kind": KIND_INSTALL}

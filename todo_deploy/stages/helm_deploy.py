@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +17,19 @@ from todo_deploy.chart import values as chart_values
 from todo_deploy.chart.values import app_labels
 from todo_deploy.console import say
 from todo_deploy.doctor import explain
-from todo_deploy.gates import Check, Details, GateResult
+from todo_deploy.gate_details import HelmDetails
+from todo_deploy.gates import Check, GateResult
 from todo_deploy.helm import HelmResult, HelmUnavailable
 from todo_deploy.kube import Kube, KubeError, ObjectRef, label_selector
 from todo_deploy.kube.switch import RolloutProgress
-from todo_deploy.stages.raw_deploy import (
+from todo_deploy.release import rollback as raw_rollback
+from todo_deploy.release.checks import workload_checks
+from todo_deploy.release.objects import (
     app_selector,
     ensure_namespace,
     ensure_secrets,
+    helm_release_present,
     raw_selector,
-    workload_checks,
 )
 from todo_deploy.tools.commands import Runner
 
@@ -38,27 +40,13 @@ if TYPE_CHECKING:
 STAGE = "helm"
 
 
-@dataclass
-class HelmDetails(Details):
-    namespace: str = ""
-    release: str = ""
-    engine: str = ""  # the helm CLI (major version) or the embedded Helm v4
-    adopted_raw_objects: list[str] = field(default_factory=list)  # the raw path's, taken over
-    duration_s: float = 0.0
-    revision: int | None = None
-    diagnosis: str = ""  # why a failed upgrade failed (before it was rolled back)
-    helm_test: str = ""  # `helm test`'s output, its last 2000 characters
-
-
-def make_engine(settings: Settings, log: Callable[[str], None] = say) -> HelmEngine:
-    return helm.engine(Runner(log=log, secrets=settings.secret_values()), settings.context_name)
 
 
 def dry_run(loaded: LoadedSettings, log: Callable[[str], None] = say) -> list[dict[str, Any]]:
     """Render the chart (no cluster touched) and print each object's kind/name."""
     settings = loaded.settings
     images = load_images(loaded.state_dir) or chart_values.default_images()
-    engine = make_engine(settings, log)
+    engine = helm.make_engine(settings, log)
     log(f"Helm engine: {engine.name}")
     objects = engine.template(
         chart_values.CHART_DIR, settings.release_name, settings.namespace,
@@ -146,7 +134,7 @@ def run(
     started, began = time.monotonic(), datetime.now(UTC)
     try:
         kube = kube or Kube(settings.context_name)
-        engine = engine or make_engine(settings, log)
+        engine = engine or helm.make_engine(settings, log)
         log(f"Helm engine: {engine.name}")
         details.engine = engine.name
         node_port = live_node_port(kube, settings)  # kept when the raw Service goes
@@ -225,7 +213,7 @@ def history(loaded: LoadedSettings, engine: HelmEngine | None = None) -> list[di
     """The release's revisions, oldest first, each with its description.
     Raises HelmUnavailable (one line) when Helm cannot reach the cluster."""
     settings = loaded.settings
-    engine = engine or make_engine(settings)
+    engine = engine or helm.make_engine(settings, say)
     return engine.history(settings.release_name, settings.namespace)
 
 
@@ -267,7 +255,7 @@ def rollback(
     """Roll back to `revision` (default: the newest earlier one that ran), or say
     plainly why there is nothing to roll back to. Raises HelmUnavailable."""
     settings = loaded.settings
-    engine = engine or make_engine(settings)
+    engine = engine or helm.make_engine(settings, say)
     release, namespace = settings.release_name, settings.namespace
     entries = engine.history(release, namespace)
     target, why = rollback_target(entries, revision, release, namespace)
@@ -282,8 +270,6 @@ def rollback_any(
 ) -> tuple[bool, str]:
     """`inv rollback`: the Helm release when one is installed here, else the raw deploy
     (back to the previous passing one). (ok, what happened or why nothing could)."""
-    from todo_deploy.stages import raw_rollback
-    from todo_deploy.stages.raw_deploy import helm_release_present
 
     settings = loaded.settings
     kube: Kube | None = None

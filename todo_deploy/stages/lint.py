@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,16 @@ from todo_deploy.chart import values as chart_values
 from todo_deploy.components import BUILT_NAMES
 from todo_deploy.config import LoadedSettings
 from todo_deploy.console import say
-from todo_deploy.gates import Check, Details, GateResult
+from todo_deploy.gate_details import LintDetails
+from todo_deploy.gates import Check, GateResult
 from todo_deploy.images import source_root
+from todo_deploy.images.dockerfile_lint import lint as hadolint
 from todo_deploy.kube.pod_security import pod_spec, pss_violations
-from todo_deploy.stages.build import _lint as hadolint
 from todo_deploy.tools.commands import Runner
 
 STAGE = "lint"
 
 
-@dataclass
-class LintDetails(Details):
-    versions: list[str] = field(default_factory=list)  # Kubernetes versions validated against
-    secret_names: list[str] = field(default_factory=list)  # made at deploy time, never in k8s/
 BASELINE_VERSION = "1.30"
 CAPABILITIES = ("policy/v1", "autoscaling/v2")
 PRODUCTION_VALUES = "ci/production-values.yaml"

@@ -19,10 +19,8 @@ Every step is timed in the output and in the gate (details.timings).
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,104 +30,41 @@ from todo_deploy.chart import manifests
 from todo_deploy.chart import values as chart_values
 from todo_deploy.console import say
 from todo_deploy.doctor import explain
-from todo_deploy.gates import Check, Details, GateResult, Verdict
+from todo_deploy.gate_details import DeployDetails
+from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.kube import (
     Kube,
     KubeError,
     ObjectRef,
     applied,
     job_state,
-    label_selector,
-    restarted_containers,
-    runs_image,
     switch,
     wait_for,
+)
+from todo_deploy.release import rollback as raw_rollback
+from todo_deploy.release.checks import workload_checks
+from todo_deploy.release.objects import (
+    app_selector,
+    helm_release_present,
+    namespace_objects,
+    parallel,
+    raw_selector,
+    secret_objects,
 )
 from todo_deploy.timing import Timeline
 
 if TYPE_CHECKING:
-    from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.stages import raw_rollback
 
 STAGE = "deploy"
 
 
-@dataclass
-class DeployDetails(Details):
-    namespace: str = ""
-    release: str = ""
-    images: dict[str, str] = field(default_factory=dict)  # component -> the ref deployed
-    uninstalled_helm_release: bool = False  # switched from Helm: its objects taken over
-    rolled_back_to: str = ""  # a failed deploy put back the last passing one (its images)
-    applied: int = 0  # objects written
-    unchanged: int = 0  # objects skipped: the same as recorded and live
-    changed: list[str] = field(default_factory=list)
-    pruned: list[str] = field(default_factory=list)
-    timings_s: dict[str, float] = field(default_factory=dict)  # the waits
-    duration_s: float = 0.0
-    timings: dict[str, Any] = field(default_factory=dict)  # every phase (timing.Timeline)
-    diagnosis: str = ""  # the doctor's explanation of a failed rollout
-# Pod Security Standards: the app's namespace enforces "restricted".
-PSS_LABELS = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-    "pod-security.kubernetes.io/warn": "restricted",
-    "pod-security.kubernetes.io/audit": "restricted",
-}
 NEVER_PRUNE = frozenset({"PersistentVolumeClaim", "Pod"})
 CONFIG_KINDS = frozenset({"ConfigMap", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim"})
 
 
 class DeployError(Exception):
     """A step failed; the message explains it (diagnosis included)."""
-
-
-def raw_selector(settings: Settings) -> str:
-    return label_selector({**chart_values.app_labels(settings), "app.kubernetes.io/managed-by": chart_values.MANAGED_BY})
-
-
-def app_selector(settings: Settings) -> str:
-    return label_selector(chart_values.app_labels(settings))
-
-
-def secret_objects(settings: Settings) -> list[dict[str, Any]]:
-    """The Secrets to apply, with base64 `data` (deterministic for no-op re-applies)."""
-    objects = []
-    for obj in chart_values.secret_manifests(settings):
-        obj = dict(obj)
-        string_data = obj.pop("stringData", {})
-        obj["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in string_data.items()}
-        objects.append(obj)
-    return objects
-
-
-def ensure_secrets(kube: Kube, settings: Settings) -> list[str]:
-    """Create/update the Secrets through the API; returns their names (never values)."""
-    names = []
-    for obj in secret_objects(settings):
-        kube.apply(obj)
-        names.append(obj["metadata"]["name"])
-    from todo_deploy.chart.ingress import ensure_tls_secret
-
-    return names + ensure_tls_secret(kube, settings)  # INGRESS_TLS=self-signed's
-
-
-def namespace_objects(settings: Settings, rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Namespace(s) to apply, with the restricted Pod Security labels."""
-    namespaces = [o for o in rendered if o["kind"] == "Namespace"] or [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.namespace}}
-    ]
-    out = []
-    for ns in namespaces:
-        labels = {**PSS_LABELS, **(ns["metadata"].get("labels") or {})}
-        out.append({**ns, "metadata": {**ns["metadata"], "labels": labels}})
-    return out
-
-
-def ensure_namespace(kube: Kube, settings: Settings, rendered: list[dict[str, Any]]) -> None:
-    for ns in namespace_objects(settings, rendered):
-        kube.apply(ns)
 
 
 def _component(obj: dict[str, Any]) -> str:
@@ -151,17 +86,6 @@ def phases(rendered: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         else:
             out["app"].append(obj)
     return out
-
-
-def parallel(fn: Callable[[Any], Any], items: list[Any], workers: int = 8) -> list[Any]:
-    """fn over items on a few threads (the API answers requests concurrently); results
-    in order; the first exception is raised."""
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
 
 
 def apply_one(kube: Kube, obj: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
@@ -256,11 +180,6 @@ def _wait_or_explain(
     raise DeployError(f"{what} failed: {outcome.message}\n{explanation}")
 
 
-def helm_release_present(kube: Kube, settings: Settings) -> bool:
-    """The release's record is in the namespace (switch.release_record: its revision Secrets)."""
-    return bool(switch.release_record(kube, settings))
-
-
 def take_over_helm_release(
     kube: Kube, settings: Settings, every: list[dict[str, Any]], log: Callable[[str], None]
 ) -> None:
@@ -278,119 +197,6 @@ def take_over_helm_release(
     switch.forget_release(kube, settings, log)
 
 
-# ---- the gate's workload checks (shared with the Helm stage) ------------------------------
-
-
-def workload_checks(
-    kube: Kube,
-    namespace: str,
-    selector: str,
-    images: dict[str, ImageRef],
-    migration_job: str | None = None,
-    since: datetime | None = None,
-) -> list[Check]:
-    """The workload's state after a rollout. A container restart counts when it happened
-    at or after `since` (the stage's start) or the container is crash-looping now: one from
-    before (a reboot of the node, which restarts every container) is shown, not failed."""
-
-    reads: dict[str, Callable[[], Any]] = {
-        "deployments": lambda: kube.list("apps/v1", "Deployment", namespace, selector),
-        "job": lambda: kube.get("batch/v1", "Job", migration_job, namespace) if migration_job else None,
-        "services": lambda: kube.list("v1", "Service", namespace, selector),
-        "endpoints": lambda: kube.list("v1", "Endpoints", namespace),
-        "pods": lambda: kube.list("v1", "Pod", namespace, selector),
-    }
-    fetched = dict(zip(reads, parallel(lambda read: read(), list(reads.values())), strict=True))
-    checks = []
-    deployments = fetched["deployments"]
-    rows, ok = [], bool(deployments)
-    for dep in deployments:
-        want = dep["spec"].get("replicas", 1)
-        st = dep.get("status", {})
-        good = st.get("readyReplicas", 0) == want and st.get("availableReplicas", 0) == want
-        ok = ok and good
-        rows.append(f"{dep['metadata']['name']} {st.get('readyReplicas', 0)}/{want}")
-    checks.append(Check.of(
-        "Deployments available", ok, ", ".join(rows) or "no Deployments found",
-        "see the rollout diagnosis above; `kubectl -n {ns} describe deploy`".replace("{ns}", namespace),
-    ))
-
-    if migration_job is not None:
-        job = fetched["job"]
-        succeeded = bool(job and job.get("status", {}).get("succeeded", 0) >= 1)
-        checks.append(Check.of(
-            "migration Job succeeded", succeeded,
-            f"Job {migration_job}: " + ("succeeded" if succeeded else
-                                         "missing" if job is None else str(job.get("status", {}))),
-            f"`kubectl -n {namespace} logs job/{migration_job}`",
-        ))
-
-    services = fetched["services"]
-    endpoints = {ep["metadata"]["name"]: ep for ep in fetched["endpoints"]}
-    empty = []
-    for svc in services:
-        ep = endpoints.get(svc["metadata"]["name"])
-        addresses = sum(len(s.get("addresses", []) or []) for s in (ep or {}).get("subsets", []) or [])
-        if addresses == 0:
-            empty.append(svc["metadata"]["name"])
-    checks.append(Check.of(
-        "every Service has endpoints", bool(services) and not empty,
-        f"{len(services) - len(empty)}/{len(services)} Services with ready endpoints"
-        + (f"; none for {', '.join(empty)}" if empty else ""),
-        "a Service without endpoints has no ready pod matching its selector",
-    ))
-
-    pods = [
-        p for p in fetched["pods"]
-        if not p["metadata"].get("deletionTimestamp")
-        and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
-    ]
-    restarted, earlier = restarted_containers(pods, since)
-    evidence = (f"{len(pods)} pods, no restart" + (" since this stage began" if since else "")
-                if not restarted else ", ".join(restarted))
-    if earlier:
-        evidence += "; not counted, before this stage began: " + ", ".join(earlier)
-    checks.append(Check.of(
-        "no container restarted", not restarted, evidence,
-        "a restart means a crash or a failed liveness probe: `kubectl logs --previous`",
-    ))
-
-    checks.append(image_check(pods, images))
-    return checks
-
-
-def image_check(pods: list[dict[str, Any]], images: dict[str, ImageRef]) -> Check:
-    """Every started container of the built images runs the image ID recorded at build.
-
-    A container that has not started yet (kube.runs_image) is named in the evidence, not
-    failed; the Deployments' readiness covers pods that never start."""
-    by_ref = {img.ref: img for img in images.values()}
-    matched, wrong, unstarted = 0, [], []
-    for pod in pods:
-        spec_images = {c["name"]: c["image"] for c in pod["spec"].get("containers", [])}
-        for cs in pod.get("status", {}).get("containerStatuses", []) or []:
-            img = by_ref.get(spec_images.get(cs["name"], ""))
-            if img is None:
-                continue
-            runs = runs_image(cs, img.image_id)
-            if runs is False and img.digest:  # pulled from the registry: its manifest digest
-                runs = runs_image(cs, img.digest)
-            if runs is None:
-                unstarted.append(pod["metadata"]["name"])
-            elif runs:
-                matched += 1
-            else:
-                wrong.append(f"{pod['metadata']['name']} runs {cs['imageID']}, "
-                             f"built {img.image_id or '(no id recorded)'}")
-    pushed = " or pushed digests" if any(img.digest for img in images.values()) else ""
-    evidence = (f"{matched} containers run the recorded image IDs{pushed}" if not wrong
-                else "; ".join(wrong))
-    if unstarted:
-        evidence += f"; not started yet, not counted: {', '.join(sorted(set(unstarted)))}"
-    return Check.of(
-        "pods run exactly the built images", matched > 0 and not wrong, evidence,
-        "the node has a different image under the same tag: re-run `inv build` and `inv cluster`",
-    )
 
 
 # ---- the stage --------------------------------------------------------------------------------
@@ -592,8 +398,6 @@ def _restore_last_passing(
 ) -> raw_rollback.Outcome | None:
     """A failed deploy: apply the last passing deploy's objects again (as Helm's
     rollback-on-failure does); its Outcome, or None when none is recorded."""
-    from todo_deploy.stages import raw_rollback
-
     renders = applied.passing_renders(loaded.state_dir, scope)
     if kube is None or not renders:
         return None

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 from todo_deploy.access import app_url
 from todo_deploy.console import say
 from todo_deploy.kube import Kube, ObjectRef
-from todo_deploy.stages.helm_deploy import make_engine
-from todo_deploy.stages.raw_deploy import app_selector, helm_release_present
+from todo_deploy.release.objects import app_selector, helm_release_present
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -64,7 +63,7 @@ def run(
         return out
 
     if helm_release_present(kube, settings):
-        engine = make_engine(settings, log)
+        engine = helm.make_engine(settings, log)
         log(f"uninstalling Helm release {release} ({engine.name})")
         engine.uninstall(release, namespace)
         out.helm_uninstalled = True

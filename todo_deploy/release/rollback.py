@@ -44,7 +44,7 @@ def describe(render: dict[str, Any]) -> str:
 def restore(kube: Kube, render: dict[str, Any], timeout_s: float,
             log: Callable[[str], None]) -> Outcome:
     """Apply `render`'s objects (Jobs aside) and wait for its workloads to roll out."""
-    from todo_deploy.stages.raw_deploy import parallel
+    from todo_deploy.release.objects import parallel
 
     objects = [o for o in render.get("objects", []) if o.get("kind") != "Job"]
     what = describe(render)
