@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -104,18 +104,6 @@ def caller_from_header(authorization: str | None, settings: Settings) -> Caller:
 
 def unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
-
-
-def authorized(request: Request, user_id: int) -> Caller:
-    """The token's caller, who must be `user_id` (401 / 403 otherwise). No database access:
-    the route checks `session_is_current` on the connection it uses anyway."""
-    try:
-        caller = caller_from_header(request.headers.get("authorization"), request.app.state.settings)
-    except AuthError as exc:
-        raise unauthorized(exc.detail) from None
-    if caller.user_id != user_id:
-        raise HTTPException(403, "You are not allowed to access another user's data")
-    return caller
 
 
 async def session_is_current(conn: AsyncConnection, caller: Caller) -> bool:

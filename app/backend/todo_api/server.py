@@ -83,6 +83,7 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
     app.state.hashing = hashing
     app.state.throttle = Throttle(settings.auth_window_seconds)
     app.state.agent = agent or make_agent(settings)
+    app.state.chat_in_flight = chat.in_flight(settings)
     app.state.started = False
     app.state.draining = False
     errors.install(app)

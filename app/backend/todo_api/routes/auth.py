@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -10,15 +11,17 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from todo_api import idempotency
-from todo_api.client_address import client_address
+from todo_api.db import Database
+from todo_api.deps import ClientAddress, DatabaseDep, HashingDep, SettingsDep, ThrottleDep, TokenCaller
 from todo_api.models import users, utcnow
-from todo_api.passwords import HashingBusy, password_problem
+from todo_api.passwords import HashingBusy, PasswordHashing, password_problem
 from todo_api.routes.schemas import AuthOut, Credentials, LoginIn, SessionOut
-from todo_api.security import REVOKED, AuthError, caller_from_header, issue_token, unauthorized
+from todo_api.security import REVOKED, issue_token, unauthorized
 from todo_api.settings import Settings
 from todo_api.throttle import (
     Limit,
     Refusal,
+    Throttle,
     addr_key,
     hourly_signup_key,
     signup_key,
@@ -33,11 +36,6 @@ HOUR = 3600
 # Defaults of the looser limits (settings.py): never below the tighter limit they back up.
 FAILURES_PER_USER_ALL_ADDRESSES = 100
 SIGNUPS_PER_ADDRESS_PER_HOUR = 50
-
-
-def _client(request: Request) -> str:
-    settings = request.app.state.settings
-    return client_address(request, settings.trusted_proxies, settings.proxy_secret)
 
 
 def _per(seconds: int) -> str:
@@ -93,46 +91,55 @@ def login_limits(settings: Settings, username: str, address: str) -> list[Limit]
 
 @router.post("/signup", status_code=201, response_model=AuthOut,
              responses={409: {}, 429: {}, 503: {}, **idempotency.ERRORS})
-async def signup(body: Credentials, request: Request, idempotency_key: idempotency.IdempotencyKey = None) -> Any:
+async def signup(body: Credentials, request: Request, address: ClientAddress, settings: SettingsDep,
+                 db: DatabaseDep, throttle: ThrottleDep, hashing: HashingDep,
+                 idempotency_key: idempotency.IdempotencyKey = None) -> Any:
     """With an Idempotency-Key, a retry gets the account the first request made (the key is the
     username's: there is no user yet), with a fresh token: a token is never stored."""
     key = idempotency.key_from(request)
+    accounts = Accounts(settings, db, throttle, hashing)
     if key is None:
-        return await create_account(body, request)
+        return await create_account(accounts, body, address)
 
     async def run() -> tuple[int, Any]:
-        account = await create_account(body, request)
+        account = await create_account(accounts, body, address)
         return 201, {"user_id": account.user_id, "username": account.username}
 
-    settings = request.app.state.settings
     fingerprint = idempotency.fingerprint(settings.auth_secret.get_secret_value(), "POST", request.url.path,
                                           body.model_dump())
-    outcome = await idempotency.replay_or_run(request.app.state.db, f"signup:{body.username.lower()}", key,
-                                              fingerprint, run)
+    outcome = await idempotency.replay_or_run(db, f"signup:{body.username.lower()}", key, fingerprint, run)
     token = issue_token(outcome.body["user_id"], 0, settings)
     return JSONResponse({**outcome.body, "token": token}, status_code=outcome.status, headers=outcome.headers())
 
 
-async def create_account(body: Credentials, request: Request) -> AuthOut:
-    state = request.app.state
-    settings = state.settings
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """What creating an account takes: the limits, the database, the throttle, the hashing."""
+
+    settings: Settings
+    db: Database
+    throttle: Throttle
+    hashing: PasswordHashing
+
+async def create_account(accounts: Accounts, body: Credentials, address: str) -> AuthOut:
+    settings, db, throttle = accounts.settings, accounts.db, accounts.throttle
     problem = password_problem(body.username, body.password)
     if problem:
         raise HTTPException(422, f"password: {problem}")
     taken = HTTPException(409, f"Username '{body.username}' is already taken")
-    limits = signup_limits(settings, _client(request))
-    async with state.throttle.turn(limits), state.db.read() as conn:
-        refusal = await state.throttle.acquire(conn, limits)
+    limits = signup_limits(settings, address)
+    async with throttle.turn(limits), db.read() as conn:
+        refusal = await throttle.acquire(conn, limits)
         if refusal:
             raise too_many(refusal)
         if (await conn.execute(select(users.c.id).where(func.lower(users.c.username) == body.username.lower()))).first():
             raise taken
     try:
-        password_hash = await state.hashing.hash(body.password)
+        password_hash = await accounts.hashing.hash(body.password)
     except HashingBusy:
         raise busy() from None
     try:
-        async with state.db.read() as conn:
+        async with db.read() as conn:
             user_id = (await conn.execute(
                 insert(users).values(username=body.username, password_hash=password_hash, created_at=utcnow())
                 .returning(users.c.id)
@@ -143,14 +150,13 @@ async def create_account(body: Credentials, request: Request) -> AuthOut:
 
 
 @router.post("/login", response_model=AuthOut, responses={401: {}, 429: {}, 503: {}})
-async def login(body: LoginIn, request: Request) -> AuthOut:
+async def login(body: LoginIn, address: ClientAddress, settings: SettingsDep, db: DatabaseDep,
+                throttle: ThrottleDep, hashing: HashingDep) -> AuthOut:
     """The attempt is counted before the password is checked (throttle.py); a failure stays
     counted, a success is uncounted and clears this user's count at this address."""
-    state = request.app.state
-    settings = state.settings
-    limits = login_limits(settings, body.username, _client(request))
-    async with state.throttle.turn(limits), state.db.read() as conn:
-        refusal = await state.throttle.acquire(conn, limits)
+    limits = login_limits(settings, body.username, address)
+    async with throttle.turn(limits), db.read() as conn:
+        refusal = await throttle.acquire(conn, limits)
         if refusal:
             raise too_many(refusal)
         user = (await conn.execute(
@@ -158,41 +164,33 @@ async def login(body: LoginIn, request: Request) -> AuthOut:
             .where(func.lower(users.c.username) == body.username.lower())
         )).first()
     try:  # no database connection is held while hashing
-        ok = await state.hashing.verify(body.password, user.password_hash if user else None)
+        ok = await hashing.verify(body.password, user.password_hash if user else None)
     except HashingBusy:
-        async with state.throttle.turn(limits), state.db.read() as conn:  # not checked: not a failure
-            await state.throttle.release(conn, [limit.key for limit in limits])
+        async with throttle.turn(limits), db.read() as conn:  # not checked: not a failure
+            await throttle.release(conn, [limit.key for limit in limits])
         raise busy() from None
     if not ok or user is None:
         raise HTTPException(401, "Wrong username or password")
     new_hash = None
-    if state.hashing.needs_rehash(user.password_hash):  # older, costlier parameters: re-hash once
+    if hashing.needs_rehash(user.password_hash):  # older, costlier parameters: re-hash once
         try:
-            new_hash = await state.hashing.hash(body.password)
+            new_hash = await hashing.hash(body.password)
         except HashingBusy:
             new_hash = None
-    async with state.throttle.turn(limits), state.db.read() as conn:
+    async with throttle.turn(limits), db.read() as conn:
         pair, *others = limits
-        await state.throttle.clear(conn, pair.key)
-        await state.throttle.release(conn, [limit.key for limit in others])
+        await throttle.clear(conn, pair.key)
+        await throttle.release(conn, [limit.key for limit in others])
         if new_hash:
             await conn.execute(update(users).where(users.c.id == user.id).values(password_hash=new_hash))
     return AuthOut(user_id=user.id, username=user.username,
                    token=issue_token(user.id, user.token_version, settings))
 
 
-def _caller(request: Request):  # type: ignore[no-untyped-def]
-    try:
-        return caller_from_header(request.headers.get("authorization"), request.app.state.settings)
-    except AuthError as exc:
-        raise unauthorized(exc.detail) from None
-
-
 @router.post("/logout", status_code=204, responses={401: {}})
-async def logout(request: Request) -> Response:
+async def logout(caller: TokenCaller, db: DatabaseDep) -> Response:
     """Ends the session: every token of this user issued before now is refused from now on."""
-    caller = _caller(request)
-    async with request.app.state.db.read() as conn:
+    async with db.read() as conn:
         result = await conn.execute(
             update(users).where(users.c.id == caller.user_id, users.c.token_version == caller.token_version)
             .values(token_version=users.c.token_version + 1)
@@ -203,10 +201,9 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/session", response_model=SessionOut, responses={401: {}})
-async def session(request: Request) -> SessionOut:
+async def session(caller: TokenCaller, db: DatabaseDep) -> SessionOut:
     """Who the token belongs to, if its session is still current."""
-    caller = _caller(request)
-    async with request.app.state.db.read() as conn:
+    async with db.read() as conn:
         row = (await conn.execute(
             select(users.c.username, users.c.token_version).where(users.c.id == caller.user_id))).first()
     if row is None or row.token_version != caller.token_version:

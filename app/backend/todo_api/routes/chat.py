@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,9 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from todo_api import idempotency
 from todo_api.agents import AgentError, AgentResult, ChatAgent
 from todo_api.db import Database
+from todo_api.deps import AgentDep, ChatSlots, CurrentUser, DatabaseDep, SettingsDep
 from todo_api.models import ID_MAX, conversations, messages, users, utcnow
 from todo_api.routes.schemas import ChatIn, ChatOut, ConversationOut, IdPath, MessageOut
-from todo_api.security import REVOKED, Caller, authorized, require_current, unauthorized
+from todo_api.security import REVOKED, Caller, require_current, unauthorized
 from todo_api.settings import Settings
 from todo_api.tools import LimitReached
 
@@ -87,13 +88,10 @@ def _busy(detail: str) -> HTTPException:
     return HTTPException(429, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def in_flight(app: FastAPI) -> InFlight:
-    limits: InFlight | None = getattr(app.state, "chat_in_flight", None)
-    if limits is None:
-        settings: Settings = app.state.settings
-        total = settings.chat_max_in_flight or max(1, settings.db_pool_size // 2)
-        limits = app.state.chat_in_flight = InFlight(settings.chat_per_user_in_flight, total)
-    return limits
+def in_flight(settings: Settings) -> InFlight:
+    """The process's chat slots (create_app makes them once)."""
+    total = settings.chat_max_in_flight or max(1, settings.db_pool_size // 2)
+    return InFlight(settings.chat_per_user_in_flight, total)
 
 
 def capped(text: str, limit: int = REPLY_MAX) -> str:
@@ -207,22 +205,19 @@ async def _store_turn(db: Database, caller: Caller, conv_id: int | None, message
 
 
 @router.post("/chat", response_model=ChatOut, responses={**ERRORS, **idempotency.ERRORS})
-async def chat(body: ChatIn, request: Request, user_id: IdPath,
+async def chat(body: ChatIn, request: Request, user_id: IdPath, caller: CurrentUser, db: DatabaseDep,
+               agent: AgentDep, settings: SettingsDep, slots: ChatSlots,
                idempotency_key: idempotency.IdempotencyKey = None) -> Any:
     """With an Idempotency-Key, a retry (the reply was lost) gets the first turn's answer
     instead of a second turn: no tool runs twice."""
-    caller = authorized(request, user_id)
     key = idempotency.key_from(request)
-    state = request.app.state
-    settings: Settings = state.settings
 
     async def turn() -> tuple[int, Any]:
-        with in_flight(request.app).slot(user_id):
-            conv_id, history = await _read_turn(state.db, caller, body.conversation_id, settings)
-            result = await _answer(state.agent, state.db, user_id, history, body.message,
-                                   settings.llm_timeout_seconds)
+        with slots.slot(user_id):
+            conv_id, history = await _read_turn(db, caller, body.conversation_id, settings)
+            result = await _answer(agent, db, user_id, history, body.message, settings.llm_timeout_seconds)
             reply = capped(result.response)
-            conv_id = await _store_turn(state.db, caller, conv_id, body.message, reply, settings)
+            conv_id = await _store_turn(db, caller, conv_id, body.message, reply, settings)
         return 200, {"conversation_id": conv_id, "response": reply, "tool_calls": echoed(result.tool_calls)}
 
     if key is None:
@@ -231,19 +226,18 @@ async def chat(body: ChatIn, request: Request, user_id: IdPath,
                                           body.model_dump(mode="json"))
     # The claim outlives the slowest turn the deadline allows, so a retry meanwhile gets 409.
     lease = timedelta(seconds=settings.llm_timeout_seconds + 30)
-    outcome = await idempotency.replay_or_run(state.db, f"user:{user_id}", key, fingerprint, turn, lease=lease)
+    outcome = await idempotency.replay_or_run(db, f"user:{user_id}", key, fingerprint, turn, lease=lease)
     return JSONResponse(outcome.body, status_code=outcome.status, headers=outcome.headers())
 
 
 @router.get("/conversations", response_model=list[ConversationOut], responses=ERRORS)
-async def list_conversations(request: Request, user_id: IdPath) -> Any:
-    caller = authorized(request, user_id)
+async def list_conversations(user_id: IdPath, caller: CurrentUser, db: DatabaseDep) -> Any:
     first_message = (
         select(messages.c.content)
         .where(messages.c.conversation_id == conversations.c.id, messages.c.role == "user")
         .order_by(messages.c.id).limit(1).scalar_subquery()
     )
-    async with request.app.state.db.read() as conn:
+    async with db.read() as conn:
         await require_current(conn, caller)
         rows = (await conn.execute(
             select(conversations.c.id, conversations.c.created_at, conversations.c.updated_at,
@@ -262,18 +256,18 @@ async def list_conversations(request: Request, user_id: IdPath) -> Any:
 
 @router.get("/conversations/{conversation_id}/messages", response_model=list[MessageOut], responses=ERRORS)
 async def list_messages(
-    request: Request,
     response: Response,
     user_id: IdPath,
     conversation_id: IdPath,
+    caller: CurrentUser,
+    db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=MESSAGES_PAGE_MAX)] = MESSAGES_PAGE,
     before: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
 ) -> Any:
     """The conversation's newest `limit` messages (older than message `before` when given),
     oldest first. When older ones exist, the OLDER_HEADER response header names the `before`
     to ask with for the previous page."""
-    caller = authorized(request, user_id)
-    async with request.app.state.db.read() as conn:
+    async with db.read() as conn:
         await require_current(conn, caller)
         conv_id = await _conversation(conn, user_id, conversation_id)
         where = [messages.c.conversation_id == conv_id]

@@ -6,10 +6,11 @@ import json
 import socket
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from todo_api import __version__
+from todo_api.deps import AgentDep, Draining, ReadinessDep, Started
 
 router = APIRouter(tags=["health"])
 
@@ -36,24 +37,22 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/started")
-async def started(request: Request) -> JSONResponse:
-    if getattr(request.app.state, "started", False):
+async def started(has_started: Started) -> JSONResponse:
+    if has_started:
         return JSONResponse({"status": "started"})
     return JSONResponse({"detail": "Still starting"}, status_code=503)
 
 
 @router.get("/ready")
-async def ready(request: Request) -> JSONResponse:
-    state = request.app.state
-    if getattr(state, "draining", False):
+async def ready(draining: Draining, readiness: ReadinessDep) -> JSONResponse:
+    if draining:
         return JSONResponse({"detail": "draining: the server is shutting down"}, status_code=503)
-    verdict = await state.readiness.check()
+    verdict = await readiness.check()
     if not verdict.ready:
         return JSONResponse({"detail": verdict.detail}, status_code=503)
     return JSONResponse({"status": "ready", "revision": verdict.revision})
 
 
 @router.get("/api/meta")
-async def meta(request: Request) -> dict[str, Any]:
-    agent = request.app.state.agent
+async def meta(agent: AgentDep) -> dict[str, Any]:
     return {"version": __version__, "pod": POD, "agent": {"provider": agent.provider, "model": agent.model}}

@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from todo_api import idempotency, task_pages, tools
+from todo_api.deps import CurrentUser, DatabaseDep, SettingsDep, TaskListing
 from todo_api.routes.schemas import CompleteIn, IdPath, PageQuery, TaskCreate, TaskOut, TaskPage, TaskUpdate
-from todo_api.security import REVOKED, authorized, require_current, unauthorized
+from todo_api.security import REVOKED, require_current, unauthorized
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}, 503: {}}
@@ -32,33 +31,21 @@ VALIDATION_ERROR = {"description": "Validation Error",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
 
 
-def page_query(request: Request) -> PageQuery:
-    try:
-        return PageQuery.model_validate({**request.query_params, **request.path_params})
-    except ValidationError as exc:
-        raise RequestValidationError([
-            {**error, "loc": ("path" if error["loc"][:1] == ("user_id",) else "query", *error["loc"])}
-            for error in exc.errors(include_url=False)]) from None
-
-
 @router.get("", response_model=TaskPage, responses={**AUTH_ERRORS, 422: VALIDATION_ERROR},
             openapi_extra={"parameters": PageQuery.openapi_parameters()})
-async def list_tasks(request: Request) -> Response:
-    query = page_query(request)
-    caller = authorized(request, query.user_id)
+async def list_tasks(listing: TaskListing) -> Response:
+    query, caller, pages = listing
     try:
-        body = await request.app.state.task_pages.page(caller, query.status, query.limit, query.offset)
+        body = await pages.page(caller, query.status, query.limit, query.offset)
     except task_pages.Revoked:
         raise unauthorized(REVOKED) from None
     return Response(body, media_type="application/json")
 
 
 @router.post("", status_code=201, response_model=TaskOut, responses={**AUTH_ERRORS, **idempotency.ERRORS})
-async def create_task(request: Request, user_id: IdPath, body: TaskCreate,
-                      idempotency_key: idempotency.IdempotencyKey = None) -> Response:
-    caller = authorized(request, user_id)
+async def create_task(request: Request, user_id: IdPath, body: TaskCreate, caller: CurrentUser, db: DatabaseDep,
+                      settings: SettingsDep, idempotency_key: idempotency.IdempotencyKey = None) -> Response:
     key = idempotency.key_from(request)
-    db = request.app.state.db
 
     async def create() -> tuple[int, Any]:
         async with db.atomic() as conn:  # the session check is part of the statement
@@ -73,16 +60,15 @@ async def create_task(request: Request, user_id: IdPath, body: TaskCreate,
     if key is None:
         status, task = await create()
         return JSONResponse(task, status_code=status)
-    secret = request.app.state.settings.auth_secret.get_secret_value()
+    secret = settings.auth_secret.get_secret_value()
     fingerprint = idempotency.fingerprint(secret, "POST", request.url.path, body.model_dump(mode="json"))
     outcome = await idempotency.replay_or_run(db, f"user:{user_id}", key, fingerprint, create)
     return JSONResponse(outcome.body, status_code=outcome.status, headers=outcome.headers())
 
 
 @router.get("/{task_id}", response_model=TaskOut, responses=AUTH_ERRORS)
-async def get_task(request: Request, user_id: IdPath, task_id: IdPath) -> Response:
-    caller = authorized(request, user_id)
-    async with request.app.state.db.read() as conn:
+async def get_task(user_id: IdPath, task_id: IdPath, caller: CurrentUser, db: DatabaseDep) -> Response:
+    async with db.read() as conn:
         await require_current(conn, caller)
         try:
             task = await tools.get_task(conn, user_id, task_id)
@@ -92,9 +78,9 @@ async def get_task(request: Request, user_id: IdPath, task_id: IdPath) -> Respon
 
 
 @router.put("/{task_id}", response_model=TaskOut, responses=AUTH_ERRORS)
-async def update_task(request: Request, user_id: IdPath, task_id: IdPath, body: TaskUpdate) -> Response:
-    caller = authorized(request, user_id)
-    async with request.app.state.db.read() as conn:
+async def update_task(user_id: IdPath, task_id: IdPath, body: TaskUpdate, caller: CurrentUser,
+                      db: DatabaseDep) -> Response:
+    async with db.read() as conn:
         await require_current(conn, caller)
         try:
             result = await tools.update_task(conn, user_id, task_id, title=body.title, description=body.description,
@@ -105,9 +91,8 @@ async def update_task(request: Request, user_id: IdPath, task_id: IdPath, body: 
 
 
 @router.delete("/{task_id}", status_code=204, responses=AUTH_ERRORS)
-async def delete_task(request: Request, user_id: IdPath, task_id: IdPath) -> Response:
-    caller = authorized(request, user_id)
-    async with request.app.state.db.read() as conn:
+async def delete_task(user_id: IdPath, task_id: IdPath, caller: CurrentUser, db: DatabaseDep) -> Response:
+    async with db.read() as conn:
         await require_current(conn, caller)
         try:
             await tools.delete_task(conn, user_id, task_id)
@@ -118,11 +103,10 @@ async def delete_task(request: Request, user_id: IdPath, task_id: IdPath) -> Res
 
 @router.patch("/{task_id}/complete", response_model=TaskOut, responses=AUTH_ERRORS)
 async def complete_task(
-    request: Request, user_id: IdPath, task_id: IdPath, body: CompleteIn | None = Body(None)
+    user_id: IdPath, task_id: IdPath, caller: CurrentUser, db: DatabaseDep, body: CompleteIn | None = Body(None)
 ) -> Response:
-    caller = authorized(request, user_id)
     completed = body.completed if body is not None else True
-    async with request.app.state.db.read() as conn:
+    async with db.read() as conn:
         await require_current(conn, caller)
         try:
             result = await tools.complete_task(conn, user_id, task_id, completed=completed)
