@@ -621,15 +621,41 @@ def _wait(predicate: Callable[[], bool], deadline: float, poll: float = 0.5) -> 
 def check_self_healing(ctx: VerifyContext) -> list[Check]:
     if skipped := _skip_without_cluster(ctx, "self-healing"):
         return skipped
-    assert ctx.kube is not None
-    kube, ns = ctx.kube, ctx.settings.namespace
     desired = _desired(ctx, "backend")
     before = [p for p in app_pods(ctx)["backend"] if pod_ready(p)]
     if not before:
         return [Check.of("self-healing", False, "no Ready backend pod to delete", "Run inv deploy.")]
     victim = min(before, key=lambda p: p["metadata"]["name"])
+    healing = _delete_under_load(ctx, victim, {p["metadata"]["uid"] for p in before}, desired)
+    failures = len(healing.load_failed)
+    kinds = sorted(set(healing.load_failed))
+    evidence = (
+        f"deleted {victim['metadata']['name']}; replacement {healing.replacement or 'none'} "
+        f"Ready and {desired}/{desired} replicas back: {'yes' if healing.replaced else 'NO'} "
+        f"(old pod gone: {'yes' if healing.gone else 'no'}) in {healing.elapsed:.1f}s; load: "
+        f"{healing.load_ok} ok, {failures} failed {kinds if kinds else ''}".rstrip()
+    )
+    return [_self_healing_check(evidence, healing.replaced, desired, failures)]
+
+
+@dataclass(frozen=True)
+class _Healing:
+    """What deleting a backend pod under load showed."""
+
+    replaced: bool  # a new pod Ready and the desired count back
+    gone: bool  # the deleted pod no longer exists
+    elapsed: float
+    replacement: str  # the new pod's name, '' when none came
+    load_ok: int
+    load_failed: list[str]
+
+
+def _delete_under_load(ctx: VerifyContext, victim: dict[str, Any], old_uids: set[str],
+                       desired: int) -> _Healing:
+    """Delete `victim` while a user's requests keep going; wait for a Ready replacement."""
+    assert ctx.kube is not None
+    kube, ns = ctx.kube, ctx.settings.namespace
     victim_name, victim_uid = victim["metadata"]["name"], victim["metadata"]["uid"]
-    old_uids = {p["metadata"]["uid"] for p in before}
     load = LoadThread(ctx.user("a").clone())
     load.start()
     started = time.monotonic()
@@ -657,42 +683,33 @@ def check_self_healing(ctx: VerifyContext) -> list[Check]:
         time.sleep(1.0)  # keep the load on after the replacement turned Ready
     finally:
         load.stop()
-    failures = len(load.failed)
-    kinds = sorted(set(load.failed))
-    evidence = (
-        f"deleted {victim_name}; replacement {replacement.get('name', 'none')} Ready and "
-        f"{desired}/{desired} replicas back: {'yes' if replaced else 'NO'} "
-        f"(old pod gone: {'yes' if gone else 'no'}) in {elapsed:.1f}s; load: {load.ok} ok, "
-        f"{failures} failed {kinds if kinds else ''}".rstrip()
-    )
+    return _Healing(replaced, gone, elapsed, replacement.get("name", ""), load.ok, load.failed)
+
+
+def _self_healing_check(evidence: str, replaced: bool, desired: int, failures: int) -> Check:
+    """Replaced in time, and (with 2+ replicas) not one request failed meanwhile."""
     if not replaced:
-        return [
-            Check.of(
-                "self-healing",
-                False,
-                evidence,
-                "The Deployment did not replace the pod in time: `kubectl describe deploy`, events.",
-            )
-        ]
+        return Check.of(
+            "self-healing",
+            False,
+            evidence,
+            "The Deployment did not replace the pod in time: `kubectl describe deploy`, events.",
+        )
     if desired < 2:
         verdict = Verdict.PASS if failures == 0 else Verdict.WARN
-        return [
-            Check(
-                "self-healing",
-                verdict,
-                evidence + " (1 replica: some failed requests are expected)",
-                "" if failures == 0 else "Run 2+ backend replicas (BACKEND_REPLICAS=2).",
-            )
-        ]
-    return [
-        Check.of(
+        return Check(
             "self-healing",
-            failures == 0,
-            evidence,
-            "Requests failed while a pod was replaced: readiness must fail first on SIGTERM and "
-            "the pod keep serving for DRAIN_SECONDS (terminationGracePeriodSeconds > drain).",
+            verdict,
+            evidence + " (1 replica: some failed requests are expected)",
+            "" if failures == 0 else "Run 2+ backend replicas (BACKEND_REPLICAS=2).",
         )
-    ]
+    return Check.of(
+        "self-healing",
+        failures == 0,
+        evidence,
+        "Requests failed while a pod was replaced: readiness must fail first on SIGTERM and "
+        "the pod keep serving for DRAIN_SECONDS (terminationGracePeriodSeconds > drain).",
+    )
 
 
 def _relogin(ctx: VerifyContext, label: str) -> tuple[FrontendClient, bool]:
@@ -717,11 +734,52 @@ def _relogin(ctx: VerifyContext, label: str) -> tuple[FrontendClient, bool]:
 def check_persistence(ctx: VerifyContext) -> list[Check]:
     if skipped := _skip_without_cluster(ctx, "persistence"):
         return skipped
-    assert ctx.kube is not None
-    kube, ns = ctx.kube, ctx.settings.namespace
     marker = ctx.create_task("a", f"verify persistence {ctx.suffix}", "written before the restart")
     before_ids = {int(t["id"]) for t in ctx.user("a").all_tasks()}
     workloads = _workloads(ctx.settings)
+    restarted, back, restart_s = _restart_all(ctx, workloads)
+    if not back:
+        return [
+            Check.of(
+                "persistence",
+                False,
+                f"deleted {restarted} pod(s); not all replaced and Ready within "
+                f"{RESTART_DEADLINE_S:.0f}s",
+                "`kubectl get pods` and events: a restarted pod did not become Ready.",
+            )
+        ]
+    up, how = wait_until_up(ctx.base_url, deadline_s=60, host=ctx.host)
+    if not up:
+        return [Check.of("persistence", False, f"frontend not answering after restart: {how}")]
+    a, survived = _relogin(ctx, "a")
+    after = a.all_tasks()
+    after_ids = {int(t["id"]) for t in after}
+    still = next((t for t in after if t["id"] == marker["id"]), None)
+    _, b_ok = _relogin(ctx, "b")
+    ok = still is not None and still.get("title") == marker["title"] and before_ids <= after_ids
+    evidence = (
+        f"restarted {restarted} pod(s) ({', '.join(sorted(workloads))}) in {restart_s:.0f}s; "
+        f"A's {len(before_ids)} task(s) {'all still there' if before_ids <= after_ids else 'MISSING'}"
+        f" (marker #{marker['id']} {'present' if still else 'GONE'}); session cookie "
+        f"{'survived' if survived else 'did not survive (signed in again)'}; "
+        f"user B {'session survived' if b_ok else 'signed in again'}"
+    )
+    return [
+        Check.of(
+            "persistence",
+            ok,
+            evidence,
+            "Data must live in PostgreSQL on a PersistentVolumeClaim (bundled) or the external DB.",
+        )
+    ]
+
+
+def _restart_all(ctx: VerifyContext,
+                 workloads: dict[str, tuple[str, str]]) -> tuple[int, bool, float]:
+    """Delete every pod of `workloads` at once and wait until each is replaced by a Ready pod:
+    (pods deleted, whether all came back in time, seconds taken)."""
+    assert ctx.kube is not None
+    kube, ns = ctx.kube, ctx.settings.namespace
     pods = app_pods(ctx)
     victims = [p for c in workloads for p in pods[c]]
     old_uids = {p["metadata"]["uid"] for p in victims}
@@ -741,41 +799,7 @@ def check_persistence(ctx: VerifyContext) -> list[Check]:
         return True
 
     back = _wait(all_new_and_ready, started + RESTART_DEADLINE_S, poll=1.0)
-    restart_s = time.monotonic() - started
-    if not back:
-        return [
-            Check.of(
-                "persistence",
-                False,
-                f"deleted {len(victims)} pod(s); not all replaced and Ready within "
-                f"{RESTART_DEADLINE_S:.0f}s",
-                "`kubectl get pods` and events: a restarted pod did not become Ready.",
-            )
-        ]
-    up, how = wait_until_up(ctx.base_url, deadline_s=60, host=ctx.host)
-    if not up:
-        return [Check.of("persistence", False, f"frontend not answering after restart: {how}")]
-    a, survived = _relogin(ctx, "a")
-    after = a.all_tasks()
-    after_ids = {int(t["id"]) for t in after}
-    still = next((t for t in after if t["id"] == marker["id"]), None)
-    _, b_ok = _relogin(ctx, "b")
-    ok = still is not None and still.get("title") == marker["title"] and before_ids <= after_ids
-    evidence = (
-        f"restarted {len(victims)} pod(s) ({', '.join(sorted(workloads))}) in {restart_s:.0f}s; "
-        f"A's {len(before_ids)} task(s) {'all still there' if before_ids <= after_ids else 'MISSING'}"
-        f" (marker #{marker['id']} {'present' if still else 'GONE'}); session cookie "
-        f"{'survived' if survived else 'did not survive (signed in again)'}; "
-        f"user B {'session survived' if b_ok else 'signed in again'}"
-    )
-    return [
-        Check.of(
-            "persistence",
-            ok,
-            evidence,
-            "Data must live in PostgreSQL on a PersistentVolumeClaim (bundled) or the external DB.",
-        )
-    ]
+    return len(victims), back, time.monotonic() - started
 
 
 # ---------------------------------------------------------------------------------
