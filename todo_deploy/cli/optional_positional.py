@@ -57,7 +57,7 @@ class OptionalPositional(Argument):
             argv(), task_names, value_flags, other_tasks()
         ) is not None
 
-    @property  # type: ignore[override]
+    @property
     def value(self) -> Any:
         if self._value is not None:
             return self._value

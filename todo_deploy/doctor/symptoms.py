@@ -294,7 +294,9 @@ def _unschedulable_message(pod: Obj, events: list[Obj]) -> str | None:
     if dig(pod, "status", "phase") != "Pending":
         return None
     conditions = dig(pod, "status", "conditions", default=[])
-    scheduled_condition = next((c for c in conditions if c.get("type") == "PodScheduled"), {})
+    scheduled_condition: Obj = next(
+        (c for c in conditions if c.get("type") == "PodScheduled"), {}
+    )
     if scheduled_condition.get("status") != "False":
         return None
     failed = [e for e in events_for(events, "Pod", name_of(pod))

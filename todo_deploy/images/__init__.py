@@ -14,14 +14,13 @@ path only hashes the files and asks the engine for one image.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from todo_deploy.artifacts import ImageRef, load_images, save_images
 from todo_deploy.components import BUILT, Component
@@ -158,17 +157,18 @@ class BuildPlan:
     def ref(self) -> str:
         return f"{self.repository}:{self.tag}"
 
-    def tar(self) -> io.BufferedIOBase:
+    def tar(self) -> IO[bytes]:
         """The build context as the engine gets it: the component's filtered folders + our
         Dockerfile."""
         from docker.utils.build import create_archive
 
         ignore = "\n".join([*dockerignore_patterns(self.context), CONTEXT_DOCKERFILE])
-        return create_archive(
+        archive = create_archive(
             root=str(self.context),
             files=list(self.files),
             extra_files=[(".dockerignore", ignore), (CONTEXT_DOCKERFILE, self.dockerfile_text)],
         )
+        return cast(IO[bytes], archive)  # given no fileobj, it makes a binary temporary file
 
 
 def plan(loaded: LoadedSettings, component: str) -> BuildPlan:

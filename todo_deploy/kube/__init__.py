@@ -11,6 +11,7 @@ imported on first use.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sys
 import time
@@ -341,7 +342,10 @@ class Kube:
                 return False
             raise
 
-    def wait_deleted(self, refs: Iterable[ObjectRef], timeout: float = 120) -> list[ObjectRef]:
+    # builtins.list: in this class, a bare `list` in a signature names the method Kube.list.
+    def wait_deleted(
+        self, refs: Iterable[ObjectRef], timeout: float = 120
+    ) -> builtins.list[ObjectRef]:
         """Wait until every object is gone; returns those still present at the deadline."""
         pending = list(refs)
         deadline = time.monotonic() + timeout
@@ -356,7 +360,7 @@ class Kube:
         namespace: str,
         selector: str,
         kinds: Sequence[tuple[str, str]] = OWNED_KINDS,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Every object of `kinds` in `namespace` matching `selector`."""
         found: list[dict[str, Any]] = []
         for group, kind in kinds:
@@ -366,7 +370,7 @@ class Kube:
             found.extend(self.list(version, kind, namespace, selector))
         return found
 
-    def list_everything(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def list_everything(self, namespace: str, selector: str) -> builtins.list[dict[str, Any]]:
         """Objects of EVERY listable namespaced kind the cluster serves that match `selector`."""
         found: list[dict[str, Any]] = []
         seen: set[tuple[str, str, str]] = set()

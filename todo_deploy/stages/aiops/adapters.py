@@ -384,7 +384,7 @@ def _kubeconfig_view(paths: list[Path]) -> tuple[str, set[str]]:
     that sets current-context wins; contexts are the union."""
     import yaml
 
-    current, names = "", set()
+    current, names = "", set[str]()
     for path in paths:
         try:
             data = yaml.safe_load(path.read_text()) or {}
@@ -393,7 +393,8 @@ def _kubeconfig_view(paths: list[Path]) -> tuple[str, set[str]]:
         if not isinstance(data, dict):
             continue
         current = current or str(data.get("current-context") or "")
-        names |= {c.get("name") for c in data.get("contexts") or [] if isinstance(c, dict)}
+        names |= {str(c["name"]) for c in data.get("contexts") or []
+                  if isinstance(c, dict) and c.get("name")}
     return current, names
 
 

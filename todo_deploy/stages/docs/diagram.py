@@ -191,7 +191,7 @@ def _link_services(graph: Graph, by_kind: dict, workloads: list, access: str, en
             graph.link(Edge("user", sid, "http"))
         elif access == PORT_FORWARD and name == entry:
             graph.link(Edge("user", sid, "http via kubectl port-forward"))
-        port = next(iter(spec.get("ports") or []), {})
+        port: dict[str, Any] = next(iter(spec.get("ports") or []), {})
         for obj in workloads:
             if obj["kind"] != "Job" and _matches(spec.get("selector") or {}, _pod_labels(obj)):
                 wid = node_id(obj["kind"], obj["metadata"]["name"])
