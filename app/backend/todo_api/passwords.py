@@ -10,9 +10,11 @@ a slot, then gets 503 + Retry-After.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -36,7 +38,7 @@ class PasswordHashing:
         self._slots: asyncio.Semaphore | None = None
         self._dummy: str | None = None
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         try:

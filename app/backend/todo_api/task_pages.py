@@ -100,7 +100,7 @@ def libpq_conninfo(url: str) -> str:
     key=value pairs: rendered back to a URL, a space in a value would become '+', which
     libpq does not read back."""
     parsed = make_url(url)
-    params: dict[str, object] = parsed.translate_connect_args(username="user", database="dbname")
+    params: dict[str, str | int | None] = parsed.translate_connect_args(username="user", database="dbname")
     for key, value in parsed.query.items():
         params[key] = value if isinstance(value, str) else value[-1]
     return make_conninfo("", **params)
@@ -157,7 +157,7 @@ class TaskPages:
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
         for statement in self._session_statements:
-            await conn.execute(statement)  # type: ignore[arg-type]
+            await conn.execute(statement)
 
     async def _init_fast(self, conn: asyncpg.Connection) -> None:
         await conn.execute("; ".join(self._session_statements))

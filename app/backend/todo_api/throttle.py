@@ -153,7 +153,7 @@ class Throttle:
         expired = auth_throttle.c.window_start <= now - timedelta(seconds=limit.window_seconds)
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         stmt = insert(auth_throttle).values(key=limit.key, window_start=now, hits=1)
-        stmt = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[auth_throttle.c.key],
             set_={
                 "hits": case((expired, 1), else_=auth_throttle.c.hits + 1),
@@ -161,7 +161,7 @@ class Throttle:
             },
             where=or_(expired, auth_throttle.c.hits < limit.most),
         ).returning(auth_throttle.c.hits)
-        return (await conn.execute(stmt)).first() is not None
+        return (await conn.execute(upsert)).first() is not None
 
     async def release(self, conn: AsyncConnection, keys: Sequence[str]) -> None:
         """Give back one unit on each key (never below zero). One row per statement: a

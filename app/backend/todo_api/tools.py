@@ -52,7 +52,7 @@ def task_quota_reached(limit: int) -> LimitReached:
     return LimitReached(f"You have reached the limit of {limit} tasks; delete some to add more")
 
 
-def task_dict(row: Row[Any]) -> dict[str, Any]:
+def task_dict(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
     return {
         "id": row.id,
         "user_id": row.user_id,

@@ -89,7 +89,7 @@ def main() -> None:
         # The client's address and scheme are the TCP peer's unless TRUSTED_PROXIES says
         # otherwise: todo_web.forwarded decides, so uvicorn must believe no forwarded header.
         proxy_headers=False,
-        timeout_graceful_shutdown=max(settings.backend_timeout_seconds, 10),
+        timeout_graceful_shutdown=max(settings.backend_timeout_seconds, 10),  # type: ignore[arg-type]  # typed int, waited on as a float
         server_header=False,
         # No route serves websockets: "auto" would import the websockets package at every start.
         ws="none",

@@ -15,7 +15,7 @@ from agents import (
     function_tool,
     set_tracing_disabled,
 )
-from agents.tool import FunctionTool
+from agents.tool import Tool
 from openai import AsyncOpenAI
 
 from todo_api import tools
@@ -42,7 +42,7 @@ class OpenAIAgent:
             api_key=key or "unset", base_url=settings.openai_base_url, timeout=self.timeout, max_retries=0
         )
 
-    def _tools(self, db: Database, user_id: int, calls: list[dict[str, Any]]) -> list[FunctionTool]:
+    def _tools(self, db: Database, user_id: int, calls: list[dict[str, Any]]) -> list[Tool]:
         # The model may call tools in parallel: one at a time keeps a chat to one pooled
         # connection (CHAT_MAX_IN_FLIGHT is sized on that). Each call is its own short
         # transaction; nothing is held while the model thinks.
