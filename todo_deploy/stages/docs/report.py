@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy.chart.values import app_labels
+from todo_deploy.gate_details import AiopsDetails, VerifyDetails
 from todo_deploy.kube import label_selector
-from todo_deploy.stages.aiops.stage import AiopsDetails
-from todo_deploy.stages.verify.stage import VerifyDetails
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
@@ -271,39 +270,55 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
         "## How to reach the app",
         "",
         *access_instructions(report["access"], settings),
-        "## Architecture",
-        "",
+        *_architecture_section(report["diagram"]),
+        *_objects_section(report),
+        *_images_section(report["images"]),
+        *_gates_section(report["gates"]),
+        *_verify_section(report["verify"]),
+        *_aiops_section(report["aiops"]),
     ]
-    svg = report["diagram"]["svg"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _architecture_section(diagram: dict[str, Any]) -> list[str]:
+    lines = ["## Architecture", ""]
+    svg = diagram["svg"]
     if svg:
         lines += [f"![architecture diagram]({svg})", "", f"([{svg}]({svg}), generated with graphviz)", ""]
     else:
         lines += ["_graphviz `dot` was not available: the Mermaid diagram only._", ""]
-    lines += ["```mermaid", report["diagram"]["mermaid"], "```", ""]
+    return [*lines, "```mermaid", diagram["mermaid"], "```", ""]
 
+
+def _objects_section(report: dict[str, Any]) -> list[str]:
     counts = ", ".join(f"{n} {k}" for k, n in report["object_counts"].items())
-    lines += ["## Deployed objects", "", f"{len(report['objects'])} objects read from the API: {counts}.", ""]
-    lines += _table(
+    lines = ["## Deployed objects", "", f"{len(report['objects'])} objects read from the API: {counts}.", ""]
+    return lines + _table(
         ["kind", "name", "component", "ready", "replicas", "status", "age"],
         [
             [r["kind"], r["name"], r["component"], r["ready"], r["replicas"], r["status"], r["age"]]
             for r in report["objects"]
         ],
     )
-    lines += ["", "## Images", ""]
-    if report["images"]:
-        lines += _table(
-            ["component", "image", "image ID", "size", "added by its own layers"],
-            [
-                [i["component"], f"`{i['ref']}`", f"`{i['image_id'][:19]}`", _mb(i["size_bytes"]),
-                 _mb(i["added_bytes"])]
-                for i in report["images"]
-            ],
-        )
-    else:
-        lines.append("No build recorded (`.state/images.json` is missing): run `inv build`.")
-    lines += ["", "## Stage gates", ""]
-    for stage, gate in report["gates"].items():
+
+
+def _images_section(images: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "## Images", ""]
+    if not images:
+        return [*lines, "No build recorded (`.state/images.json` is missing): run `inv build`."]
+    return lines + _table(
+        ["component", "image", "image ID", "size", "added by its own layers"],
+        [
+            [i["component"], f"`{i['ref']}`", f"`{i['image_id'][:19]}`", _mb(i["size_bytes"]),
+             _mb(i["added_bytes"])]
+            for i in images
+        ],
+    )
+
+
+def _gates_section(gates: dict[str, Any]) -> list[str]:
+    lines = ["", "## Stage gates", ""]
+    for stage, gate in gates.items():
         if gate is None:
             lines += [f"### {stage}: not run", ""]
             continue
@@ -314,20 +329,25 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
             [[c["name"], c["verdict"], c["evidence"], c["fix"]] for c in gate["checks"]],
         )
         lines.append("")
-    lines += ["## End-to-end verification", ""]
-    verify = report["verify"]
+    return lines
+
+
+def _verify_section(verify: dict[str, Any] | None) -> list[str]:
+    lines = ["## End-to-end verification", ""]
     if verify is None:
-        lines += ["`inv verify` has not run yet.", ""]
-    else:
-        lines += [
-            f"`inv verify` {'passed' if verify['passed'] else 'FAILED'} at {verify['finished_at']}"
-            f" in {verify['duration_s']}s, reaching the frontend via {verify['access_kind']}: "
-            + ", ".join(f"{n} {v}" for v, n in verify["counts"].items() if n)
-            + ". The checks are in the verify table above.",
-            "",
-        ]
-    lines += ["## AIOps findings", ""]
-    aiops = report["aiops"]
+        return [*lines, "`inv verify` has not run yet.", ""]
+    return [
+        *lines,
+        f"`inv verify` {'passed' if verify['passed'] else 'FAILED'} at {verify['finished_at']}"
+        f" in {verify['duration_s']}s, reaching the frontend via {verify['access_kind']}: "
+        + ", ".join(f"{n} {v}" for v, n in verify["counts"].items() if n)
+        + ". The checks are in the verify table above.",
+        "",
+    ]
+
+
+def _aiops_section(aiops: dict[str, Any] | None) -> list[str]:
+    lines = ["## AIOps findings", ""]
     if aiops is None:
         lines += ["`inv aiops` has not run yet.", ""]
     elif not aiops["findings"]:
@@ -349,7 +369,7 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
             ],
         )
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 def find_secrets(texts: dict[str, str], secrets: list[str], min_len: int = 8) -> list[str]:
