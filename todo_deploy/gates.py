@@ -97,7 +97,7 @@ class StageInfo:
     title: str
 
 
-# Every stage, in the order `inv up` runs them (see pipeline.steps).
+# Every stage (the order `inv up` runs them in is pipeline.registry.ORDER).
 STAGES: dict[str, StageInfo] = {
     "build": StageInfo("inv build", (), 1, "containerize"),
     "cluster": StageInfo("inv cluster", ("build",), 2, "local cluster"),

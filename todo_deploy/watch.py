@@ -44,13 +44,12 @@ from todo_deploy import images
 from todo_deploy.access import serving
 from todo_deploy.artifacts import load_images, save_images
 from todo_deploy.chart import values as chart_values
-from todo_deploy.gates import Check, GateResult
+from todo_deploy.gate_details import BuildDetails, DeployDetails
+from todo_deploy.gates import GateResult
 from todo_deploy.gates import load as load_gate
 from todo_deploy.kube import Kube
-from todo_deploy.pipeline import record
-from todo_deploy.stages import build as stage
-from todo_deploy.stages import raw_deploy
-from todo_deploy.stages.raw_deploy import DeployDetails
+from todo_deploy.pipeline import conductor, record
+from todo_deploy.pipeline.registry import stage_module
 from todo_deploy.timing import Timeline
 from todo_deploy.tools.commands import Runner
 
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 CHART = "chart"
+BUILD = "build"  # the build stage (its gate: .state/build.json)
 # Files no image or chart is made of: editor droppings and Python caches.
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swx", ".tmp", "~", ".db", ".db-journal")
 IGNORED_PARTS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache",
@@ -233,32 +233,20 @@ class Watcher:
         self, names: list[str], previous: dict[str, ImageRef], timeline: Timeline
     ) -> tuple[GateResult, dict[str, ImageRef]]:
         """Build the changed images; the build gate (without the smoke checks yet) and
-        the images that are new."""
-        gate = GateResult(stage.STAGE, details={"images": {}})
+        the images that are new. The gate is the build stage's (its `build_gate`)."""
+        gate = GateResult(BUILD)
+        details = BuildDetails()
         rebuilt: dict[str, ImageRef] = {}
         if not names:
+            gate.details = details.as_dict()
             return gate, rebuilt
         runner = Runner(log=self.log, secrets=self.loaded.settings.secret_values())
-        root = images.source_root(self.loaded)
+        built, _ = stage_module(BUILD).build_gate(
+            self.loaded, names, gate, details, timeline, runner=runner, log=self.log,
+            client=self.client(), known=previous, build_phase=True)
+        gate.details = details.as_dict()
         current = dict(previous)
-        for name in names:
-            with timeline.phase(f"lint {name}"):
-                gate.checks.append(stage._lint(runner, root / images.COMPONENTS[name].dockerfile,
-                                               name, self.loaded.state_dir))
-            try:
-                with timeline.phase(f"build {name}"):
-                    outcome = images.build_image(self.loaded, name, log=self.log,
-                                                 client=self.client(), known=previous.get(name),
-                                                 timeline=timeline)
-            except (images.BuildError, images.PullError) as exc:
-                gate.checks.append(Check.of(f"build {name}", False, stage._last_lines(str(exc), 8)))
-                continue
-            gate.checks.append(Check.of(f"build {name}", True, outcome.image.ref))
-            gate.checks.append(stage._size_check(self.loaded, name, outcome))
-            built = stage.BuildDetails.of(gate)
-            built.images[name] = {"ref": outcome.image.ref, "image_id": outcome.image.image_id,
-                                  "skipped": outcome.skipped}
-            gate.details = built.as_dict()
+        for name, outcome in (built or {}).items():
             if previous.get(name) is None or previous[name].image_id != outcome.image.image_id:
                 rebuilt[name] = outcome.image
             current[name] = outcome.image
@@ -268,10 +256,8 @@ class Watcher:
 
     def _deploy(self, timeline: Timeline) -> GateResult:
         with timeline.phase("deploy (only what changed)"):
-            gate = raw_deploy.run(self.loaded, kube=self.kube(), timeout_s=self.timeout_s,
-                              log=self.log)
-        record(self.loaded, gate)
-        return gate
+            return conductor.run_and_record(self.loaded, "deploy", kube=self.kube(),
+                                            timeout_s=self.timeout_s, log=self.log)
 
     def _wait_served(self, rebuilt: dict[str, ImageRef], timeline: Timeline) -> str | None:
         """After the rollout: None once the frontend answers with the new images' code; else why not."""
@@ -286,14 +272,14 @@ class Watcher:
         """The build gate's smoke checks of the new images, then the build gate recorded
         (merged with the previous one's checks of the images that did not change)."""
         for name, image in rebuilt.items():
-            build_gate.checks.extend(stage.smoke_test(self.client(), name, image, log=self.log,
+            build_gate.checks.extend(stage_module(BUILD).smoke_test(self.client(), name, image, log=self.log,
                                                       timeline=timeline))
-        previous = load_gate(self.loaded.state_dir, stage.STAGE)
+        previous = load_gate(self.loaded.state_dir, BUILD)
         if previous is not None:
-            now = stage.BuildDetails.of(build_gate)
+            now = BuildDetails.of(build_gate)
             kept = [c for c in previous.checks if c.name.rsplit(" ", 1)[-1] not in now.images]
             build_gate.checks = kept + build_gate.checks
-            now.images = {**stage.BuildDetails.of(previous).images, **now.images}
+            now.images = {**BuildDetails.of(previous).images, **now.images}
             build_gate.details = now.as_dict()
         failures = [f"{c.name}: {c.evidence}" for c in build_gate.failures]
         if not failures:

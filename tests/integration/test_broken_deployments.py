@@ -192,10 +192,11 @@ def test_twenty_replicas_that_cannot_fit_are_one_finding(release: Scratch) -> No
 
 
 def test_down_then_up_is_a_new_deployment_for_verify(scratch: Callable[[], Scratch]) -> None:
-    from todo_deploy.cli.up import _same_deployment_fully_verified
+    from todo_deploy.gate_details import VerifyDetails
     from todo_deploy.gates import scopes_for, standing
     from todo_deploy.pipeline import deployed_basis, record
-    from todo_deploy.stages.verify.stage import VerifyDetails, live_identity
+    from todo_deploy.pipeline.conductor import same_deployment_fully_verified
+    from todo_deploy.stages.verify.stage import live_identity
 
     s = scratch()
     loaded = s.settings()
@@ -208,7 +209,7 @@ def test_down_then_up_is_a_new_deployment_for_verify(scratch: Callable[[], Scrat
     verified = GateResult("verify", [Check("journey", Verdict.PASS, "recorded by the test")],
                           details=VerifyDetails(full=True, live=before).as_dict())
     record(loaded, verified)
-    assert _same_deployment_fully_verified(loaded)  # the shortcut applies to the same objects
+    assert same_deployment_fully_verified(loaded)  # the shortcut applies to the same objects
     basis = deployed_basis(loaded, "deploy")
 
     down = teardown.run(loaded, all_=True, yes=True, log=QUIET)
@@ -217,10 +218,10 @@ def test_down_then_up_is_a_new_deployment_for_verify(scratch: Callable[[], Scrat
     assert again.passed, [(c.name, c.evidence) for c in again.failures]
     record(loaded, again)
     assert deployed_basis(loaded, "deploy") == basis  # identical settings and images
-    assert not _same_deployment_fully_verified(loaded)
+    assert not same_deployment_fully_verified(loaded)
     # Even with the old verify record still standing (a namespace deleted with kubectl, not
     # `inv down`: same scope, same basis), the new objects are not the ones that passed.
     record(loaded, verified)
     assert standing(loaded.state_dir, "verify", scopes_for(loaded.settings)["verify"])[0] is not None
     assert live_identity(kube, loaded.settings) != before
-    assert not _same_deployment_fully_verified(loaded)
+    assert not same_deployment_fully_verified(loaded)

@@ -79,15 +79,15 @@ def test_inv_up_stops_before_building_when_minikube_is_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Before: the build ran (65 s) and only the cluster stage found minikube missing."""
-    from todo_deploy.cli import build as build_module
     from todo_deploy.cli import up as up_module
+    from todo_deploy.pipeline import conductor
 
     narrow_console(monkeypatch)
     built: list[bool] = []
     monkeypatch.setattr(up_module, "load_or_exit", lambda: fake_loaded(tmp_path))
     monkeypatch.setattr(shutil, "which", nothing_installed)
     monkeypatch.setattr(cluster, "current_context", lambda: "docker-desktop")
-    monkeypatch.setattr(build_module, "build", lambda *a, **k: built.append(True))
+    monkeypatch.setattr(conductor, "run_stage", lambda _l, stage, **k: built.append(stage == "build"))
     with pytest.raises(Exit) as stopped:
         up_module.up(Context())
     assert built == []
@@ -100,14 +100,14 @@ def test_inv_up_stops_before_building_when_minikube_is_missing(
 def test_inv_up_until_build_does_not_need_the_provider(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from todo_deploy.cli import build as build_module
     from todo_deploy.cli import up as up_module
+    from todo_deploy.pipeline import conductor
 
     narrow_console(monkeypatch)
     built: list[bool] = []
     monkeypatch.setattr(up_module, "load_or_exit", lambda: fake_loaded(tmp_path))
     monkeypatch.setattr(shutil, "which", nothing_installed)
-    monkeypatch.setattr(build_module, "build", lambda *a, **k: built.append(True))
+    monkeypatch.setattr(conductor, "run_stage", lambda _l, stage, **k: built.append(stage == "build"))
     up_module.up(Context(), until="build")
     assert built == [True]
 

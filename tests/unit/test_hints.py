@@ -187,9 +187,9 @@ def verify_checks() -> list:  # type: ignore[type-arg]
 
 def test_a_failed_verify_leads_with_the_doctors_cause_and_folds_the_rest(tmp_path: Path) -> None:
     """Before: 9 failures side by side, each with its own hint, the cause in none of them."""
-    from todo_deploy.cli.verify import failure_message
     from todo_deploy.config import LoadedSettings, Settings
     from todo_deploy.gates import GateResult, Verdict
+    from todo_deploy.pipeline.conductor import verify_failure_message as failure_message
     from todo_deploy.stages.verify.stage import (
         CAUSE,
         KNOCK_ON,
@@ -220,8 +220,8 @@ def test_a_failed_verify_leads_with_the_doctors_cause_and_folds_the_rest(tmp_pat
 
 
 def test_without_a_cause_the_failed_checks_stand_as_they_are() -> None:
-    from todo_deploy.cli.verify import failure_message
     from todo_deploy.gates import GateResult
+    from todo_deploy.pipeline.conductor import verify_failure_message as failure_message
     from todo_deploy.stages.verify.stage import lead_with_cause
 
     assert lead_with_cause(verify_checks(), []) == verify_checks()

@@ -163,7 +163,7 @@ def test_inv_up_says_serving_once_the_frontend_answers_with_the_new_images(
     from invoke.exceptions import Exit
 
     from todo_deploy import artifacts, kube
-    from todo_deploy.cli import up as up_module
+    from todo_deploy.pipeline import conductor
 
     old = ImageRef(component="backend", repository="todo-backend", tag="old", image_id="sha256:0")
     new = ImageRef(component="backend", repository="todo-backend", tag="new", image_id="sha256:1")
@@ -179,14 +179,14 @@ def test_inv_up_says_serving_once_the_frontend_answers_with_the_new_images(
     monkeypatch.setattr(kube, "Kube", lambda _ctx: object())
     monkeypatch.setattr(serving, "new_code_served", new_code_served)
     loaded = SimpleNamespace(state_dir="unused", settings=SimpleNamespace(context_name=""))
-    up_module._new_code_serving(loaded, {"backend": new, "frontend": front})
+    conductor.new_code_serving(loaded, {"backend": new, "frontend": front})
     assert asked == []  # nothing new: nothing to wait for
-    up_module._new_code_serving(loaded, {"backend": old, "frontend": front})
+    conductor.new_code_serving(loaded, {"backend": old, "frontend": front})
     assert asked == [{"backend": new}]
     assert "deploy: backend new code serving through the frontend" in capsys.readouterr().out
     verdict[0] = "the frontend's /api/meta answered from backend pod b-old"
     with pytest.raises(Exit) as stopped:
-        up_module._new_code_serving(loaded, {"backend": old, "frontend": front})
+        conductor.new_code_serving(loaded, {"backend": old, "frontend": front})
     assert stopped.value.message == ("the rollout finished but the frontend did not answer with the new code "
                                      "within 60 s: the frontend's /api/meta answered from backend pod b-old")
 

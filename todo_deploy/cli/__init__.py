@@ -1,10 +1,11 @@
 """Shared plumbing for the Invoke tasks: settings, gate guards, results, exit codes.
 
 Each module in this package holds the tasks of one concern; `tasks.py` at the
-project root only collects them. A task imports its stage (and any heavy
+project root only collects them. A task imports the conductor (and any heavy
 library) inside its body: `inv` loads every task module to parse the command
 line, and `inv --list` or a no-change `inv build` must not pay for the stages
-it does not run. Outside cli/, our own modules import each other at the top.
+it does not run (the conductor's registry imports a stage when it runs). The tasks run the stages through the conductor
+(todo_deploy/pipeline/conductor.py): guard, run, record and render happen there once.
 """
 
 from __future__ import annotations
@@ -26,33 +27,6 @@ if TYPE_CHECKING:
     from todo_deploy.gates import GateResult
 
 EXIT_SETTINGS = 2
-
-# Failures of the outside world (no kubeconfig, an unreachable API server or
-# Docker engine) end a task with one line and what to run, never a traceback.
-# Matched by module so that no heavy SDK is imported to name its classes.
-_CLUSTER_FIX = "check that `kubectl config current-context` (or KUBE_CONTEXT) answers, or run `inv cluster`"
-_DOCKER_FIX = "start Docker and check that `docker info` answers"
-_OUTSIDE_WORLD = {
-    "todo_deploy.kube": ("the cluster", _CLUSTER_FIX),
-    "kubernetes": ("the cluster", _CLUSTER_FIX),
-    "urllib3": ("the cluster", _CLUSTER_FIX),
-    "helm_python": ("Helm", _CLUSTER_FIX),
-    "todo_deploy.helm": ("Helm", _CLUSTER_FIX),  # HelmUnavailable: either engine, no cluster
-    "todo_deploy.images": ("Docker", _DOCKER_FIX),
-    "docker": ("Docker", _DOCKER_FIX),
-}
-
-
-def outside_world_failure(exc: BaseException) -> str | None:
-    """One line for a failure of a tool or service the task depends on; None for a bug."""
-    for cls in type(exc).__mro__:
-        module = cls.__module__
-        for prefix, (what, fix) in _OUTSIDE_WORLD.items():
-            if module == prefix or module.startswith(prefix + "."):
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                return f"{what}: {first[:300]}\n{fix}"
-    return None
-
 
 PROFILE_HELP = ("Settings profile: layer .env.NAME over .env (as TODO_PROFILE=NAME does; "
                 "`inv config --profile NAME` shows what it sets).")
@@ -118,6 +92,8 @@ class ProjectTask(invoke.Task):
         except Exit:
             raise
         except Exception as exc:
+            from todo_deploy.pipeline.failures import outside_world_failure
+
             message = outside_world_failure(exc)
             if message is None:
                 raise
@@ -161,58 +137,38 @@ def task(*args: Any, **kwargs: Any) -> Callable[..., Any]:
 def load_or_exit() -> LoadedSettings:
     """Load and validate the settings (with the profile TODO_PROFILE or `--profile`
     names), or stop the task with exit code 2."""
-    from todo_deploy.config import SettingsError, load_settings
+    from todo_deploy.chart.values_files import load_checked
+    from todo_deploy.config import SettingsError
 
     try:
-        return load_settings()
+        return load_checked()
     except SettingsError as exc:
         raise Exit(str(exc), code=EXIT_SETTINGS) from None
 
 
-def scopes(loaded: LoadedSettings) -> dict[str, str]:
-    """stage -> what its gate describes under the current settings."""
-    from todo_deploy.gates import scopes_for
+# The gate plumbing is the conductor's (todo_deploy/pipeline/conductor.py); these
+# names stay for the tasks, imported when a task runs (not by `inv --list`).
 
-    return scopes_for(loaded.settings)
+
+def scopes(loaded: LoadedSettings) -> dict[str, str]:
+    from todo_deploy.pipeline import conductor
+
+    return conductor.scopes(loaded)
 
 
 def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
-    """Refuse to run `stage` unless a predecessor's gate passed (or --force)."""
-    from todo_deploy.console import say
-    from todo_deploy.gates import refusal
+    from todo_deploy.pipeline import conductor
 
-    reason = refusal(loaded.state_dir, stage, scopes(loaded))
-    if reason is None:
-        return
-    if force:
-        say(f"--force: running anyway. {reason}")
-        return
-    raise Exit(reason + " (or pass --force to run anyway)", code=1)
+    conductor.guard(loaded, stage, force)
 
 
 def context_guard(loaded: LoadedSettings, force: bool) -> None:
-    """Refuse to deploy a profile's settings to another cluster, or other settings to a
-    profile's cluster (todo_deploy/config/profiles.py), unless --force."""
-    from todo_deploy.config.profiles import context_refusal
-    from todo_deploy.console import say
+    from todo_deploy.pipeline import conductor
 
-    reason = context_refusal(loaded)
-    if reason is None:
-        return
-    if force:
-        say(f"--force: deploying anyway. {reason}")
-        return
-    raise Exit(f"refusing to deploy: {reason}", code=1)
+    conductor.context_guard(loaded, force)
 
 
 def finish(loaded: LoadedSettings, result: GateResult) -> GateResult:
-    """Persist and print a gate result; exit non-zero when it failed."""
-    from todo_deploy.console import render_gate
-    from todo_deploy.pipeline import record
+    from todo_deploy.pipeline import conductor
 
-    record(loaded, result)
-    render_gate(result)
-    if not result.passed:
-        names = ", ".join(c.name for c in result.failures)
-        raise Exit(f"{result.stage} gate failed: {names}", code=1)
-    return result
+    return conductor.finish(loaded, result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke.exceptions import Exit
 from invoke.parser import Argument
 
-from todo_deploy.cli import ProjectTask, finish, load_or_exit, task
+from todo_deploy.cli import ProjectTask, load_or_exit, task
 from todo_deploy.cli.optional_positional import make_optional
 
 INSTALL_AGENT = "install-agent"
@@ -59,8 +59,8 @@ def aiops(  # type: ignore[no-untyped-def]
     missing AI tool is a skip, a failing one a warning: their answers are advice,
     stored in .state/aiops.json.
     """
-    from todo_deploy.stages.aiops.playbooks import CHOICES, PlaybookRefused
-    from todo_deploy.stages.aiops.stage import render_findings, run
+    from todo_deploy.pipeline import conductor
+    from todo_deploy.stages.aiops.playbooks import CHOICES
 
     if playbook == INSTALL_AGENT:
         _install_agent(mcp_url, dry_run)
@@ -72,21 +72,17 @@ def aiops(  # type: ignore[no-untyped-def]
             code=2,
         )
     loaded = load_or_exit()
-    # No gate guard: the doctor is for exactly the moment a deploy failed.
-    try:
-        result = run(
-            loaded,
-            playbook or "health",
-            allow_changes=allow_changes,
-            install_kagent=install_kagent,
-            replicas=int(replicas) if replicas else None,
-            namespace=namespace or None,
-            kagent_agent=_kagent_agent(loaded, playbook),
-        )
-    except PlaybookRefused as exc:
-        raise Exit(f"inv aiops refuses: {exc}", code=1) from None
-    render_findings(result)
-    finish(loaded, result)
+    # No gate guard (the conductor's run_aiops): the doctor is for exactly the moment a
+    # deploy failed.
+    conductor.run_aiops(
+        loaded,
+        playbook or "health",
+        allow_changes=allow_changes,
+        install_kagent=install_kagent,
+        replicas=int(replicas) if replicas else None,
+        namespace=namespace or None,
+        kagent_agent=_kagent_agent(loaded, playbook),
+    )
 
 
 def _install_agent(url: str, dry_run: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke.exceptions import Exit
 
-from todo_deploy.cli import finish, guard, load_or_exit, task
+from todo_deploy.cli import load_or_exit, task
 from todo_deploy.components import BUILT_NAMES
 
 
@@ -28,8 +28,7 @@ def build(c, no_cache=False, push=False, gordon=False, only=None):  # type: igno
             "in .env or the environment; without it the images stay in the local engine.",
             code=1,
         )
-    guard(loaded, "build", force=False)  # stage 1 has no predecessor: never refuses
-    from todo_deploy.stages import build as build_stage
+    from todo_deploy.pipeline import conductor
 
-    result = build_stage.run(loaded, no_cache=no_cache, push=push, gordon=gordon, only=only)
-    finish(loaded, result)
+    # Stage 1 has no predecessor: the guard never refuses.
+    conductor.run_stage(loaded, "build", no_cache=no_cache, push=push, gordon=gordon, only=only)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from todo_deploy.cli import finish, guard, load_or_exit, task
+from todo_deploy.cli import load_or_exit, task
 
 
 @task(help={"force": "Run even when the build gate has not passed."})
@@ -11,8 +11,6 @@ def cluster(c, force=False):  # type: ignore[no-untyped-def]
 
     CLUSTER_PROVIDER picks minikube, kind, docker-desktop or an existing context.
     """
-    from todo_deploy.stages import cluster as stage
+    from todo_deploy.pipeline import conductor
 
-    loaded = load_or_exit()
-    guard(loaded, stage.STAGE, force)
-    finish(loaded, stage.run(loaded))
+    conductor.run_stage(load_or_exit(), "cluster", force=force)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke.exceptions import Exit
 
-from todo_deploy.cli import context_guard, finish, guard, load_or_exit, task
+from todo_deploy.cli import load_or_exit, task
 
 
 @task(
@@ -27,17 +27,9 @@ def deploy(c, helm=False, dry_run=False, force=False, timeout=0):  # type: ignor
     if dry_run:
         _dry_run(loaded, helm)
         return
-    context_guard(loaded, force)
-    if helm:
-        from todo_deploy.stages import helm_deploy as stage
+    from todo_deploy.pipeline import conductor
 
-        guard(loaded, stage.STAGE, force)
-        finish(loaded, stage.run(loaded, timeout_s=int(timeout) or None))
-        return
-    from todo_deploy.stages import raw_deploy as raw
-
-    guard(loaded, raw.STAGE, force)
-    finish(loaded, raw.run(loaded, timeout_s=int(timeout) or None))
+    conductor.run_deploy(loaded, helm=helm, force=force, timeout_s=int(timeout) or None)
 
 
 def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]

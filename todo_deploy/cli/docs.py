@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from todo_deploy.cli import finish, guard, load_or_exit, task
+from todo_deploy.cli import load_or_exit, task
 
 
 @task(help={"force": "Run even if no deploy/helm gate has passed."})
@@ -14,14 +14,6 @@ def docs(c, force=False):  # type: ignore[no-untyped-def]
     diagram (graphviz SVG plus a Mermaid block). Secret values never appear: only the
     Secrets' names and key names.
     """
-    from todo_deploy.stages.docs.stage import DocsDetails, run
+    from todo_deploy.pipeline import conductor
 
-    loaded = load_or_exit()
-    guard(loaded, "docs", force)
-    result = run(loaded)
-    report = DocsDetails.of(result).report
-    if report:
-        from todo_deploy.console import say
-
-        say(f"report: {report}")
-    finish(loaded, result)
+    conductor.run_docs(load_or_exit(), force=force)

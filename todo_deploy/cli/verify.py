@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke.exceptions import Exit
 
-from todo_deploy.cli import finish, guard, load_or_exit, task
+from todo_deploy.cli import load_or_exit, task
 
 CHECK_HELP = (
     "frontend-page, signup, task-journey, chat-adds-task, isolation-rest, isolation-chat, "
@@ -32,31 +32,14 @@ def verify(c, only="", skip="", access="auto", force=False):  # type: ignore[no-
     (persistence). Writes .state/verify.json; exits non-zero on any failed check.
     """
     from todo_deploy.access import ACCESS_MODES
+    from todo_deploy.pipeline import conductor
     from todo_deploy.stages.verify.checks import SelectionError
-    from todo_deploy.stages.verify.stage import run
 
     if access not in ACCESS_MODES:
         raise Exit(f"--access must be one of {', '.join(ACCESS_MODES)}", code=2)
     loaded = load_or_exit()
-    guard(loaded, "verify", force)
     try:
-        result = run(loaded, only=only or None, skip=skip or None, access=access)
+        conductor.run_verify(loaded, force=force, only=only or None, skip=skip or None,
+                             access=access)
     except SelectionError as exc:
         raise Exit(str(exc), code=2) from None
-    try:
-        finish(loaded, result)
-    except Exit as failed:
-        raise Exit(failure_message(result) or failed.message, code=failed.code) from None
-
-
-def failure_message(result) -> str:  # type: ignore[no-untyped-def]
-    """The one cause and its fix first, the failed checks it explains after (None when
-    the doctor named no cause)."""
-    from todo_deploy.stages.verify.stage import CAUSE, cause_headline
-
-    cause = next((c for c in result.failures if c.name == CAUSE), None)
-    if cause is None:
-        return ""
-    knock_on = [c.name for c in result.failures if c is not cause]
-    return (f"verify gate failed: {cause_headline(cause.evidence)}\nFix: {cause.fix}\n"
-            f"Failed because of it: {', '.join(knock_on)}")

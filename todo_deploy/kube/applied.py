@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy import gates
+
 if TYPE_CHECKING:
     from todo_deploy.config import Settings
 
@@ -105,8 +107,10 @@ def why_applied(obj: dict[str, Any], recorded: dict[str, Entry], live: dict[str,
 
 
 def scope_of(settings: Settings) -> str:
-    """Which deployment the raw path's records (what was applied, the passing renders) describe."""
-    return f"{settings.context_name}/{settings.namespace}/{settings.release_name}"
+    """Which deployment the raw path's records (what was applied, the passing renders)
+    describe: the deploy gate's scope, computed one way (gates.scope_of)."""
+    return gates.scope_of("deploy", settings.context_name, settings.namespace,
+                          settings.release_name)
 
 
 # ---- the renders of the last passing deploys (rollback) ----------------------------------

@@ -10,7 +10,7 @@ with allow_changes. Every call goes to the call log with masked arguments.
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
@@ -18,9 +18,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from todo_deploy.cli import outside_world_failure
 from todo_deploy.config import LoadedSettings
 from todo_deploy.mcp import calls, tools
+from todo_deploy.pipeline.failures import outside_world_failure
 
 NAME = tools.NAME
 INSTRUCTIONS = (
@@ -33,8 +33,10 @@ INSTRUCTIONS = (
     "with --allow-changes."
 )
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
-CHANGES = ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False)
+Out = TypeVar("Out", bound=BaseModel)  # what a tool answers
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+CHANGES = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
 
 CheckName = Literal[
     "frontend-page", "signup", "task-journey", "chat-adds-task", "isolation-rest",
@@ -115,7 +117,7 @@ class Calls:
     def __init__(self, allow_changes: bool) -> None:
         self.allow_changes = allow_changes
 
-    def __call__(self, tool: str, body: Callable[[], BaseModel]) -> BaseModel:
+    def __call__(self, tool: str, body: Callable[[], Out]) -> Out:
         try:
             if tool in tools.CHANGE_TOOLS and not self.allow_changes:
                 raise tools.Refused(

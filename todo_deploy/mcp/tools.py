@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, Field
 
 from todo_deploy.components import LOG_SOURCES
-from todo_deploy.pipeline import record
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -160,24 +159,10 @@ def check_out(check: Check) -> CheckOut:
                     fix=check.fix)
 
 
-def _scopes(loaded: LoadedSettings) -> dict[str, str]:
-    from todo_deploy.gates import scopes_for
-
-    return scopes_for(loaded.settings)
-
-
 def _kube(loaded: LoadedSettings) -> Kube:
     from todo_deploy.kube import Kube
 
     return Kube(loaded.settings.context_name)
-
-
-def _guard(loaded: LoadedSettings, stage: str) -> None:
-    from todo_deploy.gates import refusal
-
-    reason = refusal(loaded.state_dir, stage, _scopes(loaded))
-    if reason is not None:
-        raise Refused(reason)
 
 
 # ---- the read-only tools ----------------------------------------------------------------------
@@ -225,8 +210,10 @@ def verify(
     *,
     allow_changes: bool = False,
 ) -> VerifyOut:
+    from todo_deploy.gate_details import VerifyDetails
+    from todo_deploy.pipeline import conductor
     from todo_deploy.stages.verify.checks import SelectionError, select_checks
-    from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS, VerifyDetails, run
+    from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS
 
     only_text, skip_text = ",".join(only or []), ",".join(skip or [])
     try:
@@ -240,9 +227,8 @@ def verify(
             raise Refused(f"{', '.join(asked)} delete(s) pods; {ALLOW_HINT}")
         left_out = [n for n in selected if n in DISRUPTIVE_CHECKS]
         skip_text = ",".join([*(skip or []), *left_out])
-    _guard(loaded, "verify")
-    result = run(loaded, only=only_text or None, skip=skip_text or None)
-    record(loaded, result)
+    result = conductor.run_recorded(loaded, "verify", Refused, only=only_text or None,
+                                    skip=skip_text or None)
     return VerifyOut(
         passed=result.passed, selected=VerifyDetails.of(result).checks_selected or selected,
         left_out_read_only=left_out, checks=[check_out(c) for c in result.checks],
@@ -297,12 +283,9 @@ def config(loaded: LoadedSettings) -> ConfigOut:
 
 
 def deploy(loaded: LoadedSettings, mode: Literal["raw", "helm"] = "raw") -> GateRunOut:
-    if mode == "helm":
-        from todo_deploy.stages import helm_deploy as stage
-    else:
-        from todo_deploy.stages import raw_deploy as stage  # type: ignore[no-redef]
-    _guard(loaded, stage.STAGE)
-    result = record(loaded, stage.run(loaded))
+    from todo_deploy.pipeline import conductor
+
+    result = conductor.run_recorded(loaded, "helm" if mode == "helm" else "deploy", Refused)
     return GateRunOut(stage=result.stage, passed=result.passed,
                       checks=[check_out(c) for c in result.checks])
 

