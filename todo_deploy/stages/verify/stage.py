@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from todo_deploy.access import open_access
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
+from todo_deploy.gate_details import VerifyDetails
 from todo_deploy.gates import (
     Check,
-    Details,
     GateResult,
     Verdict,
     current_deployment,
@@ -36,21 +36,13 @@ from todo_deploy.stages.verify.client import wait_until_up
 from todo_deploy.tools.commands import Runner
 
 if TYPE_CHECKING:
+    from todo_deploy.access import Access
     from todo_deploy.config import LoadedSettings, Settings
     from todo_deploy.doctor import Finding, Snapshot
 
 STAGE = "verify"
 
 
-@dataclass
-class VerifyDetails(Details):
-    checks_selected: list[str] = field(default_factory=list)
-    access: dict[str, Any] = field(default_factory=dict)  # kind, url, detail[, connections]
-    test_users: list[str] = field(default_factory=list)
-    full: bool = False  # every check ran, the pod-deleting ones too
-    live: str = ""  # live_identity() of the objects verified
-    duration_s: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)  # verdict -> number of checks
 # A failed verify leads with the doctor's cause; the failed checks are its knock-on effects.
 CAUSE = "cause"
 KNOCK_ON = "knock-on of the cause: "
@@ -153,36 +145,7 @@ def run(
     try:
         kube = kube or Kube(settings.context_name)
         with open_access(settings, kube, runner, mode=access) as way:
-            details.access = {"kind": way.kind, "url": way.url, "detail": way.plan.detail}
-            log(f"verify: reaching the frontend via {way.describe()}")
-            up, how = wait_until_up(way.url, deadline_s=30, host=way.plan.host)
-            checks.append(
-                Check.of(
-                    "access",
-                    up,
-                    f"{way.describe()}: {how}",
-                    "The frontend Service does not answer: `inv status`, then `kubectl get "
-                    f"svc,pods -n {settings.namespace}`.",
-                )
-            )
-            if up:
-                ctx = VerifyContext(
-                    settings,
-                    way.url,
-                    kube=kube,
-                    images=load_images(loaded.state_dir),
-                    log=log,
-                    remove_users=user_remover(settings, kube),
-                    restarts_since=deployed_at(loaded),
-                    host=way.plan.host,
-                )
-                try:
-                    checks.extend(run_checks(ctx, names))
-                finally:
-                    ctx.close()
-                    details.test_users = [ctx.username(label) for label in ctx.clients]
-            if way.forwarder is not None:
-                details.access["port_forward_connections"] = way.forwarder.connections
+            _check_through(loaded, kube, way, names, checks, details, log)
     except (KubeError, RuntimeError, OSError) as exc:
         checks.append(
             Check.of(
@@ -203,6 +166,44 @@ def run(
     details.duration_s = round(time.monotonic() - started, 1)
     details.counts = {v.value: sum(c.verdict is v for c in checks) for v in Verdict}
     return GateResult(STAGE, checks, details=details.as_dict())
+
+
+def _check_through(loaded: LoadedSettings, kube: Kube, way: Access, names: list[str],
+                   checks: list[Check], details: VerifyDetails, log: Callable[[str], None]) -> None:
+    """Append the access check, then (when the frontend answers) the checks `names` run
+    through `way`; records the access and the test users in `details`. Appends as it goes:
+    when a check raises, those before it stay in `checks`."""
+    settings = loaded.settings
+    details.access = {"kind": way.kind, "url": way.url, "detail": way.plan.detail}
+    log(f"verify: reaching the frontend via {way.describe()}")
+    up, how = wait_until_up(way.url, deadline_s=30, host=way.plan.host)
+    checks.append(
+        Check.of(
+            "access",
+            up,
+            f"{way.describe()}: {how}",
+            "The frontend Service does not answer: `inv status`, then `kubectl get "
+            f"svc,pods -n {settings.namespace}`.",
+        )
+    )
+    if up:
+        ctx = VerifyContext(
+            settings,
+            way.url,
+            kube=kube,
+            images=load_images(loaded.state_dir),
+            log=log,
+            remove_users=user_remover(settings, kube),
+            restarts_since=deployed_at(loaded),
+            host=way.plan.host,
+        )
+        try:
+            checks.extend(run_checks(ctx, names))
+        finally:
+            ctx.close()
+            details.test_users = [ctx.username(label) for label in ctx.clients]
+    if way.forwarder is not None:
+        details.access["port_forward_connections"] = way.forwarder.connections
 
 
 def doctor_findings(
