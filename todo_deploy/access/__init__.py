@@ -290,15 +290,18 @@ class PortForwarder:
     # -- forwarding ----------------------------------------------------------------
     def _target(self) -> tuple[str, int]:
         """A Ready, not-terminating pod behind the Service and its container port."""
-        service = self.core.read_namespaced_service(self.service_name, self.namespace)
+        # Any: the client's models type every field Optional; a served Service and Pod have
+        # these (a missing one fails here as it did before mypy).
+        service: Any = self.core.read_namespaced_service(self.service_name, self.namespace)
         selector = ",".join(f"{k}={v}" for k, v in sorted((service.spec.selector or {}).items()))
         port = next(
             (p for p in service.spec.ports if p.port == 80 or p.name == "http"),
             service.spec.ports[0],
         )
-        pods = [
+        listed: Any = self.core.list_namespaced_pod(self.namespace, label_selector=selector)
+        pods: list[Any] = [
             pod
-            for pod in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+            for pod in listed.items
             if pod.metadata.deletion_timestamp is None
             and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
         ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from todo_deploy.components import BUILT
 
@@ -73,7 +73,8 @@ def own_tags(client: DockerClient, repositories: Iterable[str]) -> list[Tag]:
             for ref in image.tags:
                 name, _, tag = ref.rpartition(":")
                 if name == repo and CONTENT_TAG.fullmatch(tag):
-                    found.append(Tag(repo, tag, image.id, _iso(image.attrs.get("Created")),
+                    image_id = cast(str, image.id)  # the stub's Model.id is optional; a listed image has one
+                    found.append(Tag(repo, tag, image_id, _iso(image.attrs.get("Created")),
                                      int(image.attrs.get("Size") or 0)))
     return found
 
@@ -164,7 +165,7 @@ def container_images(client: DockerClient) -> dict[str, str]:
     """image ID -> why, for every container of the engine, running or stopped."""
     found = {}
     for container in client.containers.list(all=True, sparse=True):  # one listing, no inspects
-        names = container.attrs.get("Names") or [container.id[:12]]
+        names = container.attrs.get("Names") or [cast(str, container.id)[:12]]  # listed: has an id
         found[container.attrs.get("ImageID", "")] = f"container {names[0].lstrip('/')} uses it"
     return found
 

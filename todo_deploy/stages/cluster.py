@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from todo_deploy import images as image_tools
 from todo_deploy.access import live_node_port
@@ -373,7 +373,7 @@ def _is_local_address(ip: str) -> bool:
 def _local_docker_images(refs: list[str]) -> dict[str, str]:
     """ref -> image ID in the local Docker daemon (missing refs left out)."""
     if context_cache.socket_path() is not None:
-        return {ref: found for ref in refs if (found := local_image_id(ref))}
+        return {ref: image_id for ref in refs if (image_id := local_image_id(ref))}
     try:
         import docker
         from docker.errors import DockerException
@@ -384,7 +384,7 @@ def _local_docker_images(refs: list[str]) -> dict[str, str]:
     found = {}
     for ref in refs:
         try:
-            found[ref] = client.images.get(ref).id
+            found[ref] = cast(str, client.images.get(ref).id)  # stub: optional; a got image has one
         except DockerException:  # ImageNotFound, APIError: not present here
             found.pop(ref, None)
     return found
@@ -430,6 +430,65 @@ def shares_host_daemon(
     return True, "the node runs on this host's Docker daemon, which holds every built image"
 
 
+DELIVERY = "image delivery"
+
+
+def _load_into_minikube(settings: Settings, runner: RunnerLike, refs: list[str],
+                        log: Callable[[str], None]) -> Delivery:
+    profile = settings.minikube_profile
+    listed = runner.run(["minikube", "image", "ls", "-p", profile], timeout=120)
+    present = {_normalize(line.strip()) for line in listed.stdout.splitlines() if line.strip()}
+    missing = [r for r in refs if _normalize(r) not in present]
+    failed = []
+    for ref in missing:
+        log(f"loading {ref} into minikube ({profile})")
+        if not runner.run(["minikube", "image", "load", ref, "-p", profile], timeout=900).ok:
+            failed.append(ref)
+    tip = f"tip: build straight into minikube's daemon with `eval $(minikube -p {profile} docker-env)`"
+    if failed:
+        return Delivery(
+            Check.of(DELIVERY, False, f"`minikube image load` failed for {', '.join(failed)}", tip),
+            "minikube image load", missing,
+        )
+    what = f"loaded {', '.join(missing)}" if missing else "already in the node"
+    return Delivery(Check(DELIVERY, Verdict.PASS, f"minikube image load: {what} ({tip})"),
+                    "minikube image load", missing)
+
+
+def _load_into_kind(settings: Settings, runner: RunnerLike, refs: list[str],
+                    nodes: list[dict[str, Any]], log: Callable[[str], None]) -> Delivery:
+    present = node_image_refs(nodes)
+    missing = [r for r in refs if _normalize(r) not in present]
+    failed = []
+    for ref in missing:
+        log(f"loading {ref} into kind ({settings.kind_cluster_name})")
+        argv = ["kind", "load", "docker-image", ref, "--name", settings.kind_cluster_name]
+        if not runner.run(argv, timeout=900).ok:
+            failed.append(ref)
+    if failed:
+        return Delivery(
+            Check.of(DELIVERY, False, f"`kind load docker-image` failed for {', '.join(failed)}",
+                     "check `docker images` holds them (`inv build`)"),
+            "kind load", missing,
+        )
+    what = f"loaded {', '.join(missing)}" if missing else "already in the node"
+    return Delivery(Check(DELIVERY, Verdict.PASS, f"kind load docker-image: {what}"), "kind load",
+                    missing)
+
+
+def _from_registry(settings: Settings, refs: list[str]) -> Delivery:
+    registry = settings.image_registry.rstrip("/")
+    unpushed = [r for r in refs if not r.startswith(registry + "/")]
+    if unpushed:
+        return Delivery(
+            Check.of(DELIVERY, False, f"IMAGE_REGISTRY={registry} but the built refs are local: "
+                     f"{', '.join(unpushed)}", "run `inv build --push`"),
+            "registry",
+        )
+    return Delivery(Check(DELIVERY, Verdict.PASS,
+                          f"pulled from {registry} (pushed by inv build --push)"), "registry")
+
+
 def deliver_images(
     settings: Settings,
     runner: RunnerLike,
@@ -440,68 +499,23 @@ def deliver_images(
     is_local: Callable[[str], bool] = _is_local_address,
 ) -> Delivery:
     """Get the built images to where the kubelet looks, the way the provider allows."""
-    name = "image delivery"
     refs = [img.ref for img in images.values()]
     if not refs:
-        return Delivery(
-            Check.of(name, False, "no build recorded in .state/images.json", "run `inv build`"),
-            "none",
-        )
-    provider = settings.cluster_provider
-    if provider == "minikube":
-        profile = settings.minikube_profile
-        listed = runner.run(["minikube", "image", "ls", "-p", profile], timeout=120)
-        present = {_normalize(line.strip()) for line in listed.stdout.splitlines() if line.strip()}
-        missing = [r for r in refs if _normalize(r) not in present]
-        failed = []
-        for ref in missing:
-            log(f"loading {ref} into minikube ({profile})")
-            if not runner.run(["minikube", "image", "load", ref, "-p", profile], timeout=900).ok:
-                failed.append(ref)
-        tip = f"tip: build straight into minikube's daemon with `eval $(minikube -p {profile} docker-env)`"
-        if failed:
-            return Delivery(
-                Check.of(name, False, f"`minikube image load` failed for {', '.join(failed)}", tip),
-                "minikube image load", missing,
-            )
-        what = f"loaded {', '.join(missing)}" if missing else "already in the node"
-        return Delivery(Check(name, Verdict.PASS, f"minikube image load: {what} ({tip})"),
-                        "minikube image load", missing)
-    if provider == "kind":
-        present = node_image_refs(nodes)
-        missing = [r for r in refs if _normalize(r) not in present]
-        failed = []
-        for ref in missing:
-            log(f"loading {ref} into kind ({settings.kind_cluster_name})")
-            argv = ["kind", "load", "docker-image", ref, "--name", settings.kind_cluster_name]
-            if not runner.run(argv, timeout=900).ok:
-                failed.append(ref)
-        if failed:
-            return Delivery(
-                Check.of(name, False, f"`kind load docker-image` failed for {', '.join(failed)}",
-                         "check `docker images` holds them (`inv build`)"),
-                "kind load", missing,
-            )
-        what = f"loaded {', '.join(missing)}" if missing else "already in the node"
-        return Delivery(Check(name, Verdict.PASS, f"kind load docker-image: {what}"), "kind load", missing)
+        return Delivery(Check.of(DELIVERY, False, "no build recorded in .state/images.json",
+                                 "run `inv build`"), "none")
+    if settings.cluster_provider == "minikube":
+        return _load_into_minikube(settings, runner, refs, log)
+    if settings.cluster_provider == "kind":
+        return _load_into_kind(settings, runner, refs, nodes, log)
     shared, why = shares_host_daemon(nodes, images, local_images, is_local)
     if shared:
-        return Delivery(Check(name, Verdict.PASS, f"shared daemon, nothing to load ({why})"),
+        return Delivery(Check(DELIVERY, Verdict.PASS, f"shared daemon, nothing to load ({why})"),
                         "shared daemon")
     if settings.image_registry:
-        registry = settings.image_registry.rstrip("/")
-        unpushed = [r for r in refs if not r.startswith(registry + "/")]
-        if unpushed:
-            return Delivery(
-                Check.of(name, False, f"IMAGE_REGISTRY={registry} but the built refs are local: "
-                         f"{', '.join(unpushed)}", "run `inv build --push`"),
-                "registry",
-            )
-        return Delivery(Check(name, Verdict.PASS, f"pulled from {registry} (pushed by inv build --push)"),
-                        "registry")
+        return _from_registry(settings, refs)
     return Delivery(
         Check.of(
-            name, False, f"the node cannot see the built images ({why})",
+            DELIVERY, False, f"the node cannot see the built images ({why})",
             "build on the node's own Docker daemon (minikube: `eval $(minikube docker-env)`), "
             "or set IMAGE_REGISTRY and run `inv build --push`, or use CLUSTER_PROVIDER=minikube/kind "
             "so the images are loaded for you",
@@ -664,6 +678,60 @@ def _node_ready(node: dict[str, Any]) -> bool:
 # ---- the stage ------------------------------------------------------------------------
 
 
+def _node_checks(kube: Kube, version: dict[str, Any], details: ClusterDetails,
+                 nodes: list[dict[str, Any]]) -> list[Check]:
+    ready = [n for n in nodes if _node_ready(n)]
+    kubelets = sorted({n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes})
+    details.kubelet_versions = kubelets
+    return [
+        Check.of(
+            "nodes Ready", bool(ready) and len(ready) == len(nodes),
+            f"{len(ready)}/{len(nodes)} Ready: " + ", ".join(n["metadata"]["name"] for n in nodes),
+            "`kubectl describe node` shows why; minikube: `minikube start` again",
+        ),
+        Check("Kubernetes version", Verdict.PASS,
+              f"API server {version.get('gitVersion')}, kubelet {', '.join(kubelets)}"),
+    ]
+
+
+def _capacity(loaded: LoadedSettings, kube: Kube, images: dict[str, ImageRef],
+              nodes: list[dict[str, Any]]) -> Check:
+    """The app's requests against the nodes', rendered as the deploy will (the live
+    NodePort kept, this cluster's APIs): one render for both stages."""
+    settings = loaded.settings
+    if not images:
+        return Check.of("capacity covers the app's requests", False,
+                        "no build recorded, so the app's requests are unknown", "run `inv build`")
+    try:
+        node_port = live_node_port(kube, settings)
+        capabilities = kube.capabilities()
+    except KubeError:
+        node_port, capabilities = 0, None  # the deploy reads them again and says what failed
+    try:
+        objects = manifests.render_manifests(settings, images, node_port,
+                                             cache_dir=loaded.state_dir, capabilities=capabilities)
+        return capacity_check(kube, settings, objects, nodes)
+    except Exception as exc:  # noqa: BLE001 - any renderer error becomes a failed check
+        return Check.of("capacity covers the app's requests", False,
+                        f"could not render the manifests: {exc}",
+                        "fix the chart or the settings, see the error")
+
+
+def _default_storage_class(kube: Kube) -> Check:
+    classes = kube.list("storage.k8s.io/v1", "StorageClass")
+    marks = ("storageclass.kubernetes.io/is-default-class",
+             "storageclass.beta.kubernetes.io/is-default-class")
+    defaults = [c["metadata"]["name"] for c in classes
+                if any((c["metadata"].get("annotations") or {}).get(m) == "true" for m in marks)]
+    return Check.of(
+        "default StorageClass", bool(defaults),
+        f"default: {', '.join(defaults)}" if defaults else
+        f"no default among: {', '.join(c['metadata']['name'] for c in classes) or 'none'}",
+        "minikube: `minikube addons enable storage-provisioner`; or mark a class default; "
+        "or use DATABASE_MODE=external",
+    )
+
+
 def run(
     loaded: LoadedSettings,
     *,
@@ -679,90 +747,41 @@ def run(
     details = ClusterDetails(provider=settings.cluster_provider)
     provider_check = ensure_cluster(settings, runner, log)
     result.checks.append(provider_check)
-    if provider_check.verdict is Verdict.FAIL:
-        result.details = details.as_dict()
-        return result
-
     context = settings.context_name
-    details.context = context or "(current)"
     try:
-        kube = kube or Kube(context)
-        version = kube.server_version()
-    except KubeError as exc:
-        result.checks.append(Check.of(
-            "context answers", False, f"context {context or '(current)'}: {exc}",
-            "check `kubectl --context <ctx> get nodes`; set KUBE_CONTEXT or CLUSTER_PROVIDER",
-        ))
-        result.details = details.as_dict()
-        return result
-    details.server_version = version.get("gitVersion", "")
-    result.checks.append(Check.of(
-        "context answers", True,
-        f"context {context or '(current)'}: server {version.get('gitVersion')} ({version.get('platform')})",
-    ))
-
-    nodes = kube.list("v1", "Node")
-    ready = [n for n in nodes if _node_ready(n)]
-    result.checks.append(Check.of(
-        "nodes Ready", bool(ready) and len(ready) == len(nodes),
-        f"{len(ready)}/{len(nodes)} Ready: " + ", ".join(n["metadata"]["name"] for n in nodes),
-        "`kubectl describe node` shows why; minikube: `minikube start` again",
-    ))
-    kubelets = sorted({n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes})
-    details.kubelet_versions = kubelets
-    result.checks.append(Check(
-        "Kubernetes version", Verdict.PASS,
-        f"API server {version.get('gitVersion')}, kubelet {', '.join(kubelets)}",
-    ))
-
-    images = load_images(loaded.state_dir)
-    objects: list[dict[str, Any]] = []
-    if not images:
-        result.checks.append(Check.of(
-            "capacity covers the app's requests", False,
-            "no build recorded, so the app's requests are unknown", "run `inv build`",
-        ))
-    else:
+        if provider_check.verdict is Verdict.FAIL:
+            return result
+        details.context = context or "(current)"
         try:
-            # Rendered as the deploy will (the live NodePort kept): one render for both.
-            node_port = live_node_port(kube, settings)
-            capabilities = kube.capabilities()
-        except KubeError:
-            node_port, capabilities = 0, None  # the deploy reads them again and says what failed
-        try:
-            objects = manifests.render_manifests(settings, images, node_port,
-                                                 cache_dir=loaded.state_dir,
-                                                 capabilities=capabilities)
-            result.checks.append(capacity_check(kube, settings, objects, nodes))
-        except Exception as exc:  # noqa: BLE001 - any renderer error becomes a failed check
+            kube = kube or Kube(context)
+            version = kube.server_version()
+        except KubeError as exc:
             result.checks.append(Check.of(
-                "capacity covers the app's requests", False,
-                f"could not render the manifests: {exc}", "fix the chart or the settings, see the error",
+                "context answers", False, f"context {context or '(current)'}: {exc}",
+                "check `kubectl --context <ctx> get nodes`; set KUBE_CONTEXT or CLUSTER_PROVIDER",
             ))
-
-    if settings.database_mode == "bundled":
-        classes = kube.list("storage.k8s.io/v1", "StorageClass")
-        defaults = [
-            c["metadata"]["name"] for c in classes
-            if (c["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"
-            or (c["metadata"].get("annotations") or {}).get("storageclass.beta.kubernetes.io/is-default-class") == "true"
-        ]
+            return result
+        details.server_version = version.get("gitVersion", "")
         result.checks.append(Check.of(
-            "default StorageClass", bool(defaults),
-            f"default: {', '.join(defaults)}" if defaults else
-            f"no default among: {', '.join(c['metadata']['name'] for c in classes) or 'none'}",
-            "minikube: `minikube addons enable storage-provisioner`; or mark a class default; "
-            "or use DATABASE_MODE=external",
+            "context answers", True, f"context {context or '(current)'}: server "
+            f"{version.get('gitVersion')} ({version.get('platform')})",
         ))
-
-    delivery = deliver_images(settings, runner, images, nodes, log)
-    details.image_delivery = delivery.method
-    result.checks.append(delivery.check)
-    if settings.database_mode == "bundled":
-        result.checks.append(deliver_database_image(settings, runner, delivery.method, nodes, log))
-    if images and delivery.check.verdict is not Verdict.FAIL:
-        result.checks.append(images_present_check(kube, settings, images, delivery))
-    result.details = details.as_dict()
+        nodes = kube.list("v1", "Node")
+        result.checks.extend(_node_checks(kube, version, details, nodes))
+        images = load_images(loaded.state_dir)
+        result.checks.append(_capacity(loaded, kube, images, nodes))
+        if settings.database_mode == "bundled":
+            result.checks.append(_default_storage_class(kube))
+        delivery = deliver_images(settings, runner, images, nodes, log)
+        details.image_delivery = delivery.method
+        result.checks.append(delivery.check)
+        if settings.database_mode == "bundled":
+            result.checks.append(deliver_database_image(settings, runner, delivery.method, nodes,
+                                                        log))
+        if images and delivery.check.verdict is not Verdict.FAIL:
+            result.checks.append(images_present_check(kube, settings, images, delivery))
+    finally:
+        result.details = details.as_dict()
     return result
 
 

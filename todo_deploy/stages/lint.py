@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +92,9 @@ def _targets(
     for version in versions:
         yield "raw manifests", version, lambda: manifests.load_dir(k8s_dir)
         for name, values in value_sets.items():
-            yield name, version, (
-                lambda values=values, version=version: engine.template(
-                    chart_dir, settings.release_name, settings.namespace, values,
-                    kube_version=f"v{version}.0", api_versions=CAPABILITIES,
-                )
+            yield name, version, partial(
+                engine.template, chart_dir, settings.release_name, settings.namespace, values,
+                kube_version=f"v{version}.0", api_versions=CAPABILITIES,
             )
 
 

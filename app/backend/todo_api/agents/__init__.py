@@ -24,7 +24,10 @@ class ChatAgent(Protocol):
     thinks."""
 
     provider: str
-    model: str | None
+
+    @property
+    def model(self) -> str | None:  # read-only here, so an agent's `model: str` satisfies it
+        ...
 
     async def respond(
         self, db: Database, user_id: int, history: list[tuple[str, str]], message: str
