@@ -289,7 +289,8 @@ def test_failed_migration_job_with_its_pod_log() -> None:
                   phase="Failed", restart="Never",
                   labels={"job-name": "todo-chatbot-migrate-abc12345"},
                   owner=("Job", "todo-chatbot-migrate-abc12345"))
-    assert observe.log_requests([job_pod]) == [("todo-chatbot-migrate-abc12345-x7k", "migrate", False)]
+    assert [c[0] for c in observe.log_candidates([job_pod])] == [
+        ("todo-chatbot-migrate-abc12345-x7k", "migrate", False)]
     logs = {"todo-chatbot-migrate-abc12345-x7k/migrate": "connecting\nFATAL: password authentication failed"}
     [finding] = objects.job_findings([job], [job_pod], logs)
     assert finding.object == "Job/todo-chatbot-migrate-abc12345"
@@ -476,7 +477,8 @@ def test_crash_looping_replicas_share_one_finding_with_one_pods_logs() -> None:
     logs = {f"{crash[2]['metadata']['name']}/backend": "Traceback\nKeyError: 'DATABASE_URL'"}
     index = model.Index.of(Snapshot("todo", deployments=[backend], pods=crash,
                                      replicasets=[replicaset(backend)]))
-    assert observe.log_requests(crash, index) == [(crash[2]["metadata"]["name"], "backend", True)]
+    assert [c[0] for c in observe.log_candidates(crash, index)] == [
+        (crash[2]["metadata"]["name"], "backend", True)]
     snapshot = Snapshot("todo", NOW, pods=crash, deployments=[backend],
                         replicasets=[replicaset(backend)], logs=logs)
     [finding] = doctor.diagnose(snapshot)

@@ -33,12 +33,6 @@ PEAK_FILES = (
 )
 
 
-def log_requests(pods: Iterable[Obj], index: Index | None = None) -> list[tuple[str, str, bool]]:
-    """(pod, container, previous) whose logs explain a crash or a failed Job: one pod per
-    workload and container (the one restarted most, else the newest)."""
-    return [candidates[0] for candidates in log_candidates(pods, index)]
-
-
 def log_candidates(
     pods: Iterable[Obj], index: Index | None = None
 ) -> list[list[tuple[str, str, bool]]]:
