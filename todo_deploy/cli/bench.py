@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import task
@@ -20,7 +21,7 @@ NAMES = ("pipeline", "app", "data", "footprint", "sizes", "all", "report")
         "no_wait": "Start at once instead of waiting for the machine's load average to settle.",
     }
 )
-def bench(c, name="all", no_wait=False):  # type: ignore[no-untyped-def]
+def bench(c: Context, name: str = "all", no_wait: bool = False) -> None:
     """Measure and write bench/results/<name>.json, then regenerate bench/RESULTS.md + plots.
 
     Deploys into scratch namespaces on the current cluster (CLUSTER_PROVIDER=existing) and

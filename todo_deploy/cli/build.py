@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
@@ -17,7 +18,10 @@ from todo_deploy.components import BUILT_NAMES
         "only": "Build and check only one image: backend or frontend.",
     }
 )
-def build(c, no_cache=False, push=False, gordon=False, only=None):  # type: ignore[no-untyped-def]
+def build(
+    c: Context, no_cache: bool = False, push: bool = False, gordon: bool = False,
+    only: str | None = None,
+) -> None:
     """Stage 1: build both images (content-addressed tags), lint, size and smoke-test them."""
     loaded = load_or_exit()
     if only is not None and only not in BUILT_NAMES:

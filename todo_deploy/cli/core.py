@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from invoke import Context
+
 from todo_deploy.cli import load_or_exit, task
 
 if TYPE_CHECKING:
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
 
 
 @task(help={"json": "Print machine-readable JSON instead of a table."})
-def config(c, json_=False):  # type: ignore[no-untyped-def]
+def config(c: Context, json_: bool = False) -> None:
     """Show the effective settings, where each came from; secrets are masked."""
     from todo_deploy.config import effective_rows
 
@@ -35,7 +37,7 @@ def config(c, json_=False):  # type: ignore[no-untyped-def]
 
 
 @task(help={"json": "Print machine-readable JSON instead of a table."})
-def status(c, json_=False):  # type: ignore[no-untyped-def]
+def status(c: Context, json_: bool = False) -> None:
     """Show every stage's last gate, checked against the live cluster."""
     from todo_deploy.pipeline.status import build_table
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
@@ -130,7 +131,7 @@ def _on_signal(signum: int, frame: object) -> None:
         "frontend-port": "Port of the frontend (default 3000).",
     }
 )
-def dev(c, backend_port=8000, frontend_port=3000):  # type: ignore[no-untyped-def]
+def dev(c: Context, backend_port: int = 8000, frontend_port: int = 3000) -> None:
     """Run backend (SQLite, offline agent) and frontend locally; Ctrl-C stops both."""
     from todo_deploy.console import say
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from invoke import Context
+
 from todo_deploy.cli import load_or_exit, task
 
 
 @task(help={"force": "Run even if no deploy/helm gate has passed."})
-def docs(c, force=False):  # type: ignore[no-untyped-def]
+def docs(c: Context, force: bool = False) -> None:
     """Write docs/deployment-report.md (+ .json) and docs/architecture.svg from the cluster.
 
     Lists the deployed objects with their status, the built images, every stage's gate,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from invoke import Context
 from invoke.exceptions import Exit
 from invoke.parser import Argument
 
@@ -32,7 +33,10 @@ class _LogsTask(ProjectTask):
         "/started answered 2xx); left out by default.",
     },
 )
-def logs(c, component=None, follow=False, tail=50, probes=False):  # type: ignore[no-untyped-def]
+def logs(
+    c: Context, component: str | None = None, follow: bool = False, tail: int = 50,
+    probes: bool = False,
+) -> None:
     """Tail the app's pods (and the migration Job) with restarts and warning events interleaved.
 
     Lines of every pod are merged by their timestamps and coloured by component;

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import task
 
 
 @task(help={"check": "Only compare k8s/ with the chart; exit non-zero when they differ."})
-def manifests(c, check=False):  # type: ignore[no-untyped-def]
+def manifests(c: Context, check: bool = False) -> None:
     """Write k8s/: the chart rendered with its default values (plus the Namespace)."""
     from todo_deploy.chart import manifests as generator
     from todo_deploy.console import say

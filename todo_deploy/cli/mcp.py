@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
@@ -27,10 +28,10 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
         "kubectl-ai/claude: an HTTP entry instead of starting the server over stdio).",
     }
 )
-def mcp(  # type: ignore[no-untyped-def]
-    c, allow_changes=False, http=False, host="127.0.0.1", port=DEFAULT_PORT,
-    print_config="", url="",
-):
+def mcp(
+    c: Context, allow_changes: bool = False, http: bool = False, host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT, print_config: str = "", url: str = "",
+) -> None:
     """Serve the workflow as MCP tools (stdio; --http for streamable HTTP).
 
     Tools: status, doctor, verify, logs, app_url, config; deploy, rollback and scale

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
+
+if TYPE_CHECKING:
+    from todo_deploy.access.app_url import AppUrl
 
 
 @task(
@@ -16,7 +22,9 @@ from todo_deploy.cli import load_or_exit, task
         "stop": "Stop the managed port-forward and forget the URL.",
     },
 )
-def open_(c, browser=False, port=0, forward=False, stop=False):  # type: ignore[no-untyped-def]
+def open_(
+    c: Context, browser: bool = False, port: int = 0, forward: bool = False, stop: bool = False
+) -> None:
     """Print the app's URL (NodePort/LoadBalancer/minikube, else a lasting port-forward).
 
     A port-forward runs in the background, picks a Ready pod for each connection
@@ -43,7 +51,7 @@ def open_(c, browser=False, port=0, forward=False, stop=False):  # type: ignore[
             say("no browser could be started here; open the URL yourself")
 
 
-def describe(app) -> str:  # type: ignore[no-untyped-def]
+def describe(app: AppUrl) -> str:
     from todo_deploy.access import REQUESTED
 
     if app.kind == "port-forward":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
@@ -13,7 +14,7 @@ from todo_deploy.cli import load_or_exit, task
         "keep": "Tags to keep per image, newest first (default: KEEP_IMAGE_TAGS).",
     }
 )
-def prune(c, yes=False, keep=None):  # type: ignore[no-untyped-def]
+def prune(c: Context, yes: bool = False, keep: str | None = None) -> None:
     """List our own old image tags; --yes removes them."""
     from todo_deploy import images
     from todo_deploy.console import say

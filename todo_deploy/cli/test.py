@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import task
@@ -122,7 +123,10 @@ def tier_failed(code: int, extra: list[str]) -> bool:
     "cluster": "the cluster tier: deployments to the Kubernetes cluster",
     "all_": "every tier, fastest first (the default when no tier is named)",
 })
-def test(c, fast=False, app=False, docker=False, cluster=False, all_=False):  # type: ignore[no-untyped-def]
+def test(
+    c: Context, fast: bool = False, app: bool = False, docker: bool = False,
+    cluster: bool = False, all_: bool = False,
+) -> None:
     """Run the test suite by tier, fastest first; stops at the first failing tier.
     Arguments after `--` go to pytest (`inv test --fast -- -k docs`). With
     TODO_TEST_REPORTS=<dir> each tier writes <dir>/junit-<tier>.xml."""

@@ -3,9 +3,15 @@ its policies are the conductor's: todo_deploy/pipeline/conductor.py)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
+
+if TYPE_CHECKING:
+    from todo_deploy.config import LoadedSettings
 
 
 @task(
@@ -20,7 +26,10 @@ from todo_deploy.cli import load_or_exit, task
         "wrong-cluster guard, checked before anything is built).",
     }
 )
-def up(c, helm=False, full=False, gordon=False, until="", force=False):  # type: ignore[no-untyped-def]
+def up(
+    c: Context, helm: bool = False, full: bool = False, gordon: bool = False, until: str = "",
+    force: bool = False,
+) -> None:
     """Build, start the cluster, deploy, run the doctor, verify and write the docs.
 
     Stops at the first gate that fails, naming the check and its fix. With nothing
@@ -34,7 +43,7 @@ def up(c, helm=False, full=False, gordon=False, until="", force=False):  # type:
         _announce(loaded)
 
 
-def _announce(loaded) -> None:  # type: ignore[no-untyped-def]
+def _announce(loaded: LoadedSettings) -> None:
     """The last lines: where the app answers from this machine."""
     from todo_deploy.access import app_url
     from todo_deploy.cli.open import describe

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from invoke import Context
+
 from todo_deploy.cli import guard, load_or_exit, task
 
 
@@ -12,7 +14,7 @@ from todo_deploy.cli import guard, load_or_exit, task
         "force": "Run even when the deploy gate has not passed yet.",
     }
 )
-def watch(c, timeout=120, force=False):  # type: ignore[no-untyped-def]
+def watch(c: Context, timeout: int = 120, force: bool = False) -> None:
     """On each save, rebuild only the changed image and roll only its component.
 
     Watches app/, docker/ and the chart and prints every phase with its duration.
