@@ -48,11 +48,17 @@ def test_inv_start_up_imports_neither_a_stage_nor_the_conductor() -> None:
     assert "todo_deploy.pipeline.conductor" not in shown
 
 
-def test_watch_reaches_the_stages_only_through_the_pipeline() -> None:
-    """Before: watch.py imported stages/build and stages/raw_deploy and rebuilt the build
-    gate from stages/build's private `_lint`, `_size_check` and `_last_lines`."""
-    source = (ROOT / "todo_deploy" / "watch.py").read_text()
-    assert not [m for m in imported_modules(ROOT / "todo_deploy" / "watch.py")
+FRONT_DOORS = sorted(str(p.relative_to(ROOT / "todo_deploy")) for p in [
+    *(ROOT / "todo_deploy" / "cli").glob("*.py"), *(ROOT / "todo_deploy" / "mcp").glob("*.py"),
+    ROOT / "todo_deploy" / "watch.py"])
+
+
+@pytest.mark.parametrize("door", FRONT_DOORS)
+def test_a_front_door_reaches_the_stages_only_through_the_pipeline(door: str) -> None:
+    """Before: 28 imports of stage modules from cli/, mcp/ and watch.py; watch rebuilt the
+    build gate from stages/build's private `_lint`, `_size_check` and `_last_lines`."""
+    source = (ROOT / "todo_deploy" / door).read_text()
+    assert not [m for m in imported_modules(ROOT / "todo_deploy" / door)
                 if m.startswith("todo_deploy.stages")]
     assert "._lint" not in source and "._size_check" not in source and "._last_lines" not in source
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from invoke import Context
 from invoke.exceptions import Exit
 from invoke.parser import Argument
 
 from todo_deploy.cli import ProjectTask, load_or_exit, task
 from todo_deploy.cli.optional_positional import make_optional
+
+if TYPE_CHECKING:
+    from todo_deploy.config import LoadedSettings
 
 INSTALL_AGENT = "install-agent"
 
@@ -43,16 +49,16 @@ class _AiopsTask(ProjectTask):
         "http://host.minikube.internal:8765/mcp, host.docker.internal per provider).",
     },
 )
-def aiops(  # type: ignore[no-untyped-def]
-    c,
-    playbook=None,
-    allow_changes=False,
-    install_kagent=False,
-    replicas=0,
-    namespace=None,
-    mcp_url="",
-    dry_run=False,
-):
+def aiops(
+    c: Context,
+    playbook: str | None = None,
+    allow_changes: bool = False,
+    install_kagent: bool = False,
+    replicas: int = 0,
+    namespace: str | None = None,
+    mcp_url: str = "",
+    dry_run: bool = False,
+) -> None:
     """Diagnose the release with the built-in doctor, then ask kubectl-ai, kagent and Gordon.
 
     The doctor needs no AI tool and no network; its findings decide the gate. A
@@ -60,14 +66,15 @@ def aiops(  # type: ignore[no-untyped-def]
     stored in .state/aiops.json.
     """
     from todo_deploy.pipeline import conductor
-    from todo_deploy.stages.aiops.playbooks import CHOICES
+    from todo_deploy.pipeline.registry import stage_module
 
     if playbook == INSTALL_AGENT:
         _install_agent(mcp_url, dry_run)
         return
-    if playbook and playbook not in CHOICES:
+    choices = stage_module("aiops.playbooks").CHOICES
+    if playbook and playbook not in choices:
         raise Exit(
-            f"unknown playbook {playbook!r}: choose one of {', '.join(CHOICES)} "
+            f"unknown playbook {playbook!r}: choose one of {', '.join(choices)} "
             "(`inv aiops --help` says what each does)",
             code=2,
         )
@@ -98,17 +105,18 @@ def _install_agent(url: str, dry_run: bool) -> None:
     say(done.explain())
 
 
-def _kagent_agent(loaded, playbook: str | None) -> str:  # type: ignore[no-untyped-def]
+def _kagent_agent(loaded: LoadedSettings, playbook: str | None) -> str:
     """This app's agent when `install-agent` put it in the cluster, else kagent's k8s-agent."""
-    from todo_deploy.stages.aiops.adapters import KAGENT_AGENT
+    from todo_deploy.pipeline.registry import stage_module
 
+    default = stage_module("aiops.adapters").KAGENT_AGENT
     if playbook == "doctor":
-        return KAGENT_AGENT
+        return default
     from todo_deploy.kube import Kube, KubeError
     from todo_deploy.mcp import kagent
 
     try:
         found = kagent.installed_agent(loaded.settings, Kube(loaded.settings.context_name))
     except KubeError:
-        return KAGENT_AGENT
-    return found or KAGENT_AGENT
+        return default
+    return found or default

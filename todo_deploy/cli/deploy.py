@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
+
+if TYPE_CHECKING:
+    from todo_deploy.config import LoadedSettings
 
 
 @task(
@@ -17,7 +23,9 @@ from todo_deploy.cli import load_or_exit, task
         "timeout": "Longest wait for the rollout in seconds (default DEPLOY_TIMEOUT_SECONDS).",
     }
 )
-def deploy(c, helm=False, dry_run=False, force=False, timeout=0):  # type: ignore[no-untyped-def]
+def deploy(
+    c: Context, helm: bool = False, dry_run: bool = False, force: bool = False, timeout: int = 0
+) -> None:
     """Deploy the built images (raw manifests, or the chart with --helm).
 
     Secrets through the API, server-side apply in order, migrations, rollout with
@@ -32,13 +40,13 @@ def deploy(c, helm=False, dry_run=False, force=False, timeout=0):  # type: ignor
     conductor.run_deploy(loaded, helm=helm, force=force, timeout_s=int(timeout) or None)
 
 
-def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
+def _dry_run(loaded: LoadedSettings, helm: bool) -> None:
     from todo_deploy.console import say
 
     if helm:
-        from todo_deploy.stages.helm_deploy import dry_run
+        from todo_deploy.pipeline.registry import stage_module
 
-        dry_run(loaded)
+        stage_module("helm").dry_run(loaded)
         return
     from todo_deploy.artifacts import load_images
     from todo_deploy.chart import manifests
@@ -55,14 +63,14 @@ def _dry_run(loaded, helm: bool) -> None:  # type: ignore[no-untyped-def]
 
 @task(help={"revision": "Helm: the revision to return to (default: the newest earlier one "
                         "that ran). Raw manifests: always the previous passing deploy."})
-def rollback(c, revision=0):  # type: ignore[no-untyped-def]
+def rollback(c: Context, revision: int = 0) -> None:
     """Roll back (the Helm release, or the raw deploy to the previous passing one) and wait."""
     from todo_deploy.console import say
     from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.stages.helm_deploy import rollback_any
+    from todo_deploy.pipeline.registry import stage_module
 
     try:
-        ok, message = rollback_any(load_or_exit(), int(revision) or None)
+        ok, message = stage_module("helm").rollback_any(load_or_exit(), int(revision) or None)
     except HelmUnavailable as exc:
         raise Exit(str(exc), code=1) from None
     if not ok:
@@ -71,17 +79,17 @@ def rollback(c, revision=0):  # type: ignore[no-untyped-def]
 
 
 @task
-def history(c):  # type: ignore[no-untyped-def]
+def history(c: Context) -> None:
     """Show the Helm release's revisions with their descriptions."""
     from rich.table import Table
 
     from todo_deploy.console import console, say
     from todo_deploy.helm import HelmUnavailable
-    from todo_deploy.stages.helm_deploy import history as get_history
+    from todo_deploy.pipeline.registry import stage_module
 
     loaded = load_or_exit()
     try:
-        entries = get_history(loaded)
+        entries = stage_module("helm").history(loaded)
     except HelmUnavailable as exc:
         raise Exit(str(exc), code=1) from None
     if not entries:
@@ -102,10 +110,10 @@ def history(c):  # type: ignore[no-untyped-def]
         "yes": "Delete the data (PersistentVolumeClaims) without asking.",
     }
 )
-def down(c, all_=False, yes=False):  # type: ignore[no-untyped-def]
+def down(c: Context, all_: bool = False, yes: bool = False) -> None:
     """Remove the app (Helm release or raw objects); asks before deleting data."""
-    from todo_deploy.stages.teardown import run
+    from todo_deploy.pipeline.registry import stage_module
 
-    result = run(load_or_exit(), all_=all_, yes=yes)
+    result = stage_module("teardown").run(load_or_exit(), all_=all_, yes=yes)
     if not result.clean:
         raise Exit(result.message, code=1)

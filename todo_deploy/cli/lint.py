@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from todo_deploy.cli import finish, load_or_exit, task
+from invoke import Context
+
+from todo_deploy.cli import load_or_exit, task
 
 
 @task
-def lint(c):  # type: ignore[no-untyped-def]
+def lint(c: Context) -> None:
     """Static checks of the Dockerfiles, manifests and chart; non-zero on any failure.
 
     hadolint, `helm lint --strict`, strict Kubernetes schemas (1.30 and the newest
     known) and the Pod Security "restricted" check; no cluster needed.
     """
-    from todo_deploy.stages import lint as stage
+    from todo_deploy.pipeline import conductor
 
-    loaded = load_or_exit()
-    finish(loaded, stage.run(loaded))
+    conductor.run_stage(load_or_exit(), "lint", guarded=False)  # no predecessor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from invoke import Context
 from invoke.exceptions import Exit
 
 from todo_deploy.cli import load_or_exit, task
@@ -23,7 +24,9 @@ CHECK_HELP = (
         "force": "Run even if no deploy/helm gate has passed.",
     }
 )
-def verify(c, only="", skip="", access="auto", force=False):  # type: ignore[no-untyped-def]
+def verify(
+    c: Context, only: str = "", skip: str = "", access: str = "auto", force: bool = False
+) -> None:
     """Verify the deployed app end to end through its frontend (stage 6).
 
     Signs up two test users, walks the task journey and the chat, proves the users are
@@ -33,7 +36,7 @@ def verify(c, only="", skip="", access="auto", force=False):  # type: ignore[no-
     """
     from todo_deploy.access import ACCESS_MODES
     from todo_deploy.pipeline import conductor
-    from todo_deploy.stages.verify.checks import SelectionError
+    from todo_deploy.pipeline.registry import stage_module
 
     if access not in ACCESS_MODES:
         raise Exit(f"--access must be one of {', '.join(ACCESS_MODES)}", code=2)
@@ -41,5 +44,5 @@ def verify(c, only="", skip="", access="auto", force=False):  # type: ignore[no-
     try:
         conductor.run_verify(loaded, force=force, only=only or None, skip=skip or None,
                              access=access)
-    except SelectionError as exc:
+    except stage_module("verify.checks").SelectionError as exc:
         raise Exit(str(exc), code=2) from None

@@ -183,11 +183,11 @@ def status(loaded: LoadedSettings) -> StatusOut:
 
 def doctor(loaded: LoadedSettings, namespace: str | None = None) -> DoctorOut:
     from todo_deploy.artifacts import load_images
-    from todo_deploy.stages.aiops.stage import doctor_checks
+    from todo_deploy.pipeline.registry import stage_module
 
     settings = loaded.settings
     ns = namespace or settings.namespace
-    checks, findings = doctor_checks(settings, ns, images=load_images(loaded.state_dir))
+    checks, findings = stage_module("aiops").doctor_checks(settings, ns, images=load_images(loaded.state_dir))
     groups: dict[str, list[FindingOut]] = {}
     for f in findings:
         groups.setdefault(f.object, []).append(
@@ -212,20 +212,22 @@ def verify(
 ) -> VerifyOut:
     from todo_deploy.gate_details import VerifyDetails
     from todo_deploy.pipeline import conductor
-    from todo_deploy.stages.verify.checks import SelectionError, select_checks
-    from todo_deploy.stages.verify.stage import DISRUPTIVE_CHECKS
+    from todo_deploy.pipeline.registry import stage_module
+
+    verify_checks = stage_module("verify.checks")
+    disruptive = stage_module("verify").DISRUPTIVE_CHECKS
 
     only_text, skip_text = ",".join(only or []), ",".join(skip or [])
     try:
-        selected = select_checks(only_text or None, skip_text or None)
-    except SelectionError as exc:
+        selected = verify_checks.select_checks(only_text or None, skip_text or None)
+    except verify_checks.SelectionError as exc:
         raise Failed(str(exc)) from None
     left_out: list[str] = []
     if not allow_changes:
-        asked = [n for n in (only or []) if n in DISRUPTIVE_CHECKS]
+        asked = [n for n in (only or []) if n in disruptive]
         if asked:
             raise Refused(f"{', '.join(asked)} delete(s) pods; {ALLOW_HINT}")
-        left_out = [n for n in selected if n in DISRUPTIVE_CHECKS]
+        left_out = [n for n in selected if n in disruptive]
         skip_text = ",".join([*(skip or []), *left_out])
     result = conductor.run_recorded(loaded, "verify", Refused, only=only_text or None,
                                     skip=skip_text or None)
@@ -291,9 +293,9 @@ def deploy(loaded: LoadedSettings, mode: Literal["raw", "helm"] = "raw") -> Gate
 
 
 def rollback(loaded: LoadedSettings, revision: int | None = None) -> RollbackOut:
-    from todo_deploy.stages.helm_deploy import rollback_any
+    from todo_deploy.pipeline.registry import stage_module
 
-    ok, message = rollback_any(loaded, revision or None, log=lambda _line: None)
+    ok, message = stage_module("helm").rollback_any(loaded, revision or None, log=lambda _line: None)
     return RollbackOut(ok=ok, message=message)
 
 

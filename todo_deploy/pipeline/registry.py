@@ -62,6 +62,36 @@ def _docs() -> ModuleType:
     return stage
 
 
+def _lint() -> ModuleType:
+    from todo_deploy.stages import lint
+
+    return lint
+
+
+def _teardown() -> ModuleType:
+    from todo_deploy.stages import teardown
+
+    return teardown
+
+
+def _verify_checks() -> ModuleType:
+    from todo_deploy.stages.verify import checks
+
+    return checks
+
+
+def _aiops_playbooks() -> ModuleType:
+    from todo_deploy.stages.aiops import playbooks
+
+    return playbooks
+
+
+def _aiops_adapters() -> ModuleType:
+    from todo_deploy.stages.aiops import adapters
+
+    return adapters
+
+
 # stage -> the loader of the module whose `run(loaded, ...)` returns its gate, in order.
 ORDER: tuple[tuple[str, Callable[[], ModuleType]], ...] = (
     ("build", _build),
@@ -72,7 +102,16 @@ ORDER: tuple[tuple[str, Callable[[], ModuleType]], ...] = (
     ("verify", _verify),
     ("docs", _docs),
 )
-_LOADERS = dict(ORDER)
+# The stages' modules the front doors use beside the seven: `inv lint`'s and `inv down`'s
+# runs, verify's check names and aiops' playbooks and agents.
+PARTS: dict[str, Callable[[], ModuleType]] = {
+    "lint": _lint,
+    "teardown": _teardown,
+    "verify.checks": _verify_checks,
+    "aiops.playbooks": _aiops_playbooks,
+    "aiops.adapters": _aiops_adapters,
+}
+_LOADERS = {**dict(ORDER), **PARTS}
 
 
 @dataclass(frozen=True)
@@ -84,7 +123,7 @@ class Step:
 
 
 def stage_module(stage: str) -> ModuleType:
-    """The module that runs `stage` (imported now, on first use)."""
+    """The module that runs `stage`, or one of its PARTS (imported now, on first use)."""
     return _LOADERS[stage]()
 
 
