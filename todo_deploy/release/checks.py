@@ -27,7 +27,6 @@ def workload_checks(
     """The workload's state after a rollout. A container restart counts when it happened
     at or after `since` (the stage's start) or the container is crash-looping now: one from
     before (a reboot of the node, which restarts every container) is shown, not failed."""
-
     reads: dict[str, Callable[[], Any]] = {
         "deployments": lambda: kube.list("apps/v1", "Deployment", namespace, selector),
         "job": lambda: kube.get("batch/v1", "Job", migration_job, namespace) if migration_job else None,
@@ -36,62 +35,66 @@ def workload_checks(
         "pods": lambda: kube.list("v1", "Pod", namespace, selector),
     }
     fetched = dict(zip(reads, parallel(lambda read: read(), list(reads.values())), strict=True))
-    checks = []
-    deployments = fetched["deployments"]
-    rows, ok = [], bool(deployments)
-    for dep in deployments:
-        want = dep["spec"].get("replicas", 1)
-        st = dep.get("status", {})
-        good = st.get("readyReplicas", 0) == want and st.get("availableReplicas", 0) == want
-        ok = ok and good
-        rows.append(f"{dep['metadata']['name']} {st.get('readyReplicas', 0)}/{want}")
-    checks.append(Check.of(
-        "Deployments available", ok, ", ".join(rows) or "no Deployments found",
-        "see the rollout diagnosis above; `kubectl -n {ns} describe deploy`".replace("{ns}", namespace),
-    ))
-
+    checks = [deployments_check(fetched["deployments"], namespace)]
     if migration_job is not None:
-        job = fetched["job"]
-        succeeded = bool(job and job.get("status", {}).get("succeeded", 0) >= 1)
-        checks.append(Check.of(
-            "migration Job succeeded", succeeded,
-            f"Job {migration_job}: " + ("succeeded" if succeeded else
-                                         "missing" if job is None else str(job.get("status", {}))),
-            f"`kubectl -n {namespace} logs job/{migration_job}`",
-        ))
-
-    services = fetched["services"]
-    endpoints = {ep["metadata"]["name"]: ep for ep in fetched["endpoints"]}
-    empty = []
-    for svc in services:
-        ep = endpoints.get(svc["metadata"]["name"])
-        addresses = sum(len(s.get("addresses", []) or []) for s in (ep or {}).get("subsets", []) or [])
-        if addresses == 0:
-            empty.append(svc["metadata"]["name"])
-    checks.append(Check.of(
-        "every Service has endpoints", bool(services) and not empty,
-        f"{len(services) - len(empty)}/{len(services)} Services with ready endpoints"
-        + (f"; none for {', '.join(empty)}" if empty else ""),
-        "a Service without endpoints has no ready pod matching its selector",
-    ))
-
+        checks.append(migration_job_check(fetched["job"], migration_job, namespace))
+    checks.append(endpoints_check(fetched["services"], fetched["endpoints"]))
     pods = [
         p for p in fetched["pods"]
         if not p["metadata"].get("deletionTimestamp")
         and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
     ]
+    checks.append(restarts_check(pods, since))
+    checks.append(image_check(pods, images))
+    return checks
+
+
+def deployments_check(deployments: list[dict[str, Any]], namespace: str) -> Check:
+    rows, ok = [], bool(deployments)
+    for dep in deployments:
+        want = dep["spec"].get("replicas", 1)
+        st = dep.get("status", {})
+        ok = ok and st.get("readyReplicas", 0) == want and st.get("availableReplicas", 0) == want
+        rows.append(f"{dep['metadata']['name']} {st.get('readyReplicas', 0)}/{want}")
+    return Check.of(
+        "Deployments available", ok, ", ".join(rows) or "no Deployments found",
+        f"see the rollout diagnosis above; `kubectl -n {namespace} describe deploy`",
+    )
+
+
+def migration_job_check(job: dict[str, Any] | None, name: str, namespace: str) -> Check:
+    succeeded = bool(job and job.get("status", {}).get("succeeded", 0) >= 1)
+    state = "succeeded" if succeeded else "missing" if job is None else str(job.get("status", {}))
+    return Check.of("migration Job succeeded", succeeded, f"Job {name}: {state}",
+                    f"`kubectl -n {namespace} logs job/{name}`")
+
+
+def endpoints_check(services: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> Check:
+    by_name = {ep["metadata"]["name"]: ep for ep in endpoints}
+    empty = []
+    for svc in services:
+        ep = by_name.get(svc["metadata"]["name"])
+        addresses = sum(len(s.get("addresses", []) or []) for s in (ep or {}).get("subsets", []) or [])
+        if addresses == 0:
+            empty.append(svc["metadata"]["name"])
+    return Check.of(
+        "every Service has endpoints", bool(services) and not empty,
+        f"{len(services) - len(empty)}/{len(services)} Services with ready endpoints"
+        + (f"; none for {', '.join(empty)}" if empty else ""),
+        "a Service without endpoints has no ready pod matching its selector",
+    )
+
+
+def restarts_check(pods: list[dict[str, Any]], since: datetime | None) -> Check:
     restarted, earlier = restarted_containers(pods, since)
     evidence = (f"{len(pods)} pods, no restart" + (" since this stage began" if since else "")
                 if not restarted else ", ".join(restarted))
     if earlier:
         evidence += "; not counted, before this stage began: " + ", ".join(earlier)
-    checks.append(Check.of(
+    return Check.of(
         "no container restarted", not restarted, evidence,
         "a restart means a crash or a failed liveness probe: `kubectl logs --previous`",
-    ))
-
-    checks.append(image_check(pods, images))
-    return checks
+    )
 
 def image_check(pods: list[dict[str, Any]], images: dict[str, ImageRef]) -> Check:
     """Every started container of the built images runs the image ID recorded at build.

@@ -213,70 +213,88 @@ def _failure_lines(result: CommandResult, count: int = 3) -> str:
     return " / ".join((telling or lines)[-count:]) or f"exit {result.returncode}"
 
 
-def ensure_minikube(settings: Settings, runner: RunnerLike, log: Callable[[str], None]) -> Check:
+def _minikube_unusable(settings: Settings, runner: RunnerLike,
+                       status: MinikubeStatus) -> Check | None:
+    """Why the profile cannot be used as it is (full, broken, another driver); None if it can."""
     profile = settings.minikube_profile
     name = f"minikube profile {profile}"
     delete = (f"`minikube delete -p {profile}` (this deletes the cluster and its data), "
               "then `inv cluster`")
-    missing = missing_provider(settings, runner.which)
-    if missing is not None:
-        return missing
-    status = _minikube_status(settings, runner)
     if status.state == "full":
         return Check.of(
             name, False, f"profile {profile}: the node's /var is almost full ({status.summary})",
             f"free space: `minikube ssh -p {profile} -- docker system prune -af`, or {delete}",
         )
+    if status.state == "absent":
+        return None
+    listed = _minikube_profile(settings, runner)
+    if listed.listed and not listed.valid:
+        known = f": {status.summary}" if status.state in ("error", "unknown") else ""
+        return Check.of(name, False, f"profile {profile} is invalid (its configuration is "
+                        f"missing or incomplete){known}", delete)
     if status.state in ("error", "unknown"):
-        listed = _minikube_profile(settings, runner)
-        if listed.listed and not listed.valid:
-            return Check.of(name, False, f"profile {profile} is invalid (its configuration is "
-                            f"missing or incomplete): {status.summary}", delete)
         return Check.of(
             name, False, f"`minikube status` gave no usable answer: {status.summary}",
             f"run `minikube status -p {profile}` and `minikube logs -p {profile}`",
         )
-    if status.state != "absent":
-        listed = _minikube_profile(settings, runner)
-        if listed.listed and not listed.valid:
-            return Check.of(name, False, f"profile {profile} is invalid (its configuration is "
-                            "missing or incomplete)", delete)
-        if listed.driver and listed.driver != settings.minikube_driver:
-            return Check.of(
-                name, False,
-                f"profile {profile} exists with driver {listed.driver}, "
-                f"MINIKUBE_DRIVER={settings.minikube_driver}",
-                f"keep it with MINIKUBE_DRIVER={listed.driver}, or recreate it: "
-                f"`minikube delete -p {profile}` (this deletes the cluster and its data)",
-            )
+    if listed.driver and listed.driver != settings.minikube_driver:
+        return Check.of(
+            name, False,
+            f"profile {profile} exists with driver {listed.driver}, "
+            f"MINIKUBE_DRIVER={settings.minikube_driver}",
+            f"keep it with MINIKUBE_DRIVER={listed.driver}, or recreate it: "
+            f"`minikube delete -p {profile}` (this deletes the cluster and its data)",
+        )
+    return None
+
+
+def _minikube_running(settings: Settings, runner: RunnerLike, status: MinikubeStatus,
+                      log: Callable[[str], None]) -> tuple[str, Check | None]:
+    """Leave a running profile alone, unpause a paused one, start any other: (what was
+    done, or the failed check)."""
+    profile = settings.minikube_profile
+    name = f"minikube profile {profile}"
     if status.state == "running":
         log(f"minikube profile {profile} is already running: left alone")
-        evidence = f"{profile} already running (left alone)"
-    elif status.state == "paused":
+        return f"{profile} already running (left alone)", None
+    if status.state == "paused":
         log(f"minikube: profile {profile} is paused: unpausing it")
         resumed = runner.run(["minikube", "unpause", "-p", profile], timeout=300)
         if not resumed.ok:
-            return Check.of(name, False, f"`minikube unpause` failed: {_failure_lines(resumed)}",
-                            f"read `minikube logs -p {profile}`")
-        evidence = f"{profile} was paused: unpaused"
-    else:
-        creating = status.state in ("absent", "nonexistent")
-        verb = "creating" if creating else f"starting stopped ({status.summary})"
-        log(f"minikube: {verb} profile {profile}")
-        started = runner.run(minikube_start_argv(settings), timeout=START_TIMEOUT)
-        if not started.ok:
-            return Check.of(
-                name, False,
-                f"`minikube start` failed (exit {started.returncode}): {_failure_lines(started)}",
-                f"read `minikube logs -p {profile}`; if the profile is broken: "
-                f"`minikube delete -p {profile}`",
-            )
-        evidence = f"{profile} {'created' if creating else 'restarted'}"
-    failed_addons = []
-    for addon in _addons(settings):
-        done = runner.run(["minikube", "addons", "enable", addon, "-p", profile], timeout=300)
-        if not done.ok:
-            failed_addons.append(addon)
+            return "", Check.of(name, False, f"`minikube unpause` failed: "
+                                f"{_failure_lines(resumed)}", f"read `minikube logs -p {profile}`")
+        return f"{profile} was paused: unpaused", None
+    creating = status.state in ("absent", "nonexistent")
+    verb = "creating" if creating else f"starting stopped ({status.summary})"
+    log(f"minikube: {verb} profile {profile}")
+    started = runner.run(minikube_start_argv(settings), timeout=START_TIMEOUT)
+    if not started.ok:
+        return "", Check.of(
+            name, False,
+            f"`minikube start` failed (exit {started.returncode}): {_failure_lines(started)}",
+            f"read `minikube logs -p {profile}`; if the profile is broken: "
+            f"`minikube delete -p {profile}`",
+        )
+    return f"{profile} {'created' if creating else 'restarted'}", None
+
+
+def ensure_minikube(settings: Settings, runner: RunnerLike, log: Callable[[str], None]) -> Check:
+    profile = settings.minikube_profile
+    name = f"minikube profile {profile}"
+    missing = missing_provider(settings, runner.which)
+    if missing is not None:
+        return missing
+    status = _minikube_status(settings, runner)
+    unusable = _minikube_unusable(settings, runner, status)
+    if unusable is not None:
+        return unusable
+    evidence, failed = _minikube_running(settings, runner, status, log)
+    if failed is not None:
+        return failed
+    failed_addons = [
+        addon for addon in _addons(settings)
+        if not runner.run(["minikube", "addons", "enable", addon, "-p", profile], timeout=300).ok
+    ]
     if failed_addons:
         return Check.of(
             name, False, f"{evidence}; addon(s) failed to enable: {', '.join(failed_addons)}",

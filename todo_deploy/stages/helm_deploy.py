@@ -31,9 +31,9 @@ from todo_deploy.release.objects import (
     helm_release_present,
     raw_selector,
 )
-from todo_deploy.tools.commands import Runner
 
 if TYPE_CHECKING:
+    from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
     from todo_deploy.helm import HelmEngine
 
@@ -112,6 +112,68 @@ def migration_check(kube: Kube, settings: Settings) -> Check:
     )
 
 
+def _prepare(
+    kube: Kube, engine: HelmEngine, settings: Settings, images: dict[str, ImageRef],
+    details: HelmDetails, log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The chart's values; the Namespace and Secrets made through the API first, and the
+    raw deploy's live objects marked for Helm to adopt."""
+    log(f"Helm engine: {engine.name}")
+    details.engine = engine.name
+    node_port = live_node_port(kube, settings)  # kept when the raw Service goes
+    values = chart_values.helm_values(settings, images, node_port)
+    ensure_namespace(kube, settings, [])
+    secret_names = ensure_secrets(kube, settings)
+    log(f"Secrets created/updated through the API: {', '.join(secret_names)}")
+    details.adopted_raw_objects = adopt_raw_objects(kube, settings, engine, values, log)
+    return values
+
+
+def _failed_upgrade(
+    kube: Kube, engine: HelmEngine, settings: Settings, outcome: HelmResult,
+    before: dict[str, Any] | None, details: HelmDetails, log: Callable[[str], None],
+) -> Check:
+    """Diagnose the failing pods while they exist, then roll an upgrade back."""
+    release, namespace = settings.release_name, settings.namespace
+    explanation = explain(kube, settings, namespace, app_selector(settings))
+    log(outcome.message)
+    log(explanation)
+    if before and before.get("status") == "deployed":
+        log(f"rolling {release} back to revision {before['revision']}")
+        log(engine.rollback(release, namespace, before["revision"]).message)
+    current = engine.status(release, namespace)
+    now = (f"release is now revision {current['revision']} ({current['status']})"
+           if current else "release not installed")
+    details.diagnosis = explanation
+    return Check.of(
+        "helm upgrade --install", False, f"{outcome.message}; rolled back: {now}",
+        "read the diagnosis printed above; fix it and re-run `inv deploy --helm`",
+    )
+
+
+def _release_checks(
+    kube: Kube, engine: HelmEngine, settings: Settings, images: dict[str, ImageRef],
+    timeout: int, began: datetime, details: HelmDetails,
+) -> list[Check]:
+    """The installed release: its status, `helm test`, the migration and the workloads."""
+    release, namespace = settings.release_name, settings.namespace
+    status = engine.status(release, namespace) or {}
+    checks = [Check.of(
+        "release status deployed", status.get("status") == "deployed",
+        f"{release} revision {status.get('revision')}: {status.get('status')}",
+        "`inv history` shows what happened",
+    )]
+    test_ok, test_out = engine.test(release, namespace, timeout_s=timeout)
+    details.helm_test = test_out[-2000:]
+    checks.append(Check.of(
+        "helm test passed", test_ok, test_out.splitlines()[0] if test_out else "",
+        "read the test pod's logs (printed by `helm test --logs`)",
+    ))
+    checks.append(migration_check(kube, settings))
+    checks.extend(workload_checks(kube, namespace, app_selector(settings), images, since=began))
+    return checks
+
+
 def run(
     loaded: LoadedSettings,
     *,
@@ -120,92 +182,46 @@ def run(
     timeout_s: int | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
-
     settings = loaded.settings
     release, namespace = settings.release_name, settings.namespace
     result = GateResult(STAGE)
     details = HelmDetails(namespace=namespace, release=release)
     images = load_images(loaded.state_dir)
-    if not images:
-        result.checks.append(Check.of("build recorded", False, "no .state/images.json",
-                                      "run `inv build` first"))
-        result.details = details.as_dict()
-        return result
     started, began = time.monotonic(), datetime.now(UTC)
-    try:
-        kube = kube or Kube(settings.context_name)
-        engine = engine or helm.make_engine(settings, log)
-        log(f"Helm engine: {engine.name}")
-        details.engine = engine.name
-        node_port = live_node_port(kube, settings)  # kept when the raw Service goes
-        values = chart_values.helm_values(settings, images, node_port)
-        ensure_namespace(kube, settings, [])
-        secret_names = ensure_secrets(kube, settings)
-        log(f"Secrets created/updated through the API: {', '.join(secret_names)}")
-        details.adopted_raw_objects = adopt_raw_objects(kube, settings, engine, values, log)
-    except KubeError as exc:
-        result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
-        result.details = details.as_dict()
-        return result
-
     timeout = timeout_s or settings.deploy_timeout_seconds
     try:
+        if not images:
+            result.checks.append(Check.of("build recorded", False, "no .state/images.json",
+                                          "run `inv build` first"))
+            return result
+        kube = kube or Kube(settings.context_name)
+        engine = engine or helm.make_engine(settings, log)
+        values = _prepare(kube, engine, settings, images, details, log)
         before = engine.status(release, namespace)
-    except HelmUnavailable as exc:
-        result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
-        result.details = details.as_dict()
-        return result
-    upgrading = bool(before and before.get("status") == "deployed")
-    # An upgrade is rolled back by us right after the diagnosis, so that the failing
-    # pods can still be examined; a first install is removed by Helm itself.
-    with RolloutProgress(kube, namespace, app_selector(settings), log):
-        # Never when adopting: a failed install is uninstalled, which would delete the
-        # live objects the app was serving with.
-        outcome: HelmResult = engine.upgrade_install(
-            release, chart_values.CHART_DIR, namespace, values, wait=True, timeout_s=timeout,
-            rollback_on_failure=not upgrading and not details.adopted_raw_objects,
-        )
-    elapsed = time.monotonic() - started
-    details.duration_s = round(elapsed, 2)
-    details.revision = outcome.revision
-    if not outcome.ok:
-        explanation = explain(kube, settings, namespace, app_selector(settings))
-        log(outcome.message)
-        log(explanation)
-        if upgrading:
-            log(f"rolling {release} back to revision {before['revision'] if before else '?'}")
-            back = engine.rollback(release, namespace, before["revision"] if before else None)
-            log(back.message)
-        current = engine.status(release, namespace)
-        now = (f"release is now revision {current['revision']} ({current['status']})"
-               if current else "release not installed")
-        details.diagnosis = explanation
+        # An upgrade is rolled back by us right after the diagnosis, so that the failing
+        # pods can still be examined; a first install is removed by Helm itself.
+        upgrading = bool(before and before.get("status") == "deployed")
+        with RolloutProgress(kube, namespace, app_selector(settings), log):
+            # Never when adopting: a failed install is uninstalled, which would delete the
+            # live objects the app was serving with.
+            outcome: HelmResult = engine.upgrade_install(
+                release, chart_values.CHART_DIR, namespace, values, wait=True, timeout_s=timeout,
+                rollback_on_failure=not upgrading and not details.adopted_raw_objects,
+            )
+        elapsed = time.monotonic() - started
+        details.duration_s, details.revision = round(elapsed, 2), outcome.revision
+        if not outcome.ok:
+            result.checks.append(_failed_upgrade(kube, engine, settings, outcome, before,
+                                                 details, log))
+            return result
         result.checks.append(Check.of(
-            "helm upgrade --install", False, f"{outcome.message}; rolled back: {now}",
-            "read the diagnosis printed above; fix it and re-run `inv deploy --helm`",
-        ))
+            "helm upgrade --install", True, f"{outcome.message} in {elapsed:.1f}s ({engine.name})"))
+        result.checks.extend(_release_checks(kube, engine, settings, images, timeout, began,
+                                             details))
+    except (KubeError, HelmUnavailable) as exc:
+        result.checks.append(Check.of("cluster reachable", False, str(exc), "run `inv cluster`"))
+    finally:
         result.details = details.as_dict()
-        return result
-    result.checks.append(Check.of(
-        "helm upgrade --install", True, f"{outcome.message} in {elapsed:.1f}s ({engine.name})"))
-
-    status = engine.status(release, namespace) or {}
-    result.checks.append(Check.of(
-        "release status deployed", status.get("status") == "deployed",
-        f"{release} revision {status.get('revision')}: {status.get('status')}",
-        "`inv history` shows what happened",
-    ))
-    test_ok, test_out = engine.test(release, namespace, timeout_s=timeout)
-    details.helm_test = test_out[-2000:]
-    result.checks.append(Check.of(
-        "helm test passed", test_ok, test_out.splitlines()[0] if test_out else "",
-        "read the test pod's logs (printed by `helm test --logs`)",
-    ))
-    result.checks.append(migration_check(kube, settings))
-    result.checks.extend(
-        c for c in workload_checks(kube, namespace, app_selector(settings), images, since=began)
-    )
-    result.details = details.as_dict()
     return result
 
 

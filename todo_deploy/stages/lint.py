@@ -98,6 +98,72 @@ def _targets(
             )
 
 
+def _dockerfile_checks(runner: Runner, docker_dir: Path) -> list[Check]:
+    """hadolint on each Dockerfile (the helper is shared with the build stage)."""
+    checks = []
+    for name in DOCKERFILES:
+        dockerfile = docker_dir / f"{name}.Dockerfile"
+        if not dockerfile.is_file():
+            checks.append(Check.of(f"hadolint {name}", False, f"{dockerfile} does not exist",
+                                   f"write docker/{name}.Dockerfile"))
+            continue
+        check = hadolint(runner, dockerfile, name)
+        checks.append(Check(f"hadolint {name}", check.verdict, check.evidence, check.fix))
+    return checks
+
+
+def _chart_lint_checks(root: Path, chart_dir: Path) -> list[Check]:
+    """`helm lint --strict` with the default and the production values."""
+    import yaml
+
+    engine = helm.embedded()
+    production = yaml.safe_load((chart_dir / PRODUCTION_VALUES).read_text())
+    shown = chart_dir.relative_to(root) if chart_dir.is_relative_to(root) else chart_dir
+    checks = []
+    for label, values in (("default values", {}), ("production values", production)):
+        ok, output = engine.lint(chart_dir, values, strict=True)
+        checks.append(Check.of(f"helm lint --strict ({label})", ok, output.replace("\n", "; "),
+                               f"fix the chart in {shown}"))
+    return checks
+
+
+def _schema_and_security_checks(
+    loaded: LoadedSettings, k8s_dir: Path, chart_dir: Path, versions: list[str]
+) -> list[Check]:
+    """Each target rendered for each Kubernetes version: strict schemas, and Pod Security
+    "restricted" once per target."""
+    import yaml
+    from helm_python import HelmError
+
+    checks = []
+    pss_done: set[str] = set()
+    for target, version, objects_of in _targets(loaded, k8s_dir, chart_dir, versions):
+        try:
+            objects = objects_of()
+        except (HelmError, yaml.YAMLError, OSError, ValueError, KeyError) as exc:  # does not render
+            checks.append(Check.of(f"render {target} (k8s {version})", False,
+                                   f"{type(exc).__name__}: {exc}",
+                                   "fix the manifests/chart so they render"))
+            continue
+        problems = schema_problems(objects, version)
+        kinds = sorted({o.get("kind", "?") for o in objects})
+        checks.append(Check.of(
+            f"schema {target} (k8s {version}, strict)", not problems,
+            _summary(problems) if problems else f"{len(objects)} objects valid ({', '.join(kinds)})",
+            "fix the named field (unknown fields are errors in strict mode)",
+        ))
+        if target not in pss_done:
+            pss_done.add(target)
+            violations = [v for obj in objects for v in pss_violations(obj)]
+            workloads = sum(1 for o in objects if pod_spec(o) is not None)
+            checks.append(Check.of(
+                f"pod security restricted: {target}", not violations,
+                _summary(violations) if violations else f"{workloads} workloads meet 'restricted'",
+                "set the named securityContext field as the message says",
+            ))
+    return checks
+
+
 def run(
     loaded: LoadedSettings,
     *,
@@ -113,65 +179,12 @@ def run(
     chart_dir = chart_dir or root / "helm" / "todo-chatbot"
     docker_dir = docker_dir or root / "docker"
     runner = runner or Runner(log=log, secrets=loaded.settings.secret_values())
+    versions = sorted({BASELINE_VERSION, latest_version()},
+                      key=lambda v: tuple(map(int, v.split("."))))
     result = GateResult(STAGE)
-
-    # hadolint (the helper is shared with the build stage)
-
-    for name in DOCKERFILES:
-        dockerfile = docker_dir / f"{name}.Dockerfile"
-        if not dockerfile.is_file():
-            result.checks.append(Check.of(
-                f"hadolint {name}", False, f"{dockerfile} does not exist",
-                f"write docker/{name}.Dockerfile",
-            ))
-            continue
-        check = hadolint(runner, dockerfile, name)
-        result.checks.append(Check(f"hadolint {name}", check.verdict, check.evidence, check.fix))
-
-    # helm lint --strict
-    import yaml
-
-    engine = helm.embedded()
-    production = yaml.safe_load((chart_dir / PRODUCTION_VALUES).read_text())
-    for label, values in (("default values", {}), ("production values", production)):
-        ok, output = engine.lint(chart_dir, values, strict=True)
-        result.checks.append(Check.of(
-            f"helm lint --strict ({label})", ok, output.replace("\n", "; "),
-            f"fix the chart in {chart_dir.relative_to(root) if chart_dir.is_relative_to(root) else chart_dir}",
-        ))
-
-    # strict schemas + Pod Security restricted
-    from helm_python import HelmError
-
-    versions = sorted({BASELINE_VERSION, latest_version()}, key=lambda v: tuple(map(int, v.split("."))))
-    pss_done: set[str] = set()
-    for target, version, objects_of in _targets(loaded, k8s_dir, chart_dir, versions):
-        try:
-            objects = objects_of()
-        except (HelmError, yaml.YAMLError, OSError, ValueError, KeyError) as exc:  # does not render
-            result.checks.append(Check.of(
-                f"render {target} (k8s {version})", False, f"{type(exc).__name__}: {exc}",
-                "fix the manifests/chart so they render",
-            ))
-            continue
-        problems = schema_problems(objects, version)
-        kinds = sorted({o.get("kind", "?") for o in objects})
-        result.checks.append(Check.of(
-            f"schema {target} (k8s {version}, strict)",
-            not problems,
-            _summary(problems) if problems else f"{len(objects)} objects valid ({', '.join(kinds)})",
-            "fix the named field (unknown fields are errors in strict mode)",
-        ))
-        if target not in pss_done:
-            pss_done.add(target)
-            violations = [v for obj in objects for v in pss_violations(obj)]
-            workloads = sum(1 for o in objects if pod_spec(o) is not None)
-            result.checks.append(Check.of(
-                f"pod security restricted: {target}",
-                not violations,
-                _summary(violations) if violations else f"{workloads} workloads meet 'restricted'",
-                "set the named securityContext field as the message says",
-            ))
+    result.checks += _dockerfile_checks(runner, docker_dir)
+    result.checks += _chart_lint_checks(root, chart_dir)
+    result.checks += _schema_and_security_checks(loaded, k8s_dir, chart_dir, versions)
     details = LintDetails(versions, sorted(chart_values.secret_data(loaded.settings)))
     result.details = details.as_dict()
     return result

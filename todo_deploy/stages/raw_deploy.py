@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
 from todo_deploy.chart import manifests
 from todo_deploy.chart import values as chart_values
+from todo_deploy.chart.ingress import ensure_tls_secret
 from todo_deploy.console import say
 from todo_deploy.doctor import explain
 from todo_deploy.gate_details import DeployDetails
@@ -54,6 +56,7 @@ from todo_deploy.release.objects import (
 from todo_deploy.timing import Timeline
 
 if TYPE_CHECKING:
+    from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings, Settings
 
 STAGE = "deploy"
@@ -202,6 +205,207 @@ def take_over_helm_release(
 # ---- the stage --------------------------------------------------------------------------------
 
 
+@dataclass
+class _Deploy:
+    """One deploy's working state: what was rendered and read, and what it did."""
+
+    loaded: LoadedSettings
+    images: dict[str, ImageRef]
+    timeline: Timeline
+    log: Callable[[str], None]
+    deadline: float
+    kube: Kube | None = None
+    rendered: list[dict[str, Any]] = field(default_factory=list)
+    namespaces: list[dict[str, Any]] = field(default_factory=list)
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+    every: list[dict[str, Any]] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    recorded: dict[str, applied.Entry] = field(default_factory=dict)
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    helm_release: bool = False
+    changed: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    waits: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return self.loaded.settings
+
+    @property
+    def cluster(self) -> Kube:
+        assert self.kube is not None, "connected first"
+        return self.kube
+
+    @property
+    def groups(self) -> dict[str, list[dict[str, Any]]]:
+        return phases(self.rendered)
+
+    def todo(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The objects to apply: not unchanged since the last deploy (the rest are skipped)."""
+        out = [o for o in objects if not applied.unchanged(o, self.recorded, self.versions)]
+        self.skipped.extend(f"{o['kind']}/{o['metadata']['name']}" for o in objects if o not in out)
+        why = {applied.why_applied(o, self.recorded, self.versions) for o in out}
+        if out and self.recorded:
+            self.log(f"deploy: to apply: {', '.join(sorted(why))}")
+        return out
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        self.changed += apply_all(self.cluster, objects, self.versions, self.log)
+
+    def wait(self, refs: list[ObjectRef], what: str) -> float:
+        return _wait_or_explain(self.cluster, refs, self.deadline, what, self.log, self.settings)
+
+
+def _read_cluster(work: _Deploy) -> None:
+    """Connect, render for this cluster, and read what is live (and whether Helm owns it)."""
+    settings, phase = work.settings, work.timeline.phase
+    with phase("connect"):
+        work.kube = work.kube or Kube(settings.context_name)
+        node_port = live_node_port(work.kube, settings)  # kept when the Helm release goes
+    with phase("render the chart"):
+        work.rendered = manifests.render_manifests(settings, work.images, node_port,
+                                                   cache_dir=work.loaded.state_dir,
+                                                   capabilities=work.kube.capabilities())
+    work.namespaces = namespace_objects(settings, work.rendered)
+    work.secrets = secret_objects(settings)
+    work.every = work.namespaces + work.secrets + [o for o in work.rendered
+                                                   if o["kind"] != "Namespace"]
+    work.recorded = applied.load(work.loaded.state_dir, applied.scope_of(settings))
+    kinds = {o["kind"]: o["apiVersion"] for o in work.every if o["kind"] != "Namespace"}
+    for key, entry in work.recorded.items():
+        kinds.setdefault(key.split("/", 1)[0], entry.api_version)
+    kinds.pop("Namespace", None)
+    work.kinds = kinds
+    kube = work.kube
+    with phase("read the live objects"):
+        work.helm_release, work.live = parallel(lambda read: read(), [
+            lambda: helm_release_present(kube, settings),
+            lambda: live_objects(kube, settings, kinds,
+                                 [n["metadata"]["name"] for n in work.namespaces]),
+        ])
+    if work.helm_release:
+        work.log(f"switching to raw manifests: taking over the live objects of Helm release "
+                 f"{settings.release_name} (server-side apply; nothing is deleted)")
+        work.recorded, work.live = {}, {}
+        applied.forget_renders(work.loaded.state_dir)
+    work.versions = {key: obj["metadata"].get("resourceVersion", "")
+                     for key, obj in work.live.items()}
+
+
+def _apply_config(work: _Deploy) -> None:
+    """The Namespace, the Secrets and the config; the Ingress' self-signed TLS Secret."""
+    phase = work.timeline.phase
+    if objects := work.todo(work.namespaces):
+        with phase("apply namespace"):
+            work.apply(objects)
+    if objects := work.todo(work.secrets + work.groups["config"]):
+        with phase(f"apply Secrets and config ({len(objects)})"):
+            work.apply(objects)
+    ensure_tls_secret(work.cluster, work.settings)  # INGRESS_TLS=self-signed: once per host
+
+
+def _migrate(work: _Deploy) -> None:
+    """The database (waited for), then the migration Job unless it already succeeded for
+    this image's migrations and database (its failure stops the deploy here)."""
+    phase, groups = work.timeline.phase, work.groups
+    jobs = [o for o in groups["migration"] if o["kind"] == "Job"]
+    # The database and what the migration Job needs first (its NetworkPolicy).
+    database = work.todo(groups["database"])
+    before_job = work.todo([o for o in groups["migration"] if o["kind"] != "Job"])
+    if database or before_job:
+        with phase(f"apply database ({len(database + before_job)})"):
+            if work.helm_release:
+                database = _apply_statefulsets_keeping_pods(work.cluster, database, work.log)
+            work.apply(database + before_job)
+    migrated = _migration_done(jobs, work.live, job_state)
+    if migrated:
+        work.skipped.extend(f"Job/{o['metadata']['name']}" for o in jobs)
+        if any(not applied.unchanged(j, work.recorded, work.versions) for j in jobs):
+            work.log(f"migrations unchanged: Job {migrated} already succeeded for this image's "
+                     "migrations and database; not run again")
+    if database or (jobs and not migrated):
+        with phase("wait database"):
+            work.waits["database"] = work.wait(
+                _refs(groups["database"], ("StatefulSet", "Deployment")), "database ready")
+    if jobs and not migrated:
+        with phase("apply migration Job"):
+            _retry_failed_jobs(work.cluster, jobs, work.live, job_state, work.log)
+            work.apply(jobs)
+        with phase("wait migration Job"):
+            work.waits["migration"] = work.wait(_refs(jobs, ("Job",)), "migration Job")
+
+
+def _roll_out(work: _Deploy) -> None:
+    """The app's objects, the Helm release handed over, what is no longer rendered pruned,
+    then the rollout waited for."""
+    phase, kube, settings = work.timeline.phase, work.cluster, work.settings
+    app = work.todo(work.groups["app"])
+    if app:
+        with phase(f"apply app ({len(app)})"):
+            work.apply(app)
+    if work.helm_release:
+        with phase("hand the Helm release over"):
+            take_over_helm_release(kube, settings, work.every, work.log)
+    if work.recorded:
+        # The live lists cover every kind applied before: whatever they hold that is
+        # no longer rendered is what to prune (no further requests).
+        kept = {applied.key_of(k) for k in work.every}
+        leftovers = [o for o in work.live.values() if applied.key_of(o) not in kept]
+        if leftovers:
+            with phase("prune"):
+                work.pruned = prune(kube, settings, work.every, work.log, candidates=leftovers)
+    else:
+        with phase("prune (every kind: no record of the last deploy)"):
+            work.pruned = prune(kube, settings, work.every, work.log)
+    rolling = _refs(app, ("Deployment", "StatefulSet"))
+    if rolling:
+        with phase("wait rollout"):
+            work.waits["rollout"] = work.wait(rolling, "rollout")
+
+
+def _failed(result: GateResult, details: DeployDetails, work: _Deploy, evidence: str,
+            fix: str) -> GateResult:
+    result.checks.append(Check.of("deploy finished", False, evidence, fix))
+    details.timings = work.timeline.as_details()
+    applied.forget(work.loaded.state_dir)
+    result.details = details.as_dict()
+    return result
+
+
+def _gate(result: GateResult, details: DeployDetails, work: _Deploy, elapsed: float,
+          began: datetime) -> GateResult:
+    """What was applied, the workload checks, and the record for the next deploy."""
+    settings, skipped, total = work.settings, work.skipped, len(work.every)
+    details.applied, details.unchanged = total - len(skipped), len(skipped)
+    details.changed, details.pruned = work.changed, work.pruned
+    details.timings_s = {k: round(v, 2) for k, v in work.waits.items()}
+    details.duration_s = round(elapsed, 2)
+    result.checks.append(Check(
+        "objects applied (server-side, field manager todo-deploy)", Verdict.PASS,
+        f"{total} objects ({len(work.secrets)} Secrets): {len(skipped)} unchanged since the "
+        f"last deploy (skipped), {total - len(skipped)} applied, {len(work.changed)} changed; "
+        f"pruned: {len(work.pruned)}; {elapsed:.1f}s",
+    ))
+    job_name = manifests.migration_job(work.rendered)
+    with work.timeline.phase("gate checks"):
+        result.checks.extend(workload_checks(work.cluster, settings.namespace,
+                                             raw_selector(settings), work.images, job_name,
+                                             since=began))
+    scope = applied.scope_of(settings)
+    if result.passed:
+        with work.timeline.phase("record what was applied"):
+            _record(work.cluster, work.loaded, scope, settings, work.every, work.kinds,
+                    work.live, skipped)
+            applied.remember_render(work.loaded.state_dir, scope, details.images, work.every)
+    else:
+        applied.forget(work.loaded.state_dir)
+    details.timings = work.timeline.as_details()
+    result.details = details.as_dict()
+    return result
+
+
 def run(
     loaded: LoadedSettings,
     *,
@@ -209,11 +413,8 @@ def run(
     timeout_s: int | None = None,
     log: Callable[[str], None] = say,
 ) -> GateResult:
-
     settings = loaded.settings
     started, began = time.monotonic(), datetime.now(UTC)
-    timeline = Timeline(log, prefix="deploy ")
-    phase = timeline.phase
     result = GateResult(STAGE)
     details = DeployDetails(namespace=settings.namespace, release=settings.release_name)
     images = load_images(loaded.state_dir)
@@ -224,160 +425,25 @@ def run(
         return result
     details.images = {k: v.ref for k, v in images.items()}
     deadline = started + (timeout_s or settings.deploy_timeout_seconds)
-    scope = applied.scope_of(settings)
-    changed: list[str] = []
-    pruned: list[str] = []
-    skipped: list[str] = []
-    waits: dict[str, float] = {}
+    work = _Deploy(loaded, images, Timeline(log, prefix="deploy "), log, deadline, kube)
     try:
-        with phase("connect"):
-            kube = kube or Kube(settings.context_name)
-            node_port = live_node_port(kube, settings)  # kept when the Helm release goes
-        with phase("render the chart"):
-            rendered = manifests.render_manifests(settings, images, node_port,
-                                                  cache_dir=loaded.state_dir,
-                                                  capabilities=kube.capabilities())
-        groups = phases(rendered)
-        job_name = manifests.migration_job(rendered)
-        namespaces = namespace_objects(settings, rendered)
-        secrets = secret_objects(settings)
-        every = namespaces + secrets + [o for o in rendered if o["kind"] != "Namespace"]
-        recorded = applied.load(loaded.state_dir, scope)
-        kinds = {o["kind"]: o["apiVersion"] for o in every if o["kind"] != "Namespace"}
-        for key, entry in recorded.items():
-            kinds.setdefault(key.split("/", 1)[0], entry.api_version)
-        kinds.pop("Namespace", None)
-
-        with phase("read the live objects"):
-            helm_release, live = parallel(lambda read: read(), [
-                lambda: helm_release_present(kube, settings),
-                lambda: live_objects(kube, settings, kinds,
-                                     [n["metadata"]["name"] for n in namespaces]),
-            ])
-        if helm_release:
-            log(f"switching to raw manifests: taking over the live objects of Helm release "
-                f"{settings.release_name} (server-side apply; nothing is deleted)")
-            details.uninstalled_helm_release = True
-            recorded, live = {}, {}
-            applied.forget_renders(loaded.state_dir)
-        versions = {key: obj["metadata"].get("resourceVersion", "") for key, obj in live.items()}
-
-        def todo(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            out = [o for o in objects if not applied.unchanged(o, recorded, versions)]
-            skipped.extend(f"{o['kind']}/{o['metadata']['name']}" for o in objects if o not in out)
-            why = {applied.why_applied(o, recorded, versions) for o in out}
-            if out and recorded:
-                log(f"deploy: to apply: {', '.join(sorted(why))}")
-            return out
-
-        if work := todo(namespaces):
-            with phase("apply namespace"):
-                changed += apply_all(kube, work, versions, log)
-        if work := todo(secrets + groups["config"]):
-            with phase(f"apply Secrets and config ({len(work)})"):
-                changed += apply_all(kube, work, versions, log)
-        from todo_deploy.chart.ingress import ensure_tls_secret
-
-        ensure_tls_secret(kube, settings)  # INGRESS_TLS=self-signed: made once per host
-        jobs = [o for o in groups["migration"] if o["kind"] == "Job"]
-        # The database and what the migration Job needs first (its NetworkPolicy).
-        database = todo(groups["database"])
-        before_job = todo([o for o in groups["migration"] if o["kind"] != "Job"])
-        if database or before_job:
-            with phase(f"apply database ({len(database + before_job)})"):
-                if helm_release:
-                    database = _apply_statefulsets_keeping_pods(kube, database, log)
-                changed += apply_all(kube, database + before_job, versions, log)
-
-        migrated = _migration_done(jobs, live, job_state)
-        if migrated:
-            skipped.extend(f"Job/{o['metadata']['name']}" for o in jobs)
-            if any(not applied.unchanged(j, recorded, versions) for j in jobs):  # a new image
-                log(f"migrations unchanged: Job {migrated} already succeeded for this image's "
-                    "migrations and database; not run again")
-        if database or (jobs and not migrated):
-            with phase("wait database"):
-                waits["database"] = _wait_or_explain(
-                    kube, _refs(groups["database"], ("StatefulSet", "Deployment")), deadline,
-                    "database ready", log, settings)
-        if jobs and not migrated:
-            with phase("apply migration Job"):
-                _retry_failed_jobs(kube, jobs, live, job_state, log)
-                changed += apply_all(kube, jobs, versions, log)
-            with phase("wait migration Job"):
-                waits["migration"] = _wait_or_explain(
-                    kube, _refs(jobs, ("Job",)), deadline, "migration Job", log, settings)
-
-        app = todo(groups["app"])
-        if app:
-            with phase(f"apply app ({len(app)})"):
-                changed += apply_all(kube, app, versions, log)
-        if helm_release:
-            with phase("hand the Helm release over"):
-                take_over_helm_release(kube, settings, every, log)
-        keep = every
-        if recorded:
-            # The live lists cover every kind applied before: whatever they hold that is
-            # no longer rendered is what to prune (no further requests).
-            leftovers = [o for o in live.values() if applied.key_of(o) not in
-                         {applied.key_of(k) for k in keep}]
-            if leftovers:
-                with phase("prune"):
-                    pruned = prune(kube, settings, keep, log, candidates=leftovers)
-        else:
-            with phase("prune (every kind: no record of the last deploy)"):
-                pruned = prune(kube, settings, keep, log)
-        rolling = _refs(app, ("Deployment", "StatefulSet"))
-        if rolling:
-            with phase("wait rollout"):
-                waits["rollout"] = _wait_or_explain(kube, rolling, deadline, "rollout", log,
-                                                    settings)
+        _read_cluster(work)
+        details.uninstalled_helm_release = work.helm_release
+        _apply_config(work)
+        _migrate(work)
+        _roll_out(work)
     except DeployError as exc:
         log(str(exc))
-        restored = _restore_last_passing(kube, loaded, scope, deadline, log)
+        restored = _restore_last_passing(work.kube, loaded, applied.scope_of(settings), deadline,
+                                         log)
         details.rolled_back_to = restored.message if restored else ""
-        evidence = str(exc).splitlines()[0] + (f"; {restored.message}" if restored else "")
-        result.checks.append(Check.of(
-            "deploy finished", False, evidence,
-            "read the diagnosis printed above; fix it and re-run `inv deploy`",
-        ))
         details.diagnosis = str(exc)
-        details.timings = timeline.as_details()
-        applied.forget(loaded.state_dir)
-        result.details = details.as_dict()
-        return result
+        evidence = str(exc).splitlines()[0] + (f"; {restored.message}" if restored else "")
+        return _failed(result, details, work, evidence,
+                       "read the diagnosis printed above; fix it and re-run `inv deploy`")
     except KubeError as exc:
-        result.checks.append(Check.of(
-            "deploy finished", False, str(exc), "is the cluster up? run `inv cluster`"))
-        details.timings = timeline.as_details()
-        applied.forget(loaded.state_dir)
-        result.details = details.as_dict()
-        return result
-
-    elapsed = time.monotonic() - started
-    total = len(every)
-    details.applied, details.unchanged = total - len(skipped), len(skipped)
-    details.changed, details.pruned = changed, pruned
-    details.timings_s = {k: round(v, 2) for k, v in waits.items()}
-    details.duration_s = round(elapsed, 2)
-    result.checks.append(Check(
-        "objects applied (server-side, field manager todo-deploy)", Verdict.PASS,
-        f"{total} objects ({len(secrets)} Secrets): {len(skipped)} unchanged since the last "
-        f"deploy (skipped), {total - len(skipped)} applied, {len(changed)} changed; "
-        f"pruned: {len(pruned)}; {elapsed:.1f}s",
-    ))
-    with phase("gate checks"):
-        result.checks.extend(
-            workload_checks(kube, settings.namespace, raw_selector(settings), images, job_name, since=began))
-    if result.passed:
-        with phase("record what was applied"):
-            _record(kube, loaded, scope, settings, every, kinds, live, skipped)
-            applied.remember_render(loaded.state_dir, scope, details.images, every)
-    else:
-        applied.forget(loaded.state_dir)
-    details.timings = timeline.as_details()
-    result.details = details.as_dict()
-    return result
+        return _failed(result, details, work, str(exc), "is the cluster up? run `inv cluster`")
+    return _gate(result, details, work, time.monotonic() - started, began)
 
 
 def _apply_statefulsets_keeping_pods(
