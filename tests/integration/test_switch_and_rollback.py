@@ -16,9 +16,9 @@ from bench.client import WebClient
 from tests.integration.conftest import poll_until
 from todo_deploy.artifacts import ImageRef
 from todo_deploy.kube import Kube
+from todo_deploy.release import rollback as raw_rollback
 from todo_deploy.stages import helm_deploy as helm_stage
 from todo_deploy.stages import raw_deploy as raw_stage
-from todo_deploy.release import rollback as raw_rollback
 
 pytestmark = pytest.mark.cluster
 

@@ -58,16 +58,16 @@ def test_a_kept_url_is_reused_only_when_it_still_answers_as_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(app_url, "answers", lambda url, timeout=5.0: True)
-    assert app_url._reusable(kept(), port=0, forward=False)
-    assert not app_url._reusable(kept(), port=0, forward=True)  # a forward was asked for
+    assert app_url.reusable(kept(), port=0, forward=False)
+    assert not app_url.reusable(kept(), port=0, forward=True)  # a forward was asked for
     forward = kept("port-forward", "http://127.0.0.1:8080", pid=os.getpid())
-    assert app_url._reusable(forward, port=0, forward=True)
-    assert app_url._reusable(forward, port=8080, forward=False)
-    assert not app_url._reusable(forward, port=8081, forward=False)
+    assert app_url.reusable(forward, port=0, forward=True)
+    assert app_url.reusable(forward, port=8080, forward=False)
+    assert not app_url.reusable(forward, port=8081, forward=False)
     dead = kept("port-forward", "http://127.0.0.1:8080", pid=2**22 + 12345)
-    assert not app_url._reusable(dead, port=0, forward=False)
+    assert not app_url.reusable(dead, port=0, forward=False)
     monkeypatch.setattr(app_url, "answers", lambda url, timeout=5.0: False)
-    assert not app_url._reusable(kept(), port=0, forward=False)
+    assert not app_url.reusable(kept(), port=0, forward=False)
 
 
 def test_state_round_trip_and_stop_forgets(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -45,11 +45,11 @@ def sleeper() -> Any:
 
 
 def test_liveness_never_calls_os_kill(no_os_kill: list, sleeper: subprocess.Popen) -> None:
-    assert app_url._alive(sleeper.pid) is True
+    assert app_url.process_alive(sleeper.pid) is True
     sleeper.kill()
     sleeper.wait()
-    assert app_url._alive(sleeper.pid) is False
-    assert app_url._alive(0) is False
+    assert app_url.process_alive(sleeper.pid) is False
+    assert app_url.process_alive(0) is False
     assert no_os_kill == []  # before: os.kill(pid, 0) on every check
 
 
@@ -136,7 +136,7 @@ def test_the_port_forward_process_starts_where_sighup_does_not_exist(
     monkeypatch.setattr(app_url, "signal", SimpleNamespace(signal=register))  # not the global
     monkeypatch.setattr(app_url, "PortForwarder", FakeForwarder)
     monkeypatch.setattr(app_url, "Kube", FakeKube)
-    assert app_url._serve(0) == 0
+    assert app_url.serve_forwarding(0) == 0
     assert signal.SIGTERM in registered and signal.SIGINT in registered
 
 

@@ -26,9 +26,9 @@ from todo_deploy.chart import values as chart_values
 from todo_deploy.config import LoadedSettings, Settings, SettingsError, load_settings
 from todo_deploy.doctor import Snapshot, Target, diagnose
 from todo_deploy.doctor.ingress import ingress_findings
+from todo_deploy.release.objects import ensure_secrets
 from todo_deploy.stages import cluster
 from todo_deploy.stages.lint import BASELINE_VERSION, CAPABILITIES, latest_version, schema_problems
-from todo_deploy.release.objects import ensure_secrets
 from todo_deploy.stages.verify.client import FrontendClient, wait_until_up
 
 HOST = "todo.example.test"
@@ -223,7 +223,7 @@ def test_no_secret_is_made_unless_self_signed(tmp_path: Path, tls: str) -> None:
 
 
 def test_the_openssl_fallback_makes_a_pair_for_the_host() -> None:
-    cert_pem, key_pem = ingress._openssl_pair(HOST)
+    cert_pem, key_pem = ingress.openssl_pair(HOST)
     cert = x509.load_pem_x509_certificate(cert_pem)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == [HOST]
@@ -345,7 +345,7 @@ def test_inv_open_prints_the_hosts_url_and_where_it_must_point(
     assert (app.url, app.kind) == (url, "ingress")
     assert f"`192.0.2.9 {HOST}`" in app.detail
     assert ("self-signed" in app.detail) == self_signed
-    assert not app_url._reusable(app, 0, False)  # asked again each time, never kept
+    assert not app_url.reusable(app, 0, False)  # asked again each time, never kept
 
 
 def test_verify_sends_the_ingress_host_and_accepts_its_certificate() -> None:

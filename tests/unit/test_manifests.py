@@ -420,7 +420,7 @@ def test_the_committed_manifests_are_read_by_the_shared_loader_into_the_pure_pyt
     time went to the pure-Python parser) and gets what the pure-Python safe loader gets."""
     used: list[str] = []
 
-    class Recording(manifests._LOADER):  # type: ignore[name-defined,misc]
+    class Recording(manifests.YAML_LOADER):  # type: ignore[name-defined,misc]
         def __init__(self, stream: str) -> None:
             used.append(stream)
             super().__init__(stream)

@@ -21,8 +21,8 @@ from todo_deploy.config import SECRET_KEYS, SettingsError, effective_rows, load_
 from todo_deploy.doctor import Snapshot, symptoms
 from todo_deploy.gates import GateResult, Verdict
 from todo_deploy.kube import stuck_reason
-from todo_deploy.stages import build as build_stage
 from todo_deploy.release.checks import image_check
+from todo_deploy.stages import build as build_stage
 from todo_deploy.timing import Timeline
 
 HOST = "registry.example:5000"

@@ -86,7 +86,7 @@ def answers(url: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     return processes.alive(pid)
 
 
@@ -105,7 +105,7 @@ def _free_port(candidates: range) -> int:
 def stop(state_dir: Path) -> AppUrl | None:
     """Stop the managed port-forward (if any) and forget the URL; returns what was kept."""
     previous = load(state_dir)
-    if (previous and previous.kind == PORT_FORWARD and _alive(previous.pid)
+    if (previous and previous.kind == PORT_FORWARD and process_alive(previous.pid)
             and processes.runs(previous.pid, FORWARD_MODULE)):
         processes.terminate(previous.pid, timeout=5)
     with contextlib.suppress(FileNotFoundError):
@@ -141,14 +141,14 @@ def start_forward(loaded: LoadedSettings, port: int, detail: str) -> AppUrl:
                        + (" | ".join(tail) or "no output"))
 
 
-def _reusable(kept: AppUrl, port: int, forward: bool) -> bool:
+def reusable(kept: AppUrl, port: int, forward: bool) -> bool:
     if kept.kind == INGRESS:  # its host may resolve only in a browser's setup: ask again
         return False
     if forward and kept.kind != PORT_FORWARD:
         return False
     if port and not kept.url.endswith(f":{port}"):
         return False
-    if kept.kind == PORT_FORWARD and not _alive(kept.pid):
+    if kept.kind == PORT_FORWARD and not process_alive(kept.pid):
         return False
     return answers(kept.url)
 
@@ -163,7 +163,7 @@ def ensure(
     """A URL of the app that answers now: the kept one, a direct one, or a new port-forward."""
     state_dir = loaded.state_dir
     kept = load(state_dir)
-    if kept and kept.target == target_of(loaded) and _reusable(kept, port, forward):
+    if kept and kept.target == target_of(loaded) and reusable(kept, port, forward):
         return kept
     stop(state_dir)
     kube = kube or Kube(loaded.settings.context_name)
@@ -193,7 +193,7 @@ def direct_url(loaded: LoadedSettings, plan: AccessPlan) -> AppUrl:
     return AppUrl(ingress.public_url(settings), INGRESS, detail, target_of(loaded))
 
 
-def _serve(port: int) -> int:
+def serve_forwarding(port: int) -> int:
     """The background process: forward 127.0.0.1:`port` to the frontend until SIGTERM."""
     loaded = load_settings()
     settings = loaded.settings
@@ -217,4 +217,4 @@ def _serve(port: int) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    raise SystemExit(_serve(parser.parse_args().port))
+    raise SystemExit(serve_forwarding(parser.parse_args().port))

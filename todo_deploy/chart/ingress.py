@@ -72,7 +72,7 @@ def self_signed_pair(host: str) -> tuple[bytes, bytes]:
     try:
         import cryptography  # noqa: F401
     except ImportError:
-        return _openssl_pair(host)
+        return openssl_pair(host)
     return _cryptography_pair(host)
 
 
@@ -99,7 +99,7 @@ def _cryptography_pair(host: str) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _openssl_pair(host: str, openssl: str | None = None) -> tuple[bytes, bytes]:
+def openssl_pair(host: str, openssl: str | None = None) -> tuple[bytes, bytes]:
     binary = openssl or shutil.which("openssl")
     if not binary:
         raise RuntimeError("INGRESS_TLS=self-signed needs the `cryptography` package or the "

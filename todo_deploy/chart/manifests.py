@@ -48,7 +48,7 @@ INSTALL_ORDER = (
 )
 _DOCUMENT_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
 # libyaml's loader when PyYAML has it: parsing is most of a render's time.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def render_chart(
@@ -84,7 +84,7 @@ def documents(text: str) -> list[tuple[str, dict[str, Any]]]:
     """A rendered template's YAML documents: (its text, comments kept; the object)."""
     out = []
     for chunk in _DOCUMENT_SEPARATOR.split(text):
-        obj = yaml.load(chunk, Loader=_LOADER)  # a safe loader (C or Python)
+        obj = yaml.load(chunk, Loader=YAML_LOADER)  # a safe loader (C or Python)
         if isinstance(obj, dict):
             out.append((chunk.strip("\n"), obj))
     return out
@@ -327,7 +327,7 @@ def load_dir(k8s_dir: Path = K8S_DIR) -> list[dict[str, Any]]:
     return [
         obj
         for resource in kustomization["resources"]
-        for obj in yaml.load_all((k8s_dir / resource).read_text(), Loader=_LOADER)
+        for obj in yaml.load_all((k8s_dir / resource).read_text(), Loader=YAML_LOADER)
         if isinstance(obj, dict)
     ]
 
