@@ -25,6 +25,7 @@ from tests.conftest import require
 from todo_deploy import access as acc
 from todo_deploy.config import LoadedSettings, load_settings
 from todo_deploy.gates import Check, GateResult, Verdict
+from todo_deploy.stages.verify import stage as verify_stage
 from todo_deploy.stages.verify.checks import (
     CHECK_NAMES,
     SelectionError,
@@ -35,7 +36,7 @@ from todo_deploy.stages.verify.checks import (
     select_checks,
 )
 from todo_deploy.stages.verify.client import FrontendClient
-from todo_deploy.stages.verify.stage import CLEANUP_SCRIPT
+from todo_deploy.stages.verify.stage import cleanup_command, user_remover
 from todo_deploy.tools.commands import CommandResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -324,11 +325,11 @@ def _users(db: Path, prefix: str) -> list[str]:
 
 
 def _sqlite_remover(apps: dict[str, Any]) -> Any:
-    """Runs the SAME cleanup script verify execs in a backend pod, here as a local process."""
+    """Runs the SAME command verify execs in a backend pod, here as a local process."""
 
     def remove(names: list[str]) -> str:
         done = subprocess.run(
-            [sys.executable, "-c", CLEANUP_SCRIPT, *names, "not-a-verify-user"],
+            cleanup_command(sys.executable, [*names, "no-such-user"]),
             env=apps["env"], cwd=apps["tmp"], capture_output=True, text=True, timeout=60,
             check=False,
         )  # fmt: skip
@@ -533,3 +534,35 @@ def test_image_identity_passes_over_unstarted_containers_and_fails_a_wrong_image
     assert "not started yet, not counted: b-2/backend" in ok.evidence
     wrong = verdict([*running, stale])
     assert wrong.verdict is Verdict.FAIL and "b-3/backend imageID docker://sha256:999" in wrong.evidence
+
+
+def test_user_remover_execs_the_backends_delete_users_command_with_no_sql(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings_for(tmp_path).settings
+    pod = {"metadata": {"name": f"{s.release_name}-backend-abc", "ownerReferences": [{"kind": "ReplicaSet"}],
+                        "labels": {"app.kubernetes.io/component": "backend"}},
+           "spec": {"containers": [{"name": "backend"}]},
+           "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+    class FakeKube:
+        context = "test"
+        api = None
+
+        def __init__(self, context: str | None = None) -> None:
+            pass
+
+        def list(self, *args: Any) -> list[dict]:
+            return [pod]
+
+    execs: list[list[str]] = []
+
+    def fake_exec(api: Any, namespace: str, name: str, container: str, argv: list[str]) -> tuple[int, str, str]:
+        execs.append(argv)
+        return 0, "2\n", ""
+
+    monkeypatch.setattr(verify_stage, "exec_in_pod", fake_exec)
+    monkeypatch.setattr(verify_stage, "Kube", FakeKube)
+    said = user_remover(s, FakeKube())(["verify-a-0a1b2c", "verify-b-3d4e5f", "someone-else"])
+    assert execs == [["python", "-m", "todo_api", "delete-users", "verify-a-0a1b2c", "verify-b-3d4e5f"]]
+    assert not any(word in " ".join(execs[0]).upper() for word in ("DELETE FROM", "SELECT", "-C"))
+    assert said.startswith("removed 2 user(s) verify-a-0a1b2c, verify-b-3d4e5f")

@@ -55,25 +55,11 @@ def cause_headline(evidence: str) -> str:
 # The checks that delete pods: `inv up` skips them when the same deployment already passed them.
 DISRUPTIVE_CHECKS = ("self-healing", "persistence")
 
-# Runs inside a backend container (the app's own code and DATABASE_URL, in both
-# bundled and external database mode). It only ever deletes verify-* users.
-CLEANUP_SCRIPT = """
-import re, sys
-from sqlalchemy import bindparam, text
-from todo_api.db import make_engine
-from todo_api.settings import load_settings
-names = [n for n in sys.argv[1:] if re.fullmatch(r"verify-[a-z]-[0-9a-f]{6}", n)]
-engine = make_engine(load_settings().database_url)
-def q(sql, key):
-    return text(sql).bindparams(bindparam(key, expanding=True))
-with engine.begin() as db:
-    ids = [r[0] for r in db.execute(q("SELECT id FROM users WHERE username IN :n", "n"), {"n": names})] if names else []
-    if ids:
-        for table in ("messages", "conversations", "tasks"):
-            db.execute(q(f"DELETE FROM {table} WHERE user_id IN :i", "i"), {"i": ids})
-        db.execute(q("DELETE FROM users WHERE id IN :i", "i"), {"i": ids})
-print(len(ids))
-"""
+def cleanup_command(python: str, names: list[str]) -> list[str]:
+    """The backend's own clean-up (`python -m todo_api delete-users`): it deletes the named users
+    and what they own through the app's models, with its own DATABASE_URL (bundled or external
+    database), and prints the count last. Which names go is `remove`'s rule (verify-* only)."""
+    return [python, "-m", "todo_api", "delete-users", *names]
 
 
 def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
@@ -103,7 +89,7 @@ def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
                 settings.namespace,
                 pod["metadata"]["name"],
                 container,
-                [python, "-c", CLEANUP_SCRIPT, *names],
+                cleanup_command(python, names),
             )
             if code == 0:
                 count = out.strip().splitlines()[-1] if out.strip() else "?"
