@@ -89,7 +89,7 @@ def test_inv_dev_passes_preexec_fn_only_on_linux(
 
     monkeypatch.setattr(sys, "platform", platform)
     monkeypatch.setattr(dev.subprocess, "Popen", FakePopen)
-    _, reader = dev._spawn("backend", ["app"], {})
+    _, reader = dev.spawn("backend", ["app"], {})
     reader.join(timeout=2)
     if platform == "win32":
         # Windows' subprocess raises ValueError for preexec_fn and has no sessions.

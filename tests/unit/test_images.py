@@ -339,7 +339,7 @@ def test_the_push_error_says_the_registry_is_unreachable() -> None:
     from todo_deploy.artifacts import ImageRef
 
     ref = ImageRef("backend", "127.0.0.1:9/todo-backend", "0" * 12)
-    message = images._push_message(ref, "127.0.0.1:9", "dial tcp 127.0.0.1:9: connect: connection refused")
+    message = images.push_message(ref, "127.0.0.1:9", "dial tcp 127.0.0.1:9: connect: connection refused")
     assert "127.0.0.1:9 is unreachable" in message and "IMAGE_REGISTRY" in message
     with pytest.raises(images.PushError, match="names no registry"):
         images.push_image(ImageRef("backend", "todo-backend", "0" * 12), log=lambda _: None)
@@ -347,13 +347,13 @@ def test_the_push_error_says_the_registry_is_unreachable() -> None:
 
 def test_stream_lines_rejoins_split_chunks() -> None:
     chunks = [{"stream": "Step 1/2 : FR"}, {"stream": "OM x\n ---> abc\n"}, {"aux": {"ID": "sha256:1"}}]
-    got = list(images._stream_lines(chunks))
+    got = list(images.stream_lines(chunks))
     assert got == [("Step 1/2 : FROM x", {}), (" ---> abc", {}), ("", {"aux": {"ID": "sha256:1"}})]
 
 
 def test_plain_progress_prints_steps_and_layers() -> None:
     lines: list[str] = []
-    progress = images._Progress("backend", lines.append)
+    progress = images.BuildProgress("backend", lines.append)
     for line in ["Step 3/12 : RUN   pip install \\\n  -r requirements.txt", "Collecting x", " ---> 1a2b3c"]:
         progress.line(line)
     progress.close(True)

@@ -106,7 +106,8 @@ def child_options(platform: str | None = None) -> dict[str, Any]:
     return options
 
 
-def _spawn(name: str, argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, threading.Thread]:
+def spawn(name: str, argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, threading.Thread]:
+    """Start an app; its output is shown line by line by the reader thread returned with it."""
     process = subprocess.Popen(  # preexec_fn (Linux only) is safe: no threads yet
         argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, bufsize=1, **child_options(),
@@ -188,7 +189,7 @@ def _run_apps(envs: dict[str, dict[str, str]], ports: dict[str, int],
     try:
         for part in BUILT.values():
             argv = [sys.executable, "-m", part.module]
-            running.append((part.name, *_spawn(part.name, argv, envs[part.name])))
+            running.append((part.name, *spawn(part.name, argv, envs[part.name])))
         say(f"backend  http://127.0.0.1:{ports['backend']}  (SQLite in {data_dir}/todo-dev.db)")
         say(f"frontend http://127.0.0.1:{ports['frontend']}  <- open this; Ctrl-C stops both")
         while all(p.poll() is None for _, p, _ in running):

@@ -213,7 +213,7 @@ class BuildOutcome:
     base_size_bytes: int
 
 
-class _Progress:
+class BuildProgress:
     """Live progress of one build: a rich progress bar on a terminal, plain lines otherwise."""
 
     def __init__(self, name: str, log: Log) -> None:
@@ -278,7 +278,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+def stream_lines(chunks: Iterable[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Split the engine's JSON stream into whole text lines (and pass the raw chunks)."""
     pending = ""
     for chunk in chunks:
@@ -398,7 +398,7 @@ def _stream_build(client: DockerClient, build: BuildPlan, no_cache: bool, log: L
     from docker.errors import APIError, DockerException
 
     component = build.component.name
-    progress = _Progress(component, log)
+    progress = BuildProgress(component, log)
     image_id = ""
     ok = False
     build_started = timeline.now()
@@ -415,7 +415,7 @@ def _stream_build(client: DockerClient, build: BuildPlan, no_cache: bool, log: L
             pull=False,
             decode=True,
         )
-        for line, chunk in _stream_lines(stream):
+        for line, chunk in stream_lines(stream):
             if line:
                 progress.line(line)
             if "error" in chunk or "errorDetail" in chunk:
@@ -535,7 +535,7 @@ def pull_image(client: DockerClient, ref: str, log: Log = say) -> float:
     started = time.perf_counter()
     repository_name, tag = parse_repository_tag(ref)
     log(f"pulling {ref} (not present in the Docker engine yet)")
-    progress = _Progress(f"pull {ref}", log)
+    progress = BuildProgress(f"pull {ref}", log)
     layers: dict[str, str] = {}
     ok = False
     try:
@@ -670,7 +670,7 @@ def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = No
     client = client or engine()
     registry = image.repository.split("/")[0]
     log(f"{image.component}: pushing {image.ref}")
-    progress = _Progress(f"push {image.component}", log)
+    progress = BuildProgress(f"push {image.component}", log)
     layers: dict[str, str] = {}
     digest = ""
     ok = False
@@ -678,7 +678,7 @@ def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = No
         for chunk in client.api.push(image.repository, tag=image.tag, stream=True, decode=True):
             if "error" in chunk or "errorDetail" in chunk:
                 message = chunk.get("error") or chunk["errorDetail"].get("message", "")
-                raise PushError(_push_message(image, registry, message))
+                raise PushError(push_message(image, registry, message))
             aux = chunk.get("aux")
             if isinstance(aux, dict) and str(aux.get("Digest", "")).startswith("sha256:"):
                 digest = str(aux["Digest"])
@@ -691,14 +691,14 @@ def push_image(image: ImageRef, log: Log = say, client: DockerClient | None = No
                 progress.line(status)
         ok = True
     except (APIError, DockerException) as exc:
-        raise PushError(_push_message(image, registry, str(exc))) from None
+        raise PushError(push_message(image, registry, str(exc))) from None
     finally:
         progress.close(ok)
     log(f"{image.component}: pushed {image.ref}" + (f" ({digest})" if digest else ""))
     return digest
 
 
-def _push_message(image: ImageRef, registry: str, message: str) -> str:
+def push_message(image: ImageRef, registry: str, message: str) -> str:
     lowered = message.lower()
     unreachable = any(
         word in lowered
