@@ -52,12 +52,12 @@ class Details:
 
     @classmethod
     def of(cls, result: GateResult | None) -> Self:
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # each subclass is a dataclass
         data = (result.details if result is not None else {}) or {}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)  # type: ignore[call-overload]  # each subclass is a dataclass
 
 
 @dataclass

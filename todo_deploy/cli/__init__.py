@@ -65,7 +65,7 @@ def with_profile(body: Callable[..., Any]) -> Callable[..., Any]:
             return body(*args, **kwargs)
 
     extra = inspect.Parameter("profile", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="")
-    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]  # read by inspect, undeclared
         parameters=[*signature.parameters.values(), extra]
     )
     return run

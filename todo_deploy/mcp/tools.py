@@ -27,7 +27,7 @@ ALLOW_HINT = "start the server with `inv mcp --allow-changes` to allow deploy, r
 LOG_LINES_MAX = 500
 LINE_CHARS_MAX = 2000
 
-LogComponent = Literal[LOG_SOURCES]  # type: ignore[valid-type]
+LogComponent = Literal[LOG_SOURCES]  # type: ignore[valid-type]  # a tuple: pydantic reads it, mypy cannot
 ScalableComponent = Literal["backend", "frontend"]
 Replicas = Annotated[int, Field(ge=1, le=20, description="Replica count, 1-20.")]
 LogLines = Annotated[int, Field(ge=1, le=LOG_LINES_MAX, description="Most lines to return.")]

@@ -186,7 +186,7 @@ def _openapi_with_real_422(app: FastAPI) -> Any:
 
 
 def install(app: FastAPI) -> None:
-    app.openapi = _openapi_with_real_422(app)  # type: ignore[method-assign]
+    app.openapi = _openapi_with_real_422(app)  # type: ignore[method-assign]  # FastAPI's documented override
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(OperationalError, on_database)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,10 +139,10 @@ def describe_errors(exc: ValidationError) -> str:
     return "Invalid configuration: " + "; ".join(parts)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Load settings or exit with code 2 and a message naming the variable(s)."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         print(describe_errors(exc), file=sys.stderr)
         raise SystemExit(2) from None

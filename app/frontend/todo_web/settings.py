@@ -123,7 +123,7 @@ def describe_errors(error: ValidationError) -> list[str]:
 def load_settings() -> Settings:
     """Load settings or exit with code 2 and a message naming what is wrong."""
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as error:
         for line in describe_errors(error):
             print(f"todo_web: configuration error: {line}", file=sys.stderr)

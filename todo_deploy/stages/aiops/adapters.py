@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from todo_deploy.config import PROJECT_ROOT
 from todo_deploy.tools import gordon
@@ -462,5 +462,5 @@ def make_tools(
     tools: dict[str, Tool] = {name: cls(runner, settings, environ)
                               for name, cls in ADAPTERS.items() if cls is not Gordon}
     tools["gordon"] = Gordon(runner, settings, environ, workdir or PROJECT_ROOT)
-    tools["kagent"].agent = kagent_agent  # type: ignore[attr-defined]
+    cast(Kagent, tools["kagent"]).agent = kagent_agent  # ADAPTERS maps "kagent" to Kagent
     return tools
