@@ -97,8 +97,7 @@ def user_remover(settings: Settings, kube: Kube) -> Callable[[list[str]], str]:
                     f"removed {count} user(s) {', '.join(names)} with their conversations "
                     f"(exec in {pod['metadata']['name']})"
                 )
-            last = (err or out).strip().splitlines()[-1:] or [f"exit code {code}"]
-            last = last[0]
+            last = ((err or out).strip().splitlines()[-1:] or [f"exit code {code}"])[0]
         raise RuntimeError(f"cleanup exec failed: {last}")
 
     return remove
