@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from todo_api.logging import BatchingHandler, JsonFormatter
+from todo_serving.jsonlog import JsonFormatter
+from todo_serving.logwriter import BatchingHandler
 
 
 class CountingStream(io.StringIO):
@@ -131,9 +131,8 @@ handler.close()
 print("survived", file=sys.stderr)
 """
 HANDLERS = {
-    "backend": ("from todo_api.logging import BatchingHandler\nhandler = BatchingHandler(io.StringIO())",
-                APP / "backend"),
-    "frontend": ("from todo_web.server import NonBlockingHandler\nhandler = NonBlockingHandler()", APP / "frontend"),
+    "backend": ("from todo_api.logging import configure\nhandler = configure()", APP / "backend"),
+    "frontend": ("from todo_web.server import configure_logging\nhandler = configure_logging()", APP / "frontend"),
 }
 
 

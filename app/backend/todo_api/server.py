@@ -1,22 +1,18 @@
-"""The FastAPI app factory and a uvicorn server that drains on SIGTERM."""
+"""The FastAPI app factory, and serving it (todo_serving.server: a uvicorn server that drains on SIGTERM)."""
 
 from __future__ import annotations
 
 import gc
 import logging
-import signal
-import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import FrameType
 
-import uvicorn
 from fastapi import FastAPI
-from todo_serving.limits import BodyLimit, BoundedHttpTools
-from todo_serving.shutdown import begin_draining, close_after_responses, closing_late_connections
+from todo_serving.accesslog import AccessLogMiddleware
+from todo_serving.limits import BodyLimit
+from todo_serving.server import DrainingServer, server_config
 
-from todo_api import __version__, errors, migrations, readiness
+from todo_api import __version__, errors, metrics, migrations, readiness
 from todo_api import logging as json_logging
 from todo_api.agents import ChatAgent
 from todo_api.agents.offline import OfflineAgent
@@ -93,74 +89,25 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
     app.router.routes.append(mcp_endpoint)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds,
                        min_rate=settings.min_body_bytes_per_second)
-    app.add_middleware(json_logging.RequestLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, logger="todo_api.access", request_ids=True, routes=True,
+                       observe=metrics.observe)
     return app
-
-
-class DrainingServer(uvicorn.Server):
-    """On SIGTERM/SIGINT: fail /ready at once, keep serving DRAIN_SECONDS, then shut down gracefully."""
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
-        super().__init__(config)
-        self.app = app
-        self.drain_seconds = drain_seconds
-        self.drain_deadline: float | None = None
-        self.drain_signal: int | None = None  # set by the handler, announced (and cleared) by on_tick
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # A signal handler runs between two bytecodes of whatever the main thread was doing,
-        # maybe inside a lock (a log handler's): it only sets flags, no logging, no thread.
-        if self.drain_deadline is not None:  # a second signal: stop now
-            self.should_exit = True
-            return
-        self.app.state.draining = True
-        begin_draining(self)
-        self.drain_deadline = time.monotonic() + self.drain_seconds
-        self.drain_signal = sig
-
-    async def on_tick(self, counter: int) -> bool:
-        if self.drain_signal is not None:
-            log.info(f"received {signal.Signals(self.drain_signal).name}: draining for {self.drain_seconds:g}s")
-            self.drain_signal = None
-            close_after_responses(self)
-        if self.drain_deadline is not None and not self.should_exit and time.monotonic() >= self.drain_deadline:
-            log.info("drain finished, shutting down")
-            self.should_exit = True
-        return await super().on_tick(counter)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        async with closing_late_connections(self.server_state):
-            await super().shutdown(sockets)
 
 
 def serve(settings: Settings) -> None:
     json_logging.configure(settings.log_level)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        # The peer stays the TCP peer: client_address.py decides whose X-Forwarded-For counts.
-        proxy_headers=False,
-        timeout_graceful_shutdown=max(5, int(settings.drain_seconds)),
-        lifespan="on",
-        # No route serves websockets: "auto" would import the websockets package at every start.
-        ws="none",
-        http=BoundedHttpTools.configure(
-            settings.max_header_bytes, settings.client_timeout_seconds,
-            max_per_client=settings.max_connections_per_client or settings.max_connections,
-            max_running=settings.max_requests_running,
-            # Answered by the protocol, never queued behind the app (routes/health.py's body).
-            liveness=[("/health", "application/json", LIVENESS_BODY)]),
-        # Past this many open connections (or requests in flight) the server answers 503;
-        # the probes are exempt (limits.BoundedHttpTools).
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=5,
-    )
-    log.info(
-        "serving",
-        extra={"route": f"http://{settings.host}:{settings.port}"},
-    )
-    DrainingServer(config, app, settings.drain_seconds).run()
+    config = server_config(
+        app, host=settings.host, port=settings.port, max_header_bytes=settings.max_header_bytes,
+        client_timeout=settings.client_timeout_seconds, max_connections=settings.max_connections,
+        max_per_client=settings.max_connections_per_client or settings.max_connections,
+        max_running=settings.max_requests_running,
+        # Answered by the protocol, never queued behind the app (routes/health.py's body).
+        liveness=[("/health", "application/json", LIVENESS_BODY)],
+        timeout_graceful_shutdown=max(5, int(settings.drain_seconds)), lifespan="on")
+    log.info("serving", extra={"route": f"http://{settings.host}:{settings.port}"})
+
+    def draining() -> None:
+        app.state.draining = True
+
+    DrainingServer(config, drain_seconds=settings.drain_seconds, on_draining=draining, log=log).run()

@@ -1,4 +1,4 @@
-"""Used by both apps (todo_api.server, todo_web.server and todo_web.__main__): bounds on
+"""Used by both apps (through server.py: todo_api.server, todo_web.__main__; BodyLimit by both apps' create_app): bounds on
 what one client can make the server hold: request head size (431), body size
 (413), time to send them (408), and the number of connections (503), without ever
 refusing the probes.

@@ -1,4 +1,4 @@
-"""A log handler both apps use (todo_api.logging, todo_web.server): records are formatted in the
+"""A log handler both apps use (through jsonlog.configure): records are formatted in the
 caller's thread and written by one writer thread, in batches, so a slow reader of stdout (the
 container runtime, under load) never stalls the event loop.
 

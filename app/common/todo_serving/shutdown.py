@@ -1,4 +1,4 @@
-"""Used by both apps' DrainingServer (todo_api.server, todo_web.__main__): the start of a
+"""Used by server.DrainingServer (both apps'): the start of a
 drain (every answer from then on closes its connection) and the end of a graceful shutdown
 that never waits on a connection nobody told to close."""
 

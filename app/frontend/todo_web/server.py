@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import atexit
 import gc
-import json
-import logging
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -22,6 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from todo_serving import jsonlog
+from todo_serving.accesslog import AccessLogMiddleware
 from todo_serving.limits import BodyLimit
 from todo_serving.logwriter import BatchingHandler
 
@@ -31,7 +28,6 @@ from .session import SignedSessionMiddleware
 from .settings import Settings
 
 PACKAGE_DIR = Path(__file__).parent
-access_log = logging.getLogger("todo_web.access")
 
 
 @dataclass
@@ -42,79 +38,9 @@ class Lifecycle:
     started: float = field(default_factory=time.monotonic)
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
-        extra = getattr(record, "fields", None)
-        if isinstance(extra, dict):
-            entry.update(extra)
-        else:
-            entry["msg"] = record.getMessage()
-        return json.dumps(entry, separators=(",", ":"))
-
-
-class NonBlockingHandler(BatchingHandler):
-    """Hands lines to a thread that writes them, so a slow reader of stdout (the container
-    runtime, under load) never stalls the event loop; bounded, drops (and counts) past it.
-    Takes no lock a signal could interrupt (todo_serving.logwriter): a queue.Queue's did."""
-
-    def __init__(self, maxsize: int = 10_000) -> None:
-        super().__init__(sys.stdout, interval=0.05, maxsize=maxsize)
-
-
-_handler: NonBlockingHandler | None = None
-
-
-def configure_logging(level: str = "info") -> None:
-    global _handler
-    if _handler is not None:
-        _handler.close()
-    _handler = NonBlockingHandler()
-    _handler.setFormatter(JsonFormatter())
-    atexit.register(_handler.close)  # write what is pending on the way out
-    root = logging.getLogger()
-    root.handlers[:] = [_handler]
-    root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-class AccessLogMiddleware:
-    """One JSON line per request: method, path, status, duration_ms (no query, no cookies)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            fields = {
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 1),
-            }
-            access_log.info("request", extra={"fields": fields})
+def configure_logging(level: str = "info") -> BatchingHandler:
+    """JSON lines on stdout (todo_serving.jsonlog), written every 50 ms."""
+    return jsonlog.configure(level, jsonlog.JsonFormatter(compact=True), interval=0.05, quiet=("httpx",))
 
 
 class SecurityHeadersMiddleware:
@@ -201,7 +127,7 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds,
                        min_rate=settings.min_body_bytes_per_second)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, logger="todo_web.access", duration_digits=1)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
