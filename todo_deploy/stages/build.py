@@ -504,8 +504,7 @@ def _start_container(client: DockerClient, name: str, image: ImageRef, env: dict
         environment=env,
         name=f"todo-build-gate-{name}-{secrets.token_hex(4)}",
         labels={"todo-deploy.gate": STAGE},
-        # None: a free host port; the docker stub leaves that out of its types.
-        ports={f"{images.COMPONENTS[name].port}/tcp": ("127.0.0.1", None)},  # type: ignore[dict-item]
+        ports={f"{images.COMPONENTS[name].port}/tcp": ("127.0.0.1", None)},  # type: ignore[dict-item]  # None: a free host port, which docker's stub omits
         read_only=True,
         tmpfs={"/tmp": "rw,size=64m"},
         # The image's own HEALTHCHECK test, polled every 0.5 s instead of its

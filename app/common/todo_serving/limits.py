@@ -203,8 +203,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         elif self._head_pending and self.cycle is None:
             self._refuse(408, "Request Timeout", "No request arrived in time")
 
-    # uvicorn narrows the parameter to asyncio.Transport itself (its own ignore[override]).
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # narrowed as uvicorn narrows it
         super().connection_made(transport)
         if self.client:
             self._host = self.client[0]
@@ -280,16 +279,14 @@ class BoundedHttpTools(HttpToolsProtocol):
         for cycle, _app in self.pipeline:
             cycle.keep_alive = False
 
-    # ignore[override]/[arg-type]: uvicorn's ASGI3Application and starlette's ASGIApp are
-    # one ASGI callable, each library spelling it its own way.
-    def _start_asgi_task(self, cycle: Any, app: ASGIApp) -> None:  # type: ignore[override]
+    def _start_asgi_task(self, cycle: Any, app: ASGIApp) -> None:  # type: ignore[override]  # ASGIApp is uvicorn's ASGI3Application
         if app is _overloaded or cycle.scope["raw_path"] in PROBES:
             self.start_task(cycle, app)  # never wait behind the requests
         else:
             self.gate.admit(self, cycle, app)
 
     def start_task(self, cycle: Any, app: ASGIApp) -> None:
-        super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]  # see _start_asgi_task
+        super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]  # ASGIApp is uvicorn's ASGI3Application
 
     def on_body(self, body: bytes) -> None:
         if self.cycle is None or self.transport.is_closing():
