@@ -144,7 +144,7 @@ def _push_like_inv_build(scratch: Scratch, registry_images: dict[str, ImageRef],
     result = GateResult("build")
     outcomes = {name: images.BuildOutcome(ref, True, 0.0, "", 0)
                 for name, ref in registry_images.items()}
-    build_stage._push(loaded, result, outcomes, Timeline(), client, lines.append)
+    build_stage.push_images(loaded, result, outcomes, Timeline(), client, lines.append)
     return result
 
 

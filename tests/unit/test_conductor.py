@@ -121,8 +121,8 @@ def test_a_passed_stage_is_recorded_and_rendered_once(
     rendered: list[str] = []
     passed = GateResult("cluster", [Check("context", Verdict.PASS, "minikube")])
     monkeypatch.setattr(conductor, "render_gate", lambda result: rendered.append(result.stage))
-    monkeypatch.setattr(registry, "_LOADERS",
-                        {"cluster": lambda: type("M", (), {"run": staticmethod(lambda _l: passed)})})
+    monkeypatch.setattr(conductor, "stage_module",
+                        lambda _stage: type("M", (), {"run": staticmethod(lambda _l: passed)}))
     assert conductor.run_stage(loaded, "cluster", guarded=False) is passed
     assert rendered == ["cluster"]
     assert (loaded.state_dir / "cluster.json").is_file()

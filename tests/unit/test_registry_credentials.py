@@ -131,7 +131,7 @@ def _push_stage(tmp_path: Path, client: FakeClient) -> GateResult:
     save_images(settings.state_dir, IMAGES)
     outcomes = {n: images.BuildOutcome(ref, True, 0.0, "", 0) for n, ref in IMAGES.items()}
     result = GateResult("build")
-    build_stage._push(settings, result, outcomes, Timeline(), client, lambda _: None)
+    build_stage.push_images(settings, result, outcomes, Timeline(), client, lambda _: None)
     return result
 
 

@@ -88,7 +88,7 @@ def aiops(
         install_kagent=install_kagent,
         replicas=int(replicas) if replicas else None,
         namespace=namespace or None,
-        kagent_agent=_kagent_agent(loaded, playbook),
+        kagent_agent=agent_to_ask(loaded, playbook),
     )
 
 
@@ -105,7 +105,7 @@ def _install_agent(url: str, dry_run: bool) -> None:
     say(done.explain())
 
 
-def _kagent_agent(loaded: LoadedSettings, playbook: str | None) -> str:
+def agent_to_ask(loaded: LoadedSettings, playbook: str | None) -> str:
     """This app's agent when `install-agent` put it in the cluster, else kagent's k8s-agent."""
     from todo_deploy.pipeline.registry import stage_module
 

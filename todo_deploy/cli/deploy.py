@@ -33,14 +33,14 @@ def deploy(
     """
     loaded = load_or_exit()
     if dry_run:
-        _dry_run(loaded, helm)
+        show_dry_run(loaded, helm)
         return
     from todo_deploy.pipeline import conductor
 
     conductor.run_deploy(loaded, helm=helm, force=force, timeout_s=int(timeout) or None)
 
 
-def _dry_run(loaded: LoadedSettings, helm: bool) -> None:
+def show_dry_run(loaded: LoadedSettings, helm: bool) -> None:
     from todo_deploy.console import say
 
     if helm:

@@ -129,10 +129,10 @@ def _run(
     if gordon:
         with timeline.phase("gordon"):
             result.checks.append(
-                _gordon(runner, root, names, details, loaded.settings.aiops_timeout_seconds, log)
+                gordon_check(runner, root, names, details, loaded.settings.aiops_timeout_seconds, log)
             )
     if push:
-        _push(loaded, result, built, timeline, client, log)
+        push_images(loaded, result, built, timeline, client, log)
 
 
 def build_gate(
@@ -186,7 +186,7 @@ def build_gate(
             on_built(name, outcome)
         _record_built(result, details, name, outcome)
     for name, outcome in built.items():
-        result.checks.append(_size_check(loaded, name, outcome))
+        result.checks.append(size_check(loaded, name, outcome))
     return built, client
 
 
@@ -287,7 +287,7 @@ def _registry_login(loaded: LoadedSettings, client: DockerClient, timeline: Time
     return None
 
 
-def _push(loaded: LoadedSettings, result: GateResult, built: dict[str, images.BuildOutcome],
+def push_images(loaded: LoadedSettings, result: GateResult, built: dict[str, images.BuildOutcome],
           timeline: Timeline, client: DockerClient | None, log: Log) -> None:
     """Log in (with credentials), push each image and record its registry digest in
     .state/images.json (the deploy's image check compares the pods' imageIDs with it)."""
@@ -368,7 +368,8 @@ def smoke_tests(
 # --- size -------------------------------------------------------------------------
 
 
-def _size_check(loaded: LoadedSettings, name: str, outcome: images.BuildOutcome) -> Check:
+def size_check(loaded: LoadedSettings, name: str, outcome: images.BuildOutcome) -> Check:
+    """What the image adds above its base, against <C>_IMAGE_BUDGET_MB (warn: not measured)."""
     budget_mb: int = getattr(loaded.settings, f"{name}_image_budget_mb")
     if not outcome.base_size_bytes:
         return Check(
@@ -626,9 +627,10 @@ def _remove(container: Any) -> bool:
 # --- Gordon -------------------------------------------------------------------------
 
 
-def _gordon(
+def gordon_check(
     runner: Runner, root: Path, names: list[str], details: BuildDetails, timeout: float, log: Log
 ) -> Check:
+    """Gordon's review of each Dockerfile (advice in details.gordon); skip without it."""
     if not gordon_agent.available(runner):
         log(gordon_agent.NOT_FOUND)
         details.gordon = {"available": False, "message": gordon_agent.NOT_FOUND}
