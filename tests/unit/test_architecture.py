@@ -44,10 +44,19 @@ def private_uses(path: Path) -> list[str]:
             modules |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith(OURS)}
     for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id in modules and node.attr.startswith("_")
-                and not node.attr.startswith("__")):
+                and node.value.id in modules and _private(node.attr)):
             found.append(f"{shown}:{node.lineno}: {node.value.id}.{node.attr}")
+        # monkeypatch.setattr(module, "_name", ...) and getattr(module, "_name")
+        if (isinstance(node, ast.Call) and len(node.args) >= 2
+                and isinstance(node.args[0], ast.Name) and node.args[0].id in modules
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+                and _private(node.args[1].value)):
+            found.append(f"{shown}:{node.lineno}: {node.args[0].id}.{node.args[1].value}")
     return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
 
 
 def test_no_module_uses_another_modules_private_names() -> None:
@@ -59,9 +68,10 @@ def test_no_module_uses_another_modules_private_names() -> None:
 def test_the_private_name_check_finds_what_it_looks_for(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("from todo_deploy.kube import _secret\nfrom todo_deploy import kube\n"
-                      "kube._hidden()\nkube.shown()\n")
+                      "kube._hidden()\nkube.shown()\nsetattr(kube, '_patched', 1)\n"
+                      "setattr(kube, 'public', 1)\n")
     uses = private_uses(sample)
-    assert [u.split(": ", 1)[1] for u in uses] == ["_secret", "kube._hidden"]
+    assert sorted(u.split(": ", 1)[1] for u in uses) == ["_secret", "kube._hidden", "kube._patched"]
 
 
 def long_functions() -> list[tuple[int, str]]:

@@ -425,7 +425,7 @@ def test_the_committed_manifests_are_read_by_the_shared_loader_into_the_pure_pyt
             used.append(stream)
             super().__init__(stream)
 
-    monkeypatch.setattr(manifests, "_LOADER", Recording)
+    monkeypatch.setattr(manifests, "YAML_LOADER", Recording)
     objects = manifests.load_dir(manifests.K8S_DIR)
     kustomization = yaml.safe_load((manifests.K8S_DIR / "kustomization.yaml").read_text())
     assert len(used) >= len(kustomization["resources"])

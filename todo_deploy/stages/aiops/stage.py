@@ -11,14 +11,14 @@ Every tool's captured output is in the gate's `AiopsDetails.tools`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from todo_deploy import doctor
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
-from todo_deploy.gates import Check, Details, GateResult, Verdict
+from todo_deploy.gate_details import AiopsDetails
+from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.kube import Kube
 from todo_deploy.stages.aiops.adapters import KAGENT_AGENT, TOOLS, Kagent, Tool, ToolRun, make_tools
 from todo_deploy.stages.aiops.playbooks import CHOICES, PlaybookRefused, build
@@ -32,15 +32,6 @@ if TYPE_CHECKING:
 STAGE = "aiops"
 
 
-@dataclass
-class AiopsDetails(Details):
-    playbook: str = ""
-    kagent_agent: str = ""
-    namespace: str = ""
-    release: str = ""
-    allow_changes: bool = False
-    findings: list[dict[str, Any]] = field(default_factory=list)  # Finding.to_dict(), causes first
-    tools: list[dict[str, Any]] = field(default_factory=list)  # ToolRun.to_dict()
 Collector = Callable[["Settings", str], "Snapshot"]
 
 
