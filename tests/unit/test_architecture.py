@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ("todo_deploy", "todo_api", "todo_web", "todo_serving")
 MOST_LONG_FUNCTIONS, LONG = 5, 60
