@@ -190,7 +190,7 @@ def test_the_head_revision_read_from_the_version_files_is_alembics(tmp_path: Pat
     shutil.copytree(migrations.HERE / "versions", versions, ignore=shutil.ignore_patterns("__pycache__"))
     (versions / "0004_a.py").write_text('revision = "0004a"\ndown_revision = "0003"\n')
     (versions / "0004_b.py").write_text('revision: str = "0004b"\ndown_revision = "0003"\n')
-    assert {migrations._revision_link(versions / n) for n in ("0004_a.py", "0004_b.py")} == {
+    assert {migrations.revision_link(versions / n) for n in ("0004_a.py", "0004_b.py")} == {
         ("0004a", "0003"), ("0004b", "0003")}
     monkeypatch.setattr(migrations, "HERE", tmp_path)
     shutil.copy(migrations.__file__.replace("__init__.py", "env.py"), tmp_path / "env.py")

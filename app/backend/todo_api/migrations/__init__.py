@@ -32,7 +32,7 @@ def head_revision() -> str | None:
     """The newest revision, read from the version files' `revision`/`down_revision` lines:
     the server needs only this at start, and alembic (with mako and pygments, ~0.2 s of a pod's
     start) is imported only to migrate. Alembic's own answer when the history is not one line."""
-    links = [_revision_link(path) for path in sorted((HERE / "versions").glob("*.py"))]
+    links = [revision_link(path) for path in sorted((HERE / "versions").glob("*.py"))]
     revisions = {rev for rev, _ in links if rev}
     heads = revisions - {down for _, down in links}
     if len(heads) == 1 and all(isinstance(down, str | None) for _, down in links):
@@ -42,7 +42,7 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-def _revision_link(path: Path) -> tuple[str | None, object]:
+def revision_link(path: Path) -> tuple[str | None, object]:
     """A version file's (revision, down_revision), from its module-level assignments."""
     found: dict[str, object] = {}
     for node in ast.parse(path.read_text()).body:
