@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from functools import cache
 from typing import TYPE_CHECKING
@@ -64,8 +65,6 @@ def _gate_table(result: GateResult, evidence_below: set[int]) -> tuple[Table, li
 
 def _broken_evidence(table: Table, result: GateResult, skip: set[int]) -> set[int]:
     """The rows whose evidence holds a URL or command that `table` breaks across lines."""
-    import io
-
     from rich.console import Console
 
     out = io.StringIO()

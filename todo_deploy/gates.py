@@ -14,6 +14,7 @@ deployment's is stale.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -132,8 +133,6 @@ def scopes_for(settings: Any) -> dict[str, str]:
 
 def fingerprint(*parts: str) -> str:
     """A short stable hash of the parts (what was deployed)."""
-    import hashlib
-
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode())

@@ -279,8 +279,9 @@ def _loaded(tmp_path: Path):
 
 
 def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(tmp_path, monkeypatch):
-    from todo_deploy import access, kube
+    from todo_deploy import kube
     from todo_deploy.chart import manifests
+    from todo_deploy.pipeline import prefetch
     from todo_deploy.pipeline.prefetch import Prefetch
 
     loaded = _loaded(tmp_path / "root")
@@ -294,8 +295,8 @@ def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(
         def capabilities(self) -> kube.Capabilities:
             return target
 
-    monkeypatch.setattr(kube, "Kube", lambda context="": Cluster())
-    monkeypatch.setattr(access, "live_node_port", lambda k, s: 30123)
+    monkeypatch.setattr(prefetch, "Kube", lambda context="": Cluster())
+    monkeypatch.setattr(prefetch, "live_node_port", lambda k, s: 30123)
 
     ahead = Prefetch(loaded)
     ahead.planned_image(ImageRef("backend", "todo-backend", "cccccccccccc", migrations="m1"))
@@ -319,17 +320,18 @@ def test_the_prefetch_renders_what_the_deploy_will_render_for_the_planned_image(
 
 
 def test_a_failing_prefetch_is_kept_quiet_for_the_stages_to_meet(tmp_path, monkeypatch):
-    from todo_deploy import access, kube
+    from todo_deploy import kube
+    from todo_deploy.pipeline import prefetch
     from todo_deploy.pipeline.prefetch import Prefetch
 
     loaded = _loaded(tmp_path / "root")
     save_images(loaded.state_dir, {"frontend": ImageRef("frontend", "todo-frontend", "b" * 12)})
-    monkeypatch.setattr(kube, "Kube", lambda context="": object())
+    monkeypatch.setattr(prefetch, "Kube", lambda context="": object())
 
     def unreachable(k, s):
         raise kube.KubeError(0, "connection refused")
 
-    monkeypatch.setattr(access, "live_node_port", unreachable)
+    monkeypatch.setattr(prefetch, "live_node_port", unreachable)
     ahead = Prefetch(loaded)
     ahead.planned_image(ImageRef("backend", "todo-backend", "c" * 12))
     ahead.wait()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from invoke.exceptions import Exit
 
-from todo_deploy.chart import manifests, values_files
+from todo_deploy.chart import manifests, values_check
 from todo_deploy.chart import values as chart_values
 from todo_deploy.cli import context_guard
 from todo_deploy.config import (
@@ -191,14 +191,14 @@ def test_a_values_file_the_chart_or_the_workflow_cannot_take_is_refused_by_name(
 ) -> None:
     _write(root / "bad.yaml", text)
     with pytest.raises(SettingsError) as caught:
-        values_files.load_checked(root, environ={"VALUES_FILES": "bad.yaml"})
+        values_check.load_checked(root, environ={"VALUES_FILES": "bad.yaml"})
     assert any(p.startswith("VALUES_FILES: bad.yaml ") and expected in p
                for p in caught.value.problems), caught.value.problems
 
 
 def test_a_missing_values_file_is_refused_by_name(root: Path) -> None:
     with pytest.raises(SettingsError) as caught:
-        values_files.load_checked(root, environ={"VALUES_FILES": "gone.yaml"})
+        values_check.load_checked(root, environ={"VALUES_FILES": "gone.yaml"})
     assert caught.value.problems == [f"VALUES_FILES: gone.yaml does not exist ({root / 'gone.yaml'})"]
 
 

@@ -162,7 +162,6 @@ def test_inv_up_says_serving_once_the_frontend_answers_with_the_new_images(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from invoke.exceptions import Exit
 
-    from todo_deploy import artifacts, kube
     from todo_deploy.pipeline import conductor
 
     old = ImageRef(component="backend", repository="todo-backend", tag="old", image_id="sha256:0")
@@ -175,8 +174,8 @@ def test_inv_up_says_serving_once_the_frontend_answers_with_the_new_images(
         asked.append(rebuilt)
         return verdict[0]
 
-    monkeypatch.setattr(artifacts, "load_images", lambda _d: {"backend": new, "frontend": front})
-    monkeypatch.setattr(kube, "Kube", lambda _ctx: object())
+    monkeypatch.setattr(conductor, "load_images", lambda _d: {"backend": new, "frontend": front})
+    monkeypatch.setattr(conductor, "Kube", lambda _ctx: object())
     monkeypatch.setattr(serving, "new_code_served", new_code_served)
     loaded = SimpleNamespace(state_dir="unused", settings=SimpleNamespace(context_name=""))
     conductor.new_code_serving(loaded, {"backend": new, "frontend": front})
@@ -309,7 +308,7 @@ def test_fetch_meta_asks_on_a_new_connection_each_time_with_one_client(monkeypat
         made.append(kwargs)
         return real_client(*args, **kwargs)
 
-    monkeypatch.setattr(serving.httpx, "Client", client)
+    monkeypatch.setattr(httpx, "Client", client)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Meta)
     # shutdown() waits for the loop to poll: every 0.5 s by default
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()

@@ -26,7 +26,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlparse
 
+from todo_deploy.chart import ingress as ingresses
 from todo_deploy.kube import Kube
 
 if TYPE_CHECKING:
@@ -73,8 +75,6 @@ def tcp_reachable(url: str, timeout: float = 3.0, retry_every: float = 0.25) -> 
     connection is tried again until then: right after a rollout the Service's node rules
     follow its new endpoints by a moment (kube-proxy's sync), and until they do a NodePort
     refuses, though it will answer."""
-    from urllib.parse import urlparse
-
     parsed = urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     deadline = time.monotonic() + timeout
@@ -210,8 +210,6 @@ def _through_ingress(
 ) -> tuple[AccessPlan | None, str]:
     """The Ingress's way in when its controller gave it an address that answers, else
     (None, why not)."""
-    from todo_deploy.chart import ingress as ingresses
-
     name = frontend_service_name(settings)
     if ingress is None:
         return None, f"Ingress {name} not found"

@@ -26,6 +26,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from todo_deploy.access import (
     INGRESS,
@@ -35,6 +36,7 @@ from todo_deploy.access import (
     frontend_service_name,
     plan_access,
 )
+from todo_deploy.chart import ingress
 from todo_deploy.config import load_settings
 from todo_deploy.kube import Kube
 from todo_deploy.tools import processes
@@ -180,9 +182,7 @@ def direct_url(loaded: LoadedSettings, plan: AccessPlan) -> AppUrl:
     (https://INGRESS_HOST/), with where its host must point; else the plan's."""
     if plan.kind != INGRESS:
         return AppUrl(plan.url, plan.kind, plan.detail, target_of(loaded))
-    from urllib.parse import urlsplit
 
-    from todo_deploy.chart import ingress
 
     settings = loaded.settings
     address = urlsplit(plan.url).hostname or ""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
+from todo_deploy.access import frontend_service_name, open_access
 
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
@@ -62,6 +62,8 @@ def endpoint_pods(kube: Any, namespace: str, service: str) -> frozenset[str]:
 def fetch_meta(base_url: str, timeout: float = 2.0) -> Callable[[str], dict[str, Any] | None]:
     """GET <base_url>/api/meta on a new connection each time; None for no (JSON) answer.
     One client for all (making one costs ~0.1 s: its TLS context), keeping no connection."""
+    import httpx
+
     client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
 
     def fetch(_: str) -> dict[str, Any] | None:
@@ -109,8 +111,6 @@ def wait_until_served(new: NewCode, fetch: Fetch, timeout: float,
 def user_url(settings: Settings, kube: Any) -> Iterator[str]:
     """The frontend as a user reaches it (NodePort, LoadBalancer, else a port-forward to a
     Ready frontend pod per connection, opened here and closed at the block's end)."""
-    from todo_deploy.access import open_access
-
     with open_access(settings, kube) as access:
         yield access.url
 
@@ -121,7 +121,6 @@ def new_code_served(settings: Settings, kube: Any, rebuilt: dict[str, ImageRef],
     code; otherwise why not (after `timeout`, TIMEOUT_S by default)."""
     if not rebuilt:
         return None  # a chart-only change: no code to tell apart
-    from todo_deploy.access import frontend_service_name
 
     def pods(name: str) -> frozenset[str] | None:
         image = rebuilt.get(name)

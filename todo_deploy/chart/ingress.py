@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from todo_deploy.chart import values
 from todo_deploy.config.ingress_forms import parse_tls
 
 if TYPE_CHECKING:
@@ -120,8 +121,6 @@ def tls_secret_name(settings: Settings) -> str:
 
 
 def tls_secret(settings: Settings, cert: bytes, key: bytes) -> dict[str, Any]:
-    from todo_deploy.chart import values
-
     return {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -13,13 +13,14 @@ generated like ingress-nginx's static manifests are from its chart.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+import yaml  # noqa: TID253 - loaded only where manifests are rendered or read
 
 from todo_deploy.chart import values as chart_values
 
@@ -158,8 +159,6 @@ RENDERS_KEPT = 4  # the last renders of this settings root (the cluster and depl
 def _render_key(
     values: dict[str, Any], release: str, namespace: str, capabilities: Capabilities | None
 ) -> str:
-    import hashlib
-
     target = [capabilities.kube_version, list(capabilities.api_versions)] if capabilities else None
     digest = hashlib.sha256(
         json.dumps([values, release, namespace, target], sort_keys=True).encode())

@@ -137,7 +137,7 @@ def task(*args: Any, **kwargs: Any) -> Callable[..., Any]:
 def load_or_exit() -> LoadedSettings:
     """Load and validate the settings (with the profile TODO_PROFILE or `--profile`
     names), or stop the task with exit code 2."""
-    from todo_deploy.chart.values_files import load_checked
+    from todo_deploy.chart.values_check import load_checked
     from todo_deploy.config import SettingsError
 
     try:

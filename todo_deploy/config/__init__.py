@@ -32,7 +32,9 @@ from pydantic import (
 )
 
 from todo_deploy.config import ingress_forms as _ingress
+from todo_deploy.config import profiles, registry_auth
 from todo_deploy.config.connection_budget import Budget
+from todo_deploy.config.registry_auth import AuthFileError
 
 if TYPE_CHECKING:
     from todo_deploy.config.registry_auth import Login
@@ -270,8 +272,6 @@ class Settings(BaseModel):
     def registry_login(self) -> Login | None:
         """The registry credentials, from whichever settings hold them; None without any.
         Raises registry_auth.AuthFileError when REGISTRY_AUTH_FILE cannot give them."""
-        from todo_deploy.config import registry_auth
-
         written = self.registry_auth_file.strip()
         if written:
             path = self._root / Path(written).expanduser()
@@ -324,8 +324,6 @@ class Settings(BaseModel):
         ]
         values += url_credentials(self.openai_base_url)
         if self.registry_credentials:
-            from todo_deploy.config.registry_auth import AuthFileError
-
             try:
                 login = self.registry_login()
             except AuthFileError:
@@ -435,8 +433,6 @@ def load_settings(
     else TODO_DEPLOY_ROOT from the environment (tests, CI), else the project. The
     profile is `profile`, else TODO_PROFILE from the environment ('' = none).
     """
-    from todo_deploy.config import profiles
-
     environ = dict(os.environ if environ is None else environ)
     if root is None:
         root = Path(environ["TODO_DEPLOY_ROOT"]) if environ.get("TODO_DEPLOY_ROOT") else PROJECT_ROOT
@@ -479,7 +475,6 @@ def _check_registry_auth_file(settings: Settings) -> None:
     """REGISTRY_AUTH_FILE is read once the settings root is known (it is relative to it)."""
     if not settings.registry_auth_file.strip():
         return
-    from todo_deploy.config.registry_auth import AuthFileError
 
     try:
         settings.registry_login()

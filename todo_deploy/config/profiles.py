@@ -14,6 +14,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dotenv import dotenv_values
+
+from todo_deploy.config.kubeconfig import KubeconfigError, kubeconfig_paths, load_kubeconfig
+
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
 
@@ -59,8 +63,6 @@ def name_problem(name: str, root: Path) -> str:
 
 def pinned_context(root: Path, name: str) -> str:
     """The KUBE_CONTEXT profile `name`'s own file sets ('' = it names none)."""
-    from dotenv import dotenv_values
-
     path = root / profile_file(name)
     values = {k.upper(): v for k, v in dotenv_values(path).items()} if path.is_file() else {}
     return (values.get("KUBE_CONTEXT") or "").strip()
@@ -78,8 +80,6 @@ def claims(root: Path) -> dict[str, str]:
 
 def current_context() -> str:
     """The kubeconfig's current-context ('' when there is no kubeconfig or none is set)."""
-    from todo_deploy.config.kubeconfig import KubeconfigError, kubeconfig_paths, load_kubeconfig
-
     try:
         return load_kubeconfig(kubeconfig_paths()).current_context
     except KubeconfigError:

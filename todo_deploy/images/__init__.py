@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 from todo_deploy.artifacts import ImageRef, load_images, save_images
 from todo_deploy.components import BUILT, Component
 from todo_deploy.config import PROJECT_ROOT
+from todo_deploy.config.registry_auth import USER_AND_PASSWORD, AuthFileError
 from todo_deploy.console import console, say
 from todo_deploy.images import context_cache
 from todo_deploy.timing import Timeline
@@ -622,7 +623,6 @@ def registry_login(settings: Settings, client: DockerClient, log: Log = say) -> 
     SDK keeps it in memory for its pushes): nothing is written to ~/.docker/config.json."""
     from docker.errors import APIError, DockerException
 
-    from todo_deploy.config.registry_auth import AuthFileError
 
     try:
         login = settings.registry_login()
@@ -647,7 +647,6 @@ def login_message(login: Login, message: str) -> str:
                                          "timeout")):
         return (f"cannot log in to {host}: the registry is unreachable ({first}); "
                 "check IMAGE_REGISTRY and that the registry runs")
-    from todo_deploy.config.registry_auth import USER_AND_PASSWORD
 
     fix = ("check REGISTRY_PASSWORD (and REGISTRY_USERNAME)" if login.source == USER_AND_PASSWORD
            else f"log in again to {host} with that config (`docker login {host}`), or fix "

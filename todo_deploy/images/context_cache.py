@@ -18,6 +18,7 @@ unseen). When DOCKER_HOST names anything but a Unix socket, the SDK is used.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import socket
@@ -98,8 +99,6 @@ def socket_path(environ: dict[str, str] | None = None) -> str | None:
 def inspect_image(ref: str, path: str, timeout: float = 10) -> dict[str, Any] | None:
     """`docker image inspect ref` over the Unix socket: its JSON, or None if absent.
     OSError when the engine does not answer."""
-    import http.client
-
     class Connection(http.client.HTTPConnection):
         def connect(self) -> None:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

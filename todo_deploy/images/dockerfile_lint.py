@@ -4,6 +4,7 @@ Dockerfile) hash in the stage's .state/ so an unchanged Dockerfile is not linted
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -59,8 +60,6 @@ def lint(runner: Runner, dockerfile: Path, name: str, state_dir: Path | None = N
 
 
 def _lint_key(binary: str, dockerfile: Path) -> str:
-    import hashlib
-
     info = Path(binary).stat()
     digest = hashlib.sha256(f"{binary}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
     digest.update(dockerfile.read_bytes())

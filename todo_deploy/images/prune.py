@@ -18,11 +18,19 @@ the newest KEEP_IMAGE_TAGS are removed (KEEP_IMAGE_TAGS=0 turns that off).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from todo_deploy import images
+from todo_deploy.artifacts import load_images
 from todo_deploy.components import BUILT
+from todo_deploy.gate_details import DeployDetails
+from todo_deploy.gates import current_deployment, scopes_for
+from todo_deploy.images import repository
+from todo_deploy.kube import Kube, KubeError
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -60,8 +68,6 @@ class Plan:
 
 
 def own_repositories(settings: Settings) -> list[str]:
-    from todo_deploy.images import repository
-
     return [repository(settings, name) for name in BUILT]
 
 
@@ -81,8 +87,6 @@ def own_tags(client: DockerClient, repositories: Iterable[str]) -> list[Tag]:
 
 def _iso(created: Any) -> str:
     """The engine's creation time (epoch seconds in a listing, ISO in an inspect) as ISO."""
-    from datetime import UTC, datetime
-
     if isinstance(created, int | float):
         return datetime.fromtimestamp(created, UTC).isoformat(timespec="seconds")
     return str(created or "")
@@ -114,10 +118,6 @@ def plan(tags: list[Tag], keep: int, protected: dict[str, str]) -> Plan:
 
 def recorded_refs(loaded: LoadedSettings) -> dict[str, str]:
     """The last build's images and the current deployment's."""
-    from todo_deploy.artifacts import load_images
-    from todo_deploy.gate_details import DeployDetails
-    from todo_deploy.gates import current_deployment, scopes_for
-
     found = {ref.ref: "the last build" for ref in load_images(loaded.state_dir).values()}
     found.update({ref.image_id: "the last build" for ref in load_images(loaded.state_dir).values()
                   if ref.image_id})
@@ -145,8 +145,6 @@ def pod_images(pods: list[dict[str, Any]]) -> dict[str, str]:
 
 def cluster_pods(settings: Settings) -> tuple[list[dict[str, Any]], str]:
     """Every pod the cluster shows us (all namespaces, else ours), and a note when not all."""
-    from todo_deploy.kube import Kube, KubeError
-
     try:
         kube = Kube(settings.context_name)
     except KubeError as exc:
@@ -224,8 +222,6 @@ def wanted_after(loaded: LoadedSettings, result: GateResult) -> bool:
 
 def after_build(loaded: LoadedSettings, result: GateResult, log: Log) -> None:
     """The kept-last-N clean-up after a build that built something; never fails the build."""
-    from todo_deploy import images
-
     keep = loaded.settings.keep_image_tags
     if not wanted_after(loaded, result):
         return
@@ -244,8 +240,6 @@ def after_build_in_background(loaded: LoadedSettings, result: GateResult, log: L
     """`after_build` beside what follows the build (the deploy of `inv up`/`inv watch` is not
     kept waiting for the engine and cluster listings); a thread the interpreter waits for
     at exit, so `inv build` still finishes the clean-up."""
-    import threading
-
     if not wanted_after(loaded, result):
         return
     threading.Thread(target=after_build, args=(loaded, result, log),

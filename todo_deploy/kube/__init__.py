@@ -12,6 +12,7 @@ imported on first use.
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import json
 import sys
 import time
@@ -776,9 +777,6 @@ def _sdk_parse_quantity() -> Callable[[Any], Decimal]:
     which imports the whole generated client (0.3-0.6 s); so its file is loaded on its
     own unless the SDK is imported already.
     """
-    import importlib.util
-    import sys
-
     if "kubernetes" in sys.modules:
         from kubernetes.utils import parse_quantity
 

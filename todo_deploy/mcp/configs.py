@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import yaml
+import yaml  # noqa: TID253 - loaded only by `inv mcp --config` and the MCP server
 
 from todo_deploy.config import PROJECT_ROOT
 from todo_deploy.mcp import kagent

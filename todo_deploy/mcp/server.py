@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -220,7 +221,6 @@ def serve(loaded: LoadedSettings, *, allow_changes: bool, http: bool, host: str,
     if not http:
         server.run("stdio")
         return
-    from mcp.server.transport_security import TransportSecuritySettings
 
     loopback = host in ("127.0.0.1", "localhost", "::1")
     security = None if loopback else TransportSecuritySettings(

@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
+from todo_deploy.access import app_url as urls
+from todo_deploy.access import logs as app_logs
+from todo_deploy.artifacts import load_images
+from todo_deploy.chart import values as chart_values
 from todo_deploy.components import LOG_SOURCES
+from todo_deploy.config import effective_rows
+from todo_deploy.gate_details import VerifyDetails
+from todo_deploy.kube import Kube, label_selector
+from todo_deploy.pipeline import conductor
+from todo_deploy.pipeline.registry import stage_module
+from todo_deploy.pipeline.status import build_table
+from todo_deploy.tools.commands import scrub
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
     from todo_deploy.gates import Check
-    from todo_deploy.kube import Kube
 
 NAME = "todo-deploy"  # the MCP server's name, in every client configuration
 READ_ONLY_TOOLS = ("status", "doctor", "verify", "logs", "app_url", "config")
@@ -160,8 +171,6 @@ def check_out(check: Check) -> CheckOut:
 
 
 def _kube(loaded: LoadedSettings) -> Kube:
-    from todo_deploy.kube import Kube
-
     return Kube(loaded.settings.context_name)
 
 
@@ -169,8 +178,6 @@ def _kube(loaded: LoadedSettings) -> Kube:
 
 
 def status(loaded: LoadedSettings) -> StatusOut:
-    from todo_deploy.pipeline.status import build_table
-
     table = build_table(loaded)
     gates = [GateOut(
         stage=row.stage, command=row.command, state=row.state, why=row.why, live=list(row.live),
@@ -182,9 +189,6 @@ def status(loaded: LoadedSettings) -> StatusOut:
 
 
 def doctor(loaded: LoadedSettings, namespace: str | None = None) -> DoctorOut:
-    from todo_deploy.artifacts import load_images
-    from todo_deploy.pipeline.registry import stage_module
-
     settings = loaded.settings
     ns = namespace or settings.namespace
     checks, findings = stage_module("aiops").doctor_checks(settings, ns, images=load_images(loaded.state_dir))
@@ -210,10 +214,6 @@ def verify(
     *,
     allow_changes: bool = False,
 ) -> VerifyOut:
-    from todo_deploy.gate_details import VerifyDetails
-    from todo_deploy.pipeline import conductor
-    from todo_deploy.pipeline.registry import stage_module
-
     verify_checks = stage_module("verify.checks")
     disruptive = stage_module("verify").DISRUPTIVE_CHECKS
 
@@ -240,9 +240,6 @@ def verify(
 def logs(
     loaded: LoadedSettings, component: LogComponent | None = None, lines: int = 50
 ) -> LogsOut:
-    from todo_deploy.access import logs as app_logs
-    from todo_deploy.tools.commands import scrub
-
     settings = loaded.settings
     lines = max(1, min(int(lines), LOG_LINES_MAX))
     found = app_logs.snapshot(_kube(loaded), settings, component, tail=lines)
@@ -262,8 +259,6 @@ def logs(
 def app_url(loaded: LoadedSettings) -> AppUrlOut:
     """The kept URL when it answers; else what `inv open` does (a direct URL, or a
     background port-forward on this machine; it changes nothing in the cluster)."""
-    from todo_deploy.access import app_url as urls
-
     kept = urls.load(loaded.state_dir)
     if kept and kept.target == urls.target_of(loaded) and urls.answers(kept.url):
         return AppUrlOut(url=kept.url, kind=kept.kind, detail=kept.detail, answers=True)
@@ -275,8 +270,6 @@ def app_url(loaded: LoadedSettings) -> AppUrlOut:
 
 
 def config(loaded: LoadedSettings) -> ConfigOut:
-    from todo_deploy.config import effective_rows
-
     return ConfigOut(settings=[SettingOut(key=k, value=v, source=s)
                                for k, v, s in effective_rows(loaded)])
 
@@ -285,24 +278,17 @@ def config(loaded: LoadedSettings) -> ConfigOut:
 
 
 def deploy(loaded: LoadedSettings, mode: Literal["raw", "helm"] = "raw") -> GateRunOut:
-    from todo_deploy.pipeline import conductor
-
     result = conductor.run_recorded(loaded, "helm" if mode == "helm" else "deploy", Refused)
     return GateRunOut(stage=result.stage, passed=result.passed,
                       checks=[check_out(c) for c in result.checks])
 
 
 def rollback(loaded: LoadedSettings, revision: int | None = None) -> RollbackOut:
-    from todo_deploy.pipeline.registry import stage_module
-
     ok, message = stage_module("helm").rollback_any(loaded, revision or None, log=lambda _line: None)
     return RollbackOut(ok=ok, message=message)
 
 
 def _deployment_of(kube: Kube, loaded: LoadedSettings, component: str) -> dict:
-    from todo_deploy.chart import values as chart_values
-    from todo_deploy.kube import label_selector
-
     settings = loaded.settings
     selector = label_selector(
         {**chart_values.app_labels(settings), "app.kubernetes.io/component": component})
@@ -317,8 +303,6 @@ def scale(
     loaded: LoadedSettings, component: ScalableComponent, replicas: int,
     wait_s: float | None = None,
 ) -> ScaleOut:
-    from urllib.parse import quote
-
     if not 1 <= replicas <= 20:
         raise Failed("replicas must be between 1 and 20")
     kube = _kube(loaded)

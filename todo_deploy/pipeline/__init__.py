@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from todo_deploy.artifacts import images_path
+from todo_deploy.console import say
 from todo_deploy.gates import (
     AFTER_DEPLOY,
     DEPLOY_STAGES,
@@ -20,6 +21,7 @@ from todo_deploy.gates import (
     save,
     scopes_for,
 )
+from todo_deploy.images.prune import after_build_in_background
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -44,8 +46,5 @@ def record(loaded: LoadedSettings, result: GateResult) -> GateResult:
         result.basis = deployment.basis if deployment else ""
     save(loaded.state_dir, result)
     if result.stage == "build" and result.passed:
-        from todo_deploy.console import say
-        from todo_deploy.images.prune import after_build_in_background
-
         after_build_in_background(loaded, result, say)  # KEEP_IMAGE_TAGS; none if none built
     return result

@@ -15,6 +15,7 @@ the "already verified, skip the disruptive checks" shortcut, and the stage timin
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.exceptions import Exit
 
+from todo_deploy.access import serving
+from todo_deploy.artifacts import load_images, save_images
+from todo_deploy.config.profiles import context_refusal
 from todo_deploy.console import render_gate, say
 from todo_deploy.gate_details import BuildDetails, DocsDetails, VerifyDetails
 from todo_deploy.gates import STAGES, GateResult, scopes_for, standing
 from todo_deploy.gates import refusal as gate_refusal
+from todo_deploy.kube import Kube, KubeError
 from todo_deploy.pipeline import record
 from todo_deploy.pipeline.failures import outside_world_failure
 from todo_deploy.pipeline.prefetch import Prefetch
@@ -63,8 +68,6 @@ def guard(loaded: LoadedSettings, stage: str, force: bool) -> None:
 def context_guard(loaded: LoadedSettings, force: bool) -> None:
     """Refuse to deploy a profile's settings to another cluster, or other settings to a
     profile's cluster (todo_deploy/config/profiles.py), unless --force."""
-    from todo_deploy.config.profiles import context_refusal
-
     reason = context_refusal(loaded)
     if reason is None:
         return
@@ -323,8 +326,6 @@ class SmokeAfterRollout:
         self.previous: dict[str, ImageRef] = {}
 
     def build(self, gordon: bool) -> None:
-        from todo_deploy.artifacts import load_images
-
         stage = stage_module("build")
         guard(self.loaded, "build", force=False)
         self.previous = load_images(self.loaded.state_dir)
@@ -342,8 +343,6 @@ class SmokeAfterRollout:
             "(readiness keeps the traffic on the old pods until the new ones answer)")
 
     def finish(self, redeploy: Callable[[], object], deployed: bool) -> None:
-        from todo_deploy.artifacts import save_images
-
         result, self.result = self.result, None
         if result is None:
             return
@@ -364,10 +363,6 @@ class SmokeAfterRollout:
 def new_code_serving(loaded: LoadedSettings, previous: dict[str, ImageRef]) -> None:
     """After a rollout of new images: "serving" once the frontend, as a user reaches it,
     answers with their code (todo_deploy.access.serving), not when the rollout ends."""
-    from todo_deploy.access import serving
-    from todo_deploy.artifacts import load_images
-    from todo_deploy.kube import Kube
-
     current = load_images(loaded.state_dir)
     rebuilt = {name: image for name, image in current.items()
                if name not in previous or previous[name].image_id != image.image_id}
@@ -385,8 +380,6 @@ def new_code_serving(loaded: LoadedSettings, previous: dict[str, ImageRef]) -> N
 def provider_or_exit(loaded: LoadedSettings) -> None:
     """Stop before any build when the cluster provider's binary is missing: the builds
     would take minutes only for the cluster stage to fail on it."""
-    import shutil
-
     missing = stage_module("cluster").missing_provider(loaded.settings, shutil.which)
     if missing is None:
         return
@@ -401,8 +394,6 @@ def provider_or_exit(loaded: LoadedSettings) -> None:
 def same_deployment_fully_verified(loaded: LoadedSettings) -> bool:
     """Did the verify gate that stands for this deployment run every check, on these very
     objects (not a namesake made again after `inv down`)?"""
-    from todo_deploy.kube import Kube, KubeError
-
     stage = stage_module("verify")
     previous, _ = standing(loaded.state_dir, "verify", scopes(loaded)["verify"])
     details = VerifyDetails.of(previous)

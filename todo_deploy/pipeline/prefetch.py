@@ -16,6 +16,11 @@ import queue
 import threading
 from typing import TYPE_CHECKING
 
+from todo_deploy.access import live_node_port
+from todo_deploy.artifacts import load_images
+from todo_deploy.chart import manifests
+from todo_deploy.kube import Kube
+
 if TYPE_CHECKING:
     from todo_deploy.artifacts import ImageRef
     from todo_deploy.config import LoadedSettings
@@ -59,14 +64,6 @@ class Prefetch:
                 self.errors.append(exc)
 
     def _prepare(self, planned: dict[str, ImageRef]) -> None:
-        from todo_deploy.access import live_node_port
-        from todo_deploy.artifacts import load_images
-        from todo_deploy.chart import manifests
-        from todo_deploy.kube import Kube
-        from todo_deploy.stages import (
-            raw_deploy,  # noqa: F401 - imported for the stages
-        )
-
         settings = self.loaded.settings
         images = {**load_images(self.loaded.state_dir), **planned}
         kube = Kube(settings.context_name)

@@ -16,15 +16,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from todo_deploy.access import app_url
+from todo_deploy.artifacts import images_path, load_images
+from todo_deploy.chart import values as chart_values
 from todo_deploy.components import BUILT
-from todo_deploy.gates import AFTER_DEPLOY, DEPLOY_STAGES, STAGES, GateResult, standing
+from todo_deploy.gate_details import DeployDetails
+from todo_deploy.gates import (
+    AFTER_DEPLOY,
+    DEPLOY_STAGES,
+    STAGES,
+    GateResult,
+    current_deployment,
+    scopes_for,
+    standing,
+)
+from todo_deploy.kube import Kube, KubeError, label_selector
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from todo_deploy.access.app_url import AppUrl
     from todo_deploy.config import LoadedSettings, Settings
-    from todo_deploy.kube import Kube
 
 READ_TIMEOUT_S = 5.0  # status is a glance: a cluster that does not answer by then is "records only"
 DESCRIBES_THE_DEPLOYMENT = (*DEPLOY_STAGES, *AFTER_DEPLOY)
@@ -115,9 +127,6 @@ def live_from(
 
 def read_live(settings: Settings, kube: Kube | None = None) -> Live:
     """The release's Deployments and pods in its namespace, in one listing each."""
-    from todo_deploy.chart import values as chart_values
-    from todo_deploy.kube import Kube, KubeError, label_selector
-
     try:
         kube = kube or Kube(settings.context_name)
         query = [("labelSelector", label_selector(chart_values.app_labels(settings)))]
@@ -157,9 +166,6 @@ def deployed_images(state_dir: Path, deployment: GateResult | None) -> dict[str,
 
     A raw deploy records them; a Helm install deployed the last build's images, unless
     a build came after it (then what it deployed is not known here)."""
-    from todo_deploy.artifacts import images_path, load_images
-    from todo_deploy.gate_details import DeployDetails
-
     if deployment is None:
         return {}
     if deployment.stage == "deploy":
@@ -190,9 +196,6 @@ def build_table(
     loaded: LoadedSettings, read: Callable[[Settings], Live] | None = None
 ) -> StatusTable:
     """Every stage's gate as it stands for these settings, checked against the cluster."""
-    from todo_deploy.access import app_url
-    from todo_deploy.gates import current_deployment, scopes_for
-
     settings, state_dir = loaded.settings, loaded.state_dir
     scopes = scopes_for(settings)
     found = {stage: standing(state_dir, stage, scopes[stage]) for stage in STAGES}

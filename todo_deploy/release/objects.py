@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from todo_deploy.chart import values as chart_values
+from todo_deploy.chart.ingress import ensure_tls_secret
 from todo_deploy.kube import Kube, label_selector, switch
 
 if TYPE_CHECKING:
@@ -45,7 +47,6 @@ def ensure_secrets(kube: Kube, settings: Settings) -> list[str]:
     for obj in secret_objects(settings):
         kube.apply(obj)
         names.append(obj["metadata"]["name"])
-    from todo_deploy.chart.ingress import ensure_tls_secret
 
     return names + ensure_tls_secret(kube, settings)  # INGRESS_TLS=self-signed's
 
@@ -69,7 +70,6 @@ def parallel(fn: Callable[[Any], Any], items: list[Any], workers: int = 8) -> li
     in order; the first exception is raised."""
     if len(items) <= 1:
         return [fn(item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         return list(pool.map(fn, items))

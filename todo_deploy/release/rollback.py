@@ -23,6 +23,7 @@ from todo_deploy.kube import (
     deployment_state,
     statefulset_state,
 )
+from todo_deploy.release.objects import parallel
 
 if TYPE_CHECKING:
     from todo_deploy.config import LoadedSettings
@@ -44,8 +45,6 @@ def describe(render: dict[str, Any]) -> str:
 def restore(kube: Kube, render: dict[str, Any], timeout_s: float,
             log: Callable[[str], None]) -> Outcome:
     """Apply `render`'s objects (Jobs aside) and wait for its workloads to roll out."""
-    from todo_deploy.release.objects import parallel
-
     objects = [o for o in render.get("objects", []) if o.get("kind") != "Job"]
     what = describe(render)
     log(f"rollback: applying the objects of the last passing deploy ({what})")

@@ -19,6 +19,8 @@ import contextlib
 import re
 import secrets
 import time
+import urllib.error
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -563,8 +565,6 @@ def _probe(container: Any, port_key: str, path: str) -> tuple[int, str]:
     bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(port_key) or []
     if not bindings:
         return 0, "port not published yet"
-    import urllib.error  # only when a container is tested (http.client is 15 ms of imports)
-    import urllib.request
 
     url = f"http://127.0.0.1:{bindings[0]['HostPort']}{path}"
     try:

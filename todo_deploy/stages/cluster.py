@@ -8,6 +8,7 @@ outside command goes through the Runner, so tests check the exact command lines.
 from __future__ import annotations
 
 import json
+import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from todo_deploy import images as image_tools
 from todo_deploy.access import live_node_port
 from todo_deploy.artifacts import load_images
-from todo_deploy.chart import manifests
+from todo_deploy.chart import ingress, manifests
 from todo_deploy.console import say
 from todo_deploy.gate_details import ClusterDetails
 from todo_deploy.gates import Check, GateResult, Verdict
 from todo_deploy.images import context_cache, local_image_id
 from todo_deploy.kube import Kube, KubeError, quantity
+from todo_deploy.kube.transport import KubeconfigError, kubeconfig_paths, load_kubeconfig
 from todo_deploy.tools.commands import Runner
 
 if TYPE_CHECKING:
@@ -57,8 +59,6 @@ class RunnerLike(Protocol):
 
 def current_context() -> str:
     """The kubeconfig's current-context ('' when there is no kubeconfig or none is set)."""
-    from todo_deploy.kube.transport import KubeconfigError, kubeconfig_paths, load_kubeconfig
-
     try:
         return load_kubeconfig(kubeconfig_paths()).current_context
     except KubeconfigError:
@@ -196,8 +196,6 @@ def minikube_start_argv(settings: Settings) -> list[str]:
 
 
 def _addons(settings: Settings) -> list[str]:
-    from todo_deploy.chart import ingress
-
     listed = [a.strip() for a in settings.minikube_addons.split(",") if a.strip()]
     if ingress.wants_minikube_addon(settings) and ingress.MINIKUBE_ADDON not in listed:
         listed.append(ingress.MINIKUBE_ADDON)  # an Ingress is configured: its controller
@@ -623,8 +621,6 @@ def app_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal, list[
 def surge_requests(objects: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
     """What a rolling update adds while old and new pods run together (maxSurge pods of
     every Deployment: a settings change rolls them all)."""
-    import math
-
     cpu, mem = Decimal(0), Decimal(0)
     for obj in objects:
         if obj.get("kind") != "Deployment":

@@ -20,7 +20,7 @@ from todo_deploy.doctor import explain
 from todo_deploy.gate_details import HelmDetails
 from todo_deploy.gates import Check, GateResult
 from todo_deploy.helm import HelmResult, HelmUnavailable
-from todo_deploy.kube import Kube, KubeError, ObjectRef, label_selector
+from todo_deploy.kube import Kube, KubeError, ObjectRef, label_selector, switch
 from todo_deploy.kube.switch import RolloutProgress
 from todo_deploy.release import rollback as raw_rollback
 from todo_deploy.release.checks import workload_checks
@@ -67,8 +67,6 @@ def adopt_raw_objects(
     """Before a Helm deploy over a raw one: mark the live raw objects so that Helm adopts
     them (todo_deploy/kube/switch.py); none is deleted, so the app keeps serving. The database
     StatefulSet gets the chart's pod template now, without restarting its pod."""
-    from todo_deploy.kube import switch
-
     live = kube.list_owned(settings.namespace, raw_selector(settings))
     if not live:
         return []

@@ -4,6 +4,7 @@ the namespace; data (PVCs) only when the user says so."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -152,8 +153,6 @@ def run(
 
 def _wait_pods_gone(kube: Kube, namespace: str, selector: str, timeout: float) -> None:
     """Pods drain (DRAIN_SECONDS) before they go; wait so the final listing is true."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and kube.list("v1", "Pod", namespace, selector):
         time.sleep(1)

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from shutil import which
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from todo_deploy.config import PROJECT_ROOT
@@ -174,8 +175,6 @@ class Tool:
         return self.settings.secret_values()
 
     def which(self, name: str) -> str | None:
-        from shutil import which
-
         return which(name, path=self.environ.get("PATH", os.defpath))
 
     def available(self) -> bool:

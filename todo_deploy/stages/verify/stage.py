@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from todo_deploy import doctor
 from todo_deploy.access import open_access
 from todo_deploy.artifacts import load_images
 from todo_deploy.console import say
@@ -197,8 +198,6 @@ def doctor_findings(
 ) -> list[Finding]:
     """The built-in doctor's findings about the namespace, causes first ([] when it
     cannot read it: the failed checks then speak for themselves)."""
-    from todo_deploy import doctor
-
     try:
         snapshot = (collect or doctor.collect)(kube, settings.namespace)
     except (KubeError, doctor.NamespaceMissing):
