@@ -138,6 +138,14 @@ def build(loaded: LoadedSettings, *, allow_changes: bool = False) -> MCPServer:
     server: MCPServer = MCPServer(NAME, instructions=INSTRUCTIONS, log_level="WARNING",
                                   middleware=[CallLog(loaded)])
     call = Calls(allow_changes)
+    _register_reads(server, loaded, call, allow_changes)
+    _register_changes(server, loaded, call)
+    return server
+
+
+def _register_reads(server: MCPServer, loaded: LoadedSettings, call: Calls,
+                    allow_changes: bool) -> None:
+    """The tools that only read (verify's pod-deleting checks run when changes are allowed)."""
 
     @server.tool(annotations=READ_ONLY)
     def status() -> tools.StatusOut:
@@ -189,6 +197,10 @@ def build(loaded: LoadedSettings, *, allow_changes: bool = False) -> MCPServer:
         """The effective settings and where each came from; secrets are masked."""
         return call("config", lambda: tools.config(loaded))
 
+
+def _register_changes(server: MCPServer, loaded: LoadedSettings, call: Calls) -> None:
+    """The tools that change the deployment: each refuses unless the server allows changes."""
+
     @server.tool(annotations=CHANGES)
     def deploy(
         mode: Annotated[Literal["raw", "helm"], Field(
@@ -211,8 +223,6 @@ def build(loaded: LoadedSettings, *, allow_changes: bool = False) -> MCPServer:
         """Set the replicas of the backend or frontend Deployment (1-20) and wait until they
         are ready. Needs --allow-changes."""
         return call("scale", lambda: tools.scale(loaded, component, replicas))
-
-    return server
 
 
 def serve(loaded: LoadedSettings, *, allow_changes: bool, http: bool, host: str,
