@@ -5,6 +5,7 @@ another's private names (tests included), and few long functions."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,13 @@ def long_functions() -> list[tuple[int, str]]:
 def test_at_most_five_functions_over_sixty_lines() -> None:
     found = long_functions()
     assert len(found) <= MOST_LONG_FUNCTIONS, found
+
+
+def test_the_readme_table_names_every_package_and_module_and_nothing_else() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Architecture: who owns what in todo_deploy/"):]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ")]
+    named = {name for row in rows[1:] for name in re.findall(r"`([\w]+(?:/|\.py))`", row[2])}
+    tree = {p.name + "/" for p in (ROOT / "todo_deploy").iterdir() if (p / "__init__.py").exists()}
+    tree |= {p.name for p in (ROOT / "todo_deploy").glob("*.py") if p.name != "__init__.py"}
+    assert named == tree
