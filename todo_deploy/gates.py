@@ -188,10 +188,6 @@ def load(state_dir: Path, stage: str) -> GateResult | None:
         return None
 
 
-def load_all(state_dir: Path) -> dict[str, GateResult | None]:
-    return {stage: load(state_dir, stage) for stage in STAGES}
-
-
 def refusal(state_dir: Path, stage: str, scopes: dict[str, str] | None = None) -> str | None:
     """Why `stage` may not run yet, or None when a predecessor's gate passed.
 

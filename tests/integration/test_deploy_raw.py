@@ -140,8 +140,8 @@ def test_raw_deploy_noop_rollout_and_down(
     assert image_check.verdict is Verdict.PASS
     # the old migration Job (named after the old backend tag) was pruned
     jobs = [j["metadata"]["name"] for j in kube.list("batch/v1", "Job", s.namespace)]
-    expected = manifests.migration_job_name(
-        s.settings().settings, {**built_images, "backend": changed_backend})
+    expected = manifests.migration_job(manifests.render_manifests(
+        s.settings().settings, {**built_images, "backend": changed_backend}))
     assert jobs == [expected]
 
     # inv down: nothing of the app remains (data kept without --yes, then removed with it).

@@ -166,7 +166,7 @@ def test_embedded_engine_install_test_rollback_uninstall(
     assert postgres.status.ready_replicas == 1
     assert postgres.spec.template.spec.security_context.run_as_user == 999
     assert not postgres.spec.volume_claim_templates
-    job = client.BatchV1Api().read_namespaced_job(manifests.migration_job_name(settings, images), namespace)
+    job = client.BatchV1Api().read_namespaced_job(manifests.migration_job(manifests.render_manifests(settings, images)), namespace)
     assert job.status.succeeded == 1
 
     ok, output = engine.test(RELEASE, namespace, timeout_s=120)

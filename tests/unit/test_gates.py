@@ -10,7 +10,7 @@ from invoke.exceptions import Exit
 
 from todo_deploy.cli import finish, guard
 from todo_deploy.config import load_settings
-from todo_deploy.gates import Check, GateResult, Verdict, load, load_all, refusal, save
+from todo_deploy.gates import Check, GateResult, Verdict, load, refusal, save
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_persistence_round_trip(tmp_path: Path) -> None:
     restored = load(tmp_path / ".state", "build")
     assert restored == original
     assert restored is not None and restored.details["images"]["backend"]["added_bytes"] == 1
-    assert load_all(tmp_path / ".state")["cluster"] is None
+    assert load(tmp_path / ".state", "cluster") is None
 
 
 def test_a_corrupt_state_file_reads_as_not_run(tmp_path: Path) -> None:

@@ -173,11 +173,6 @@ def migration_job(objects: list[dict[str, Any]]) -> str:
     return next(o["metadata"]["name"] for o in objects if o["kind"] == "Job")
 
 
-def migration_job_name(settings: Settings, images: dict[str, ImageRef]) -> str:
-    """`<release>-migrate-<backend tag>` as the chart names it for these settings."""
-    return migration_job(render_manifests(settings, images))
-
-
 # ---- k8s/: the chart's defaults as committed plain manifests -----------------------------
 
 

@@ -102,9 +102,6 @@ async def agent(request: Request) -> ChatAgent:
     return _state(request).agent
 
 
-async def task_pages(request: Request) -> TaskPages:
-    return _state(request).task_pages
-
 
 async def readiness(request: Request) -> Readiness:
     return _state(request).readiness
@@ -138,7 +135,6 @@ DatabaseDep = Annotated[Database, Depends(database)]
 ThrottleDep = Annotated[Throttle, Depends(throttle)]
 HashingDep = Annotated[PasswordHashing, Depends(hashing)]
 AgentDep = Annotated[ChatAgent, Depends(agent)]
-TaskPagesDep = Annotated[TaskPages, Depends(task_pages)]
 ReadinessDep = Annotated[Readiness, Depends(readiness)]
 ChatSlots = Annotated["InFlight", Depends(chat_slots)]
 Started = Annotated[bool, Depends(started)]

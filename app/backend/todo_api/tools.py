@@ -277,5 +277,3 @@ async def clear_tasks(
     result = await conn.execute(delete(tasks).where(*where))
     return {"status": "deleted", "which": value, "count": int(result.rowcount or 0)}
 
-
-TOOL_NAMES = ("add_task", "list_tasks", "complete_task", "delete_task", "update_task")
