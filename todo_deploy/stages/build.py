@@ -464,7 +464,9 @@ def smoke_test(
     log(f"{name}: starting {image.ref} to check health, endpoint and user")
     try:
         try:
-            container = _start_container(client, name, image, env)
+            # Made first, then started: a container that cannot start is still removed.
+            container = _create_container(client, name, image, env)
+            container.start()
             phases.done("create + start container")
         except DockerException as exc:
             checks.append(Check.of(
@@ -500,8 +502,9 @@ class _Phases:
         self.start = now
 
 
-def _start_container(client: DockerClient, name: str, image: ImageRef, env: dict[str, str]) -> Any:
-    container = client.containers.create(
+def _create_container(client: DockerClient, name: str, image: ImageRef,
+                      env: dict[str, str]) -> Any:
+    return client.containers.create(
         image.ref,
         command=smoke_command(name),
         environment=env,
@@ -516,8 +519,6 @@ def _start_container(client: DockerClient, name: str, image: ImageRef, env: dict
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
     )
-    container.start()
-    return container
 
 
 def _health_checks(container: Any, name: str, env: dict[str, str], debug: str,
