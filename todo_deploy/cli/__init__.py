@@ -87,17 +87,10 @@ class ProjectTask(invoke.Task):
         return super().arg_opts(name, default, taken)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().__call__(*args, **kwargs)
-        except Exit:
-            raise
-        except Exception as exc:
-            from todo_deploy.pipeline.failures import outside_world_failure
+        from todo_deploy.pipeline.failures import in_one_line
 
-            message = outside_world_failure(exc)
-            if message is None:
-                raise
-            raise Exit(message, code=1) from None
+        call = super().__call__
+        return in_one_line(lambda: call(*args, **kwargs))
 
 
 # The modules that hold the tasks, in `inv --list` order; tasks.py collects them.

@@ -32,7 +32,7 @@ from todo_deploy.gates import STAGES, GateResult, scopes_for, standing
 from todo_deploy.gates import refusal as gate_refusal
 from todo_deploy.kube import Kube, KubeError
 from todo_deploy.pipeline import record
-from todo_deploy.pipeline.failures import outside_world_failure
+from todo_deploy.pipeline.failures import in_one_line
 from todo_deploy.pipeline.prefetch import Prefetch
 from todo_deploy.pipeline.registry import Step, stage_module, steps
 
@@ -275,7 +275,7 @@ def _run_in_order(chosen: list[Step], runs: dict[str, Callable[[], object]],
         say(f"\n━━ stage {step.number}/{total} {step.title}: {command}")
         started = time.monotonic()
         try:
-            _one_line_failures(runs[step.stage])
+            in_one_line(runs[step.stage])  # as each task says it when run alone
         except Exit as exc:
             if ahead is not None:
                 ahead.wait()  # not left writing the render cache as the process exits
@@ -289,20 +289,6 @@ def _run_in_order(chosen: list[Step], runs: dict[str, Callable[[], object]],
             ) from None
         timings.append((step.title, time.monotonic() - started))
     summary(timings)
-
-
-def _one_line_failures(run: Callable[[], object]) -> None:
-    """`run`, with a failure of the outside world as an Exit of one line (as each task
-    says it when run alone)."""
-    try:
-        run()
-    except Exit:
-        raise
-    except Exception as exc:
-        message = outside_world_failure(exc)
-        if message is None:
-            raise
-        raise Exit(message, code=1) from None
 
 
 def summary(timings: list[tuple[str, float]]) -> None:

@@ -6,6 +6,13 @@ Matched by module so that no heavy SDK is imported to name its classes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+from invoke.exceptions import Exit
+
+T = TypeVar("T")
+
 _CLUSTER_FIX = "check that `kubectl config current-context` (or KUBE_CONTEXT) answers, or run `inv cluster`"
 _DOCKER_FIX = "start Docker and check that `docker info` answers"
 _OUTSIDE_WORLD = {
@@ -28,3 +35,17 @@ def outside_world_failure(exc: BaseException) -> str | None:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 return f"{what}: {first[:300]}\n{fix}"
     return None
+
+
+def in_one_line(run: Callable[[], T]) -> T:
+    """`run()`, with a failure of the outside world as an Exit of one line (code 1); a bug
+    keeps its traceback."""
+    try:
+        return run()
+    except Exit:
+        raise
+    except Exception as exc:
+        message = outside_world_failure(exc)
+        if message is None:
+            raise
+        raise Exit(message, code=1) from None
