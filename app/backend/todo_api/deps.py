@@ -102,7 +102,6 @@ async def agent(request: Request) -> ChatAgent:
     return _state(request).agent
 
 
-
 async def readiness(request: Request) -> Readiness:
     return _state(request).readiness
 
