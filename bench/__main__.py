@@ -1,4 +1,4 @@
-"""`python -m bench <name>`: pipeline | app | data | footprint | sizes | all | report.
+"""`python -m bench <name>`: pipeline [--only dev] | app | data | footprint | sizes | all | report.
 
 `all` runs every benchmark (app, data and footprint share one scratch deployment with one
 backend pod), then regenerates bench/RESULTS.md and the plots. Each benchmark writes
@@ -19,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=NAMES, help="which benchmark to run")
     parser.add_argument("--no-wait", action="store_true",
                         help="do not wait for the machine's load average to settle first")
+    parser.add_argument("--only", choices=("dev",),
+                        help="pipeline: run only this scenario (dev: bench/results/pipeline-dev.json)")
     args = parser.parse_args(argv)
+    if args.only and args.name != "pipeline":
+        parser.error("--only applies to pipeline")
 
     from bench import report
     from bench.common import say, wait_quiet
@@ -37,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.name == "pipeline":
         from bench import pipeline
 
-        pipeline.run()
+        pipeline.run(args.only)
     elif args.name in ("app", "data", "footprint"):
         import importlib
 

@@ -26,6 +26,9 @@ printed and kept in the result.
   rollout status`. Ours = `inv up --until deploy` and `inv build` + `inv deploy`.
 - watch: `inv watch` runs; each save of a one-line backend edit is timed until the frontend
   Service answers the new version (p50/p90 over the edits); then Ctrl-C, which must exit 0.
+- dev (bench/live_update.py; alone: `python -m bench pipeline --only dev`): deployed in dev
+  mode, `inv watch --dev` against the hand-typed `kubectl cp` + SIGHUP of the supervisor,
+  one-line backend and frontend edits, save to new code through the frontend (p50/p90).
 - cold (BENCH_COLD=1): new content, a new namespace; `inv build --no-cache`, `inv cluster`,
   `inv deploy` timed one by one.
 """
@@ -485,7 +488,29 @@ def measure_cold(ws: Workspace) -> dict[str, Any]:
             "total_s": round(sum(stages.values()), 2), "phases": ws.phases()}
 
 
-def run() -> dict[str, Any]:
+def run_dev_only() -> dict[str, Any]:
+    """`python -m bench pipeline --only dev`: the dev-mode scenario alone, its own stack
+    (ours only: the hand-typed sequence works on the same dev-mode pods);
+    bench/results/pipeline-dev.json."""
+    from bench import live_update
+
+    ws = Workspace()
+    try:
+        say(f"workspace {ws.root}; ours in {ws.ours_ns} (release {ws.release}); load {load1()}")
+        dev = live_update.measure(ws)
+        result = {"tasks": "the project's tasks.py", "python": sys.version.split()[0],
+                  "commands": live_update.commands(ws), "dev": dev, "targets": dev["targets"]}
+        write_result("pipeline-dev", result)
+        return result
+    finally:
+        ws.close()
+
+
+def run(only: str | None = None) -> dict[str, Any]:
+    if only == "dev":
+        return run_dev_only()
+    from bench import live_update
+
     ws = Workspace()
     try:
         say(f"workspace {ws.root}; ours in {ws.ours_ns} (release {ws.release}), hand-typed in "
@@ -516,12 +541,15 @@ def run() -> dict[str, Any]:
 
         watch = measure_watch(ws, WATCH_EDITS, after_edit=lambda saved_at: backend_start(ws.ours_ns, saved_at))
         watch["backend_start_s_after_save_median"] = median_marks(watch["details_per_edit"])
+        say("measuring dev mode (inv watch --dev against kubectl cp + SIGHUP) ...")
+        dev = live_update.measure(ws)
+        commands.update(live_update.commands(ws))
         cold = measure_cold(ws) if COLD else None
         w, e = warm["summary"], edit["summary"]
         result = {
             "tasks": "the project's tasks.py", "python": sys.version.split()[0],
             "commands": commands, "warm_no_change": warm, "edit_to_serving": edit,
-            "watch": watch, "cold": cold,
+            "watch": watch, "dev": dev, "cold": cold,
             "targets": [
                 target("warm no-change: inv up --until deploy (median) <= hand-typed (median)",
                        w["ours_up"]["median"] / w["hand"]["median"], 1.0, "x"),
@@ -533,6 +561,7 @@ def run() -> dict[str, Any]:
                        e["ours_separate"]["median"] / e["hand"]["median"], 1.0, "x"),
                 target("inv watch: save to new code serving through the frontend, median",
                        watch["summary"]["p50"], 6.0, "s"),
+                *dev["targets"],
             ],
         }
         write_result("pipeline", result)

@@ -151,6 +151,8 @@ def _pipeline_section(r: dict[str, Any]) -> list[str]:
     if watch.get("watch_output_last_edit"):
         md += ["", "`inv watch`'s own lines for the last edit:", "", "```",
                *watch["watch_output_last_edit"], "```"]
+    if r.get("dev"):
+        md += _dev_section(r["dev"], "bench/results/pipeline.json")
     c = r.get("cold")
     if c:
         md += ["", ("Cold (new content, no image under the new tags, built with `--no-cache`, "
@@ -160,6 +162,37 @@ def _pipeline_section(r: dict[str, Any]) -> list[str]:
                f"- cold deploy: {_phase_lines((c.get('phases') or {}).get('deploy'))}"]
     md += ["", *[f"![{p}](plots/{p})" for p in plots], ""]
     return md
+
+
+DEV_CONTESTANTS = {"ours": "inv watch --dev", "hand": "hand-typed kubectl cp + SIGHUP"}
+
+
+def _dev_section(d: dict[str, Any], source: str) -> list[str]:
+    """Dev mode (issue 24): save -> new code through the frontend, ours and hand-typed, per edit kind."""
+    s, ratio = d["summary"], d.get("ratio_ours_over_hand", {})
+    loads = d.get("load_1min_per_round") or [0]
+    md = ["", "### Dev mode: save to new code through the frontend (issue 24)", "",
+          (f"Deployed in dev mode, {d['dev_pods']} pods labelled dev; {d['edits']} rounds, each "
+           "saving a one-line edit to the backend's and to the frontend's file for both contestants "
+           "(rotated order, same pods, interleaved), timed from the file write until the frontend's "
+           "/api/meta shows the new code 3 times in a row on new connections (backend: the body's "
+           f"`code`; frontend: the `X-Code-Version` header). Files: {', '.join(d['files'].values())}. "
+           f"Load (1 min) {min(loads)}-{max(loads)}; ReplicaSets unchanged: "
+           f"{d['replicasets_unchanged']}; Ctrl-C exit code {d['ctrl_c_exit_code']}. Details in {source}."),
+          "", "| edit | contestant | p50 s | p90 s | min | max | ours / hand-typed (p50, p90) |",
+          "|---|---|---|---|---|---|---|"]
+    for kind in ("backend", "frontend"):
+        for who, label in DEV_CONTESTANTS.items():
+            q = s.get(f"{who}_{kind}")
+            if not q:
+                continue
+            r = ratio.get(kind, {})
+            shown = f"{r.get('p50')}x, {r.get('p90')}x" if who == "ours" and r else ""
+            md.append(f"| {kind} | {label} | {q['p50']} | {q['p90']} | {q['min']} | {q['max']} | {shown} |")
+    hand = d.get("commands", {}).get("hand_dev")
+    if hand:
+        md += ["", "The hand-typed sequence: " + "; ".join(f"`{line}`" for line in hand) + "."]
+    return [*md, ""]
 
 
 def plot_footprint(result: dict[str, Any]) -> list[str]:
@@ -235,7 +268,7 @@ def _machine(results: dict[str, dict[str, Any]]) -> list[str]:
 
 def write() -> None:
     PLOTS_DIR.mkdir(parents=True, exist_ok=True)
-    results = {n: r for n in (*NAMES, "app-before-wrk") if (r := read_result(n)) is not None}
+    results = {n: r for n in (*NAMES, "pipeline-dev", "app-before-wrk") if (r := read_result(n)) is not None}
     md = [
         "# Benchmark results",
         "",
@@ -258,6 +291,9 @@ def write() -> None:
     ]
     if "pipeline" in results:
         md += _pipeline_section(results["pipeline"])
+    if "pipeline-dev" in results:
+        md += ["## Pipeline, dev mode alone (`python -m bench pipeline --only dev`)", "",
+               *_dev_section(results["pipeline-dev"]["dev"], "bench/results/pipeline-dev.json")[2:]]
     if "sizes" in results:
         r = results["sizes"]
         md += ["## Image sizes", "", "| image | total MB | base MB | added above base MB |",
