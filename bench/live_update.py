@@ -12,7 +12,7 @@ advance) and the same value each time.
 Hand-typed, interleaved in the same rounds, on the same pods: the same kind of edit to the
 user's own copy of the file (outside the watched tree, so the watcher does not see it),
 then `kubectl get pods -l <component> -o name` and for each pod `kubectl cp` of the file into
-its /opt/app/... and one `kubectl exec POD -c C -- sh -c 'mkdir -p /opt/app/.dev && echo G >
+its /opt/app/... and one `kubectl exec POD -c C -- sh -c 'mkdir -p /opt/app/.dev && printf %s G >
 /opt/app/.dev/generation && kill -HUP 1'` (the supervisor, PID 1, reloads on SIGHUP and
 reads the generation from that file; the image has no /bin/kill, the shell's builtin does
 it), timed the same way until the frontend shows G.
@@ -137,7 +137,7 @@ def frontend_meta_url(namespace: str, release: str) -> str:
 def hand_commands(namespace: str, edited: Edited, pods: Iterable[str], container: str,
                   local: Path, generation: str) -> list[list[str]]:
     """For each pod: copy the file in, then write the generation and SIGHUP the supervisor."""
-    reload = (f"mkdir -p {POD_ROOT}/.dev && echo {shlex.quote(generation)} > {POD_ROOT}/.dev/generation "
+    reload = (f"mkdir -p {POD_ROOT}/.dev && printf %s {shlex.quote(generation)} > {POD_ROOT}/.dev/generation "
               "&& kill -HUP 1")
     argv: list[list[str]] = []
     for pod in pods:

@@ -92,5 +92,5 @@ def test_the_hand_typed_sequence_copies_then_reloads_each_pod() -> None:
     argv = hand_commands("ns", EDITED["backend"], ["p1", "p2"], "backend", Path("/tmp/tasks.py"), "hand-ab")
     assert argv[0] == ["kubectl", "cp", "-c", "backend", "/tmp/tasks.py", "ns/p1:/opt/app/todo_api/routes/tasks.py"]
     assert argv[1][:8] == ["kubectl", "-n", "ns", "exec", "p1", "-c", "backend", "--"]
-    assert argv[1][-1] == ("mkdir -p /opt/app/.dev && echo hand-ab > /opt/app/.dev/generation && kill -HUP 1")
+    assert argv[1][-1] == ("mkdir -p /opt/app/.dev && printf %s hand-ab > /opt/app/.dev/generation && kill -HUP 1")
     assert [a[4] if a[1] == "-n" else a[-1].split(":")[0] for a in argv] == ["ns/p1", "p1", "ns/p2", "p2"]
