@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from bench.common import REPO, say, target
-from bench.pipeline import INV, alternate, load1, quantiles
+from bench.pipeline import INV, alternate, load1, quantiles, settle
 from bench.stack import kubectl_json
 
 EDITS = int(os.environ.get("BENCH_DEV_EDITS", "7"))
@@ -322,6 +322,7 @@ def commands(ws: Any) -> dict[str, list[str]]:
 def measure(ws: Any, edits: int = EDITS) -> dict[str, Any]:
     """Deploy in dev mode, run `inv watch --dev`, and time `edits` rounds of the four contestants."""
     ws.inv(*DEV_DEPLOY)
+    settle(ws)  # the replaced (non-dev) pods gone: the hand-typed sequence lists the pods
     dev_count, rs_before = dev_pods(ws.ours_ns), replica_sets(ws.ours_ns)
     say(f"dev mode: {dev_count} pod(s) labelled {DEV_LABEL}=true")
     watch = WatchProcess([INV, "-r", str(REPO), "watch", "--dev"], ws.ours_env())
