@@ -6,6 +6,10 @@ import gc
 import os
 import secrets
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from todo_serving.server import DrainingServer
 
 USAGE = "usage: python -m todo_api [serve|migrate|dev|delete-users NAME...]"
 COMMANDS = ("serve", "migrate", "dev", "delete-users")
@@ -67,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
 
     serve(settings)
     return 0
+
+
+def build_server() -> DrainingServer:
+    """What `serve` runs, built but not started: todo_serving.devloop's children run it on the
+    supervisor's socket."""
+    gc.disable()  # as for `serve` (main): the lifespan turns it back on
+    from todo_api.server import draining_server
+    from todo_api.settings import load_settings
+
+    return draining_server(load_settings())
 
 
 def delete_users(names: list[str]) -> int:

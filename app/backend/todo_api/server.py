@@ -95,6 +95,11 @@ def create_app(settings: Settings, db: Database | None = None, agent: ChatAgent 
 
 
 def serve(settings: Settings) -> None:
+    draining_server(settings).run()
+
+
+def draining_server(settings: Settings) -> DrainingServer:
+    """The server `serve` runs; todo_serving.devloop's children run it on an inherited socket."""
     json_logging.configure(settings.log_level)
     app = create_app(settings)
     config = server_config(
@@ -110,4 +115,4 @@ def serve(settings: Settings) -> None:
     def draining() -> None:
         app.state.draining = True
 
-    DrainingServer(config, drain_seconds=settings.drain_seconds, on_draining=draining, log=log).run()
+    return DrainingServer(config, drain_seconds=settings.drain_seconds, on_draining=draining, log=log)

@@ -15,6 +15,12 @@ log = logging.getLogger("todo_web")
 
 
 def main() -> None:
+    build_server().run()
+
+
+def build_server() -> DrainingServer:
+    """What `main` runs, built but not started: todo_serving.devloop's children run it on the
+    supervisor's socket."""
     settings = load_settings()
     configure_logging(settings.log_level)
     lifecycle = Lifecycle()
@@ -31,8 +37,8 @@ def main() -> None:
     def draining() -> None:
         lifecycle.draining = True
 
-    DrainingServer(config, drain_seconds=settings.drain_seconds, on_draining=draining, log=log,
-                   drain_on=[signal.SIGTERM], force_on_repeat=True).run()
+    return DrainingServer(config, drain_seconds=settings.drain_seconds, on_draining=draining, log=log,
+                          drain_on=[signal.SIGTERM], force_on_repeat=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -74,6 +75,27 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_wrapper)
 
 
+class CodeVersionMiddleware:
+    """Every response says which live-update sync serves it (`X-Code-Version`, from TODO_CODE_VERSION,
+    which todo_serving.devloop sets in dev mode): through the frontend, GET /api/meta shows both apps'."""
+
+    def __init__(self, app: ASGIApp, version: str) -> None:
+        self.app = app
+        self.header = (b"x-code-version", version.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
 # The backend closes a keep-alive connection after 5 idle seconds (uvicorn's
 # timeout_keep_alive): reusing one at that moment loses the request ("server disconnected"),
 # so the pool lets its idle connections go well before.
@@ -125,6 +147,8 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         trusted_proxies=settings.trusted_networks,
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    if code_version := os.environ.get("TODO_CODE_VERSION"):
+        app.add_middleware(CodeVersionMiddleware, version=code_version)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds,
                        min_rate=settings.min_body_bytes_per_second)
     app.add_middleware(AccessLogMiddleware, logger="todo_web.access", duration_digits=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from typing import Any
 
@@ -55,4 +56,7 @@ async def ready(draining: Draining, readiness: ReadinessDep) -> JSONResponse:
 
 @router.get("/api/meta")
 async def meta(agent: AgentDep) -> dict[str, Any]:
-    return {"version": __version__, "pod": POD, "agent": {"provider": agent.provider, "model": agent.model}}
+    # "code": which live-update sync this process serves (todo_serving.devloop sets it: "image" for the
+    # image's own code, else the sync's generation); null outside dev mode.
+    return {"version": __version__, "pod": POD, "code": os.environ.get("TODO_CODE_VERSION"),
+            "agent": {"provider": agent.provider, "model": agent.model}}
