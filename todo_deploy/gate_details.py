@@ -45,6 +45,7 @@ class DeployDetails(Details):
     duration_s: float = 0.0
     timings: dict[str, Any] = field(default_factory=dict)  # every phase (timing.Timeline)
     diagnosis: str = ""  # the doctor's explanation of a failed rollout
+    dev: bool = False  # rendered for live update (`inv watch --dev`): pods take synced code
 
 
 @dataclass
@@ -57,6 +58,7 @@ class HelmDetails(Details):
     revision: int | None = None
     diagnosis: str = ""  # why a failed upgrade failed (before it was rolled back)
     helm_test: str = ""  # `helm test`'s output, its last 2000 characters
+    dev: bool = False  # rendered for live update (`inv up --dev --helm`): pods take synced code
 
 
 @dataclass

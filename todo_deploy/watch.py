@@ -26,6 +26,14 @@ Service sends new connections only to new frontend pods): todo_deploy.access.ser
 the frontend (its URL, or a port-forward) is opened at the first check and kept until watch
 stops (opened again after a failed check or a chart change).
 
+With `--dev` (issue 24) the deploy renders the pods for live update, and a save that only
+touches the apps' packages (todo_api, todo_web, todo_serving; migrations aside) is synced
+into every Ready pod of its component(s) through the Kubernetes API, without an image or a
+new pod (todo_deploy/release/live_update.py): "serving" is then the frontend's /api/meta
+naming the synced code (the backend's `code`, the frontend's X-Code-Version). Anything else
+(dependencies, Dockerfiles, migrations, the chart, settings) is rebuilt and rolled as
+above, saying why; a sync that does not start keeps the previous code serving.
+
 File events come from `watchfiles` (inotify/FSEvents through a Rust core, grouped:
 an editor's save-as-rename is one change).
 """
@@ -50,6 +58,8 @@ from todo_deploy.gates import load as load_gate
 from todo_deploy.kube import Kube
 from todo_deploy.pipeline import conductor, record
 from todo_deploy.pipeline.registry import stage_module
+from todo_deploy.release import live_update
+from todo_deploy.release.live_update import IGNORED_PARTS, IGNORED_SUFFIXES, ignored
 from todo_deploy.timing import Timeline
 from todo_deploy.tools.commands import Runner
 
@@ -60,10 +70,11 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 CHART = "chart"
 BUILD = "build"  # the build stage (its gate: .state/build.json)
-# Files no image or chart is made of: editor droppings and Python caches.
-IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swx", ".tmp", "~", ".db", ".db-journal")
-IGNORED_PARTS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache",
-                           "node_modules", ".venv", ".state"})
+# Files no image or chart is made of (editor droppings and Python caches): live_update's
+# IGNORED_SUFFIXES and IGNORED_PARTS, `ignored`.
+__all__ = ["IGNORED_PARTS", "IGNORED_SUFFIXES", "ignored"]
+# After a sync: how long the frontend may take to answer with the synced code.
+DEV_SERVED_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -101,10 +112,6 @@ class Layout:
         return [p for p in unique if not any(p != o and p.is_relative_to(o) for o in unique)]
 
 
-def ignored(path: Path) -> bool:
-    return path.name.endswith(IGNORED_SUFFIXES) or bool(IGNORED_PARTS & set(path.parts))
-
-
 def affected(paths: Iterable[Path], layout: Layout) -> set[str]:
     """The components (and CHART) that the changed paths belong to."""
     out: set[str] = set()
@@ -136,10 +143,13 @@ class Watcher:
     """Builds and deploys changes; keeps one Docker client and one API connection."""
 
     def __init__(self, loaded: LoadedSettings, log: Log, *, timeout_s: int = 120,
-                 frontend_url: serving.FrontendUrl | None = None) -> None:
+                 frontend_url: serving.FrontendUrl | None = None, dev: bool = False,
+                 run_exec: live_update.Exec | None = None) -> None:
         self.loaded = loaded
         self.log = log
         self.timeout_s = timeout_s
+        self.dev = dev  # deploy for live update and sync what can be synced (issue 24)
+        self.run_exec = run_exec  # None: exec through the Kubernetes API
         self._client: Any = None
         self._kube: Any = None
         self.frontend_url = frontend_url  # None: as a user reaches it (serving.user_url)
@@ -176,6 +186,59 @@ class Watcher:
 
     def close(self) -> None:
         self.drop_frontend()
+
+    # ---- one save, in dev mode: synced when it can be ---------------------------------
+    def handle_save(self, paths: list[Path], components: set[str]) -> Outcome:
+        """`--dev`: sync the save into the dev pods when only the apps' packages changed;
+        otherwise (and without --dev) rebuild and roll, saying why."""
+        if not self.dev:
+            return self.handle(components)
+        started = time.monotonic()
+        plan = live_update.classify(paths, images.source_root(self.loaded), chart_values.CHART_DIR)
+        if not plan.syncable:
+            if plan.fallbacks:
+                self.log(f"watch: cannot sync {plan.reasons()}: rebuilding and rolling instead")
+            return self.handle(components)
+        return self._sync(plan, components, started)
+
+    def _sync(self, plan: live_update.Plan, components: set[str], started: float) -> Outcome:
+        timeline = Timeline(self.log, prefix="watch ")
+        files = sorted({name for found in plan.files.values() for name in found})
+        with timeline.phase("sync into the dev pods"):
+            synced = live_update.sync(self.kube(), self.loaded.settings, plan, self.run_exec)
+        if synced.refused:
+            self.log(f"watch: cannot sync ({synced.refused}): rebuilding and rolling instead")
+            return self.handle(components)
+        if not synced.ok:
+            for line in live_update.failure_lines(synced):
+                self.log("watch: " + line)
+            first = next(r for r in synced.results if not r.ok)
+            return self._done(components, started, timeline, False,
+                              f"the sync of {', '.join(files)} ({synced.generation}) did not start in "
+                              f"{first.pod}: {first.error}; the previous code keeps serving")
+        expected = {component: synced.generation for component in synced.components}
+        with timeline.phase("synced code through the frontend"):
+            why = serving.dev_code_served(self.loaded.settings, self.kube(), expected,
+                                          self.frontend_url or self.kept_frontend_url,
+                                          timeout=DEV_SERVED_TIMEOUT_S)
+        if why:
+            self.drop_frontend()
+            return self._done(components, started, timeline, False,
+                              f"synced {synced.generation} into {len(synced.results)} pod(s) but the "
+                              f"frontend did not answer with it within {DEV_SERVED_TIMEOUT_S:g} s: {why}")
+        pods = ", ".join(r.pod for r in synced.results)
+        return self._done(components, started, timeline, True,
+                          f"{', '.join(files)} synced as {synced.generation} into {pods} (no image "
+                          f"built, no pod replaced): serving {time.monotonic() - started:.1f} s "
+                          "after the save")
+
+    def deploy_dev(self) -> GateResult:
+        """The first deploy of `inv watch --dev`: the pods rendered for live update."""
+        gate = self._deploy(Timeline(self.log, prefix="watch "))
+        if not gate.passed:
+            self.log("watch: FAILED: the dev-mode deploy failed: "
+                     + "; ".join(f"{c.name}: {c.evidence}" for c in gate.failures))
+        return gate
 
     # ---- one change -----------------------------------------------------------------
     def handle(self, components: set[str]) -> Outcome:
@@ -257,7 +320,8 @@ class Watcher:
     def _deploy(self, timeline: Timeline) -> GateResult:
         with timeline.phase("deploy (only what changed)"):
             return conductor.run_and_record(self.loaded, "deploy", kube=self.kube(),
-                                            timeout_s=self.timeout_s, log=self.log)
+                                            timeout_s=self.timeout_s, log=self.log,
+                                            dev=self.dev)
 
     def _wait_served(self, rebuilt: dict[str, ImageRef], timeline: Timeline) -> str | None:
         """After the rollout: None once the frontend answers with the new images' code; else why not."""
@@ -309,13 +373,21 @@ def watch(
     on_outcome: Callable[[Outcome], None] | None = None,
     step_ms: int = 100,
     frontend_url: serving.FrontendUrl | None = None,
+    dev: bool = False,
+    deploy_first: bool = True,
+    run_exec: live_update.Exec | None = None,
 ) -> int:
     """Watch until Ctrl-C (or `stop` is set); returns the number of changes handled.
-    `frontend_url`: where "serving" is asked (default: as a user reaches the frontend)."""
+    `frontend_url`: where "serving" is asked (default: as a user reaches the frontend).
+    `dev`: live update (deployed in dev mode first unless `deploy_first` is False: `inv up
+    --dev` just did); `run_exec`: how a sync's command runs in a pod (default: exec)."""
     from watchfiles import watch as file_events
 
     layout = Layout.of(loaded)
-    watcher = Watcher(loaded, log, timeout_s=timeout_s, frontend_url=frontend_url)
+    watcher = Watcher(loaded, log, timeout_s=timeout_s, frontend_url=frontend_url, dev=dev,
+                      run_exec=run_exec)
+    if dev and deploy_first and not _deployed_in_dev_mode(watcher, log):
+        return 0
     watched = layout.paths()
     log("watching " + ", ".join(str(p) for p in watched) + " (Ctrl-C to stop)")
     handled = 0
@@ -323,7 +395,8 @@ def watch(
         for changes in file_events(*watched, stop_event=stop, step=step_ms,
                                    rust_timeout=500, yield_on_timeout=False,
                                    watch_filter=lambda _change, path: not ignored(Path(path))):
-            components = affected((Path(p) for _, p in changes), layout)
+            saved = sorted({Path(p) for _, p in changes})
+            components = affected(saved, layout)
             if not components:
                 continue
             # (Editors and `sed -i` write a temporary file and rename it: show what is left.)
@@ -331,7 +404,7 @@ def watch(
                             for _, p in changes if Path(p).exists()}) or ["(deleted files)"]
             shown = ", ".join(paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else "")
             log(f"watch: changed {shown} -> {', '.join(sorted(components))}")
-            outcome = watcher.handle(components)
+            outcome = watcher.handle_save(saved, components)
             handled += 1
             if on_outcome is not None:
                 on_outcome(outcome)
@@ -341,6 +414,15 @@ def watch(
         watcher.close()
     log(f"watch: stopped ({handled} change(s) handled)")
     return handled
+
+
+def _deployed_in_dev_mode(watcher: Watcher, log: Log) -> bool:
+    log("watch --dev: deploying in dev mode (saved Python, template and static files are "
+        "synced into the running pods)")
+    if watcher.deploy_dev().passed:
+        return True
+    watcher.close()
+    return False
 
 
 def _common(roots: list[Path], path: Path) -> Path:

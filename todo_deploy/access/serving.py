@@ -138,3 +138,82 @@ def new_code_served(settings: Settings, kube: Any, rebuilt: dict[str, ImageRef],
                                      frontend_ready=frontend_switched)
     except (RuntimeError, OSError) as exc:
         return f"the frontend cannot be reached from here ({exc})"
+
+
+# ---- live update (issue 24): the synced code, named by the apps themselves -------------------
+
+CODE_HEADER = "X-Code-Version"  # the frontend's TODO_CODE_VERSION on its responses
+
+
+@dataclass(frozen=True)
+class Served:
+    """What code answered one GET /api/meta through the frontend: the backend's is the
+    body's `code`, the frontend's its X-Code-Version header (None when not named)."""
+
+    backend: str | None
+    frontend: str | None
+
+    def of(self, component: str) -> str | None:
+        return self.backend if component == "backend" else self.frontend
+
+
+CodeFetch = Callable[[], Served | None]
+
+
+def fetch_code(base_url: str, timeout: float = 2.0) -> CodeFetch:
+    """GET <base_url>/api/meta on a new connection each time: the code versions it shows
+    (None for no JSON answer)."""
+    import httpx
+
+    client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0))
+
+    def fetch() -> Served | None:
+        try:
+            answer = client.get(f"{base_url.rstrip('/')}/api/meta")
+            if answer.status_code != 200:
+                return None
+            body = answer.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        code = body.get("code") if isinstance(body, dict) else None
+        return Served(None if code is None else str(code), answer.headers.get(CODE_HEADER))
+
+    return fetch
+
+
+def shows_code(served: Served | None, expected: dict[str, str]) -> bool:
+    """Does the answer name the `expected` code (component -> generation) for each?"""
+    return served is not None and all(served.of(c) == g for c, g in expected.items())
+
+
+def wait_until_code(expected: dict[str, str], fetch: CodeFetch, timeout: float,
+                    clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep) -> str | None:
+    """None once the frontend answered with the `expected` code STREAK times in a row, each
+    on a new connection; otherwise what it answered last, when `timeout` ran out."""
+    deadline = clock() + timeout
+    streak = 0
+    last: Served | None = None
+    while clock() < deadline:
+        last = fetch()
+        streak = streak + 1 if shows_code(last, expected) else 0
+        if streak >= STREAK:
+            return None
+        sleep(POLL_S)
+    if last is None:
+        return "the frontend did not answer /api/meta"
+    shown = ", ".join(f"{c} code {last.of(c) or '(not named)'}" for c in sorted(expected))
+    return f"the frontend's /api/meta answered with {shown}"
+
+
+def dev_code_served(settings: Settings, kube: Any, expected: dict[str, str],
+                    frontend_url: FrontendUrl | None = None,
+                    timeout: float | None = None) -> str | None:
+    """After a live update: None once the frontend, as a user reaches it, answers with the
+    `expected` code (component -> generation); otherwise why not."""
+    try:
+        with (frontend_url or (lambda: user_url(settings, kube)))() as url:
+            return wait_until_code(expected, fetch_code(url),
+                                   TIMEOUT_S if timeout is None else timeout)
+    except (RuntimeError, OSError) as exc:
+        return f"the frontend cannot be reached from here ({exc})"

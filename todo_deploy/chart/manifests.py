@@ -118,7 +118,7 @@ def render_objects(
 
 def render_manifests(
     settings: Settings, images: dict[str, ImageRef], node_port: int = 0,
-    cache_dir: Path | None = None, capabilities: Capabilities | None = None,
+    cache_dir: Path | None = None, capabilities: Capabilities | None = None, dev: bool = False,
 ) -> list[dict[str, Any]]:
     """What `inv deploy` applies (Secrets aside): the chart with the settings' values.
 
@@ -131,7 +131,7 @@ def render_manifests(
     versions the chart emits (HPA, PDB, Ingress) as a Helm install would; they are
     part of the cache key.
     """
-    values = chart_values.raw_values(settings, images, node_port)
+    values = chart_values.raw_values(settings, images, node_port, dev)
     release, namespace = settings.release_name, settings.namespace
     if cache_dir is None:
         return render_objects(values, release, namespace, chart_values.CHART_DIR, capabilities)

@@ -205,13 +205,15 @@ def split_image(image: str) -> tuple[str, str]:
 
 
 def helm_values(
-    settings: Settings, images: dict[str, ImageRef], node_port: int = 0
+    settings: Settings, images: dict[str, ImageRef], node_port: int = 0, dev: bool = False
 ) -> dict[str, Any]:
     """Chart values derived from settings. No secret values: `existingSecret`
     names + `secretChecksum` only (the deploy stage creates the Secrets first).
 
     `node_port` keeps the frontend's NodePort when the Service is made again
-    (switching raw <-> Helm), so the URL a user has keeps working."""
+    (switching raw <-> Helm), so the URL a user has keeps working. `dev` (issue 24:
+    `inv watch --dev`, `inv up --dev`) renders the app's pods for live update; the
+    value is added only then, so a normal render (and its cache key) is unchanged."""
     release = settings.release_name
     pg_repository, pg_tag = split_image(settings.postgres_image)
     bundled = settings.database_mode == "bundled"
@@ -256,17 +258,19 @@ def helm_values(
             "secretChecksum": secrets_checksum(settings),
         },
     }
+    if dev:
+        values["dev"] = {"enabled": True}
     # VALUES_FILES (a profile's chart values, issue 23: 1) under the workflow's own values.
     return values_files.layered(settings, values)
 
 
 def raw_values(
-    settings: Settings, images: dict[str, ImageRef], node_port: int = 0
+    settings: Settings, images: dict[str, ImageRef], node_port: int = 0, dev: bool = False
 ) -> dict[str, Any]:
     """The values of the raw path (`inv deploy`): Helm's, plus the Namespace, the
     managed-by label that marks the objects as the raw path's, and the migration
     as a plain Job (no Helm to run hooks)."""
-    values = helm_values(settings, images, node_port)
+    values = helm_values(settings, images, node_port, dev)
     values["namespace"] = {"create": True}
     values["managedBy"] = MANAGED_BY
     values["migration"] |= {"hook": False, "key": migration_key(settings, images["backend"])}

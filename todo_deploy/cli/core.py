@@ -53,7 +53,8 @@ def status_json(table: StatusTable) -> dict:
     contradicts); `_compared` says what the records were compared with."""
     found: dict = {"_compared": table.compared}
     for row in table.rows:
-        found[row.stage] = {**row.result.to_dict(), "live": list(row.live)} if row.result else None
+        found[row.stage] = ({**row.result.to_dict(), "live": list(row.live), "dev": list(row.dev)}
+                            if row.result else None)
     return found
 
 
@@ -74,7 +75,7 @@ def print_status(status: StatusTable) -> None:
                           f"[dim]{row.state}[/]", "", escape(row.why))
             continue
         failure = result.failures[0] if result.failures else None
-        gate = ("[bold yellow]" + escape(row.verdict) + "[/]" if row.live
+        gate = ("[bold yellow]" + escape(row.verdict) + "[/]" if row.live or row.dev
                 else "[green]pass[/]" if result.passed else "[bold red]fail[/]")
         table.add_row(row.stage, row.command, gate, result.finished_at,
                       escape(f"{failure.name}: {failure.fix or failure.evidence}") if failure else "")

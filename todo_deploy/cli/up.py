@@ -24,11 +24,13 @@ if TYPE_CHECKING:
         "(e.g. --until deploy for the edit-deploy loop).",
         "force": "Deploy even when the target context is not the profile's (the "
         "wrong-cluster guard, checked before anything is built).",
+        "dev": "Live update: build and deploy in dev mode, then stay in `inv watch --dev`'s "
+        "loop (saves synced into the pods). A later `inv up` returns to the built images.",
     }
 )
 def up(
     c: Context, helm: bool = False, full: bool = False, gordon: bool = False, until: str = "",
-    force: bool = False,
+    force: bool = False, dev: bool = False,
 ) -> None:
     """Build, start the cluster, deploy, run the doctor, verify and write the docs.
 
@@ -38,9 +40,21 @@ def up(
     from todo_deploy.pipeline import conductor
 
     loaded = load_or_exit()
-    options = conductor.UpOptions(helm=helm, full=full, gordon=gordon, until=until, force=force)
+    options = conductor.UpOptions(helm=helm, full=full, gordon=gordon, until=until, force=force,
+                                  dev=dev)
     if conductor.up(loaded, options):
         _announce(loaded)
+    elif dev and options.until in ("", "deploy"):
+        _watch_dev(loaded)
+
+
+def _watch_dev(loaded: LoadedSettings) -> None:
+    """`inv up --dev` after its dev-mode deploy: `inv watch --dev`'s loop (no second deploy)."""
+    from todo_deploy.console import say
+    from todo_deploy.watch import watch
+
+    say("inv up --dev: watching for saves (Ctrl-C to stop; `inv up` returns to the built images)")
+    watch(loaded, log=say, dev=True, deploy_first=False)
 
 
 def _announce(loaded: LoadedSettings) -> None:

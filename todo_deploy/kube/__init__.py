@@ -322,6 +322,13 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
+    def patch(
+        self, api_version: str, kind: str, name: str, namespace: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch of one object (e.g. a pod's annotation: live update's mark)."""
+        return self.request("PATCH", self.path(api_version, kind, namespace, name), body=body,
+                            content_type="application/merge-patch+json")
+
     def delete(
         self,
         api_version: str,

@@ -161,10 +161,12 @@ def run_docs(loaded: LoadedSettings, *, force: bool = False) -> GateResult:
 
 
 def run_deploy(loaded: LoadedSettings, *, helm: bool, force: bool,
-               timeout_s: int | None = None) -> GateResult:
-    """Stage 3 (raw manifests) or 4 (the chart), after the wrong-cluster guard."""
+               timeout_s: int | None = None, dev: bool = False) -> GateResult:
+    """Stage 3 (raw manifests) or 4 (the chart), after the wrong-cluster guard; `dev`
+    renders the pods for live update (issue 24), a normal deploy without it."""
     context_guard(loaded, force)
-    return run_stage(loaded, "helm" if helm else "deploy", force=force, timeout_s=timeout_s)
+    return run_stage(loaded, "helm" if helm else "deploy", force=force, timeout_s=timeout_s,
+                     dev=dev)
 
 
 # ---- `inv up` ---------------------------------------------------------------------------------
@@ -177,13 +179,16 @@ class UpOptions:
     gordon: bool = False
     until: str = ""  # stop after this stage ("" runs them all)
     force: bool = False
+    # Deploy for live update (issue 24), then stop: verify refuses dev pods' image identity,
+    # and `inv up --dev` goes on into `inv watch --dev`'s loop (cli/up.py).
+    dev: bool = False
 
 
 def up(loaded: LoadedSettings, options: UpOptions) -> bool:
     """Every stage in order, stopping at the first gate that fails (Exit); True when
     all ran (False: `--until` stopped earlier)."""
-    chosen = chosen_steps(options.helm, options.until)
-    until = options.until
+    until = dev_until(options)
+    chosen = chosen_steps(options.helm, until)
     if until not in ("build", "cluster"):
         context_guard(loaded, options.force)
     if any(step.stage == "cluster" for step in chosen):
@@ -196,9 +201,24 @@ def up(loaded: LoadedSettings, options: UpOptions) -> bool:
     runs = _stage_runs(loaded, options, ahead, beside)
     _run_in_order(chosen, runs, ahead, options.helm)
     if until and until != "docs":
-        say(f"Stopped after {chosen[-1].title} (--until {until}); the later gates did not run.")
+        why = "--dev" if options.dev and not options.until else f"--until {until}"
+        say(f"Stopped after {chosen[-1].title} ({why}); the later gates did not run.")
         return False
     return True
+
+
+def dev_until(options: UpOptions) -> str:
+    """Where `inv up` stops: `--until`, and with `--dev` the deploy at the latest (the
+    later stages check the built images, which dev pods do not run once synced)."""
+    if options.dev and options.helm:
+        raise Exit("--dev deploys with the raw manifests (`inv watch`'s rebuilds do): drop --helm",
+                   code=2)
+    if not options.dev or options.until in ("build", "cluster", "deploy"):
+        return options.until
+    if options.until:
+        raise Exit(f"--dev stops after the deploy (verify refuses dev pods' image identity): "
+                   f"--until {options.until} cannot run with it", code=2)
+    return "deploy"
 
 
 def chosen_steps(helm: bool, until: str) -> list[Step]:
@@ -229,7 +249,7 @@ def _stage_runs(
 
     def deploy(helm: bool) -> None:
         def again() -> GateResult:
-            return run_deploy(loaded, helm=helm, force=options.force)
+            return run_deploy(loaded, helm=helm, force=options.force, dev=options.dev)
 
         deployed = False
         try:

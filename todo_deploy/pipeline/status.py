@@ -7,6 +7,10 @@ and pods once (two label-selected lists, a few seconds at most) and marks each
 recorded pass of the deployment that the cluster now contradicts:
 "recorded pass; live: backend 0/2 ready". When the cluster cannot be read the
 table says it shows the records only.
+
+Dev pods (issue 24: deployed with `--dev`) are named on the deploy/helm rows, from the
+pods' own marks (todo_deploy/release/live_update.py): "dev: synced from working tree
+GENERATION, not image TAG", or "dev mode: image TAG's code, not synced yet".
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from todo_deploy.gates import (
     standing,
 )
 from todo_deploy.kube import Kube, KubeError, label_selector
+from todo_deploy.release.live_update import dev_note
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -53,6 +58,7 @@ class LiveComponent:
     ready: int  # Ready pods not being deleted
     images: tuple[str, ...]  # what its pods run (its Deployment's, when it has no pods)
     found: bool = True  # its Deployment exists
+    dev: tuple[str, ...] = ()  # what its dev pods serve (live_update.dev_note), if any
 
 
 @dataclass(frozen=True)
@@ -69,13 +75,14 @@ class GateRow:
     result: GateResult | None = None
     why: str = ""  # why an older gate does not describe this deployment
     live: tuple[str, ...] = ()  # what the cluster contradicts in a recorded pass
+    dev: tuple[str, ...] = ()  # deploy/helm rows: the live dev pods' code ("backend dev: ...")
 
     @property
     def verdict(self) -> str:
-        """The gate column: "recorded pass; live: backend 0/2 ready" when contradicted."""
-        if self.live:
-            return f"recorded pass; live: {', '.join(self.live)}"
-        return self.state
+        """The gate column: "recorded pass; live: backend 0/2 ready" when contradicted;
+        dev pods named after it."""
+        shown = f"recorded pass; live: {', '.join(self.live)}" if self.live else self.state
+        return f"{shown}; {'; '.join(self.dev)}" if self.dev else shown
 
 
 @dataclass(frozen=True)
@@ -119,9 +126,11 @@ def live_from(
         images = [i for p in own_pods for i in _images(p.get("spec") or {})] or [
             i for d in own
             for i in _images(((d.get("spec") or {}).get("template") or {}).get("spec") or {})]
+        notes = [dev_note(p) for p in own_pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
         found[name] = LiveComponent(
             name, wanted.get(name, 1), sum(1 for p in own_pods if _ready(p)),
-            tuple(dict.fromkeys(images)), found=bool(own))
+            tuple(dict.fromkeys(images)), found=bool(own),
+            dev=tuple(dict.fromkeys(n for n in notes if n)))
     return found
 
 
@@ -161,6 +170,11 @@ def contradictions(live: dict[str, LiveComponent], expected: dict[str, str]) -> 
     return found
 
 
+def dev_notes(live: dict[str, LiveComponent]) -> list[str]:
+    """component -> what its dev pods serve: "backend dev: synced from working tree ..."."""
+    return [f"{name} {note}" for name, now in live.items() for note in now.dev]
+
+
 def deployed_images(state_dir: Path, deployment: GateResult | None) -> dict[str, str]:
     """component -> the image reference the current deployment rolled out.
 
@@ -183,13 +197,15 @@ def deployed_images(state_dir: Path, deployment: GateResult | None) -> dict[str,
 # ---- the table ----------------------------------------------------------------------------------
 
 
-def _row(stage: str, result: GateResult | None, why: str, live: list[str]) -> GateRow:
+def _row(stage: str, result: GateResult | None, why: str, live: list[str],
+         dev: list[str]) -> GateRow:
     command = STAGES[stage].command
     if result is None:
         return GateRow(stage, command, "not current" if why else "not run", why=why)
     state: GateState = "pass" if result.passed else "fail"
     marks = tuple(live) if result.passed and stage in DESCRIBES_THE_DEPLOYMENT else ()
-    return GateRow(stage, command, state, result, live=marks)
+    return GateRow(stage, command, state, result, live=marks,
+                   dev=tuple(dev) if stage in DEPLOY_STAGES else ())
 
 
 def build_table(
@@ -201,6 +217,7 @@ def build_table(
     found = {stage: standing(state_dir, stage, scopes[stage]) for stage in STAGES}
     deployment = current_deployment(state_dir, scopes["deploy"])
     live_marks: list[str] = []
+    dev: list[str] = []
     if deployment is None:
         compared = "records only: no current deployment to compare with the cluster"
     else:
@@ -209,11 +226,13 @@ def build_table(
             compared = f"records only: the cluster could not be read ({live.error})"
         else:
             live_marks = contradictions(live.components, deployed_images(state_dir, deployment))
+            dev = dev_notes(live.components)
             compared = (f"compared with the live cluster (namespace {settings.namespace}): "
-                        + ("; ".join(live_marks) if live_marks else "it matches the records"))
+                        + ("; ".join(live_marks) if live_marks else "it matches the records")
+                        + "".join(f"; {note}" for note in dev))
     return StatusTable(
         target=scopes["deploy"],
-        rows=[_row(stage, result, why, live_marks) for stage, (result, why) in found.items()],
+        rows=[_row(stage, result, why, live_marks, dev) for stage, (result, why) in found.items()],
         compared=compared,
         app=app_url.load(state_dir),
     )

@@ -114,12 +114,12 @@ def _prepare(
     kube: Kube, engine: HelmEngine, settings: Settings, images: dict[str, ImageRef],
     details: HelmDetails, log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """The chart's values; the Namespace and Secrets made through the API first, and the
-    raw deploy's live objects marked for Helm to adopt."""
+    """The chart's values (dev.enabled when `details.dev`); the Namespace and Secrets made
+    through the API first, and the raw deploy's live objects marked for Helm to adopt."""
     log(f"Helm engine: {engine.name}")
     details.engine = engine.name
     node_port = live_node_port(kube, settings)  # kept when the raw Service goes
-    values = chart_values.helm_values(settings, images, node_port)
+    values = chart_values.helm_values(settings, images, node_port, details.dev)
     ensure_namespace(kube, settings, [])
     secret_names = ensure_secrets(kube, settings)
     log(f"Secrets created/updated through the API: {', '.join(secret_names)}")
@@ -179,11 +179,13 @@ def run(
     engine: HelmEngine | None = None,
     timeout_s: int | None = None,
     log: Callable[[str], None] = say,
+    dev: bool = False,
 ) -> GateResult:
+    """`dev`: the chart's dev.enabled (live update, issue 24); off replaces dev pods."""
     settings = loaded.settings
     release, namespace = settings.release_name, settings.namespace
     result = GateResult(STAGE)
-    details = HelmDetails(namespace=namespace, release=release)
+    details = HelmDetails(namespace=namespace, release=release, dev=dev)
     images = load_images(loaded.state_dir)
     started, began = time.monotonic(), datetime.now(UTC)
     timeout = timeout_s or settings.deploy_timeout_seconds

@@ -215,6 +215,7 @@ class _Deploy:
     log: Callable[[str], None]
     deadline: float
     kube: Kube | None = None
+    dev: bool = False  # the chart's dev.enabled (live update)
     rendered: list[dict[str, Any]] = field(default_factory=list)
     namespaces: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[dict[str, Any]] = field(default_factory=list)
@@ -267,7 +268,8 @@ def _read_cluster(work: _Deploy) -> None:
     with phase("render the chart"):
         work.rendered = manifests.render_manifests(settings, work.images, node_port,
                                                    cache_dir=work.loaded.state_dir,
-                                                   capabilities=work.kube.capabilities())
+                                                   capabilities=work.kube.capabilities(),
+                                                   dev=work.dev)
     work.namespaces = namespace_objects(settings, work.rendered)
     work.secrets = secret_objects(settings)
     work.every = work.namespaces + work.secrets + [o for o in work.rendered
@@ -412,11 +414,15 @@ def run(
     kube: Kube | None = None,
     timeout_s: int | None = None,
     log: Callable[[str], None] = say,
+    dev: bool = False,
 ) -> GateResult:
+    """`dev`: render the app's pods for live update (issue 24); a normal deploy renders
+    them without it, which replaces dev pods with the built images' own."""
     settings = loaded.settings
     started, began = time.monotonic(), datetime.now(UTC)
     result = GateResult(STAGE)
-    details = DeployDetails(namespace=settings.namespace, release=settings.release_name)
+    details = DeployDetails(namespace=settings.namespace, release=settings.release_name,
+                            dev=dev)
     images = load_images(loaded.state_dir)
     if not images:
         result.checks.append(Check.of(
@@ -425,7 +431,7 @@ def run(
         return result
     details.images = {k: v.ref for k, v in images.items()}
     deadline = started + (timeout_s or settings.deploy_timeout_seconds)
-    work = _Deploy(loaded, images, Timeline(log, prefix="deploy "), log, deadline, kube)
+    work = _Deploy(loaded, images, Timeline(log, prefix="deploy "), log, deadline, kube, dev)
     try:
         _read_cluster(work)
         details.uninstalled_helm_release = work.helm_release

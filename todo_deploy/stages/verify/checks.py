@@ -30,6 +30,7 @@ from todo_deploy.components import ALL, BUILT_NAMES, BY_LABEL
 from todo_deploy.gates import Check, Verdict
 from todo_deploy.kube import label_selector, restarted_containers, runs_image
 from todo_deploy.kube.pod_security import pss_violations
+from todo_deploy.release.live_update import dev_note
 from todo_deploy.stages.verify.client import (
     FrontendClient,
     FrontendError,
@@ -495,7 +496,7 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
                 "Run `inv build`, then `inv deploy`.",
             )
         ]
-    problems, seen, unstarted, absent = [], 0, [], []
+    problems, seen, unstarted, absent, dev = [], 0, [], [], []
     pods = app_pods(ctx)
     for component in BUILT_NAMES:
         ref = ctx.images.get(component)
@@ -506,6 +507,8 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
             absent.append(component)
             problems.append(f"no {component} pods")
         for pod in pods[component]:
+            if note := dev_note(pod):  # its code is not (only) the image's: issue 24
+                dev.append(f"{pod['metadata']['name']} {note}")
             statuses = {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
             for container in pod["spec"]["containers"]:
                 status = statuses.get(container["name"], {})
@@ -521,21 +524,20 @@ def check_image_identity(ctx: VerifyContext) -> list[Check]:
                 elif not runs:
                     problems.append(f"{name} imageID {status['imageID']} != built {ref.image_id}")
                 seen += 1
-    ok = seen > 0 and not problems
+    ok = seen > 0 and not problems and not dev
     built = ", ".join(f"{c} {r.ref} ({r.image_id[:19]})" for c, r in sorted(ctx.images.items()))
     evidence = (
         f"{seen} container(s) checked against {built}"
-        + (f"; problems: {'; '.join(problems)}" if problems else "; all match")
+        + (f"; problems: {'; '.join(problems)}" if problems else "; all match" if not dev else "")
+        + (f"; dev pods (live update): {'; '.join(dev)}" if dev else "")
         + (f"; not started yet, not counted: {', '.join(unstarted)}" if unstarted else "")
     )
-    return [
-        Check.of(
-            "image-identity",
-            ok,
-            evidence,
-            image_identity_fix(absent, stale=len(problems) > len(absent)),
-        )
-    ]
+    fix = (DEV_PODS_FIX if dev and not problems
+           else image_identity_fix(absent, stale=len(problems) > len(absent)))
+    return [Check.of("image-identity", ok, evidence, fix)]
+
+
+DEV_PODS_FIX = "run `inv up` (or `inv deploy`) to return to the built images"
 
 
 def image_identity_fix(absent: list[str], stale: bool) -> str:
