@@ -144,14 +144,14 @@ class Watcher:
 
     def __init__(self, loaded: LoadedSettings, log: Log, *, timeout_s: int = 120,
                  frontend_url: serving.FrontendUrl | None = None, dev: bool = False,
-                 run_exec: live_update.Exec | None = None) -> None:
+                 run_exec: live_update.Exec | None = None, kube: Any = None) -> None:
         self.loaded = loaded
         self.log = log
         self.timeout_s = timeout_s
         self.dev = dev  # deploy for live update and sync what can be synced (issue 24)
         self.run_exec = run_exec  # None: exec through the Kubernetes API
         self._client: Any = None
-        self._kube: Any = None
+        self._kube: Any = kube  # None: connected on first use
         self.frontend_url = frontend_url  # None: as a user reaches it (serving.user_url)
         # The frontend as a user reaches it, opened at the first check and kept for the
         # session (a port-forward is not set up again for every change).

@@ -197,7 +197,7 @@ def deployed_images(state_dir: Path, deployment: GateResult | None) -> dict[str,
 # ---- the table ----------------------------------------------------------------------------------
 
 
-def _row(stage: str, result: GateResult | None, why: str, live: list[str],
+def gate_row(stage: str, result: GateResult | None, why: str, live: list[str],
          dev: list[str]) -> GateRow:
     command = STAGES[stage].command
     if result is None:
@@ -232,7 +232,7 @@ def build_table(
                         + "".join(f"; {note}" for note in dev))
     return StatusTable(
         target=scopes["deploy"],
-        rows=[_row(stage, result, why, live_marks, dev) for stage, (result, why) in found.items()],
+        rows=[gate_row(stage, result, why, live_marks, dev) for stage, (result, why) in found.items()],
         compared=compared,
         app=app_url.load(state_dir),
     )

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 DEV_LABEL = "todo-chatbot/dev"  # on the pod template of a dev-mode deploy
 DEV_CODE = "todo-chatbot/dev-code"  # on a pod, after a sync: the generation it serves
 APP_ROOT = "/opt/app"  # where the image keeps the app's packages (PYTHONPATH)
-MAX_ENTRY_BYTES = 120 * 1024  # one argv entry: exec's command line is not for large files
+MAX_ENTRY_BYTES = 120_000  # one argv entry, as devsync takes it: exec is not for large files
 SYNC_TIMEOUT_S = 40.0  # devsync waits up to 20 s for the new process
 COMPONENT_LABEL = "app.kubernetes.io/component"
 
@@ -157,8 +157,8 @@ def entry(name: str, data: bytes | None) -> str:
     blob = base64.b64encode(zlib.compress(data, 9)).decode()
     text = f"{name}={blob}"
     if len(text.encode()) > MAX_ENTRY_BYTES:
-        raise TooLarge(f"{name} is too large to sync ({len(text.encode()) // 1024} KB compressed, "
-                       f"the limit is {MAX_ENTRY_BYTES // 1024} KB)")
+        raise TooLarge(f"{name} is too large to sync ({len(text.encode()) // 1000} KB encoded, "
+                       f"the limit is {MAX_ENTRY_BYTES // 1000} KB)")
     return text
 
 
@@ -191,7 +191,7 @@ def parse_result(component: str, pod: str, code: int | None, out: str, err: str)
             ok = found.get("ok") is True and code in (0, None)
             return PodResult(component, pod, ok, float(found.get("seconds") or 0.0),
                              "" if ok else str(found.get("error") or f"exit code {code}"))
-    last = " | ".join((err or out).strip().splitlines()[-3:]) or "no output"
+    last = " | ".join(line.strip() for line in (err or out).strip().splitlines()[-3:]) or "no output"
     return PodResult(component, pod, False, 0.0, f"devsync gave no result (exit code {code}): {last}")
 
 
