@@ -180,11 +180,14 @@ def test_values_files_layer_in_order_into_both_paths(root: Path) -> None:
         ("secrets:\n  existingSecret: {backend: mine}\n", "sets secrets.existingSecret.backend"),
         ("fullnameOverride: other\n", "sets fullnameOverride"),
         ("namespace: {create: false}\n", "sets namespace.create"),
+        ("dev: {enabled: true}\n", ("sets dev.enabled, which the workflow sets from its settings: "
+                                    "set `inv watch --dev` / `inv up --dev` instead")),
         ("backend:\n  bogus: 1\n", ("is rejected by the chart's schema: backend: Additional "
                                    "properties are not allowed ('bogus' was unexpected)")),
         ("- a list\n", "cannot be read as chart values: is not a map of chart values"),
     ],
-    ids=["image tag", "replicas", "secret name", "fullnameOverride", "namespace", "schema", "list"],
+    ids=["image tag", "replicas", "secret name", "fullnameOverride", "namespace", "dev mode", "schema",
+         "list"],
 )
 def test_a_values_file_the_chart_or_the_workflow_cannot_take_is_refused_by_name(
     root: Path, text: str, expected: str

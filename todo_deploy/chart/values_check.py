@@ -33,6 +33,7 @@ SETTING_FOR = {
     "database.image.tag": "POSTGRES_IMAGE",
     "database.externalPort": "DATABASE_URL",
     "database.maxConnections": "DATABASE_MAX_CONNECTIONS",
+    "dev.enabled": "`inv watch --dev` / `inv up --dev`",
     "ingress": "INGRESS_HOST / INGRESS_CLASS / INGRESS_TLS",
     "imagePullSecrets": "REGISTRY_USERNAME / REGISTRY_PASSWORD",
 }
@@ -57,7 +58,8 @@ def problems(settings: Settings) -> list[str]:
     a value the workflow sets, or rejected by the chart's schema; each named as written."""
     alone = settings.model_copy(update={"values_files": ""})  # the workflow's values only
     workflow = chart_values.raw_values(alone, chart_values.default_images())
-    owned = leaf_paths(workflow)
+    # dev.enabled too: only `--dev` turns it on (issue 24), a normal deploy never does.
+    owned = leaf_paths(chart_values.raw_values(alone, chart_values.default_images(), dev=True))
     found = []
     for name, path in settings.values_entries:
         try:
