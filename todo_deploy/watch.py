@@ -149,7 +149,9 @@ class Watcher:
         self.log = log
         self.timeout_s = timeout_s
         self.dev = dev  # deploy for live update and sync what can be synced (issue 24)
-        self.run_exec = run_exec  # None: exec through the Kubernetes API
+        # How a sync's command runs in a pod: exec through the Kubernetes API by default.
+        self.run_exec: live_update.Exec | None = run_exec or (
+            live_update.PodExec(loaded.settings.context_name, loaded.settings.namespace) if dev else None)
         self._client: Any = None
         self._kube: Any = kube  # None: connected on first use
         self.frontend_url = frontend_url  # None: as a user reaches it (serving.user_url)
@@ -388,6 +390,8 @@ def watch(
                       run_exec=run_exec)
     if dev and deploy_first and not _deployed_in_dev_mode(watcher, log):
         return 0
+    if isinstance(watcher.run_exec, live_update.PodExec):
+        _warm(watcher.run_exec, loaded.settings.backend_replicas + loaded.settings.frontend_replicas)
     watched = layout.paths()
     log("watching " + ", ".join(str(p) for p in watched) + " (Ctrl-C to stop)")
     handled = 0
@@ -414,6 +418,16 @@ def watch(
         watcher.close()
     log(f"watch: stopped ({handled} change(s) handled)")
     return handled
+
+
+def _warm(pod_exec: live_update.PodExec, count: int) -> None:
+    """The exec clients made while nothing is saved yet (the first sync would wait for them)."""
+
+    def warm() -> None:
+        with contextlib.suppress(Exception):  # the first sync tries again and says why
+            pod_exec.warm(count)
+
+    threading.Thread(target=warm, name="warm-exec-clients", daemon=True).start()
 
 
 def _deployed_in_dev_mode(watcher: Watcher, log: Log) -> bool:

@@ -402,3 +402,34 @@ def test_the_dev_gate_details_default_off() -> None:
 
     assert DeployDetails().dev is False and HelmDetails().dev is False
     assert SimpleNamespace(**DeployDetails(dev=True).as_dict()).dev is True
+
+
+def test_the_exec_clients_are_kept_for_the_next_sync_and_never_shared_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[object] = []
+
+    class CountingKube:
+        def __init__(self, context: str) -> None:
+            self.api = object()
+            made.append(self.api)
+
+    in_use: set[int] = set()
+    overlap = threading.Barrier(2, timeout=5)
+
+    def fake_exec(api: object, namespace: str, pod: str, container: str, argv: list[str],
+                  timeout: float) -> tuple[int, str, str]:
+        assert id(api) not in in_use, "one client used by two execs at once"
+        in_use.add(id(api))
+        overlap.wait()
+        in_use.discard(id(api))
+        return 0, ok_line(), ""
+
+    monkeypatch.setattr(live_update, "Kube", CountingKube)
+    monkeypatch.setattr(live_update, "exec_in_pod", fake_exec)
+    pod_exec = live_update.PodExec("ctx", "ns")
+    pod_exec.warm(2)
+    pods = {"backend": [app_pod("b-1", "backend"), app_pod("b-2", "backend")]}
+    for _ in range(3):
+        results = live_update.run_syncs(pods, {"backend": ["python"]}, pod_exec)
+        assert all(r.ok for r in results)
+    assert len(made) == 2  # warmed once, reused by every later sync

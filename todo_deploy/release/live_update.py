@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -229,15 +230,36 @@ def not_in_dev_mode(pods: dict[str, list[dict[str, Any]]]) -> str:
     return ""
 
 
-def exec_with_own_client(kube: Kube, namespace: str) -> Exec:
-    """An exec per pod, each on a client of its own (exec_in_pod swaps the client's
-    request method while it runs, so parallel execs cannot share one)."""
+class PodExec:
+    """Execs through the API, each on a client no other exec uses at the same time
+    (exec_in_pod swaps the client's request method while it runs); the clients are kept
+    for the next sync, so only the first pays for the SDK and the kubeconfig."""
 
-    def run(pod: str, container: str, argv: list[str]) -> tuple[int | None, str, str]:
-        return exec_in_pod(Kube(kube.context).api, namespace, pod, container, argv,
-                           timeout=SYNC_TIMEOUT_S)
+    def __init__(self, context: str, namespace: str) -> None:
+        self.context = context
+        self.namespace = namespace
+        self.idle: list[Any] = []
+        self.lock = threading.Lock()
 
-    return run
+    def client(self) -> Any:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return Kube(self.context).api
+
+    def warm(self, count: int = 2) -> None:
+        """Make `count` clients ahead (the SDK's import is most of a first sync's time)."""
+        made = [self.client() for _ in range(count)]
+        with self.lock:
+            self.idle.extend(made)
+
+    def __call__(self, pod: str, container: str, argv: list[str]) -> tuple[int | None, str, str]:
+        api = self.client()
+        try:
+            return exec_in_pod(api, self.namespace, pod, container, argv, timeout=SYNC_TIMEOUT_S)
+        finally:
+            with self.lock:
+                self.idle.append(api)
 
 
 def run_syncs(pods: dict[str, list[dict[str, Any]]], argv: dict[str, list[str]],
@@ -289,7 +311,7 @@ def sync(kube: Kube, settings: Settings, plan: Plan, run: Exec | None = None) ->
     outcome.refused = not_in_dev_mode(pods)
     if outcome.refused:
         return outcome
-    outcome.results = run_syncs(pods, argv, run or exec_with_own_client(kube, settings.namespace))
+    outcome.results = run_syncs(pods, argv, run or PodExec(kube.context, settings.namespace))
     for result in outcome.results:
         if result.ok:
             annotate(kube, settings.namespace, result.pod, gen)
