@@ -64,7 +64,7 @@ APPS = {
     "todo_api": AppSpec(8000, "/health", COMMON_PRELOAD + (
         "sqlalchemy", "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "sqlalchemy.dialects.postgresql",
         "sqlalchemy.dialects.sqlite", "asyncpg", "psycopg", "psycopg_pool", "argon2", "jwt", "cryptography",
-        "prometheus_client", "alembic", "mcp", "openai", "agents")),
+        "prometheus_client", "alembic", "mcp")),
     "todo_web": AppSpec(3000, "/healthz", COMMON_PRELOAD + (
         "httpx", "jinja2", "itsdangerous", "starlette.staticfiles", "starlette.templating",
         "fastapi.templating", "fastapi.staticfiles")),
@@ -75,6 +75,14 @@ def note(message: str, **fields: Any) -> None:
     """One JSON line on stdout, next to the app's own."""
     print(json.dumps({"level": "info", "logger": "todo_serving.devloop", "msg": message, **fields}),
           flush=True)
+
+
+def modules_to_preload(app: str, spec: AppSpec, environ: dict[str, str] | os._Environ[str]) -> tuple[str, ...]:
+    """The OpenAI SDKs (~0.5 s, tens of MB) only when the backend will use them (its llm_provider "auto"
+    picks openai when a key is set)."""
+    provider = environ.get("LLM_PROVIDER", "auto").lower()
+    uses_openai = provider == "openai" or (provider == "auto" and bool(environ.get("OPENAI_API_KEY")))
+    return spec.preload + (("openai", "agents") if app == "todo_api" and uses_openai else ())
 
 
 def preload(modules: tuple[str, ...]) -> list[str]:
@@ -99,6 +107,19 @@ def listen(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.listen(backlog)
     return sock
+
+
+def serving_file(root: Path) -> Path:
+    return devsync.dev_dir(root) / "serving"
+
+
+def first_version(root: Path) -> str:
+    """"image", unless a sync was served before the container restarted (the emptyDir keeps the synced
+    code until the pod goes, and the initContainer seeds it again only for a new pod)."""
+    try:
+        return devsync.check_generation(serving_file(root).read_text().strip())
+    except (OSError, devsync.SyncRefused):
+        return FIRST_VERSION
 
 
 def exit_code(status: int) -> int:
@@ -164,9 +185,9 @@ async def serve_and_report(server: Any, sock: socket.socket, health: str, ready_
             print(f"devloop: GET {health} answered {status} in process", file=sys.stderr, flush=True)
             server.should_exit = True
         else:
-            os.write(ready_fd, b"ready\n")
             shutdown = importlib.import_module("todo_serving.shutdown")
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, retire, server, shutdown)
+            os.write(ready_fd, b"ready\n")
     os.close(ready_fd)
     await serving
 
@@ -207,7 +228,7 @@ def become_child(stderr_fd: int, inherited: list[int]) -> None:
 class Child:
     pid: int
     version: str
-    stderr: int
+    stderr: int | None  # None once closed
     ready: int | None
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=STDERR_LINES))
     partial: bytes = b""
@@ -248,7 +269,7 @@ class Supervisor:
         self.selector.register(self.wake_r, selectors.EVENT_READ)
         gc.collect()
         gc.freeze()  # the preloaded libraries stay shared with the children (copy-on-write)
-        self.current = self.spawn(FIRST_VERSION)
+        self.current = self.spawn(first_version(self.root))
         while self.result is None:
             self.step()
         return self.result
@@ -263,6 +284,8 @@ class Supervisor:
             try:
                 become_child(err_w, inherited)
                 code = run_child(self.app, self.spec, self.sock, version, ready_w)
+            except BaseException:  # noqa: BLE001 - os._exit follows: the traceback is printed here or nowhere
+                traceback.print_exc()
             finally:
                 os._exit(code)
         os.close(err_w)
@@ -331,7 +354,7 @@ class Supervisor:
         if fd == child.ready:
             child.ready = None
         else:
-            child.stderr = -1
+            child.stderr = None
 
     def child_ready(self, child: Child) -> None:
         child.is_ready = True
@@ -358,6 +381,7 @@ class Supervisor:
             os.kill(old.pid, signal.SIGUSR1)
         seconds = round(time.monotonic() - self.pending_since, 3)
         devsync.discard_backup(self.root, child.version)
+        serving_file(self.root).write_text(child.version)
         self.write_result(child.version, ok=True, seconds=seconds, error="")
         note("new code serving", pid=child.pid, code=child.version, seconds=seconds)
 
@@ -383,7 +407,7 @@ class Supervisor:
         """A child is gone (reaped): read what it left on stderr, forget its pipes."""
         child.gone = True
         for fd in (child.stderr, child.ready):
-            if fd is None or fd < 0:
+            if fd is None:
                 continue
             try:
                 while data := os.read(fd, 65536):
@@ -393,7 +417,7 @@ class Supervisor:
                 pass
             self.selector.unregister(fd)
             os.close(fd)
-        child.stderr, child.ready = -1, None
+        child.stderr, child.ready = None, None
 
     def reap(self) -> None:
         while True:
@@ -444,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app, spec = args[0], APPS[args[0]]
     started = time.monotonic()
-    missing = preload(spec.preload)
+    missing = preload(modules_to_preload(app, spec, os.environ))
     sock = listen(os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", spec.port)))
     note("supervisor listening", app=app, port=sock.getsockname()[1],
          preload_seconds=round(time.monotonic() - started, 3), not_preloaded=missing)

@@ -302,3 +302,28 @@ script, PostgreSQL's 3 reserved connections).
 {{- end -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+Dev mode (values.dev.enabled), for the backend and frontend pods: the app's code on a
+writable emptyDir that an initContainer seeds with the image's /opt/app (read-only root
+filesystem kept), served by todo_serving.devloop (which swaps in synced code, devsync.py).
+Usage: include "todo-chatbot.devSeed" (dict "image" .Values.backend.image "resources" .Values.backend.resources)
+*/}}
+{{- define "todo-chatbot.devSeed" -}}
+- name: seed-code
+  image: {{ include "todo-chatbot.image" .image | quote }}
+  imagePullPolicy: {{ .image.pullPolicy | default "IfNotPresent" }}
+  command: ["/opt/venv/bin/python", "-c", "import shutil; shutil.copytree('/opt/app', '/seed', dirs_exist_ok=True)"]
+  resources:
+    {{- toYaml .resources | nindent 4 }}
+  securityContext:
+    {{- include "todo-chatbot.containerSecurityContext" . | nindent 4 }}
+  volumeMounts:
+    - name: dev-code
+      mountPath: /seed
+{{- end }}
+{{- define "todo-chatbot.devVolume" -}}
+- name: dev-code
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end }}
