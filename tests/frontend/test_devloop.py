@@ -22,6 +22,7 @@ from typing import Self
 
 import httpx
 import pytest
+from todo_serving import devsync
 
 from tests.frontend.conftest import BACKEND_DIR, COMMON_DIR, FRONTEND_DIR, SESSION_SECRET, free_port
 
@@ -84,26 +85,33 @@ class Supervised:
             raise
 
 
-def start_supervised(tmp: Path, app: str, **env: str) -> Supervised:
+def launch(tmp: Path, app: str, **env: str) -> Supervised:
     root = code_root(tmp, app)
     port = free_port()
     log = tmp / f"{app}-devloop-{port}.log"
     full_env = {**os.environ, "PYTHONPATH": str(root), "HOST": "127.0.0.1", "PORT": str(port), **env}
     proc = subprocess.Popen([sys.executable, "-m", "todo_serving.devloop", app], cwd=tmp, env=full_env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    return Supervised(app, proc, f"http://127.0.0.1:{port}", root, log)
+
+
+def wait_serving(app: Supervised) -> Supervised:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"devloop {app} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        if app.proc.poll() is not None:
+            raise RuntimeError(f"devloop {app.app} exited with {app.proc.returncode}:\n{app.log.read_text()[-3000:]}")
         try:
-            if httpx.get(url + HEALTH[app], timeout=1).status_code == 200:
-                return Supervised(app, proc, url, root, log)
+            if httpx.get(app.url + HEALTH[app.app], timeout=1).status_code == 200:
+                return app
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"devloop {app} did not answer:\n{log.read_text()[-3000:]}")
+    app.proc.kill()
+    raise RuntimeError(f"devloop {app.app} did not answer:\n{app.log.read_text()[-3000:]}")
+
+
+def start_supervised(tmp: Path, app: str, **env: str) -> Supervised:
+    return wait_serving(launch(tmp, app, **env))
 
 
 def backend_env(tmp: Path) -> dict[str, str]:
@@ -195,6 +203,8 @@ def swap_five_times(app: Supervised, path: str, old: str, new: str, probe: str, 
 
 def test_backend_sync_serves_the_new_code_and_no_request_fails(api: Supervised) -> None:
     assert httpx.get(api.url + "/api/meta").json()["code"] == "image"
+    # It forks: a thread started by a preloaded library would be missing (with its locks) in each child.
+    assert "Threads:\t1\n" in Path(f"/proc/{api.proc.pid}/status").read_text()
     with Poller(api.url, ("/health", "/api/meta")) as poller:
         times = swap_five_times(api, META, '"pod": POD,', '"pod": POD, "edit": "v%d",', "/api/meta", '"edit":"v%d"')
     meta = httpx.get(api.url + "/api/meta").json()
@@ -287,3 +297,18 @@ def test_the_frontend_says_which_code_serves_only_in_dev_mode(
     with TestClient(app) as client:
         for path in ("/healthz", "/login", "/no-such-page"):
             assert client.get(path).headers.get("x-code-version") == version, path
+
+
+def test_a_sighup_while_the_supervisor_preloads_is_held_until_it_can_act(tmp_path: Path) -> None:
+    app = launch(tmp_path, "todo_api", **backend_env(tmp_path))
+    try:
+        (app.root / ".dev").mkdir()
+        (app.root / ".dev" / "generation").write_text("early")
+        time.sleep(0.5)  # importing the libraries (seconds): a SIGHUP's default action would end it
+        app.proc.send_signal(signal.SIGHUP)
+        wait_serving(app)
+        result = devsync.wait_for_result(app.root, "early", 30)
+        assert result is not None and result["ok"] is True, app.log.read_text()[-3000:]
+        assert httpx.get(app.url + "/api/meta").json()["code"] == "early"
+    finally:
+        app.stop()

@@ -266,6 +266,7 @@ class Supervisor:
         for sig in HANDLED:
             signal.signal(sig, lambda *_: None)  # the wakeup fd carries the signal to the loop
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)  # one that came while preloading arrives now
         self.selector.register(self.wake_r, selectors.EVENT_READ)
         gc.collect()
         gc.freeze()  # the preloaded libraries stay shared with the children (copy-on-write)
@@ -467,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m todo_serving.devloop {'|'.join(APPS)}", file=sys.stderr)
         return 2
     app, spec = args[0], APPS[args[0]]
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)  # held, not lost (nor fatal), until the loop runs
     started = time.monotonic()
     missing = preload(modules_to_preload(app, spec, os.environ))
     sock = listen(os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", spec.port)))
