@@ -497,6 +497,7 @@ def run_dev_only() -> dict[str, Any]:
     ws = Workspace()
     try:
         say(f"workspace {ws.root}; ours in {ws.ours_ns} (release {ws.release}); load {load1()}")
+        ws.inv("up", "--until", "deploy")  # inv watch --dev wants a deploy gate; it deploys in dev mode
         dev = live_update.measure(ws)
         result = {"tasks": "the project's tasks.py", "python": sys.version.split()[0],
                   "commands": live_update.commands(ws), "dev": dev, "targets": dev["targets"]}

@@ -172,7 +172,8 @@ def _dev_section(d: dict[str, Any], source: str) -> list[str]:
     s, ratio = d["summary"], d.get("ratio_ours_over_hand", {})
     loads = d.get("load_1min_per_round") or [0]
     md = ["", "### Dev mode: save to new code through the frontend (issue 24)", "",
-          (f"Deployed in dev mode, {d['dev_pods']} pods labelled dev; {d['edits']} rounds, each "
+          (f"`inv watch --dev` deployed in dev mode ({d.get('watch_dev_started_s')} s until it watched), "
+           f"{d['dev_pods']} pods labelled dev; {d['edits']} rounds, each "
            "saving a one-line edit to the backend's and to the frontend's file for both contestants "
            "(rotated order, same pods, interleaved), timed from the file write until the frontend's "
            "/api/meta shows the new code 3 times in a row on new connections (backend: the body's "
