@@ -3,6 +3,8 @@ percentiles, ratios and targets, and the hand-typed sequence's command lines."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from bench.live_update import (
     EDITED,
     MARK,
     CodeProbe,
+    WatchProcess,
     hand_commands,
     one_line_edit,
     ratios,
@@ -94,3 +97,17 @@ def test_the_hand_typed_sequence_copies_then_reloads_each_pod() -> None:
     assert argv[1][:8] == ["kubectl", "-n", "ns", "exec", "p1", "-c", "backend", "--"]
     assert argv[1][-1] == ("mkdir -p /opt/app/.dev && printf %s hand-ab > /opt/app/.dev/generation && kill -HUP 1")
     assert [a[4] if a[1] == "-n" else a[-1].split(":")[0] for a in argv] == ["ns/p1", "p1", "ns/p2", "p2"]
+
+
+def test_the_watch_process_is_ready_when_it_watches_and_stops_on_ctrl_c() -> None:
+    script = ("import signal, sys, time\n"
+              "print('watch --dev: deploying in dev mode', flush=True)\n"
+              "print('watching app (Ctrl-C to stop)', flush=True)\n"
+              "print('watch: changed x.py -> backend', flush=True)\n"
+              "print('watch: new code serving 0.9 s after the save', flush=True)\n"
+              "try:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
+              "    print('watch: stopped (1 change(s) handled)', flush=True)\n")
+    watch = WatchProcess([sys.executable, "-c", script], dict(os.environ))
+    assert watch.since(2, settle_s=5) == ["watch: changed x.py -> backend",
+                                          "watch: new code serving 0.9 s after the save"]
+    assert watch.stop() == (0, "watch: stopped (1 change(s) handled)")
