@@ -128,6 +128,7 @@ class Poller:
 
     url: str
     paths: tuple[str, ...]
+    every: float = 0.02
     errors: list[str] = field(default_factory=list)
     answers: int = 0
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -147,7 +148,7 @@ class Poller:
                     self.answers += 1
                     if status != 200:
                         self.errors.append(f"{path}: {status}")
-                time.sleep(0.02)
+                time.sleep(self.every)
 
     def __enter__(self) -> Self:
         self.thread.start()
@@ -312,3 +313,17 @@ def test_a_sighup_while_the_supervisor_preloads_is_held_until_it_can_act(tmp_pat
         assert httpx.get(app.url + "/api/meta").json()["code"] == "early"
     finally:
         app.stop()
+
+
+def test_backend_swaps_fail_no_request_through_the_frontend(api: Supervised, web: Supervised) -> None:
+    """The frontend keeps its connections to the backend for 2 s of idleness: a retiring backend child must
+    not close one under a request (a poller every 20 ms, and one that lets its connections idle ~1-2 s)."""
+    original = api.text(META)
+    with Poller(web.url, ("/api/meta",)) as busy, Poller(web.url, ("/api/meta",), every=1.3) as idle:
+        for i in range(1, 6):
+            run = api.sync(f"through-web-{i}", {META: original.replace('"pod": POD,', f'"pod": POD, "web": {i},')})
+            assert run.result["ok"] is True, run.result
+            time.sleep(0.7)
+        time.sleep(3)
+    assert busy.errors == [] and idle.errors == [], (busy.errors, idle.errors)
+    assert httpx.get(web.url + "/api/meta").json()["web"] == 5

@@ -176,6 +176,7 @@ def retire(server: Any, shutdown: Any) -> None:
 
 
 async def serve_and_report(server: Any, sock: socket.socket, health: str, ready_fd: int) -> None:
+    # `sockets=`, as uvicorn's own workers get theirs: its `fd=` would wrap the TCP socket as AF_UNIX.
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
