@@ -327,3 +327,19 @@ def test_backend_swaps_fail_no_request_through_the_frontend(api: Supervised, web
         time.sleep(3)
     assert busy.errors == [] and idle.errors == [], (busy.errors, idle.errors)
     assert httpx.get(web.url + "/api/meta").json()["web"] == 5
+
+
+def test_frontend_import_error_keeps_the_old_code_and_restores_the_file(web: Supervised) -> None:
+    before = httpx.get(web.url + "/readyz")
+    good = web.text(READYZ)
+    broken = good.replace("from . import __version__, pages, proxy\n",
+                          "from . import __version__, pages, proxy\nfrom .pages import NoSuchThing\n")
+    assert broken != good
+    with Poller(web.url, ("/healthz", "/readyz")) as poller:
+        run = web.sync("web-broken", {READYZ: broken})
+    assert (run.returncode, run.result["ok"]) == (1, False)
+    assert "ImportError: cannot import name 'NoSuchThing'" in str(run.result["error"]), run.result["error"]
+    after = httpx.get(web.url + "/readyz")
+    assert (after.text, after.headers["x-code-version"]) == (before.text, before.headers["x-code-version"])
+    assert poller.errors == [], poller.errors
+    assert web.text(READYZ) == good
