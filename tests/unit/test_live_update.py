@@ -433,3 +433,15 @@ def test_the_exec_clients_are_kept_for_the_next_sync_and_never_shared_at_once(
         results = live_update.run_syncs(pods, {"backend": ["python"]}, pod_exec)
         assert all(r.ok for r in results)
     assert len(made) == 2  # warmed once, reused by every later sync
+
+
+def test_a_dev_render_labels_the_app_pods_as_status_and_verify_read_them(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path).settings
+    dev = manifests.render_manifests(settings, IMAGES, dev=True)
+    templates = {o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["template"]
+                 for o in dev if o["kind"] == "Deployment"}
+    for component in ("backend", "frontend"):
+        assert templates[component]["metadata"]["labels"][DEV_LABEL] == "true"
+        assert live_update.is_dev(templates[component])
+    normal = [o for o in manifests.render_manifests(settings, IMAGES) if o["kind"] == "Deployment"]
+    assert not any(live_update.is_dev(o["spec"]["template"]) for o in normal)
