@@ -37,7 +37,8 @@ def test_dev_on_serves_the_code_from_a_seeded_emptydir(component: str) -> None:
     [seed] = pod["spec"]["initContainers"]
     assert (seed["name"], seed["image"], seed["volumeMounts"]) == (
         "seed-code", app["image"], [{"name": "dev-code", "mountPath": "/seed"}])
-    assert "shutil.copytree('/opt/app', '/seed', dirs_exist_ok=True)" in seed["command"][-1]
+    assert seed["command"][:2] == ["/opt/venv/bin/python", "-c"]
+    assert 'shutil.copytree(source, target, dirs_exist_ok=True)' in seed["command"][2]
     assert seed["securityContext"] == app["securityContext"]
     assert seed["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"name": "dev-code", "emptyDir": {"sizeLimit": "64Mi"}} in pod["spec"]["volumes"]

@@ -313,7 +313,19 @@ Usage: include "todo-chatbot.devSeed" (dict "image" .Values.backend.image "resou
 - name: seed-code
   image: {{ include "todo-chatbot.image" .image | quote }}
   imagePullPolicy: {{ .image.pullPolicy | default "IfNotPresent" }}
-  command: ["/opt/venv/bin/python", "-c", "import shutil; shutil.copytree('/opt/app', '/seed', dirs_exist_ok=True)"]
+  # What /opt/app holds, copied into /seed (not /seed itself: copying a directory's mode and times onto
+  # the volume's root, which this user does not own, is refused).
+  command:
+    - /opt/venv/bin/python
+    - -c
+    - |
+      import os, shutil
+      for name in os.listdir("/opt/app"):
+          source, target = os.path.join("/opt/app", name), os.path.join("/seed", name)
+          if os.path.isdir(source):
+              shutil.copytree(source, target, dirs_exist_ok=True)
+          else:
+              shutil.copy2(source, target)
   resources:
     {{- toYaml .resources | nindent 4 }}
   securityContext:
