@@ -214,10 +214,11 @@ class Watcher:
         if not synced.ok:
             for line in live_update.failure_lines(synced):
                 self.log("watch: " + line)
-            first = next(r for r in synced.results if not r.ok)
+            failed = [r for r in synced.results if not r.ok]
             return self._done(components, started, timeline, False,
                               f"the sync of {', '.join(files)} ({synced.generation}) did not start in "
-                              f"{first.pod}: {first.error}; the previous code keeps serving")
+                              f"{', '.join(r.pod for r in failed)}: "
+                              f"{live_update.short_error(failed[0].error)}; the previous code keeps serving")
         expected = {component: synced.generation for component in synced.components}
         with timeline.phase("synced code through the frontend"):
             why = serving.dev_code_served(self.loaded.settings, self.kube(), expected,

@@ -321,6 +321,23 @@ def test_watch_dev_reports_a_broken_sync_as_failed_with_the_old_code_serving(
     assert f"watch: b-1: the new code did not start: {error}" in lines
 
 
+def test_the_same_error_in_every_pod_is_printed_once_with_its_traceback(tmp_path: Path) -> None:
+    error = ("the new code's process exited with code 1 before it answered\nTraceback:\n"
+             "  File \"/opt/app/todo_api/__init__.py\", line 4\nModuleNotFoundError: No module named 'x'")
+    answer = (1, json.dumps({"generation": "g", "ok": False, "error": error}), "")
+    run = FakeExec({"b-1": answer, "b-2": answer})
+    made, lines = watcher(tmp_path, FakeKube([app_pod("b-1", "backend"), app_pod("b-2", "backend")]), run)
+    outcome = made.handle_save([ROOT / "app/backend/todo_api/routes/tasks.py"], {"backend"})
+    assert lines[-6:-1] == [
+        ("watch: b-1, b-2: the new code did not start: the new code's process exited with code 1 "
+         "before it answered"), "watch:     Traceback:",
+        'watch:       File "/opt/app/todo_api/__init__.py", line 4',
+        "watch:     ModuleNotFoundError: No module named 'x'",
+        "watch: the previous code keeps serving in b-1, b-2; fix the error and save again"]
+    assert ("did not start in b-1, b-2: the new code's process exited with code 1 before it answered "
+            "(ModuleNotFoundError: No module named 'x'); the previous code keeps serving") in outcome.message
+
+
 # ---- `inv up --dev` -----------------------------------------------------------------------------------
 
 

@@ -318,11 +318,27 @@ def sync(kube: Kube, settings: Settings, plan: Plan, run: Exec | None = None) ->
     return outcome
 
 
+def short_error(error: str) -> str:
+    """A pod's error in one line: its first line, and the last (the exception) when it is
+    a traceback."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()] or ["(no error given)"]
+    return lines[0] if len(lines) == 1 else f"{lines[0]} ({lines[-1]})"
+
+
 def failure_lines(outcome: SyncOutcome) -> list[str]:
-    """Each pod that did not take the code, with its error, and what keeps serving."""
-    lines = [f"{r.pod}: the new code did not start: {r.error}" for r in outcome.results if not r.ok]
+    """The pods that did not take the code, with their error (each one once, its stderr
+    after it), and what keeps serving."""
+    failed = [r for r in outcome.results if not r.ok]
+    by_error: dict[str, list[str]] = {}
+    for result in failed:
+        by_error.setdefault(result.error, []).append(result.pod)
+    lines = []
+    for error, pods in by_error.items():
+        first, *rest = error.strip().splitlines() or [""]
+        lines.append(f"{', '.join(pods)}: the new code did not start: {first}")
+        lines.extend(f"    {line}" for line in rest[-8:])
     took = [r.pod for r in outcome.results if r.ok]
-    lines.append(f"the previous code keeps serving in {', '.join(r.pod for r in outcome.results if not r.ok)}"
+    lines.append(f"the previous code keeps serving in {', '.join(r.pod for r in failed)}"
                  + (f" (took {outcome.generation}: {', '.join(took)})" if took else
                     "; fix the error and save again"))
     return lines
