@@ -496,9 +496,10 @@ def run_dev_only() -> dict[str, Any]:
 
     ws = Workspace()
     try:
-        say(f"workspace {ws.root}; ours in {ws.ours_ns} (release {ws.release}); load {load1()}")
+        at_start = load1()  # (the result's machine.load_avg_at_start is taken when it is written)
+        say(f"workspace {ws.root}; ours in {ws.ours_ns} (release {ws.release}); load {at_start}")
         ws.inv("up", "--until", "deploy")  # inv watch --dev wants a deploy gate; it deploys in dev mode
-        dev = live_update.measure(ws)
+        dev = {"load_1min_at_start": at_start, **live_update.measure(ws)}
         result = {"tasks": "the project's tasks.py", "python": sys.version.split()[0],
                   "commands": live_update.commands(ws), "dev": dev, "targets": dev["targets"]}
         write_result("pipeline-dev", result)

@@ -6,6 +6,7 @@ import statistics
 from typing import Any
 
 from bench.common import BENCH_DIR, PLOTS_DIR, read_result, say
+from bench.watch_serving import phase_seconds
 
 NAMES = ("pipeline", "sizes", "app", "data", "footprint")
 
@@ -178,7 +179,8 @@ def _dev_section(d: dict[str, Any], source: str) -> list[str]:
            "(rotated order, same pods, interleaved), timed from the file write until the frontend's "
            "/api/meta shows the new code 3 times in a row on new connections (backend: the body's "
            f"`code`; frontend: the `X-Code-Version` header). Files: {', '.join(d['files'].values())}. "
-           f"Load (1 min) {min(loads)}-{max(loads)}; ReplicaSets unchanged: "
+           + "Load (1 min) " + (f"{d['load_1min_at_start']} at the run's start, " if "load_1min_at_start" in d else "")
+           + f"{min(loads)}-{max(loads)} during the rounds; ReplicaSets unchanged: "
            f"{d['replicasets_unchanged']}; Ctrl-C exit code {d['ctrl_c_exit_code']}. Details in {source}."),
           "", "| edit | contestant | p50 s | p90 s | min | max | ours / hand-typed (p50, p90) |",
           "|---|---|---|---|---|---|---|"]
@@ -190,6 +192,18 @@ def _dev_section(d: dict[str, Any], source: str) -> list[str]:
             r = ratio.get(kind, {})
             shown = f"{r.get('p50')}x, {r.get('p90')}x" if who == "ours" and r else ""
             md.append(f"| {kind} | {label} | {q['p50']} | {q['p90']} | {q['min']} | {q['max']} | {shown} |")
+    returns = d.get("hand_command_returns_s") or {}
+    if returns:
+        md += ["", "The hand-typed commands (one pod listing, then a copy and a reload per pod, one pod after "
+               "the other) had all returned after (median s from the save): " + ", ".join(
+                   f"{kind} {statistics.median(r[-1] for r in runs):.2f}" for kind, runs in returns.items() if runs)
+               + "; `inv watch --dev`'s own sync phase (devsync in every pod in parallel, until each "
+               "supervisor's new child answered) lasted (median s): " + ", ".join(
+                   f"{kind} {statistics.median(found):.2f}" for kind, edits in d.get("watch_output_per_edit", {}).items()
+                   if (found := [x for lines in edits if (x := phase_seconds(lines, "sync into the dev pods"))]))
+               + ". The rest: for the hand-typed sequence the new process's start (`kill -HUP` returns at "
+               "once), and for both the file event (ours) and the frontend answering with the new code 3 times "
+               "in a row."]
     hand = d.get("commands", {}).get("hand_dev")
     if hand:
         md += ["", "The hand-typed sequence: " + "; ".join(f"`{line}`" for line in hand) + "."]
@@ -294,7 +308,7 @@ def write() -> None:
         md += _pipeline_section(results["pipeline"])
     if "pipeline-dev" in results:
         md += ["## Pipeline, dev mode alone (`python -m bench pipeline --only dev`)", "",
-               *_dev_section(results["pipeline-dev"]["dev"], "bench/results/pipeline-dev.json")[2:]]
+               *_dev_section(results["pipeline-dev"]["dev"], "bench/results/pipeline-dev.json")[3:]]
     if "sizes" in results:
         r = results["sizes"]
         md += ["## Image sizes", "", "| image | total MB | base MB | added above base MB |",
