@@ -343,3 +343,18 @@ def test_frontend_import_error_keeps_the_old_code_and_restores_the_file(web: Sup
     assert (after.text, after.headers["x-code-version"]) == (before.text, before.headers["x-code-version"])
     assert poller.errors == [], poller.errors
     assert web.text(READYZ) == good
+
+
+def test_a_new_child_not_up_within_10_s_is_killed_and_the_sync_rolled_back(api: Supervised) -> None:
+    before = httpx.get(api.url + "/api/meta").json()
+    good = api.text(META)
+    hanging = good.replace("from todo_api import __version__\n",
+                           "from todo_api import __version__\nimport time\ntime.sleep(60)\n")
+    run = api.sync("hangs", {META: hanging})
+    assert (run.returncode, run.result["ok"]) == (1, False)
+    assert str(run.result["error"]).startswith("the new code's process not up within 10s; the previous code "
+                                               "keeps serving; restored todo_api/routes/health.py")
+    assert 10 <= run.seconds < 15
+    assert httpx.get(api.url + "/api/meta").json() == before
+    assert api.text(META) == good
+    assert len(children(api.proc.pid)) == 1  # the hanging one was killed (and reaped)
