@@ -132,3 +132,12 @@ def test_the_openai_sdks_are_preloaded_only_when_the_backend_uses_them() -> None
     assert "openai" not in devloop.modules_to_preload("todo_api", spec, {"OPENAI_API_KEY": "k",
                                                                           "LLM_PROVIDER": "offline"})
     assert not any(m.split(".")[0] in devloop.OWN_PACKAGES for s in devloop.APPS.values() for m in s.preload)
+
+
+def test_a_code_root_it_cannot_write_is_one_line_not_a_traceback(root: Path) -> None:
+    (root / ".dev").write_text("")  # a file where the backups go: as unwritable as a read-only image
+    result = devsync.sync(root, "g4", [devsync.Change("todo_api/routes/tasks.py", b"NEW = 2\n")], os.getpid(), 1)
+    assert result["ok"] is False
+    assert str(result["error"]).startswith(f"cannot write the code under {root} (")
+    assert str(result["error"]).endswith("): is this a dev-mode pod?")
+    assert (root / "todo_api/routes/tasks.py").read_text() == "OLD = 1\n"

@@ -158,9 +158,14 @@ def wait_for_result(root: Path, generation: str, timeout: float) -> dict[str, ob
 
 def sync(root: Path, generation: str, changes: list[Change], pid: int, timeout: float) -> dict[str, object]:
     started = time.monotonic()
-    result_path(root, generation).unlink(missing_ok=True)
-    apply(root, generation, changes)
-    (dev_dir(root) / "generation").write_text(generation)
+    try:
+        result_path(root, generation).unlink(missing_ok=True)
+        apply(root, generation, changes)
+        (dev_dir(root) / "generation").write_text(generation)
+    except OSError as exc:  # a read-only /opt/app: not a dev-mode pod
+        restore(root, generation)
+        return {"generation": generation, "ok": False, "seconds": round(time.monotonic() - started, 3),
+                "error": f"cannot write the code under {root} ({exc}): is this a dev-mode pod?"}
     os.kill(pid, signal.SIGHUP)
     result = wait_for_result(root, generation, timeout)
     if result is None:
