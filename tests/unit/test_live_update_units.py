@@ -462,3 +462,50 @@ def test_a_dev_render_labels_the_app_pods_as_status_and_verify_read_them(tmp_pat
         assert live_update.is_dev(templates[component])
     normal = [o for o in manifests.render_manifests(settings, IMAGES) if o["kind"] == "Deployment"]
     assert not any(live_update.is_dev(o["spec"]["template"]) for o in normal)
+
+
+def test_inv_up_dev_deploys_in_dev_mode_then_enters_the_watch_loop_without_a_second_deploy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from invoke import Context
+
+    from todo_deploy import watch as watch_module
+    from todo_deploy.cli import up as up_module
+
+    loaded = settings_in(tmp_path)
+    asked: list[conductor.UpOptions] = []
+    watched: list[dict[str, Any]] = []
+    monkeypatch.setattr(up_module, "load_or_exit", lambda: loaded)
+    monkeypatch.setattr(conductor, "up", lambda _loaded, options: asked.append(options) or False)
+    monkeypatch.setattr(watch_module, "watch", lambda _loaded, **kwargs: watched.append(kwargs) or 0)
+    up_module.up(Context(), dev=True)
+    assert asked[0].dev is True
+    assert [(w["dev"], w["deploy_first"]) for w in watched] == [(True, False)]
+    up_module.up(Context())  # without --dev: no watch loop
+    assert asked[1].dev is False and len(watched) == 1
+
+
+def test_the_deploy_stages_pass_dev_to_the_chart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from todo_deploy.stages import raw_deploy
+
+    renders: list[bool] = []
+
+    def render(*args: Any, dev: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
+        renders.append(dev)
+        raise raw_deploy.KubeError(0, "stop here")
+
+    class Connected:
+        context = "test"
+
+        def capabilities(self) -> None:
+            return None
+
+    loaded = settings_in(tmp_path)
+    from todo_deploy.artifacts import save_images
+
+    save_images(loaded.state_dir, IMAGES)
+    monkeypatch.setattr(raw_deploy.manifests, "render_manifests", render)
+    monkeypatch.setattr(raw_deploy, "live_node_port", lambda kube, settings: 0)
+    for dev in (True, False):
+        gate = raw_deploy.run(loaded, kube=Connected(), log=lambda _: None, dev=dev)  # type: ignore[arg-type]
+        assert gate.details["dev"] is dev and not gate.passed
+    assert renders == [True, False]
