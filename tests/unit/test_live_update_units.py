@@ -475,8 +475,16 @@ def test_inv_up_dev_deploys_in_dev_mode_then_enters_the_watch_loop_without_a_sec
     asked: list[conductor.UpOptions] = []
     watched: list[dict[str, Any]] = []
     monkeypatch.setattr(up_module, "load_or_exit", lambda: loaded)
-    monkeypatch.setattr(conductor, "up", lambda _loaded, options: asked.append(options) or False)
-    monkeypatch.setattr(watch_module, "watch", lambda _loaded, **kwargs: watched.append(kwargs) or 0)
+    def up(_loaded: LoadedSettings, options: conductor.UpOptions) -> bool:
+        asked.append(options)
+        return False  # --dev stops after the deploy
+
+    def watch(_loaded: LoadedSettings, **kwargs: Any) -> int:
+        watched.append(kwargs)
+        return 0
+
+    monkeypatch.setattr(conductor, "up", up)
+    monkeypatch.setattr(watch_module, "watch", watch)
     up_module.up(Context(), dev=True)
     assert asked[0].dev is True
     assert [(w["dev"], w["deploy_first"]) for w in watched] == [(True, False)]
