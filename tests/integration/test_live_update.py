@@ -1,6 +1,7 @@
 """Live update on the real cluster (issue 24), editing a COPY of app/ and docker/ (never the
 real tree): deployed in dev mode as `inv up --dev` does, then `inv watch --dev`'s loop. A
-one-line backend edit is synced and served through the frontend without a new ReplicaSet;
+one-line backend edit (and a frontend one) is synced and served through the frontend without
+a new ReplicaSet;
 an edit that cannot import is refused and the previous code keeps serving; a requirements
 change falls back to the rebuild, saying so; a normal deploy afterwards replaces the dev
 pods and verify's image identity passes again."""
@@ -147,22 +148,32 @@ def test_live_update_syncs_refuses_broken_code_falls_back_and_returns_to_the_ima
                        for p in app_pods(kube, namespace, "backend")}
         assert generations == {code}, (generations, code)
 
+        # ... and a one-line frontend edit: its X-Code-Version names the sync.
+        template = root / "app/frontend/todo_web/templates/base.html"
+        template.write_text(template.read_text() + "<!-- live update -->\n")
+        frontend_synced = next_outcome(2)
+        assert frontend_synced.ok, frontend_synced.message
+        header = meta(url)[2]
+        assert {p["metadata"].get("annotations", {}).get(DEV_CODE)
+                for p in app_pods(kube, namespace, "frontend")} == {header}
+        assert replica_sets(kube, namespace) == sets_before, "a sync made a new ReplicaSet"
+
         # 2. An edit that cannot import: refused, the previous code keeps serving.
         edited.write_text(VERSION.sub('__version__ = "1.0.0+live.2"', original)
                           + "import todo_api_no_such_module_on_purpose\n")
-        broken = next_outcome(2)
+        broken = next_outcome(3)
         assert not broken.ok and "the previous code keeps serving" in broken.message, broken.message
         assert "todo_api_no_such_module_on_purpose" in broken.message
         assert meta(url)[:2] == ("1.0.0+live.1", code)
 
         # Back to the good edit (synced again: the same content, the same generation).
         edited.write_text(VERSION.sub('__version__ = "1.0.0+live.1"', original))
-        assert next_outcome(3).ok, outcomes[2].message
+        assert next_outcome(4).ok, outcomes[3].message
 
         # 3. A requirements change: not synced, the rebuild-and-roll is tried, and said.
         requirements = root / "app/backend/requirements.txt"
         requirements.write_text(requirements.read_text() + "# a comment: the layer changes\n")
-        rebuilt = next_outcome(4, timeout=900)
+        rebuilt = next_outcome(5, timeout=900)
         assert any("cannot sync app/backend/requirements.txt (dependencies changed: requirements.txt): "
                    "rebuilding and rolling instead" in line for line in lines), lines[-10:]
         assert "synced as" not in rebuilt.message, rebuilt.message
