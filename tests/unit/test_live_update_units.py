@@ -517,3 +517,30 @@ def test_the_deploy_stages_pass_dev_to_the_chart(tmp_path: Path, monkeypatch: py
         gate = raw_deploy.run(loaded, kube=Connected(), log=lambda _: None, dev=dev)  # type: ignore[arg-type]
         assert gate.details["dev"] is dev and not gate.passed
     assert renders == [True, False]
+
+
+def test_inv_status_prints_the_dev_pods_on_the_deploy_row_and_json_carries_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.console import Console
+
+    from todo_deploy.cli import core
+    from todo_deploy.gates import Check, save, scopes_for
+
+    loaded = settings_in(tmp_path)
+    scopes = scopes_for(loaded.settings)
+    ok = [Check("rollout complete", Verdict.PASS, "1/1 ready")]
+    refs = {c: i.ref for c, i in IMAGES.items()}
+    save(loaded.state_dir, GateResult("deploy", ok, scope=scopes["deploy"], basis="b1",
+                                      details={"images": refs, "dev": True}))
+    deployments = [{"metadata": {"labels": {"app.kubernetes.io/component": c}},
+                    "spec": {"template": {"spec": {"containers": [{"image": refs[c]}]}}}} for c in refs]
+    pods = [app_pod("b-1", "backend", code="3f2a1b9c0d4e"), app_pod("f-1", "frontend", dev=False)]
+    table = status.build_table(loaded, read=lambda s: status.Live(
+        status.live_from(deployments, pods, {"backend": 1, "frontend": 1})))
+    monkeypatch.setattr("todo_deploy.console.console", lambda: Console(width=250))
+    core.print_status(table)
+    printed = capsys.readouterr().out
+    note = "backend dev: synced from working tree 3f2a1b9c0d4e, not image abc123"
+    assert f"pass; {note}" in printed
+    assert table.compared.endswith(f"it matches the records; {note}")
+    assert core.status_json(table)["deploy"]["dev"] == [note]
