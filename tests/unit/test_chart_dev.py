@@ -66,3 +66,15 @@ def test_the_schema_takes_dev_enabled_as_a_boolean_only() -> None:
         template({"dev": {"enabled": "yes"}})
     with pytest.raises(Exception, match="additional|extra|not allowed"):
         template({"dev": {"enabled": True, "sync": True}})
+
+
+def test_dev_doubles_the_apps_memory_limits_for_the_swap() -> None:
+    # During a swap the retiring process serves beside the new one: measured ~195 MB of the
+    # backend's 256Mi and ~107 MB of the frontend's 128Mi; dev mode gives them room.
+    limits = {name: d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+              for name, d in deployments({"dev": {"enabled": True}}).items()}
+    normal = {name: d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+              for name, d in deployments({}).items()}
+    assert [v["memory"] for v in limits.values()] == ["512Mi", "256Mi"]
+    assert [v["memory"] for v in normal.values()] == ["256Mi", "128Mi"]
+    assert all(limits[n]["cpu"] == normal[n]["cpu"] for n in limits)
