@@ -44,16 +44,27 @@ def configure_logging(level: str = "info") -> BatchingHandler:
     return jsonlog.configure(level, jsonlog.JsonFormatter(compact=True), interval=0.05, quiet=("httpx",))
 
 
-class SecurityHeadersMiddleware:
-    """Conservative browser hardening; everything the page needs is served locally."""
+# Conservative browser hardening; everything the page needs is served locally.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+)
 
-    CSP = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )
 
-    def __init__(self, app: ASGIApp) -> None:
+class HeadersMiddleware:
+    """Adds fixed headers to every HTTP response: the security headers, and in dev mode
+    `X-Code-Version` (TODO_CODE_VERSION, which todo_serving.devloop sets: through the
+    frontend, GET /api/meta then shows both apps' code)."""
+
+    def __init__(self, app: ASGIApp, headers: tuple[tuple[bytes, bytes], ...]) -> None:
         self.app = app
+        self.headers = list(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,35 +73,7 @@ class SecurityHeadersMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"content-security-policy", self.CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                ]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
-
-
-class CodeVersionMiddleware:
-    """Every response says which live-update sync serves it (`X-Code-Version`, from TODO_CODE_VERSION,
-    which todo_serving.devloop sets in dev mode): through the frontend, GET /api/meta shows both apps'."""
-
-    def __init__(self, app: ASGIApp, version: str) -> None:
-        self.app = app
-        self.header = (b"x-code-version", version.encode())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), self.header]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
@@ -146,9 +129,9 @@ def create_app(settings: Settings, lifecycle: Lifecycle | None = None) -> FastAP
         secure=settings.cookie_secure,
         trusted_proxies=settings.trusted_networks,
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(HeadersMiddleware, headers=SECURITY_HEADERS)
     if code_version := os.environ.get("TODO_CODE_VERSION"):
-        app.add_middleware(CodeVersionMiddleware, version=code_version)
+        app.add_middleware(HeadersMiddleware, headers=((b"x-code-version", code_version.encode()),))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.client_timeout_seconds,
                        min_rate=settings.min_body_bytes_per_second)
     app.add_middleware(AccessLogMiddleware, logger="todo_web.access", duration_digits=1)
