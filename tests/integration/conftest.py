@@ -217,3 +217,22 @@ def service_url(kube, namespace: str, name: str, port: int) -> str:
 @pytest.fixture
 def svc_url() -> Callable[..., str]:
     return service_url
+
+
+def watched_project(tmp_path: Path, tag: str, backend_replicas: int) -> tuple[Path, dict[str, str]]:
+    """A copy of the apps and Dockerfiles to edit (saves must not touch the checkout), and
+    the settings of a scratch release for `inv watch` on it: namespace and release named
+    `<prefix>TAG<hex>`, a ClusterIP frontend, the offline agent."""
+    import shutil
+
+    root = tmp_path / "project"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv", "*.egg-info")
+    shutil.copytree(ROOT / "docker", root / "docker", ignore=ignore)
+    shutil.copytree(ROOT / "app", root / "app", ignore=ignore)  # both apps, common/, .dockerignore
+    suffix = uuid.uuid4().hex[:6]
+    env = {"CLUSTER_PROVIDER": "existing", "KUBE_CONTEXT": os.environ.get("TEST_KUBE_CONTEXT", ""),
+           "NAMESPACE": f"{PREFIX or 'it-'}{tag}{suffix}", "RELEASE_NAME": f"{PREFIX or 'todo-'}{tag}{suffix}",
+           "BACKEND_REPLICAS": str(backend_replicas), "FRONTEND_REPLICAS": "1",
+           "FRONTEND_SERVICE_TYPE": "ClusterIP", "DEPLOY_TIMEOUT_SECONDS": "240",
+           "PYTHON_BASE_IMAGE": PYTHON_IMAGE, "POSTGRES_IMAGE": POSTGRES_IMAGE, "LLM_PROVIDER": "offline"}
+    return root, env

@@ -9,20 +9,16 @@ pods and verify's image identity passes again."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
-from tests.integration.conftest import PREFIX, ROOT, drop_namespace
+from tests.integration.conftest import drop_namespace, watched_project
 from todo_deploy.artifacts import load_images
 from todo_deploy.gates import Verdict
 from todo_deploy.kube import Kube
@@ -69,17 +65,8 @@ def test_live_update_syncs_refuses_broken_code_falls_back_and_returns_to_the_ima
     from todo_deploy.stages import build, raw_deploy
     from todo_deploy.stages.verify.checks import VerifyContext, check_image_identity
 
-    root = tmp_path / "project"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv", "*.egg-info")
-    shutil.copytree(ROOT / "docker", root / "docker", ignore=ignore)
-    shutil.copytree(ROOT / "app", root / "app", ignore=ignore)
-    suffix = uuid.uuid4().hex[:6]
-    namespace, release = f"{PREFIX or 'it-'}lu{suffix}", f"{PREFIX or 'todo-'}lu{suffix}"
-    env = {"CLUSTER_PROVIDER": "existing", "KUBE_CONTEXT": os.environ.get("TEST_KUBE_CONTEXT", ""),
-           "NAMESPACE": namespace, "RELEASE_NAME": release, "BACKEND_REPLICAS": "2",
-           "FRONTEND_REPLICAS": "1", "FRONTEND_SERVICE_TYPE": "ClusterIP",
-           "DEPLOY_TIMEOUT_SECONDS": "240", "PYTHON_BASE_IMAGE": PYTHON_IMAGE,
-           "POSTGRES_IMAGE": POSTGRES_IMAGE, "LLM_PROVIDER": "offline"}
+    root, env = watched_project(tmp_path, "lu", backend_replicas=2)
+    namespace, release = env["NAMESPACE"], env["RELEASE_NAME"]
     from todo_deploy.config import load_settings
 
     loaded = load_settings(root, env)

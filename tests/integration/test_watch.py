@@ -5,20 +5,16 @@ version serves throughout, and the gates left behind are the ones `inv verify` n
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_IMAGE, PYTHON_IMAGE
-from tests.integration.conftest import PREFIX, ROOT, drop_namespace
+from tests.integration.conftest import drop_namespace, watched_project
 from todo_deploy.artifacts import images_path, load_images
 from todo_deploy.config import load_settings
 from todo_deploy.gates import load as load_gate
@@ -65,17 +61,8 @@ def test_watch_rolls_saves_and_keeps_serving_through_broken_ones(
     from todo_deploy.pipeline import record
     from todo_deploy.stages import build, raw_deploy
 
-    root = tmp_path / "project"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv", "*.egg-info")
-    shutil.copytree(ROOT / "docker", root / "docker", ignore=ignore)
-    shutil.copytree(ROOT / "app", root / "app", ignore=ignore)  # both apps, common/, .dockerignore
-    suffix = uuid.uuid4().hex[:6]
-    namespace, release = f"{PREFIX or 'it-'}w{suffix}", f"{PREFIX or 'todo-'}w{suffix}"
-    env = {"CLUSTER_PROVIDER": "existing", "KUBE_CONTEXT": os.environ.get("TEST_KUBE_CONTEXT", ""),
-           "NAMESPACE": namespace, "RELEASE_NAME": release, "BACKEND_REPLICAS": "1",
-           "FRONTEND_REPLICAS": "1", "FRONTEND_SERVICE_TYPE": "ClusterIP",
-           "DEPLOY_TIMEOUT_SECONDS": "240", "PYTHON_BASE_IMAGE": PYTHON_IMAGE,
-           "POSTGRES_IMAGE": POSTGRES_IMAGE, "LLM_PROVIDER": "offline"}
+    root, env = watched_project(tmp_path, "w", backend_replicas=1)
+    namespace, release = env["NAMESPACE"], env["RELEASE_NAME"]
     loaded = load_settings(root, env)
     edited = root / "app/backend/todo_api/__init__.py"
 
