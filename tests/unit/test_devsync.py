@@ -141,3 +141,24 @@ def test_a_code_root_it_cannot_write_is_one_line_not_a_traceback(root: Path) -> 
     assert str(result["error"]).startswith(f"cannot write the code under {root} (")
     assert str(result["error"]).endswith("): is this a dev-mode pod?")
     assert (root / "todo_api/routes/tasks.py").read_text() == "OLD = 1\n"
+
+
+def test_stale_bytecode_is_found_under_a_pycache_prefix_too(tmp_path: Path) -> None:
+    # `inv test` from a shell with PYTHONDONTWRITEBYTECODE keeps bytecode under
+    # PYTHONPYCACHEPREFIX: a same-size edit within a second kept serving the old code there
+    # (the rehearsal of 94812ef: test_devloop's swaps never showed).
+    import py_compile
+    import sys
+
+    source = tmp_path / "pkg" / "mod.py"
+    source.parent.mkdir()
+    source.write_text("X = 1\n")
+    prefix = tmp_path / "prefix"
+    old_prefix = sys.pycache_prefix
+    sys.pycache_prefix = str(prefix)
+    try:
+        compiled = Path(py_compile.compile(str(source)))
+        assert compiled.is_relative_to(prefix)
+        assert compiled in devsync.stale_bytecode(source)
+    finally:
+        sys.pycache_prefix = old_prefix

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import json
 import os
 import shutil
@@ -81,9 +82,17 @@ def parse_change(entry: str) -> Change:
 
 def stale_bytecode(target: Path) -> list[Path]:
     """A .pyc checks its source by mtime (in seconds) and size: a second edit of the same size within
-    the same second would keep serving the first one's bytecode."""
+    the same second would keep serving the first one's bytecode. Where this interpreter keeps it
+    (beside the source, or under PYTHONPYCACHEPREFIX: the supervisor's children share this
+    environment) at every optimization level, and any other interpreter's beside the source."""
+    if target.suffix != ".py":
+        return []
+    found = {Path(importlib.util.cache_from_source(str(target), optimization=level))
+             for level in ("", 1, 2)}
     cache = target.parent / "__pycache__"
-    return sorted(cache.glob(f"{target.stem}.*.pyc")) if target.suffix == ".py" and cache.is_dir() else []
+    if cache.is_dir():
+        found |= set(cache.glob(f"{target.stem}.*.pyc"))
+    return sorted(p for p in found if p.exists())
 
 
 def back_up(root: Path, generation: str, changes: list[Change]) -> None:
